@@ -1,0 +1,1 @@
+//! Simulation harness and shared test helpers for lokimq (being written).
