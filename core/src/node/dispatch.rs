@@ -1,0 +1,385 @@
+//! Incoming messages: OxenMQ's built-in control words, then command lookup, access checks and
+//! hand-off to the scheduler, with OxenMQ's exact error replies.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use bytes::Bytes;
+
+use crate::auth::{check_access, AuthLevel, PeerAccess, Verdict};
+use crate::rng::CryptoRngCore;
+
+use super::io::{Message, ReplyTarget, RequestError};
+use super::route::{LinkKind, Origin, Role};
+use super::{ConnectionId, Node, NodeJob, Pool, INPROC_LISTENER};
+
+/// The error words a node answers bad commands with; never answered themselves.
+const ERROR_WORDS: [&[u8]; 5] = [
+    b"FORBIDDEN",
+    b"FORBIDDEN_SN",
+    b"NOT_A_SERVICE_NODE",
+    b"UNKNOWNCOMMAND",
+    b"NO_REPLY_TAG",
+];
+
+/// Who sent a message, as the access check and the command's `Message` see it.
+struct Peer {
+    conn: ConnectionId,
+    auth: AuthLevel,
+    service_node: bool,
+    remote: String,
+    /// True if the message arrived on one of our listeners (the ROUTER side).
+    incoming: bool,
+    /// The outgoing link it arrived on, if any.
+    link: Option<u64>,
+}
+
+impl<R: CryptoRngCore> Node<R> {
+    /// Handles one complete multipart message from `origin`.
+    pub(super) fn dispatch(&mut self, origin: Origin, frames: Vec<Bytes>) {
+        let Some(peer) = self.peer_of(origin) else {
+            return;
+        };
+        let Some(cmd) = frames.first().cloned() else {
+            log::warn!("Received empty message; ignoring");
+            return;
+        };
+        if self.handle_builtin(origin, &peer, &cmd, &frames) {
+            return;
+        }
+        if self.shutting_down {
+            return; // OxenMQ stops scheduling once it is quitting
+        }
+
+        let data = &frames[1..];
+        let resolved = match self.registry.lookup(&cmd) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!(
+                    "Invalid command '{}' sent by remote {}: {e}",
+                    String::from_utf8_lossy(&cmd),
+                    peer.conn
+                );
+                self.error_reply(origin, "UNKNOWNCOMMAND", &cmd, None);
+                return;
+            }
+        };
+        let category = self.registry.category(resolved.category);
+        let access = PeerAccess {
+            auth: peer.auth,
+            remote_sn: peer.service_node,
+            local_sn: self.config.service_node,
+        };
+        let tag = resolved.is_request.then(|| data.first().cloned()).flatten();
+        let verdict = check_access(&access, category.access());
+        if let Some(word) = verdict.wire_word() {
+            log::warn!(
+                "Access denied to {} for peer {}: {:?}",
+                String::from_utf8_lossy(&cmd),
+                peer.conn,
+                verdict
+            );
+            self.error_reply(origin, word, &cmd, tag.as_ref());
+            return;
+        }
+        debug_assert!(matches!(verdict, Verdict::Allowed));
+        if resolved.is_request && tag.is_none() {
+            log::warn!(
+                "Received an invalid request for '{}' with no reply tag from remote {}",
+                String::from_utf8_lossy(&cmd),
+                peer.conn
+            );
+            self.error_reply(origin, "NO_REPLY_TAG", &cmd, None);
+            return;
+        }
+
+        // A command received on an outgoing link counts as activity (keeps it from expiring).
+        if let Some(link) = peer.link.and_then(|l| self.links.get_mut(&l)) {
+            link.last_activity = self.now;
+        }
+        if peer.incoming && peer.service_node {
+            if let (Origin::Conn(c), ConnectionId::Sn(pk)) = (origin, &peer.conn) {
+                let routes = self.sn_in.entry(*pk).or_default();
+                if !routes.contains(&c) {
+                    routes.push(c);
+                }
+            }
+        }
+
+        let data_parts: Vec<Bytes> = if resolved.is_request {
+            data[1..].to_vec()
+        } else {
+            data.to_vec()
+        };
+        let via = Some(match (origin, peer.link) {
+            (Origin::Conn(_), Some(link)) => Origin::Link(link),
+            (other, _) => other,
+        });
+        let message = Message {
+            conn: peer.conn.clone(),
+            data: data_parts,
+            access,
+            remote: peer.remote,
+            reply_to: ReplyTarget {
+                conn: peer.conn,
+                tag,
+                via,
+            },
+        };
+        let job = NodeJob::Command {
+            command: resolved.command,
+            message,
+        };
+        if let Err(e) = self.sched.offer_command(resolved.category, job) {
+            log::warn!("command not scheduled: {e}");
+        }
+    }
+
+    /// Works out who sent a message arriving at `origin`.
+    fn peer_of(&self, origin: Origin) -> Option<Peer> {
+        match origin {
+            Origin::Conn(id) => {
+                let conn = self.conns.get(id)?;
+                match conn.role {
+                    Role::Listener(listener) => {
+                        let service_node =
+                            conn.pubkey.is_some_and(|pk| self.active_sns.contains(&pk));
+                        let conn_id = match conn.pubkey {
+                            Some(pk) if service_node => ConnectionId::Sn(pk),
+                            pubkey => ConnectionId::Incoming {
+                                listener,
+                                route: conn.route.clone().unwrap_or_default(),
+                                pubkey,
+                            },
+                        };
+                        Some(Peer {
+                            conn: conn_id,
+                            auth: conn.auth,
+                            service_node,
+                            remote: conn.remote.clone(),
+                            incoming: true,
+                            link: None,
+                        })
+                    }
+                    Role::Link(link_id) => {
+                        let link = self.links.get(&link_id)?;
+                        let (conn_id, auth, service_node) = link_peer(&link.kind);
+                        Some(Peer {
+                            conn: conn_id,
+                            auth,
+                            service_node,
+                            remote: conn.remote.clone(),
+                            incoming: false,
+                            link: Some(link_id),
+                        })
+                    }
+                }
+            }
+            Origin::InprocServer(link_id) => {
+                // The listening side of an in-process connection: the caller is ourselves, with
+                // admin access, and a service node iff our own key is in the active set.
+                let link = self.links.get(&link_id)?;
+                let LinkKind::Inproc { id, .. } = link.kind else {
+                    return None;
+                };
+                let own = *self.keypair.public();
+                let service_node = self.active_sns.contains(&own);
+                let conn = if service_node {
+                    ConnectionId::Sn(own)
+                } else {
+                    ConnectionId::Incoming {
+                        listener: INPROC_LISTENER,
+                        route: Bytes::copy_from_slice(&id.to_be_bytes()),
+                        pubkey: Some(own),
+                    }
+                };
+                Some(Peer {
+                    conn,
+                    auth: AuthLevel::Admin,
+                    service_node,
+                    remote: String::from("inproc"),
+                    incoming: true,
+                    link: None,
+                })
+            }
+            Origin::InprocClient(link_id) => {
+                let link = self.links.get(&link_id)?;
+                let (conn, auth, service_node) = link_peer(&link.kind);
+                Some(Peer {
+                    conn,
+                    auth,
+                    service_node,
+                    remote: String::from("inproc"),
+                    incoming: false,
+                    link: Some(link_id),
+                })
+            }
+        }
+    }
+
+    /// Handles OxenMQ's built-in words; returns true if `cmd` was one of them.
+    fn handle_builtin(&mut self, origin: Origin, peer: &Peer, cmd: &Bytes, frames: &[Bytes]) -> bool {
+        match cmd.as_ref() {
+            b"REPLY" => {
+                let Some(tag) = frames.get(1) else {
+                    log::warn!("Received REPLY without a reply tag; ignoring");
+                    return true;
+                };
+                match self.requests.take(tag) {
+                    Some(request) => self.submit(
+                        NodeJob::Reply {
+                            request,
+                            result: Ok(frames[2..].to_vec()),
+                        },
+                        Pool::Reply,
+                    ),
+                    None => log::warn!(
+                        "Received REPLY with unknown or already handled reply tag; ignoring"
+                    ),
+                }
+                true
+            }
+            b"HI" => {
+                if peer.incoming {
+                    self.send_raw(origin, alloc::vec![Bytes::from_static(b"HELLO")]);
+                } else {
+                    log::warn!("Got invalid 'HI' message on an outgoing connection; ignoring");
+                }
+                true
+            }
+            b"HELLO" => {
+                let pending = peer
+                    .link
+                    .and_then(|l| self.links.get_mut(&l))
+                    .filter(|l| l.connect_deadline.is_some());
+                match pending {
+                    Some(link) if !peer.incoming => {
+                        link.connect_deadline = None;
+                        let conn = peer.conn.clone();
+                        self.submit(NodeJob::Connected(conn), Pool::Reply);
+                    }
+                    _ => log::warn!(
+                        "Got invalid 'HELLO' message on an incoming or already handshaked connection; ignoring"
+                    ),
+                }
+                true
+            }
+            b"BYE" => {
+                match peer.link {
+                    Some(link_id) if !peer.incoming => {
+                        log::debug!("BYE command received; disconnecting from {}", peer.conn);
+                        self.close_link(link_id, crate::time::Duration::ZERO);
+                    }
+                    _ => log::warn!("Got invalid 'BYE' command on an incoming socket; ignoring"),
+                }
+                true
+            }
+            w if ERROR_WORDS.contains(&w) => {
+                self.handle_error_word(origin, w, frames);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn handle_error_word(&mut self, origin: Origin, word: &[u8], frames: &[Bytes]) {
+        if frames.len() == 1 && word == b"UNKNOWNCOMMAND" {
+            log::debug!("Received plain UNKNOWNCOMMAND; remote is probably an older oxenmq. Ignoring.");
+            return;
+        }
+        if frames.len() == 3 && frames[1].as_ref() == b"REPLY" {
+            let error = match word {
+                b"FORBIDDEN" => RequestError::Forbidden,
+                b"FORBIDDEN_SN" => RequestError::ForbiddenSn,
+                b"NOT_A_SERVICE_NODE" => RequestError::NotAServiceNode,
+                b"NO_REPLY_TAG" => RequestError::NoReplyTag,
+                _ => RequestError::UnknownCommand,
+            };
+            match self.requests.take(&frames[2]) {
+                Some(request) => self.submit(
+                    NodeJob::Reply {
+                        request,
+                        result: Err(error),
+                    },
+                    Pool::Reply,
+                ),
+                None => log::warn!(
+                    "Received REPLY with unknown or already handled reply tag; ignoring"
+                ),
+            }
+            return;
+        }
+        let what = frames.get(1).map(|c| String::from_utf8_lossy(c).to_string());
+        log::warn!(
+            "Received {}: {}",
+            String::from_utf8_lossy(word),
+            what.as_deref().unwrap_or("(unknown command)")
+        );
+        // Improvement over OxenMQ: the remote will never answer requests for a command it does
+        // not know, so fail them now instead of waiting for TIMEOUT.
+        if word == b"UNKNOWNCOMMAND" && frames.len() == 2 {
+            for request in self.requests.take_unknown(self.request_route(origin), &frames[1]) {
+                self.submit(
+                    NodeJob::Reply {
+                        request,
+                        result: Err(RequestError::UnknownCommand),
+                    },
+                    Pool::Reply,
+                );
+            }
+        }
+    }
+
+    /// The origin under which requests sent towards the peer at `origin` are recorded: a link
+    /// rather than its current socket, since requests outlive reconnects.
+    fn request_route(&self, origin: Origin) -> Origin {
+        match origin {
+            Origin::Conn(c) => match self.conns.get(c).map(|c| c.role) {
+                Some(Role::Link(l)) => Origin::Link(l),
+                _ => origin,
+            },
+            other => other,
+        }
+    }
+
+    /// Sends `[word, REPLY, tag]` when the command is a request with a tag, else `[word, cmd]`.
+    /// Best effort: an error reply that cannot be sent is only logged, and error replies are
+    /// never answered (they are built-ins on the receiving side).
+    fn error_reply(&mut self, origin: Origin, word: &'static str, cmd: &Bytes, tag: Option<&Bytes>) {
+        let mut frames = Vec::with_capacity(3);
+        frames.push(Bytes::from_static(word.as_bytes()));
+        match tag {
+            Some(tag) => {
+                frames.push(Bytes::from_static(b"REPLY"));
+                frames.push(tag.clone());
+            }
+            None => frames.push(cmd.clone()),
+        }
+        self.send_raw(origin, frames);
+    }
+}
+
+/// The application-level identity, auth level and SN status of an outgoing link's remote.
+fn link_peer(kind: &LinkKind) -> (ConnectionId, AuthLevel, bool) {
+    match kind {
+        // Outgoing service-node connections: the remote is an SN, granted no special level.
+        LinkKind::Sn(pk) => (ConnectionId::Sn(*pk), AuthLevel::None, true),
+        LinkKind::Remote { id, pubkey, auth } => (
+            ConnectionId::Outgoing {
+                id: *id,
+                pubkey: *pubkey,
+            },
+            *auth,
+            false,
+        ),
+        // `connect_inproc` grants the (local) remote admin by default.
+        LinkKind::Inproc { id, auth } => (
+            ConnectionId::Outgoing {
+                id: *id,
+                pubkey: None,
+            },
+            *auth,
+            false,
+        ),
+    }
+}

@@ -1,0 +1,397 @@
+//! The node's event API: what goes in ([`Input`]), what comes out ([`Output`], [`Event`],
+//! [`Job`]), and the values that travel with them ([`Message`], [`ReplyTarget`], options).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use bytes::Bytes;
+
+use crate::address::Address;
+use crate::auth::{AuthLevel, PeerAccess};
+use crate::ids::{BatchId, CategoryId, CommandId, ConnId, ListenerId, TimerId, WorkerId};
+use crate::keys::PublicKey;
+use crate::time::Duration;
+
+use super::conn_id::ConnectionId;
+use super::route::Origin;
+
+/// Something that happened outside the node, fed in with [`Node::handle`](super::Node::handle).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Input {
+    /// Bytes arrived on a connection, in any chunking (even one byte at a time).
+    Received {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes, in stream order.
+        data: Bytes,
+    },
+    /// A non-blocking connect asked for by [`Output::Connect`] completed.
+    Connected {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// A connection ended (EOF, reset, or a connect that failed).
+    Disconnected {
+        /// The connection.
+        conn: ConnId,
+        /// Why, as far as the transport knows.
+        cause: DisconnectCause,
+    },
+    /// The driver could not bind a listener asked for by [`Output::Listen`].
+    ListenFailed {
+        /// The listener.
+        listener: ListenerId,
+        /// The OS's reason, for logs.
+        reason: String,
+    },
+    /// The answer to [`Event::AuthRequest`]: the auth level granted to the peer, or
+    /// [`AuthLevel::Denied`] to refuse the connection.
+    AuthDecision {
+        /// The connection that asked.
+        conn: ConnId,
+        /// The level granted (`Denied` refuses).
+        level: AuthLevel,
+    },
+    /// The answer to [`Event::LookupSn`]: where the service node listens, or `None` if unknown.
+    SnAddress {
+        /// The service node asked about.
+        pubkey: PublicKey,
+        /// Its address (must be a CURVE-capable TCP or IPC address), or `None`.
+        address: Option<Address>,
+    },
+    /// A worker finished the job the node gave it with [`Output::RunJob`].
+    JobFinished {
+        /// The worker slot, now idle.
+        worker: WorkerId,
+    },
+    /// `now` has reached [`Node::poll_timeout`](super::Node::poll_timeout); spurious calls are
+    /// harmless.
+    Timeout,
+}
+
+/// Why a transport connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisconnectCause {
+    /// The peer closed the stream.
+    Eof,
+    /// The stream failed (reset, broken pipe, …); the text is for logs.
+    Reset(String),
+    /// A connect attempt failed at the transport (refused, unreachable, …); retried with back-off.
+    ConnectFailed(String),
+    /// The address cannot be dialled at all (e.g. it does not resolve); not retried.
+    InvalidAddress(String),
+}
+
+impl fmt::Display for DisconnectCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Eof => f.write_str("connection closed by peer"),
+            Self::Reset(r) => write!(f, "connection reset: {r}"),
+            Self::ConnectFailed(r) => write!(f, "connect failed: {r}"),
+            Self::InvalidAddress(r) => write!(f, "invalid address: {r}"),
+        }
+    }
+}
+
+/// Something the node asks its embedder to do, drained with
+/// [`Node::poll_output`](super::Node::poll_output).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Output {
+    /// Append these bytes to the connection's write queue.
+    Transmit {
+        /// The connection.
+        conn: ConnId,
+        /// The bytes, in order after every earlier `Transmit` for this connection.
+        data: Bytes,
+    },
+    /// Dial `addr` without blocking; report [`Input::Connected`] or [`Input::Disconnected`].
+    Connect {
+        /// The new connection's id.
+        conn: ConnId,
+        /// Where to connect (`tcp` or `ipc`; the CURVE part is the node's business).
+        addr: Address,
+    },
+    /// Close the connection after flushing what was queued, waiting at most `linger` for the
+    /// flush. The node forgets the id at once: further inputs for it are ignored.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// How long queued bytes may still be flushed (zero: drop them).
+        linger: Duration,
+    },
+    /// Bind and listen on `addr`; call [`Node::accept`](super::Node::accept) for each accepted
+    /// connection, or report [`Input::ListenFailed`].
+    Listen {
+        /// The listener's id.
+        listener: ListenerId,
+        /// Where to listen.
+        addr: Address,
+    },
+    /// Run `job` on worker `worker` (spawning it on first use); report [`Input::JobFinished`]
+    /// when it returns, whether it succeeded or not.
+    RunJob {
+        /// The worker slot (general pool, or a tagged thread's slot).
+        worker: WorkerId,
+        /// What to run.
+        job: Job,
+    },
+    /// The worker slot will get no more jobs: stop its thread (shutdown).
+    StopWorker {
+        /// The worker slot.
+        worker: WorkerId,
+    },
+    /// Something to tell the application.
+    Event(Event),
+}
+
+/// Work for a worker. The embedder owns the closures; the node names them.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Job {
+    /// A registered command arrived: call its callback with `message`.
+    Command {
+        /// The command (index into the registry, and the embedder's callback table).
+        command: CommandId,
+        /// The message.
+        message: Message,
+    },
+    /// A task given to [`Node::inject_task`](super::Node::inject_task).
+    Task {
+        /// The category whose limits it ran under.
+        category: CategoryId,
+        /// The embedder's handle for the task.
+        task: u64,
+    },
+    /// A request finished: call its reply callback.
+    Reply {
+        /// The request.
+        request: RequestId,
+        /// The reply parts, or why there is none.
+        result: Result<Vec<Bytes>, RequestError>,
+    },
+    /// A `connect_remote`/`connect_inproc` connection is established (HELLO received).
+    Connected {
+        /// The connection.
+        conn: ConnectionId,
+    },
+    /// A `connect_remote`/`connect_inproc` connection attempt failed.
+    ConnectFailed {
+        /// The connection.
+        conn: ConnectionId,
+        /// OxenMQ's failure text (e.g. "connection attempt timed out").
+        reason: String,
+    },
+    /// A job given to [`Node::job`](super::Node::job).
+    Job {
+        /// The embedder's handle for the job.
+        job: u64,
+    },
+    /// One job of a batch.
+    BatchItem {
+        /// The batch.
+        batch: BatchId,
+        /// The job's index in the batch.
+        index: u32,
+    },
+    /// A batch's completion, after all its jobs finished.
+    Completion {
+        /// The batch.
+        batch: BatchId,
+    },
+    /// A timer fired.
+    Timer {
+        /// The timer.
+        timer: TimerId,
+    },
+}
+
+/// A request the node sent, named so its reply can be matched to the embedder's callback.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct RequestId(pub u64);
+
+/// Why a request produced no reply data. Display gives OxenMQ's wire/callback word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No reply in time, or the request could not be sent.
+    #[error("TIMEOUT")]
+    Timeout,
+    /// The remote refused: our auth level is too low.
+    #[error("FORBIDDEN")]
+    Forbidden,
+    /// The remote refused: the command is for service nodes and we are not one to it.
+    #[error("FORBIDDEN_SN")]
+    ForbiddenSn,
+    /// The remote refused: the command needs the remote to be a service node.
+    #[error("NOT_A_SERVICE_NODE")]
+    NotAServiceNode,
+    /// The remote does not know the command (an improvement over OxenMQ, which times out).
+    #[error("UNKNOWNCOMMAND")]
+    UnknownCommand,
+    /// The remote says the request carried no reply tag.
+    #[error("NO_REPLY_TAG")]
+    NoReplyTag,
+}
+
+/// Something for the application (logging, auth, lookups, batch bookkeeping).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// An incoming connection finished its handshake and needs an auth decision: answer with
+    /// [`Input::AuthDecision`] (the mio driver calls the listener's allow function here).
+    AuthRequest {
+        /// The connection.
+        conn: ConnId,
+        /// The listener it arrived on (its auth domain).
+        listener: ListenerId,
+        /// The peer's address as text (an IP without port, IPv4-mapped IPv6 normalised).
+        remote: String,
+        /// The client's CURVE key (`None` on a plain listener).
+        pubkey: Option<PublicKey>,
+        /// Whether that key is in the active service-node set.
+        service_node: bool,
+    },
+    /// A new connection to a service node is needed and no hint was given: answer with
+    /// [`Input::SnAddress`].
+    LookupSn {
+        /// The service node.
+        pubkey: PublicKey,
+    },
+    /// Run a batch completion or a timer on the driver's own thread, now (OxenMQ's
+    /// "run in proxy").
+    RunInDriver(InDriver),
+    /// A batch is finished (completion included): its closures and results can be freed.
+    BatchDone {
+        /// The batch.
+        batch: BatchId,
+    },
+    /// An incoming command was dropped because its category's queue was full.
+    Dropped {
+        /// The category.
+        category: CategoryId,
+    },
+    /// A listener could not be bound.
+    ListenFailed {
+        /// The listener.
+        listener: ListenerId,
+        /// Why.
+        reason: String,
+    },
+    /// Shutdown finished: every worker is stopped and every connection closed.
+    Stopped,
+}
+
+/// Work the driver runs on its own thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InDriver {
+    /// A batch completion marked "in proxy".
+    Completion {
+        /// The batch.
+        batch: BatchId,
+    },
+    /// A timer bound to the driver thread.
+    Timer {
+        /// The timer.
+        timer: TimerId,
+    },
+}
+
+/// An incoming command, as handed to its callback.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Who sent it.
+    pub conn: ConnectionId,
+    /// The data frames (for a request command, the reply tag is not included).
+    pub data: Vec<Bytes>,
+    /// The caller's actual access: its auth level, whether it is a service node, whether we are.
+    pub access: PeerAccess,
+    /// The peer's address as text ("(unknown)" if the transport gave none).
+    pub remote: String,
+    /// Where replies and `send_back`s go.
+    pub reply_to: ReplyTarget,
+}
+
+impl Message {
+    /// The reply tag of a request command.
+    #[must_use]
+    pub fn reply_tag(&self) -> Option<&Bytes> {
+        self.reply_to.tag.as_ref()
+    }
+}
+
+/// Where to send replies to a message: the sender's id, its reply tag (requests only), and the
+/// connection it came in on, which replies prefer while it is open (OxenMQ may pick another
+/// connection to the same service node; we don't).
+#[derive(Debug, Clone)]
+pub struct ReplyTarget {
+    pub(crate) conn: ConnectionId,
+    pub(crate) tag: Option<Bytes>,
+    pub(crate) via: Option<Origin>,
+}
+
+impl ReplyTarget {
+    /// The sender.
+    #[must_use]
+    pub fn conn(&self) -> &ConnectionId {
+        &self.conn
+    }
+
+    /// The request's reply tag, if the message was a request.
+    #[must_use]
+    pub fn tag(&self) -> Option<&Bytes> {
+        self.tag.as_ref()
+    }
+}
+
+/// Options of a [`Node::send`](super::Node::send) (OxenMQ's `send_option::*`).
+#[derive(Debug, Clone, Default)]
+pub struct SendOptions {
+    /// Address to use if a new connection to a service node must be made (instead of asking
+    /// with [`Event::LookupSn`]).
+    pub hint: Option<Address>,
+    /// Send only over an existing connection; never open one.
+    pub optional: bool,
+    /// Send only over an existing incoming connection.
+    pub incoming: bool,
+    /// Service nodes: use (or open) an outgoing connection only.
+    pub outgoing: bool,
+    /// Idle expiry for a new outgoing service-node connection, or a raise of an existing one's
+    /// (default: the config's `send_keep_alive`).
+    pub keep_alive: Option<Duration>,
+}
+
+/// Options of a [`Node::request`](super::Node::request).
+#[derive(Debug, Clone, Default)]
+pub struct RequestOptions {
+    /// How the request is sent.
+    pub send: SendOptions,
+    /// How long to wait for the reply (default: the config's `request_timeout`).
+    pub timeout: Option<Duration>,
+}
+
+/// Options of a [`Node::connect_remote`](super::Node::connect_remote).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// The auth level granted to commands the remote invokes on this connection.
+    pub auth_level: Option<AuthLevel>,
+    /// How long to wait for `HELLO` (default: the config's `remote_connect_timeout`).
+    pub timeout: Option<Duration>,
+    /// Let the ROUTER pick our routing id instead of `L` + our pubkey.
+    pub ephemeral_routing_id: Option<bool>,
+}
+
+/// Options of a [`Node::connect_sn`](super::Node::connect_sn).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectSnOptions {
+    /// Idle expiry (default: the config's `connect_sn_keep_alive`, 5 minutes).
+    pub keep_alive: Option<Duration>,
+    /// Address to use instead of a lookup.
+    pub hint: Option<Address>,
+    /// Let the ROUTER pick our routing id instead of `L` + our pubkey.
+    pub ephemeral_routing_id: Option<bool>,
+}

@@ -1,0 +1,1153 @@
+//! [`Node`]: the whole LokiMQ node as one sans-IO state machine.
+//!
+//! A `Node` is OxenMQ's proxy thread with the sockets taken out. It owns every connection's ZMTP
+//! session, the listeners and their ROUTER tables, the outgoing links (which reconnect with
+//! back-off), the service-node set, the pending requests and the job scheduler. The embedder
+//! moves bytes and runs jobs; the node decides everything else.
+//!
+//! # Driving a node
+//!
+//! Three kinds of call change a node:
+//!
+//! * **inputs** — [`Node::handle`] with an [`Input`]: bytes received, a connect finished, a
+//!   socket closed, an auth decision, a lookup answer, a worker finished, a timeout;
+//! * **application commands** — [`Node::send`], [`Node::request`], [`Node::connect_remote`],
+//!   [`Node::listen_curve`], [`Node::submit_batch`], … (these return ids at once);
+//! * nothing else: there are no callbacks, threads or clocks inside.
+//!
+//! After **every** such call, drain [`Node::poll_output`] until it returns `None`, act on each
+//! [`Output`], then read [`Node::poll_timeout`] and call `handle(now, Input::Timeout)` when that
+//! instant comes. Outputs are never lost if the drain is delayed, but time-ordering guarantees
+//! (and the tests) assume it is not. `now` must never decrease between calls.
+
+mod config;
+mod conn_id;
+mod dispatch;
+mod io;
+mod requests;
+mod route;
+mod send;
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use bytes::Bytes;
+
+use crate::address::Address;
+use crate::auth::AuthLevel;
+use crate::ids::{BatchId, CategoryId, ConnId, ListenerId, TaggedThreadId, TimerId, WorkerId};
+use crate::keys::{Keypair, PublicKey};
+use crate::registry::Registry;
+use crate::rng::CryptoRngCore;
+use crate::sched::{self, Scheduler};
+use crate::session::{self, Session, SessionEvent};
+use crate::time::{earliest, Duration, Instant};
+use crate::zmtp::router::RouterTable;
+
+pub use config::Config;
+pub use conn_id::ConnectionId;
+pub use io::{
+    ConnectOptions, ConnectSnOptions, DisconnectCause, Event, InDriver, Input, Job, Message,
+    Output, ReplyTarget, RequestError, RequestId, RequestOptions, SendOptions,
+};
+pub use sched::{Completion, TimerTarget};
+
+use requests::Requests;
+use route::{Conn, ConnTable, Link, LinkKind, Origin, Role};
+
+/// The listener id that names the node's built-in in-process listener (`connect_inproc`).
+pub const INPROC_LISTENER: ListenerId = ListenerId(u16::MAX);
+
+/// Why the node could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The scheduler refused the worker configuration.
+    #[error(transparent)]
+    Sched(#[from] sched::SchedError),
+    /// A service-node mode node needs a fixed keypair (generated keys are refused).
+    #[error("Cannot construct a service node mode OxenMQ without a keypair")]
+    ServiceNodeWithoutKeypair,
+}
+
+/// Why an application command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// No such listener.
+    #[error("no such listener {0:?}")]
+    UnknownListener(ListenerId),
+    /// `inject_task` named a category that does not exist.
+    #[error("Invalid category `{0}': category does not exist")]
+    UnknownCategory(String),
+    /// `disconnect` named something that is not an outgoing connection.
+    #[error("Failed to disconnect {0}: no such outgoing connection")]
+    NoSuchOutgoingConnection(String),
+    /// The scheduler refused the job or batch.
+    #[error(transparent)]
+    Sched(#[from] sched::SchedError),
+    /// The node has stopped.
+    #[error("OxenMQ is shut down")]
+    Stopped,
+}
+
+/// The internal payload of scheduled jobs (mapped to the public [`Job`] on the way out).
+#[derive(Debug)]
+pub(crate) enum NodeJob {
+    Command {
+        command: crate::ids::CommandId,
+        message: Message,
+    },
+    Task(u64),
+    Reply {
+        request: RequestId,
+        result: Result<Vec<Bytes>, RequestError>,
+    },
+    Connected(ConnectionId),
+    ConnectFailed(ConnectionId, String),
+    Job(u64),
+}
+
+struct Listener {
+    addr: Address,
+    curve: bool,
+    router: RouterTable<ConnId>,
+    failed: bool,
+}
+
+/// A snapshot of the node's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Open transport connections.
+    pub connections: usize,
+    /// Outgoing links (service-node, remote and in-process).
+    pub links: usize,
+    /// Requests waiting for a reply.
+    pub pending_requests: usize,
+    /// Incoming commands dropped because their category's queue was full.
+    pub dropped_commands: u64,
+    /// The scheduler's counters.
+    pub sched: sched::SchedStats,
+}
+
+/// A LokiMQ node: see the [module documentation](self) for how to drive it.
+pub struct Node<R> {
+    config: Config,
+    registry: Registry,
+    keypair: Keypair,
+    rng: R,
+    now: Instant,
+    conns: ConnTable,
+    listeners: Vec<Listener>,
+    links: BTreeMap<u64, Link>,
+    next_link: u64,
+    /// Outgoing service-node links by key.
+    sn_out: BTreeMap<PublicKey, u64>,
+    /// `connect_remote`/`connect_inproc` links by their public id.
+    remote_ids: BTreeMap<u64, u64>,
+    /// Incoming connections from service nodes (recorded on their first command).
+    sn_in: BTreeMap<PublicKey, Vec<ConnId>>,
+    active_sns: BTreeSet<PublicKey>,
+    requests: Requests,
+    next_request: u64,
+    next_remote_id: u64,
+    sched: Scheduler<NodeJob>,
+    outputs: VecDeque<Output>,
+    /// In-process deliveries waiting to be dispatched (avoids re-entrancy).
+    inproc: VecDeque<(Origin, Vec<Bytes>)>,
+    dropped_commands: u64,
+    shutting_down: bool,
+    stopped: bool,
+}
+
+impl<R: CryptoRngCore> Node<R> {
+    /// Builds a node. `now` is the embedder's current time (the node's epoch is the embedder's).
+    pub fn new(
+        config: Config,
+        registry: Registry,
+        keypair: Keypair,
+        rng: R,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        let sched_config = sched::SchedulerConfig {
+            general_workers: config.general_workers,
+            batch_threads: config.batch_threads,
+            reply_threads: config.reply_threads,
+            categories: registry
+                .categories()
+                .map(|c| sched::CategoryLimits {
+                    reserved_threads: c.reserved_threads(),
+                    max_queue: c.max_queue(),
+                })
+                .collect(),
+            tagged_threads: config.tagged_threads.clone(),
+        };
+        let sched = Scheduler::new(sched_config)?;
+        Ok(Self {
+            config,
+            registry,
+            keypair,
+            rng,
+            now,
+            conns: ConnTable::default(),
+            listeners: Vec::new(),
+            links: BTreeMap::new(),
+            next_link: 0,
+            sn_out: BTreeMap::new(),
+            remote_ids: BTreeMap::new(),
+            sn_in: BTreeMap::new(),
+            active_sns: BTreeSet::new(),
+            requests: Requests::default(),
+            next_request: 0,
+            next_remote_id: 1,
+            sched,
+            outputs: VecDeque::new(),
+            inproc: VecDeque::new(),
+            dropped_commands: 0,
+            shutting_down: false,
+            stopped: false,
+        })
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // (A) getters
+
+    /// This node's public key.
+    #[must_use]
+    pub fn pubkey(&self) -> &PublicKey {
+        self.keypair.public()
+    }
+
+    /// The frozen command registry.
+    #[must_use]
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The configuration the node runs with.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The latest `now` the node was given.
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Counters, for tests and monitoring.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.conns.len(),
+            links: self.links.len(),
+            pending_requests: self.requests.len(),
+            dropped_commands: self.dropped_commands,
+            sched: self.sched.stats(),
+        }
+    }
+
+    /// True if `pubkey` is in the active service-node set.
+    #[must_use]
+    pub fn is_active_sn(&self, pubkey: &PublicKey) -> bool {
+        self.active_sns.contains(pubkey)
+    }
+
+    /// True if an outgoing connection to the service node `pubkey` exists (up or reconnecting).
+    #[must_use]
+    pub fn has_outgoing_sn(&self, pubkey: &PublicKey) -> bool {
+        self.sn_out.contains_key(pubkey)
+    }
+
+    /// True if the outgoing connection named by `conn` exists and has completed its handshake.
+    #[must_use]
+    pub fn is_connected(&self, conn: &ConnectionId) -> bool {
+        let link = match conn {
+            ConnectionId::Sn(pk) => self.sn_out.get(pk),
+            ConnectionId::Outgoing { id, .. } => self.remote_ids.get(id),
+            ConnectionId::Incoming {
+                listener, route, ..
+            } => {
+                return self
+                    .incoming_conn(*listener, route)
+                    .is_some_and(|o| match o {
+                        Origin::Conn(c) => self.conns.get(c).is_some_and(|c| c.ready),
+                        _ => true,
+                    });
+            }
+        };
+        link.and_then(|l| self.links.get(l)).is_some_and(|l| {
+            l.ready || matches!(l.kind, LinkKind::Inproc { .. })
+        })
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // (B) inputs
+
+    /// Feeds one input. Drain [`Node::poll_output`] afterwards.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        self.advance(now);
+        match input {
+            Input::Received { conn, data } => self.on_received(conn, &data),
+            Input::Connected { conn } => self.on_connected(conn),
+            Input::Disconnected { conn, cause } => self.on_disconnected(conn, &cause),
+            Input::ListenFailed { listener, reason } => {
+                if let Some(l) = self.listeners.get_mut(listener.index()) {
+                    l.failed = true;
+                }
+                log::warn!("OxenMQ failed to listen on {:?}: {reason}", listener);
+                self.event(Event::ListenFailed { listener, reason });
+            }
+            Input::AuthDecision { conn, level } => self.on_auth_decision(conn, level),
+            Input::SnAddress { pubkey, address } => self.on_sn_address(pubkey, address),
+            Input::JobFinished { worker } => {
+                if let Err(e) = self.sched.job_finished(worker) {
+                    log::error!("JobFinished for {worker:?} rejected: {e}");
+                }
+            }
+            Input::Timeout => self.on_timeout(),
+        }
+        self.pump();
+    }
+
+    /// Drains the next output. Call until `None` after every input or command.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The next instant at which the node needs `handle(now, Input::Timeout)`, if any.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.stopped {
+            return None;
+        }
+        let mut t = self.requests.next_deadline();
+        t = earliest(t, self.sched.poll_timeout());
+        for id in self.conns.ids() {
+            if let Some(s) = self.conns.get(id).and_then(|c| c.session.as_ref()) {
+                t = earliest(t, s.poll_timeout());
+            }
+        }
+        for link in self.links.values() {
+            t = earliest(t, link.reconnect_at);
+            t = earliest(t, link.connect_deadline);
+            if matches!(link.kind, LinkKind::Sn(_)) {
+                t = earliest(t, Some(link.idle_deadline()));
+            }
+        }
+        t
+    }
+
+    fn advance(&mut self, now: Instant) {
+        debug_assert!(now >= self.now, "time went backwards: {now:?} < {:?}", self.now);
+        self.now = self.now.max(now);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // listeners and connections
+
+    /// Listens for CURVE connections on `addr` (a `tcp` or `ipc` address; any pubkey in it is
+    /// ignored: the node's own key is used). Each listener is its own auth domain.
+    pub fn listen_curve(&mut self, now: Instant, addr: Address) -> ListenerId {
+        self.listen(now, addr, true)
+    }
+
+    /// Listens for plain (NULL mechanism, unencrypted) connections on `addr`.
+    pub fn listen_plain(&mut self, now: Instant, addr: Address) -> ListenerId {
+        self.listen(now, addr, false)
+    }
+
+    fn listen(&mut self, now: Instant, addr: Address, curve: bool) -> ListenerId {
+        self.advance(now);
+        let id = ListenerId(self.listeners.len() as u16);
+        self.listeners.push(Listener {
+            addr: addr.clone(),
+            curve,
+            router: RouterTable::new(&mut self.rng),
+            failed: false,
+        });
+        self.outputs.push_back(Output::Listen { listener: id, addr });
+        id
+    }
+
+    /// The address a listener was asked to bind.
+    #[must_use]
+    pub fn listener_address(&self, listener: ListenerId) -> Option<&Address> {
+        self.listeners.get(listener.index()).map(|l| &l.addr)
+    }
+
+    /// A connection arrived on `listener` from `remote` (the peer's address as text; an
+    /// IPv4-mapped IPv6 address is normalised to IPv4). Returns the new connection's id.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        listener: ListenerId,
+        remote: &str,
+    ) -> Result<ConnId, NodeError> {
+        self.advance(now);
+        let l = self
+            .listeners
+            .get(listener.index())
+            .ok_or(NodeError::UnknownListener(listener))?;
+        let mechanism = if l.curve {
+            session::MechanismConfig::CurveServer {
+                keypair: self.keypair.clone(),
+            }
+        } else {
+            session::MechanismConfig::Null
+        };
+        let cfg = self.session_config(crate::zmtp::SocketType::Router, mechanism, Bytes::new());
+        let session = Session::new(cfg, self.now, &mut self.rng);
+        let mut conn = Conn::new(Role::Listener(listener), normalise_ip(remote));
+        let id = match session {
+            Ok(s) => {
+                conn.session = Some(s);
+                self.conns.insert(conn)
+            }
+            Err(e) => {
+                // Cannot happen with the node's own configuration; close rather than panic.
+                log::error!("could not start a session for an accepted connection: {e}");
+                let id = self.conns.insert(conn);
+                self.close_conn(id, Duration::ZERO);
+                return Ok(id);
+            }
+        };
+        self.pump_conn(id);
+        self.pump();
+        Ok(id)
+    }
+
+    fn session_config(
+        &self,
+        socket_type: crate::zmtp::SocketType,
+        mechanism: session::MechanismConfig,
+        routing_id: Bytes,
+    ) -> session::SessionConfig {
+        let heartbeat = (self.config.heartbeat_interval > Duration::ZERO).then(|| {
+            session::HeartbeatConfig {
+                interval: self.config.heartbeat_interval,
+                timeout: self.config.heartbeat_timeout,
+                ttl: Duration::ZERO,
+            }
+        });
+        session::SessionConfig {
+            socket_type,
+            mechanism,
+            routing_id,
+            properties: Vec::new(),
+            max_message_size: self.config.max_message_size,
+            handshake_timeout: self.config.handshake_timeout,
+            heartbeat,
+            auth_required: socket_type == crate::zmtp::SocketType::Router,
+            max_queued_messages: self.config.max_queued_messages,
+        }
+    }
+
+    fn on_received(&mut self, id: ConnId, data: &[u8]) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return; // a connection we already closed; late bytes are dropped
+        };
+        let Some(session) = conn.session.as_mut() else {
+            return;
+        };
+        session.handle_bytes(self.now, data, &mut self.rng);
+        self.pump_conn(id);
+    }
+
+    fn on_connected(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get(id) else {
+            return;
+        };
+        if conn.session.is_some() {
+            return; // duplicate notification
+        }
+        let Role::Link(link_id) = conn.role else {
+            return;
+        };
+        let Some(link) = self.links.get(&link_id) else {
+            return;
+        };
+        let mechanism = match link.server_key() {
+            Some(server_key) => session::MechanismConfig::CurveClient {
+                keypair: self.keypair.clone(),
+                server_key,
+            },
+            None => session::MechanismConfig::Null,
+        };
+        let routing_id = if link.ephemeral {
+            Bytes::new()
+        } else {
+            let mut rid = Vec::with_capacity(33);
+            rid.push(b'L');
+            rid.extend_from_slice(self.keypair.public().as_bytes());
+            Bytes::from(rid)
+        };
+        let cfg = self.session_config(crate::zmtp::SocketType::Dealer, mechanism, routing_id);
+        match Session::new(cfg, self.now, &mut self.rng) {
+            Ok(s) => {
+                if let Some(conn) = self.conns.get_mut(id) {
+                    conn.session = Some(s);
+                }
+                self.pump_conn(id);
+            }
+            Err(e) => {
+                log::error!("could not start an outgoing session: {e}");
+                self.drop_conn(id, Duration::ZERO, false);
+            }
+        }
+    }
+
+    fn on_disconnected(&mut self, id: ConnId, cause: &DisconnectCause) {
+        let Some(conn) = self.conns.get(id) else {
+            return;
+        };
+        log::debug!("connection {id:?} to {} ended: {cause}", conn.remote);
+        if let (Role::Link(link_id), DisconnectCause::InvalidAddress(reason)) = (conn.role, cause)
+        {
+            // libzmq's connect() fails at once for an address it cannot use: no retry.
+            let reason = alloc::format!("connect() failed: {reason}");
+            self.forget_conn(id);
+            self.fail_link(link_id, &reason);
+            return;
+        }
+        // The transport is gone: nothing to flush, no Close needed.
+        self.forget_conn(id);
+    }
+
+    fn on_auth_decision(&mut self, id: ConnId, level: AuthLevel) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if !conn.awaiting_auth {
+            log::warn!("ignoring an auth decision for {id:?}, which did not ask for one");
+            return;
+        }
+        conn.awaiting_auth = false;
+        let Some(session) = conn.session.as_mut() else {
+            return;
+        };
+        let decision = if level <= AuthLevel::Denied {
+            session::AuthDecision::Deny {
+                status: session::DenyStatus::Denied,
+            }
+        } else {
+            conn.auth = level;
+            let user_id = conn
+                .pubkey
+                .map(|pk| Bytes::from(pk.to_hex().into_bytes()))
+                .unwrap_or_default();
+            session::AuthDecision::Allow {
+                user_id,
+                properties: alloc::vec![(
+                    String::from("X-AuthLevel"),
+                    Bytes::from_static(level.as_str().as_bytes()),
+                )],
+            }
+        };
+        session.auth_decision(self.now, decision);
+        self.pump_conn(id);
+    }
+
+    fn on_sn_address(&mut self, pubkey: PublicKey, address: Option<Address>) {
+        let Some(&link_id) = self.sn_out.get(&pubkey) else {
+            return;
+        };
+        let waiting = self
+            .links
+            .get(&link_id)
+            .is_some_and(|l| l.addr.is_none() && l.conn.is_none());
+        if !waiting {
+            return;
+        }
+        match address {
+            Some(addr) => {
+                if let Some(link) = self.links.get_mut(&link_id) {
+                    link.addr = Some(addr);
+                }
+                self.dial(link_id);
+            }
+            None => {
+                log::error!("peer lookup failed for {}", pubkey.to_hex());
+                self.fail_link(link_id, "peer lookup failed");
+            }
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        let now = self.now;
+        // Sessions: handshake, heartbeat and TTL timers.
+        for id in self.conns.ids() {
+            let due = self
+                .conns
+                .get(id)
+                .and_then(|c| c.session.as_ref())
+                .and_then(Session::poll_timeout)
+                .is_some_and(|t| t <= now);
+            if due {
+                if let Some(s) = self.conns.get_mut(id).and_then(|c| c.session.as_mut()) {
+                    s.handle_timeout(now, &mut self.rng);
+                }
+                self.pump_conn(id);
+            }
+        }
+        // Links: reconnects, connect timeouts, idle expiry.
+        let link_ids: Vec<u64> = self.links.keys().copied().collect();
+        for link_id in link_ids {
+            let Some(link) = self.links.get(&link_id) else {
+                continue;
+            };
+            if link.connect_deadline.is_some_and(|d| d <= now) {
+                self.fail_link(link_id, "connection attempt timed out");
+                continue;
+            }
+            if matches!(link.kind, LinkKind::Sn(_)) && link.idle_deadline() <= now {
+                log::debug!("closing idle outgoing connection {link_id}");
+                self.close_link(link_id, self.config.close_linger);
+                continue;
+            }
+            if link.reconnect_at.is_some_and(|t| t <= now) {
+                self.dial(link_id);
+            }
+        }
+        // Requests.
+        for request in self.requests.expire(now) {
+            self.submit(
+                NodeJob::Reply {
+                    request,
+                    result: Err(RequestError::Timeout),
+                },
+                Pool::Batch,
+            );
+        }
+        self.sched.handle_timeout(now);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // session pumping
+
+    /// Moves everything a session produced into node outputs and reactions.
+    fn pump_conn(&mut self, id: ConnId) {
+        loop {
+            let Some(conn) = self.conns.get_mut(id) else {
+                return;
+            };
+            let Some(session) = conn.session.as_mut() else {
+                return;
+            };
+            if let Some(data) = session.poll_transmit() {
+                self.outputs.push_back(Output::Transmit { conn: id, data });
+                continue;
+            }
+            let Some(event) = session.poll_event() else {
+                return;
+            };
+            match event {
+                SessionEvent::AuthRequest { client_key, .. } => {
+                    conn.awaiting_auth = true;
+                    conn.pubkey = client_key;
+                    let Role::Listener(listener) = conn.role else {
+                        continue;
+                    };
+                    let remote = conn.remote.clone();
+                    let service_node = client_key.is_some_and(|k| self.active_sns.contains(&k));
+                    self.event(Event::AuthRequest {
+                        conn: id,
+                        listener,
+                        remote,
+                        pubkey: client_key,
+                        service_node,
+                    });
+                }
+                SessionEvent::Ready => self.on_ready(id),
+                SessionEvent::Message(frames) => self.dispatch(Origin::Conn(id), frames),
+                SessionEvent::Closed(err) => {
+                    log::debug!("connection {id:?} closed: {err}");
+                    let refused = matches!(err, session::SessionError::PeerError(_));
+                    // Flush whatever the session queued last (e.g. an ERROR), then close.
+                    while let Some(data) = self
+                        .conns
+                        .get_mut(id)
+                        .and_then(|c| c.session.as_mut())
+                        .and_then(Session::poll_transmit)
+                    {
+                        self.outputs.push_back(Output::Transmit { conn: id, data });
+                    }
+                    self.drop_conn(id, self.config.close_linger, refused);
+                    return;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_ready(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        conn.ready = true;
+        match conn.role {
+            Role::Listener(listener) => {
+                let identity = conn
+                    .session
+                    .as_ref()
+                    .and_then(Session::peer)
+                    .map(|p| p.identity().clone())
+                    .unwrap_or_default();
+                let Some(l) = self.listeners.get_mut(listener.index()) else {
+                    return;
+                };
+                let (route, displaced) = l.router.attach(id, &identity);
+                if let Some(conn) = self.conns.get_mut(id) {
+                    conn.route = Some(route);
+                }
+                if let Some(old) = displaced {
+                    // ROUTER handover: the new connection takes the routing id.
+                    log::debug!("routing id handed over from {old:?} to {id:?}");
+                    self.close_conn(old, Duration::ZERO);
+                }
+            }
+            Role::Link(link_id) => {
+                let Some(link) = self.links.get_mut(&link_id) else {
+                    return;
+                };
+                link.ready = true;
+                link.backoff = self.config.reconnect_interval;
+                let queued: Vec<Vec<Bytes>> = link.queue.drain(..).collect();
+                for frames in queued {
+                    self.conn_send(id, frames);
+                }
+            }
+        }
+    }
+
+    /// Sends frames on a ready transport connection (errors are logged: best effort).
+    fn conn_send(&mut self, id: ConnId, frames: Vec<Bytes>) -> bool {
+        let Some(session) = self.conns.get_mut(id).and_then(|c| c.session.as_mut()) else {
+            return false;
+        };
+        match session.send(self.now, frames) {
+            Ok(()) => {
+                self.pump_conn(id);
+                true
+            }
+            Err(e) => {
+                log::warn!("Unable to send message on {id:?}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Closes a transport connection on our initiative (flush, then `Close`).
+    fn close_conn(&mut self, id: ConnId, linger: Duration) {
+        if let Some(s) = self.conns.get_mut(id).and_then(|c| c.session.as_mut()) {
+            s.close(self.now);
+        }
+        while let Some(data) = self
+            .conns
+            .get_mut(id)
+            .and_then(|c| c.session.as_mut())
+            .and_then(Session::poll_transmit)
+        {
+            self.outputs.push_back(Output::Transmit { conn: id, data });
+        }
+        self.drop_conn(id, linger, false);
+    }
+
+    /// Emits `Close` and forgets the connection; the owning link may reconnect.
+    fn drop_conn(&mut self, id: ConnId, linger: Duration, refused: bool) {
+        if self.conns.get(id).is_none() {
+            return;
+        }
+        self.outputs.push_back(Output::Close { conn: id, linger });
+        if refused {
+            if let Some(Role::Link(l)) = self.conns.get(id).map(|c| c.role) {
+                if let Some(link) = self.links.get_mut(&l) {
+                    link.refused = true;
+                }
+            }
+        }
+        self.forget_conn(id);
+    }
+
+    /// Removes every trace of a transport connection; schedules a reconnect for its link.
+    fn forget_conn(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.remove(id) else {
+            return;
+        };
+        match conn.role {
+            Role::Listener(listener) => {
+                if let Some(l) = self.listeners.get_mut(listener.index()) {
+                    l.router.detach(id);
+                }
+                if let Some(pk) = conn.pubkey {
+                    if let Some(v) = self.sn_in.get_mut(&pk) {
+                        v.retain(|c| *c != id);
+                        if v.is_empty() {
+                            self.sn_in.remove(&pk);
+                        }
+                    }
+                }
+            }
+            Role::Link(link_id) => {
+                let Some(link) = self.links.get_mut(&link_id) else {
+                    return;
+                };
+                if link.conn != Some(id) {
+                    return;
+                }
+                link.conn = None;
+                link.ready = false;
+                if link.refused {
+                    // libzmq does not reconnect after a protocol ERROR (e.g. auth denied).
+                    let reason = "connection refused by the remote";
+                    self.fail_link(link_id, reason);
+                    return;
+                }
+                if self.shutting_down {
+                    return;
+                }
+                link.reconnect_at = Some(self.now.saturating_add(link.backoff));
+                link.backoff = (link.backoff * 2).min(self.config.reconnect_interval_max);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // links
+
+    fn new_link(&mut self, link: Link) -> u64 {
+        let id = self.next_link;
+        self.next_link += 1;
+        self.links.insert(id, link);
+        id
+    }
+
+    /// Opens (or reopens) the transport of a link.
+    fn dial(&mut self, link_id: u64) {
+        let Some(link) = self.links.get_mut(&link_id) else {
+            return;
+        };
+        link.reconnect_at = None;
+        if link.conn.is_some() || matches!(link.kind, LinkKind::Inproc { .. }) {
+            return;
+        }
+        let Some(addr) = link.addr.clone() else {
+            return;
+        };
+        let remote = addr.host().to_string();
+        let id = self.conns.insert(Conn::new(Role::Link(link_id), remote));
+        if let Some(link) = self.links.get_mut(&link_id) {
+            link.conn = Some(id);
+        }
+        let transport = addr.without_pubkey();
+        self.outputs.push_back(Output::Connect {
+            conn: id,
+            addr: transport,
+        });
+    }
+
+    /// Gives up on a link: failure callback for remote links, requests fail at once.
+    fn fail_link(&mut self, link_id: u64, reason: &str) {
+        let Some(link) = self.links.get(&link_id) else {
+            return;
+        };
+        if let LinkKind::Remote { id, pubkey, .. } | LinkKind::Inproc { id, .. } = &link.kind
+        {
+            if link.connect_deadline.is_some() {
+                let conn = ConnectionId::Outgoing {
+                    id: *id,
+                    pubkey: match &link.kind {
+                        LinkKind::Remote { .. } => *pubkey,
+                        _ => None,
+                    },
+                };
+                self.submit(
+                    NodeJob::ConnectFailed(conn, String::from(reason)),
+                    Pool::Batch,
+                );
+            }
+        }
+        self.close_link(link_id, self.config.close_linger);
+    }
+
+    /// Closes a link and its transport, forgetting it everywhere.
+    fn close_link(&mut self, link_id: u64, linger: Duration) {
+        let Some(link) = self.links.remove(&link_id) else {
+            return;
+        };
+        match &link.kind {
+            LinkKind::Sn(pk) => {
+                if self.sn_out.get(pk) == Some(&link_id) {
+                    self.sn_out.remove(pk);
+                }
+            }
+            LinkKind::Remote { id, .. } | LinkKind::Inproc { id, .. } => {
+                self.remote_ids.remove(id);
+            }
+        }
+        // Requests that went out (or were queued) on this link can no longer be answered.
+        for via in [Origin::InprocClient(link_id), Origin::Link(link_id)] {
+            for request in self.requests.take_via(via) {
+                self.submit(
+                    NodeJob::Reply {
+                        request,
+                        result: Err(RequestError::Timeout),
+                    },
+                    Pool::Batch,
+                );
+            }
+        }
+        if let Some(c) = link.conn {
+            self.close_conn(c, linger);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // service-node set
+
+    /// Replaces the active service-node set. Removed keys lose their outgoing connections and
+    /// incoming service-node records.
+    pub fn set_active_sns(&mut self, now: Instant, pubkeys: BTreeSet<PublicKey>) {
+        self.advance(now);
+        let removed: Vec<PublicKey> = self.active_sns.difference(&pubkeys).copied().collect();
+        self.active_sns = pubkeys;
+        self.remove_sns(&removed);
+        self.pump();
+    }
+
+    /// Adds and removes service nodes (a key in both sets counts as added, as in OxenMQ).
+    pub fn update_active_sns(
+        &mut self,
+        now: Instant,
+        added: &BTreeSet<PublicKey>,
+        removed: &BTreeSet<PublicKey>,
+    ) {
+        self.advance(now);
+        let removed: Vec<PublicKey> = removed
+            .iter()
+            .filter(|pk| !added.contains(pk) && self.active_sns.contains(pk))
+            .copied()
+            .collect();
+        for pk in &removed {
+            self.active_sns.remove(pk);
+        }
+        self.active_sns.extend(added.iter().copied());
+        self.remove_sns(&removed);
+        self.pump();
+    }
+
+    fn remove_sns(&mut self, removed: &[PublicKey]) {
+        for pk in removed {
+            self.sn_in.remove(pk);
+            if let Some(link_id) = self.sn_out.get(pk).copied() {
+                self.close_link(link_id, self.config.close_linger);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // jobs
+
+    fn submit(&mut self, job: NodeJob, pool: Pool) {
+        let result = match pool {
+            Pool::Reply => self.sched.submit_reply_job(job),
+            Pool::Batch => self.sched.submit_job(job, None),
+        };
+        if let Err(e) = result {
+            log::debug!("job not scheduled: {e}");
+        }
+    }
+
+    /// Runs `job` (an embedder handle) on the batch pool, or on a tagged thread.
+    pub fn job(
+        &mut self,
+        now: Instant,
+        job: u64,
+        thread: Option<TaggedThreadId>,
+    ) -> Result<(), NodeError> {
+        self.advance(now);
+        self.sched.submit_job(NodeJob::Job(job), thread)?;
+        self.pump();
+        Ok(())
+    }
+
+    /// Runs `task` (an embedder handle) as if it were a command of `category`: same reserved
+    /// threads and queue limits.
+    pub fn inject_task(&mut self, now: Instant, category: &str, task: u64) -> Result<(), NodeError> {
+        self.advance(now);
+        let cat = self
+            .registry
+            .find_category(category)
+            .ok_or_else(|| NodeError::UnknownCategory(String::from(category)))?;
+        self.sched.inject_task(cat, NodeJob::Task(task))?;
+        self.pump();
+        Ok(())
+    }
+
+    /// Submits a batch of `jobs` (one entry per job: where it runs) with a completion.
+    pub fn submit_batch(
+        &mut self,
+        now: Instant,
+        jobs: Vec<Option<TaggedThreadId>>,
+        completion: Completion,
+    ) -> Result<BatchId, NodeError> {
+        self.advance(now);
+        let id = self.sched.submit_batch(jobs, completion)?;
+        self.pump();
+        Ok(id)
+    }
+
+    /// Adds a repeating timer.
+    pub fn add_timer(
+        &mut self,
+        now: Instant,
+        interval: Duration,
+        squelch: bool,
+        target: TimerTarget,
+    ) -> Result<TimerId, NodeError> {
+        self.advance(now);
+        let id = self.sched.add_timer(now, interval, squelch, target)?;
+        self.pump();
+        Ok(id)
+    }
+
+    /// Cancels a timer (idempotent).
+    pub fn cancel_timer(&mut self, now: Instant, timer: TimerId) {
+        self.advance(now);
+        self.sched.cancel_timer(timer);
+        self.pump();
+    }
+
+    /// Starts shutdown: no new work is dispatched, queued work is discarded, pending request
+    /// and connect callbacks are never called. Running jobs finish; then every connection is
+    /// closed and [`Event::Stopped`] is emitted.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.advance(now);
+        if self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        self.requests.clear();
+        for link in self.links.values_mut() {
+            link.connect_deadline = None;
+            link.reconnect_at = None;
+        }
+        self.sched.shutdown();
+        self.pump();
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // output plumbing
+
+    fn event(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    /// Runs in-process deliveries and moves scheduler outputs out, until both are quiet.
+    fn pump(&mut self) {
+        loop {
+            if let Some((origin, frames)) = self.inproc.pop_front() {
+                self.dispatch(origin, frames);
+                continue;
+            }
+            let Some(out) = self.sched.poll_output() else {
+                break;
+            };
+            match out {
+                sched::SchedOutput::RunJob { worker, job } => {
+                    let job = self.public_job(job);
+                    self.outputs.push_back(Output::RunJob { worker, job });
+                }
+                sched::SchedOutput::RunInDriver(d) => self.event(Event::RunInDriver(match d {
+                    sched::InDriver::Completion { batch } => InDriver::Completion { batch },
+                    sched::InDriver::Timer { timer } => InDriver::Timer { timer },
+                })),
+                sched::SchedOutput::BatchDone { batch } => self.event(Event::BatchDone { batch }),
+                sched::SchedOutput::Dropped { category } => {
+                    self.dropped_commands += 1;
+                    self.event(Event::Dropped { category });
+                }
+                sched::SchedOutput::StopWorker { worker } => {
+                    self.outputs.push_back(Output::StopWorker { worker });
+                }
+                sched::SchedOutput::Stopped => self.finish_shutdown(),
+            }
+        }
+    }
+
+    fn finish_shutdown(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let linger = self.config.close_linger;
+        let links: Vec<u64> = self.links.keys().copied().collect();
+        for l in links {
+            self.close_link(l, linger);
+        }
+        for id in self.conns.ids() {
+            self.close_conn(id, linger);
+        }
+        // Jobs queued by the closes above are discarded: the scheduler is stopped.
+        while self.sched.poll_output().is_some() {}
+        self.stopped = true;
+        self.event(Event::Stopped);
+    }
+
+    fn public_job(&self, job: sched::SchedJob<NodeJob>) -> Job {
+        match job {
+            sched::SchedJob::Command { job, .. }
+            | sched::SchedJob::Task { job, .. }
+            | sched::SchedJob::Reply(job)
+            | sched::SchedJob::Job(job) => match job {
+                NodeJob::Command { command, message } => Job::Command { command, message },
+                NodeJob::Task(task) => Job::Task {
+                    category: CategoryId(0),
+                    task,
+                },
+                NodeJob::Reply { request, result } => Job::Reply { request, result },
+                NodeJob::Connected(conn) => Job::Connected { conn },
+                NodeJob::ConnectFailed(conn, reason) => Job::ConnectFailed { conn, reason },
+                NodeJob::Job(job) => Job::Job { job },
+            },
+            sched::SchedJob::BatchItem { batch, index } => Job::BatchItem { batch, index },
+            sched::SchedJob::Completion { batch } => Job::Completion { batch },
+            sched::SchedJob::Timer { timer } => Job::Timer { timer },
+        }
+    }
+
+    /// The transport (or in-process end) currently behind an incoming id.
+    fn incoming_conn(&self, listener: ListenerId, route: &[u8]) -> Option<Origin> {
+        if listener == INPROC_LISTENER {
+            let id = u64::from_be_bytes(route.try_into().ok()?);
+            let link = self.remote_ids.get(&id)?;
+            return Some(Origin::InprocServer(*link));
+        }
+        let l = self.listeners.get(listener.index())?;
+        l.router.lookup(route).map(Origin::Conn)
+    }
+}
+
+/// Which pool a node-made job runs on (OxenMQ: replies and connects on the reply pool,
+/// timeouts and failures on the batch pool).
+#[derive(Clone, Copy)]
+enum Pool {
+    Reply,
+    Batch,
+}
+
+/// OxenMQ strips the IPv4-mapped prefix so that allow functions see plain IPv4.
+fn normalise_ip(remote: &str) -> String {
+    if let Some(rest) = remote.strip_prefix("::ffff:") {
+        if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return String::from(rest);
+        }
+    }
+    String::from(remote)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,458 @@
+//! Outgoing traffic: target selection for `send`/`request`/`reply`, and the connect calls.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use bytes::Bytes;
+
+use crate::address::Address;
+use crate::auth::AuthLevel;
+use crate::keys::PublicKey;
+use crate::rng::{self, CryptoRngCore};
+use crate::time::{Duration, Instant};
+
+use super::config::FOREVER;
+use super::io::{
+    ConnectOptions, ConnectSnOptions, Event, ReplyTarget, RequestId, RequestOptions, SendOptions,
+};
+use super::requests::{Tag, TAG_LEN};
+use super::route::{Link, LinkKind, Origin};
+use super::{ConnectionId, Node, NodeError, NodeJob, Pool};
+
+/// Why a message could not be queued. Display texts follow OxenMQ's log lines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// An `optional`/`incoming` send found no suitable connection.
+    #[error("Not sending: send is optional and no connection to {0} is currently established")]
+    NoConnection(String),
+    /// The id names no (longer) existing outgoing connection.
+    #[error("Unable to send: connection id {0} is not (or is no longer) a valid outgoing connection")]
+    NotConnected(String),
+    /// The id names an incoming connection that is gone (the remote has probably disconnected).
+    #[error("Unable to send message to incoming connection {0}: remote has probably disconnected")]
+    IncomingGone(String),
+    /// Too many messages are queued for a connection that is not up yet.
+    #[error("Unable to send message to {0}: sending would block")]
+    WouldBlock(String),
+    /// A message needs at least a command frame.
+    #[error("cannot send an empty command")]
+    EmptyCommand,
+    /// The node has stopped.
+    #[error("OxenMQ is shut down")]
+    Stopped,
+}
+
+/// How a send went out, for request bookkeeping.
+struct Sent {
+    via: Origin,
+}
+
+impl<R: CryptoRngCore> Node<R> {
+    /// Sends `[command, data…]` to `to` (OxenMQ's `send`). Never blocks; a new service-node
+    /// connection is opened if needed (unless `opts.optional`/`opts.incoming`).
+    pub fn send(
+        &mut self,
+        now: Instant,
+        to: &ConnectionId,
+        command: impl Into<Bytes>,
+        data: Vec<Bytes>,
+        opts: &SendOptions,
+    ) -> Result<(), SendError> {
+        self.advance(now);
+        let mut frames = Vec::with_capacity(1 + data.len());
+        frames.push(command.into());
+        frames.extend(data);
+        let r = self.send_frames(to, frames, opts).map(|_| ());
+        self.pump();
+        r
+    }
+
+    /// Sends a request: `[command, tag, data…]` with a fresh 15-byte tag from the injected RNG.
+    /// The reply (or its failure) arrives as a [`Job::Reply`](super::Job::Reply) with the
+    /// returned id. If this returns an error, no reply job will come.
+    pub fn request(
+        &mut self,
+        now: Instant,
+        to: &ConnectionId,
+        command: impl Into<Bytes>,
+        data: Vec<Bytes>,
+        opts: &RequestOptions,
+    ) -> Result<RequestId, SendError> {
+        self.advance(now);
+        let command = command.into();
+        let tag = self.fresh_tag();
+        let mut frames = Vec::with_capacity(2 + data.len());
+        frames.push(command.clone());
+        frames.push(Bytes::copy_from_slice(&tag));
+        frames.extend(data);
+        let sent = self.send_frames(to, frames, &opts.send);
+        let r = sent.map(|sent| {
+            let id = RequestId(self.next_request);
+            self.next_request += 1;
+            let timeout = opts.timeout.unwrap_or(self.config.request_timeout);
+            let deadline = self.now.saturating_add(timeout);
+            self.requests
+                .insert(tag, id, deadline, command, Some(sent.via));
+            id
+        });
+        self.pump();
+        r
+    }
+
+    /// Replies to a request message: `[REPLY, tag, data…]`, on the connection the request came
+    /// in on while it is open, else like `send` (strong for service nodes, optional otherwise).
+    /// Multiple replies are not prevented (the requester drops the extras).
+    pub fn reply(
+        &mut self,
+        now: Instant,
+        to: &ReplyTarget,
+        data: Vec<Bytes>,
+    ) -> Result<(), SendError> {
+        self.advance(now);
+        let Some(tag) = to.tag.clone() else {
+            return Err(SendError::EmptyCommand);
+        };
+        let mut frames = Vec::with_capacity(2 + data.len());
+        frames.push(Bytes::from_static(b"REPLY"));
+        frames.push(tag);
+        frames.extend(data);
+        let r = self.send_back_frames(to, frames);
+        self.pump();
+        r
+    }
+
+    /// Sends `[command, data…]` back to the sender of a message (OxenMQ's `send_back`).
+    pub fn send_back(
+        &mut self,
+        now: Instant,
+        to: &ReplyTarget,
+        command: impl Into<Bytes>,
+        data: Vec<Bytes>,
+    ) -> Result<(), SendError> {
+        self.advance(now);
+        let mut frames = Vec::with_capacity(1 + data.len());
+        frames.push(command.into());
+        frames.extend(data);
+        let r = self.send_back_frames(to, frames);
+        self.pump();
+        r
+    }
+
+    fn send_back_frames(&mut self, to: &ReplyTarget, frames: Vec<Bytes>) -> Result<(), SendError> {
+        if let Some(via) = to.via {
+            if self.origin_alive(via) {
+                self.send_raw(via, frames);
+                return Ok(());
+            }
+        }
+        let opts = SendOptions {
+            optional: !to.conn.is_sn(),
+            ..SendOptions::default()
+        };
+        self.send_frames(&to.conn, frames, &opts).map(|_| ())
+    }
+
+    fn origin_alive(&self, origin: Origin) -> bool {
+        match origin {
+            Origin::Conn(c) => self.conns.get(c).is_some_and(|c| c.ready),
+            Origin::Link(l) | Origin::InprocClient(l) | Origin::InprocServer(l) => {
+                self.links.contains_key(&l)
+            }
+        }
+    }
+
+    fn fresh_tag(&mut self) -> Tag {
+        loop {
+            let tag: [u8; TAG_LEN] = rng::public_array(&mut self.rng);
+            if !self.requests.contains(&tag) {
+                return tag;
+            }
+        }
+    }
+
+    /// Target selection (OxenMQ's `proxy_send`).
+    fn send_frames(
+        &mut self,
+        to: &ConnectionId,
+        frames: Vec<Bytes>,
+        opts: &SendOptions,
+    ) -> Result<Sent, SendError> {
+        if self.stopped {
+            return Err(SendError::Stopped);
+        }
+        if frames.is_empty() {
+            return Err(SendError::EmptyCommand);
+        }
+        match to {
+            ConnectionId::Sn(pk) => self.send_to_sn(*pk, frames, opts),
+            ConnectionId::Outgoing { id, .. } => {
+                let link_id = *self
+                    .remote_ids
+                    .get(id)
+                    .ok_or_else(|| SendError::NotConnected(to.to_string_lossy()))?;
+                self.link_send(link_id, frames)?;
+                Ok(Sent {
+                    via: self.link_origin(link_id),
+                })
+            }
+            ConnectionId::Incoming {
+                listener, route, ..
+            } => {
+                let origin = self
+                    .incoming_conn(*listener, route)
+                    .ok_or_else(|| SendError::IncomingGone(to.to_string_lossy()))?;
+                self.send_raw(origin, frames);
+                Ok(Sent { via: origin })
+            }
+        }
+    }
+
+    fn link_origin(&self, link_id: u64) -> Origin {
+        match self.links.get(&link_id).map(|l| &l.kind) {
+            Some(LinkKind::Inproc { .. }) => Origin::InprocClient(link_id),
+            _ => Origin::Link(link_id),
+        }
+    }
+
+    fn send_to_sn(
+        &mut self,
+        pk: PublicKey,
+        frames: Vec<Bytes>,
+        opts: &SendOptions,
+    ) -> Result<Sent, SendError> {
+        let keep_alive = opts.keep_alive.unwrap_or(self.config.send_keep_alive);
+        // Reuse an existing connection: the outgoing one first (it is ours to keep alive), then
+        // an incoming one, subject to the incoming/outgoing restrictions.
+        if !opts.incoming {
+            if let Some(&link_id) = self.sn_out.get(&pk) {
+                self.touch_link(link_id, keep_alive);
+                self.link_send(link_id, frames)?;
+                return Ok(Sent {
+                    via: Origin::Link(link_id),
+                });
+            }
+        }
+        if !opts.outgoing {
+            let incoming = self.sn_in.get(&pk).and_then(|v| {
+                v.iter()
+                    .copied()
+                    .find(|c| self.conns.get(*c).is_some_and(|c| c.ready))
+            });
+            if let Some(c) = incoming {
+                self.send_raw(Origin::Conn(c), frames);
+                return Ok(Sent {
+                    via: Origin::Conn(c),
+                });
+            }
+        }
+        if opts.optional || opts.incoming {
+            log::debug!("Not sending: send is optional and no connection to {pk} is currently established");
+            return Err(SendError::NoConnection(alloc::format!("SN {pk}")));
+        }
+        let link_id = self.open_sn_link(pk, opts.hint.clone(), keep_alive, None);
+        self.link_send(link_id, frames)?;
+        Ok(Sent {
+            via: Origin::Link(link_id),
+        })
+    }
+
+    /// Refreshes activity on a link and raises (never lowers) its idle expiry.
+    fn touch_link(&mut self, link_id: u64, keep_alive: Duration) {
+        if let Some(link) = self.links.get_mut(&link_id) {
+            link.last_activity = self.now;
+            if link.keep_alive < keep_alive {
+                link.keep_alive = keep_alive;
+            }
+        }
+    }
+
+    /// Creates an outgoing service-node link and starts connecting (or asks for an address).
+    fn open_sn_link(
+        &mut self,
+        pk: PublicKey,
+        hint: Option<Address>,
+        keep_alive: Duration,
+        ephemeral: Option<bool>,
+    ) -> u64 {
+        let link = Link::new(
+            LinkKind::Sn(pk),
+            hint.clone(),
+            self.now,
+            keep_alive,
+            self.config.reconnect_interval,
+            ephemeral.unwrap_or(self.config.ephemeral_routing_id),
+        );
+        let link_id = self.new_link(link);
+        self.sn_out.insert(pk, link_id);
+        if hint.is_some() {
+            self.dial(link_id);
+        } else {
+            self.event(Event::LookupSn { pubkey: pk });
+        }
+        link_id
+    }
+
+    /// Queues frames on a link: straight into the session when it is up, else in the link's
+    /// bounded queue; in-process links deliver directly.
+    fn link_send(&mut self, link_id: u64, frames: Vec<Bytes>) -> Result<(), SendError> {
+        let max = self.config.max_queued_messages;
+        let Some(link) = self.links.get_mut(&link_id) else {
+            return Err(SendError::NotConnected(alloc::format!("link {link_id}")));
+        };
+        if matches!(link.kind, LinkKind::Inproc { .. }) {
+            self.inproc.push_back((Origin::InprocServer(link_id), frames));
+            return Ok(());
+        }
+        match (link.ready, link.conn) {
+            (true, Some(conn)) => {
+                self.conn_send(conn, frames);
+                Ok(())
+            }
+            _ if link.queue.len() >= max => Err(SendError::WouldBlock(alloc::format!(
+                "outgoing connection {link_id}"
+            ))),
+            _ => {
+                link.queue.push_back(frames);
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends frames to the peer behind `origin` (best effort; failures are logged).
+    pub(super) fn send_raw(&mut self, origin: Origin, frames: Vec<Bytes>) {
+        match origin {
+            Origin::Conn(c) => {
+                self.conn_send(c, frames);
+            }
+            Origin::Link(l) => {
+                if let Err(e) = self.link_send(l, frames) {
+                    log::warn!("{e}");
+                }
+            }
+            Origin::InprocServer(l) => self.inproc.push_back((Origin::InprocClient(l), frames)),
+            Origin::InprocClient(l) => self.inproc.push_back((Origin::InprocServer(l), frames)),
+        }
+    }
+
+    /// Opens (or reuses) an outgoing CURVE connection to a service node (OxenMQ's
+    /// `connect_sn`). No HI/HELLO is exchanged. An existing connection's idle expiry is raised
+    /// to the new keep-alive, never lowered.
+    pub fn connect_sn(
+        &mut self,
+        now: Instant,
+        pubkey: PublicKey,
+        opts: &ConnectSnOptions,
+    ) -> ConnectionId {
+        self.advance(now);
+        let keep_alive = opts.keep_alive.unwrap_or(self.config.connect_sn_keep_alive);
+        if let Some(&link_id) = self.sn_out.get(&pubkey) {
+            self.touch_link(link_id, keep_alive);
+        } else {
+            self.open_sn_link(pubkey, opts.hint.clone(), keep_alive, opts.ephemeral_routing_id);
+        }
+        self.pump();
+        ConnectionId::Sn(pubkey)
+    }
+
+    /// Connects to `addr` (CURVE iff it carries a pubkey), sends `HI`, and reports
+    /// [`Job::Connected`](super::Job::Connected) when `HELLO` arrives or
+    /// [`Job::ConnectFailed`](super::Job::ConnectFailed) ("connection attempt timed out") when
+    /// the timeout passes first. The connection stays until [`Node::disconnect`].
+    pub fn connect_remote(
+        &mut self,
+        now: Instant,
+        addr: Address,
+        opts: &ConnectOptions,
+    ) -> ConnectionId {
+        self.advance(now);
+        let id = self.next_remote_id;
+        self.next_remote_id += 1;
+        let pubkey = addr.pubkey().copied();
+        let mut link = Link::new(
+            LinkKind::Remote {
+                id,
+                pubkey,
+                auth: opts.auth_level.unwrap_or(AuthLevel::None),
+            },
+            Some(addr),
+            self.now,
+            FOREVER,
+            self.config.reconnect_interval,
+            opts.ephemeral_routing_id
+                .unwrap_or(self.config.ephemeral_routing_id),
+        );
+        let timeout = opts.timeout.unwrap_or(self.config.remote_connect_timeout);
+        link.connect_deadline = Some(self.now.saturating_add(timeout));
+        link.queue.push_back(alloc::vec![Bytes::from_static(b"HI")]);
+        let link_id = self.new_link(link);
+        self.remote_ids.insert(id, link_id);
+        self.dial(link_id);
+        self.pump();
+        ConnectionId::Outgoing { id, pubkey }
+    }
+
+    /// Connects to this node itself without any transport (OxenMQ's `connect_inproc`): the
+    /// remote side's commands get `auth` (default admin), ours are admin on the listening side.
+    pub fn connect_inproc(&mut self, now: Instant, auth: Option<AuthLevel>) -> ConnectionId {
+        self.advance(now);
+        let id = self.next_remote_id;
+        self.next_remote_id += 1;
+        let mut link = Link::new(
+            LinkKind::Inproc {
+                id,
+                auth: auth.unwrap_or(AuthLevel::Admin),
+            },
+            None,
+            self.now,
+            FOREVER,
+            self.config.reconnect_interval,
+            false,
+        );
+        link.connect_deadline =
+            Some(self.now.saturating_add(self.config.inproc_connect_timeout));
+        let link_id = self.new_link(link);
+        self.remote_ids.insert(id, link_id);
+        self.inproc
+            .push_back((Origin::InprocServer(link_id), alloc::vec![Bytes::from_static(b"HI")]));
+        self.pump();
+        ConnectionId::Outgoing { id, pubkey: None }
+    }
+
+    /// Closes an outgoing connection (service node by key, or a `connect_remote`/
+    /// `connect_inproc` id) after flushing for at most `linger`. A later send to a service node
+    /// opens a new connection.
+    pub fn disconnect(
+        &mut self,
+        now: Instant,
+        conn: &ConnectionId,
+        linger: Duration,
+    ) -> Result<(), NodeError> {
+        self.advance(now);
+        let link_id = match conn {
+            ConnectionId::Sn(pk) => self.sn_out.get(pk).copied(),
+            ConnectionId::Outgoing { id, .. } => self.remote_ids.get(id).copied(),
+            ConnectionId::Incoming { .. } => None,
+        };
+        let Some(link_id) = link_id else {
+            log::warn!("Failed to disconnect {conn}: no such outgoing connection");
+            return Err(NodeError::NoSuchOutgoingConnection(conn.to_string_lossy()));
+        };
+        self.close_link(link_id, linger);
+        self.pump();
+        Ok(())
+    }
+
+    /// Runs a job for a node-made callback (used by tests of the pool choice).
+    #[allow(dead_code)]
+    pub(super) fn submit_for_test(&mut self, job: NodeJob) {
+        self.submit(job, Pool::Reply);
+    }
+}
+
+impl ConnectionId {
+    /// `to_string` without pulling `ToString` into every caller.
+    pub(crate) fn to_string_lossy(&self) -> String {
+        alloc::format!("{self}")
+    }
+}
