@@ -1,0 +1,165 @@
+//! Worker limits as the embedder configures them, and their validation.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::SchedError;
+
+/// OxenMQ's default `max_queue` for a category: at most 200 commands wait for a worker.
+pub const DEFAULT_MAX_QUEUE: i32 = 200;
+
+/// The thread limits of one command category (OxenMQ's `add_category(name, access,
+/// reserved_threads, max_queue)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CategoryLimits {
+    /// Worker slots only this category may use once the general slots are all busy. Each one
+    /// adds to `max_workers`.
+    pub reserved_threads: u16,
+    /// How many commands of this category may wait for a worker: any negative value means no
+    /// limit, 0 means never queue (a command that cannot start at once is dropped).
+    pub max_queue: i32,
+}
+
+impl CategoryLimits {
+    /// Limits with `reserved_threads` reserved slots and a queue of at most `max_queue`.
+    #[must_use]
+    pub const fn new(reserved_threads: u16, max_queue: i32) -> Self {
+        Self {
+            reserved_threads,
+            max_queue,
+        }
+    }
+
+    /// True if a category already holding `queued` waiting commands must drop the next one.
+    #[must_use]
+    pub const fn queue_full(&self, queued: usize) -> bool {
+        // A negative limit is "unlimited"; a non-negative i32 always fits in usize.
+        self.max_queue >= 0 && queued >= self.max_queue as usize
+    }
+}
+
+impl Default for CategoryLimits {
+    /// No reserved threads and OxenMQ's default queue of 200.
+    fn default() -> Self {
+        Self::new(0, DEFAULT_MAX_QUEUE)
+    }
+}
+
+/// Everything the scheduler needs to know about threads, fixed when it is built (OxenMQ fixes
+/// the same numbers at `start()`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// Worker slots any job may use (`set_general_threads`); must be at least 1.
+    pub general_workers: u16,
+    /// Slots reserved for batch jobs, `job()`s, timer firings and completions
+    /// (`set_batch_threads`); `None` means ⌈general/2⌉.
+    pub batch_threads: Option<u16>,
+    /// Slots reserved for reply callbacks (`set_reply_threads`); `None` means ⌈general/8⌉.
+    pub reply_threads: Option<u16>,
+    /// Limits per category, indexed by [`CategoryId`](crate::ids::CategoryId).
+    pub categories: Vec<CategoryLimits>,
+    /// Names of the tagged threads, indexed by [`TaggedThreadId`](crate::ids::TaggedThreadId).
+    pub tagged_threads: Vec<String>,
+}
+
+impl SchedulerConfig {
+    /// A configuration with `general_workers` general slots, default batch and reply
+    /// reservations, and no categories or tagged threads yet.
+    #[must_use]
+    pub const fn new(general_workers: u16) -> Self {
+        Self {
+            general_workers,
+            batch_threads: None,
+            reply_threads: None,
+            categories: Vec::new(),
+            tagged_threads: Vec::new(),
+        }
+    }
+
+    /// Sets the batch reservation (`None` restores the default ⌈general/2⌉).
+    #[must_use]
+    pub const fn with_batch_threads(mut self, n: Option<u16>) -> Self {
+        self.batch_threads = n;
+        self
+    }
+
+    /// Sets the reply reservation (`None` restores the default ⌈general/8⌉).
+    #[must_use]
+    pub const fn with_reply_threads(mut self, n: Option<u16>) -> Self {
+        self.reply_threads = n;
+        self
+    }
+
+    /// Appends a category; its id is its position (the first one added is `CategoryId(0)`).
+    #[must_use]
+    pub fn with_category(mut self, limits: CategoryLimits) -> Self {
+        self.categories.push(limits);
+        self
+    }
+
+    /// Appends a tagged thread; its id is its position (the first one is `TaggedThreadId(0)`).
+    #[must_use]
+    pub fn with_tagged_thread(mut self, name: impl Into<String>) -> Self {
+        self.tagged_threads.push(name.into());
+        self
+    }
+
+    /// The batch reservation after applying the default.
+    #[must_use]
+    pub const fn effective_batch_threads(&self) -> u16 {
+        match self.batch_threads {
+            Some(n) => n,
+            None => self.general_workers.div_ceil(2),
+        }
+    }
+
+    /// The reply reservation after applying the default.
+    #[must_use]
+    pub const fn effective_reply_threads(&self) -> u16 {
+        match self.reply_threads {
+            Some(n) => n,
+            None => self.general_workers.div_ceil(8),
+        }
+    }
+
+    /// Checks the configuration and computes `max_workers`: general + batch + reply + every
+    /// category's reserved threads. Tagged threads come on top and need ids of their own, so
+    /// `max_workers + tagged_threads` must fit in a [`WorkerId`](crate::ids::WorkerId).
+    ///
+    /// # Errors
+    ///
+    /// [`SchedError::InvalidGeneralThreads`] for 0 general workers,
+    /// [`SchedError::InvalidTaggedThreadName`] for an empty name, `_proxy`, or a name with a NUL,
+    /// and [`SchedError::TooManyWorkers`] / [`SchedError::TooManyCategories`] when the ids would
+    /// not fit in 16 bits.
+    pub fn max_workers(&self) -> Result<u16, SchedError> {
+        if self.general_workers == 0 {
+            return Err(SchedError::InvalidGeneralThreads {
+                value: self.general_workers,
+            });
+        }
+        for name in &self.tagged_threads {
+            if name.is_empty() || name == "_proxy" || name.contains('\0') {
+                return Err(SchedError::InvalidTaggedThreadName(name.clone()));
+            }
+        }
+        if self.categories.len() > usize::from(u16::MAX) + 1 {
+            return Err(SchedError::TooManyCategories(self.categories.len()));
+        }
+        // Summed in u64: at most 65 538 terms of at most 65 535 each, far below u64::MAX.
+        let total = self
+            .categories
+            .iter()
+            .map(|c| u64::from(c.reserved_threads))
+            .sum::<u64>()
+            + u64::from(self.general_workers)
+            + u64::from(self.effective_batch_threads())
+            + u64::from(self.effective_reply_threads());
+        let with_tagged = total.saturating_add(self.tagged_threads.len() as u64);
+        if with_tagged > u64::from(u16::MAX) {
+            return Err(SchedError::TooManyWorkers(with_tagged));
+        }
+        // `total <= with_tagged <= u16::MAX`, checked just above.
+        Ok(total as u16)
+    }
+}
