@@ -269,6 +269,11 @@ pub enum Event {
         /// The batch.
         batch: BatchId,
     },
+    /// A cancelled timer will never fire again: the driver may free its closure.
+    TimerReleased {
+        /// The timer.
+        timer: TimerId,
+    },
     /// An incoming command was dropped because its category's queue was full.
     Dropped {
         /// The category.

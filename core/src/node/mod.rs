@@ -51,7 +51,7 @@ pub use io::{
     ConnectOptions, ConnectSnOptions, DisconnectCause, Event, InDriver, Input, Job, Message,
     Output, ReplyTarget, RequestError, RequestId, RequestOptions, SendOptions,
 };
-pub use sched::{Completion, TimerTarget};
+pub use sched::{Completion, Target, TimerTarget};
 
 use requests::Requests;
 use route::{Conn, ConnTable, Link, LinkKind, Origin, Role};
@@ -955,22 +955,18 @@ impl<R: CryptoRngCore> Node<R> {
     fn submit(&mut self, job: NodeJob, pool: Pool) {
         let result = match pool {
             Pool::Reply => self.sched.submit_reply_job(job),
-            Pool::Batch => self.sched.submit_job(job, None),
+            Pool::Batch => self.sched.submit_job(job, Target::Worker),
         };
         if let Err(e) = result {
             log::debug!("job not scheduled: {e}");
         }
     }
 
-    /// Runs `job` (an embedder handle) on the batch pool, or on a tagged thread.
-    pub fn job(
-        &mut self,
-        now: Instant,
-        job: u64,
-        thread: Option<TaggedThreadId>,
-    ) -> Result<(), NodeError> {
+    /// Runs `job` (an embedder handle) on the batch pool, or on a tagged thread
+    /// ([`Target::InDriver`] is refused, as OxenMQ's `job()` refuses `run_in_proxy`).
+    pub fn job(&mut self, now: Instant, job: u64, target: Target) -> Result<(), NodeError> {
         self.advance(now);
-        self.sched.submit_job(NodeJob::Job(job), thread)?;
+        self.sched.submit_job(NodeJob::Job(job), target)?;
         self.pump();
         Ok(())
     }
@@ -988,11 +984,12 @@ impl<R: CryptoRngCore> Node<R> {
         Ok(())
     }
 
-    /// Submits a batch of `jobs` (one entry per job: where it runs) with a completion.
+    /// Submits a batch of jobs (one entry per job: where it runs) with a completion. The
+    /// driver keeps the closures; jobs come back as [`Job::BatchItem`] and [`Job::Completion`].
     pub fn submit_batch(
         &mut self,
         now: Instant,
-        jobs: Vec<Option<TaggedThreadId>>,
+        jobs: &[Target],
         completion: Completion,
     ) -> Result<BatchId, NodeError> {
         self.advance(now);
@@ -1015,11 +1012,14 @@ impl<R: CryptoRngCore> Node<R> {
         Ok(id)
     }
 
-    /// Cancels a timer (idempotent).
-    pub fn cancel_timer(&mut self, now: Instant, timer: TimerId) {
+    /// Cancels a timer (idempotent; returns false if it was unknown or already cancelled).
+    /// Firings not yet started are discarded; [`Event::TimerReleased`] says when the driver may
+    /// free the timer's closure.
+    pub fn cancel_timer(&mut self, now: Instant, timer: TimerId) -> bool {
         self.advance(now);
-        self.sched.cancel_timer(timer);
+        let known = self.sched.cancel_timer(timer);
         self.pump();
+        known
     }
 
     /// Starts shutdown: no new work is dispatched, queued work is discarded, pending request
@@ -1036,7 +1036,8 @@ impl<R: CryptoRngCore> Node<R> {
             link.connect_deadline = None;
             link.reconnect_at = None;
         }
-        self.sched.shutdown();
+        let report = self.sched.shutdown();
+        log::debug!("shutting down: discarded {report:?}");
         self.pump();
     }
 
@@ -1067,7 +1068,10 @@ impl<R: CryptoRngCore> Node<R> {
                     sched::InDriver::Timer { timer } => InDriver::Timer { timer },
                 })),
                 sched::SchedOutput::BatchDone { batch } => self.event(Event::BatchDone { batch }),
-                sched::SchedOutput::Dropped { category } => {
+                sched::SchedOutput::TimerReleased { timer } => {
+                    self.event(Event::TimerReleased { timer });
+                }
+                sched::SchedOutput::Dropped { category, .. } => {
                     self.dropped_commands += 1;
                     self.event(Event::Dropped { category });
                 }
@@ -1099,6 +1103,10 @@ impl<R: CryptoRngCore> Node<R> {
 
     fn public_job(&self, job: sched::SchedJob<NodeJob>) -> Job {
         match job {
+            sched::SchedJob::Task {
+                category,
+                job: NodeJob::Task(task),
+            } => Job::Task { category, task },
             sched::SchedJob::Command { job, .. }
             | sched::SchedJob::Task { job, .. }
             | sched::SchedJob::Reply(job)

@@ -1,0 +1,445 @@
+//! Unit tests of the node through a small in-memory harness: nodes joined by byte pipes on a
+//! virtual clock, jobs run inline by scripted handlers. (The full simulator, with faults and
+//! many nodes, lives in the `lokimq-tests` crate.)
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use std::println;
+
+use bytes::Bytes;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use super::*;
+use crate::auth::Access;
+use crate::registry::RegistryBuilder;
+
+type Handler = Box<dyn FnMut(&mut Node<ChaCha20Rng>, Instant, &Message)>;
+
+/// One node plus what the harness needs to drive it.
+struct TestNode {
+    node: Node<ChaCha20Rng>,
+    handlers: BTreeMap<crate::ids::CommandId, Handler>,
+    listeners: BTreeMap<ListenerId, Address>,
+    allow: AuthLevel,
+    sn_addresses: BTreeMap<PublicKey, Address>,
+    replies: Vec<(RequestId, Result<Vec<Bytes>, RequestError>)>,
+    connected: Vec<ConnectionId>,
+    failed: Vec<(ConnectionId, String)>,
+    events: Vec<String>,
+}
+
+/// The harness: nodes, byte pipes, a clock.
+struct Net {
+    now: Instant,
+    nodes: Vec<TestNode>,
+    /// (node, conn) → (peer node, peer conn), once the simulated TCP connection exists.
+    pipes: BTreeMap<(usize, ConnId), (usize, ConnId)>,
+    /// Bytes in flight, delivered in order on the next step.
+    wire: VecDeque<(usize, ConnId, Bytes)>,
+    /// Connects that must be accepted.
+    dials: VecDeque<(usize, ConnId, Address)>,
+    /// Split every transmit into chunks of this size (1 = byte at a time).
+    chunk: usize,
+}
+
+fn keypair(seed: u8) -> Keypair {
+    Keypair::from_secret_bytes([seed; 32])
+}
+
+fn registry() -> Registry {
+    let mut b = RegistryBuilder::new();
+    b.add_category("public", Access::default(), 0, 200).unwrap();
+    b.add_command("public", "hello").unwrap();
+    b.add_request_command("public", "echo").unwrap();
+    b.add_category("admin", AuthLevel::Admin, 0, 200).unwrap();
+    b.add_request_command("admin", "echo").unwrap();
+    b.add_category(
+        "sn",
+        Access {
+            auth: AuthLevel::None,
+            remote_sn: true,
+            local_sn: false,
+        },
+        0,
+        200,
+    )
+    .unwrap();
+    b.add_request_command("sn", "echo").unwrap();
+    b.add_command_alias("legacy.echo", "public.echo").unwrap();
+    b.build()
+}
+
+impl Net {
+    fn new() -> Self {
+        Self {
+            now: Instant::from_secs(1),
+            nodes: Vec::new(),
+            pipes: BTreeMap::new(),
+            wire: VecDeque::new(),
+            dials: VecDeque::new(),
+            chunk: usize::MAX,
+        }
+    }
+
+    fn add(&mut self, seed: u8, config: Config) -> usize {
+        let reg = registry();
+        let echo = reg.lookup(b"public.echo").unwrap().command;
+        let admin_echo = reg.lookup(b"admin.echo").unwrap().command;
+        let sn_echo = reg.lookup(b"sn.echo").unwrap().command;
+        let hello = reg.lookup(b"public.hello").unwrap().command;
+        let node = Node::new(
+            config,
+            reg,
+            keypair(seed),
+            ChaCha20Rng::seed_from_u64(u64::from(seed)),
+            self.now,
+        )
+        .unwrap();
+        let mut handlers: BTreeMap<_, Handler> = BTreeMap::new();
+        for c in [echo, admin_echo, sn_echo] {
+            handlers.insert(
+                c,
+                Box::new(|n, now, m| {
+                    n.reply(now, &m.reply_to, m.data.clone()).unwrap();
+                }),
+            );
+        }
+        handlers.insert(
+            hello,
+            Box::new(|n, now, m| {
+                n.send_back(now, &m.reply_to, "public.hi", m.data.clone())
+                    .unwrap();
+            }),
+        );
+        self.nodes.push(TestNode {
+            node,
+            handlers,
+            listeners: BTreeMap::new(),
+            allow: AuthLevel::None,
+            sn_addresses: BTreeMap::new(),
+            replies: Vec::new(),
+            connected: Vec::new(),
+            failed: Vec::new(),
+            events: Vec::new(),
+        });
+        self.nodes.len() - 1
+    }
+
+    fn pubkey(&self, n: usize) -> PublicKey {
+        *self.nodes[n].node.pubkey()
+    }
+
+    /// Drains node `n`'s outputs, acting on each.
+    fn drain(&mut self, n: usize) {
+        while let Some(out) = self.nodes[n].node.poll_output() {
+            match out {
+                Output::Transmit { conn, data } => {
+                    if let Some(&(peer, peer_conn)) = self.pipes.get(&(n, conn)) {
+                        let mut rest = data;
+                        while !rest.is_empty() {
+                            let take = rest.len().min(self.chunk);
+                            self.wire.push_back((peer, peer_conn, rest.split_to(take)));
+                        }
+                    }
+                }
+                Output::Connect { conn, addr } => self.dials.push_back((n, conn, addr)),
+                Output::Close { conn, .. } => {
+                    if let Some((peer, peer_conn)) = self.pipes.remove(&(n, conn)) {
+                        self.pipes.remove(&(peer, peer_conn));
+                        let now = self.now;
+                        self.nodes[peer].node.handle(
+                            now,
+                            Input::Disconnected {
+                                conn: peer_conn,
+                                cause: DisconnectCause::Eof,
+                            },
+                        );
+                    }
+                }
+                Output::Listen { listener, addr } => {
+                    self.nodes[n].listeners.insert(listener, addr);
+                }
+                Output::RunJob { worker, job } => {
+                    let now = self.now;
+                    match job {
+                        Job::Command { command, message } => {
+                            let mut h = self.nodes[n].handlers.remove(&command).unwrap();
+                            h(&mut self.nodes[n].node, now, &message);
+                            self.nodes[n].handlers.insert(command, h);
+                        }
+                        Job::Reply { request, result } => {
+                            self.nodes[n].replies.push((request, result));
+                        }
+                        Job::Connected { conn } => self.nodes[n].connected.push(conn),
+                        Job::ConnectFailed { conn, reason } => {
+                            self.nodes[n].failed.push((conn, reason));
+                        }
+                        other => self.nodes[n].events.push(alloc::format!("{other:?}")),
+                    }
+                    self.nodes[n].node.handle(now, Input::JobFinished { worker });
+                }
+                Output::StopWorker { .. } => {}
+                Output::Event(Event::AuthRequest { conn, .. }) => {
+                    let level = self.nodes[n].allow;
+                    let now = self.now;
+                    self.nodes[n]
+                        .node
+                        .handle(now, Input::AuthDecision { conn, level });
+                }
+                Output::Event(Event::LookupSn { pubkey }) => {
+                    let address = self.nodes[n].sn_addresses.get(&pubkey).cloned();
+                    let now = self.now;
+                    self.nodes[n]
+                        .node
+                        .handle(now, Input::SnAddress { pubkey, address });
+                }
+                Output::Event(e) => self.nodes[n].events.push(alloc::format!("{e:?}")),
+            }
+        }
+    }
+
+    /// Runs until nothing moves, then returns. Bounded.
+    fn settle(&mut self) {
+        for _ in 0..100_000 {
+            for n in 0..self.nodes.len() {
+                self.drain(n);
+            }
+            if let Some((n, conn, addr)) = self.dials.pop_front() {
+                let target = self.nodes.iter().enumerate().find_map(|(i, t)| {
+                    t.listeners
+                        .iter()
+                        .find(|(_, a)| a.zmq_address() == addr.zmq_address())
+                        .map(|(l, _)| (i, *l))
+                });
+                let now = self.now;
+                match target {
+                    Some((peer, listener)) => {
+                        let peer_conn = self.nodes[peer]
+                            .node
+                            .accept(now, listener, "127.0.0.1")
+                            .unwrap();
+                        self.pipes.insert((n, conn), (peer, peer_conn));
+                        self.pipes.insert((peer, peer_conn), (n, conn));
+                        self.nodes[n].node.handle(now, Input::Connected { conn });
+                    }
+                    None => self.nodes[n].node.handle(
+                        now,
+                        Input::Disconnected {
+                            conn,
+                            cause: DisconnectCause::ConnectFailed("refused".into()),
+                        },
+                    ),
+                }
+                continue;
+            }
+            if let Some((n, conn, data)) = self.wire.pop_front() {
+                let now = self.now;
+                self.nodes[n].node.handle(now, Input::Received { conn, data });
+                continue;
+            }
+            return;
+        }
+        panic!("network did not settle");
+    }
+
+    /// Advances the clock to `t`, firing timeouts on the way.
+    fn advance_to(&mut self, t: Instant) {
+        for _ in 0..100_000 {
+            self.settle();
+            let next = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.node.poll_timeout())
+                .min()
+                .filter(|&d| d <= t);
+            let Some(d) = next else {
+                self.now = t;
+                self.settle();
+                return;
+            };
+            self.now = self.now.max(d);
+            for n in 0..self.nodes.len() {
+                if self.nodes[n].node.poll_timeout().is_some_and(|x| x <= self.now) {
+                    let now = self.now;
+                    self.nodes[n].node.handle(now, Input::Timeout);
+                }
+            }
+        }
+        panic!("timers did not settle");
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let t = self.now + d;
+        self.advance_to(t);
+    }
+}
+
+fn quiet_config() -> Config {
+    let mut c = Config::new(2);
+    c.heartbeat_interval = Duration::ZERO;
+    c
+}
+
+fn tcp(port: u16) -> Address {
+    Address::tcp("127.0.0.1", port)
+}
+
+fn curve_addr(port: u16, pk: &PublicKey) -> Address {
+    Address::tcp_curve("127.0.0.1", port, *pk)
+}
+
+#[test]
+fn remote_request_over_curve_gets_a_reply() {
+    let mut net = Net::new();
+    let server = net.add(1, quiet_config());
+    let client = net.add(2, quiet_config());
+    let now = net.now;
+    net.nodes[server].node.listen_curve(now, tcp(4000));
+    net.settle();
+    let spk = net.pubkey(server);
+    let conn = net.nodes[client]
+        .node
+        .connect_remote(now, curve_addr(4000, &spk), &ConnectOptions::default());
+    net.settle();
+    assert_eq!(net.nodes[client].connected, vec![conn.clone()]);
+    let now = net.now;
+    let req = net.nodes[client]
+        .node
+        .request(
+            now,
+            &conn,
+            "public.echo",
+            vec![Bytes::from_static(b"abc"), Bytes::new()],
+            &RequestOptions::default(),
+        )
+        .unwrap();
+    net.settle();
+    assert_eq!(
+        net.nodes[client].replies,
+        vec![(req, Ok(vec![Bytes::from_static(b"abc"), Bytes::new()]))]
+    );
+}
+
+#[test]
+fn byte_at_a_time_delivery_gives_the_same_result() {
+    let mut net = Net::new();
+    net.chunk = 1;
+    let server = net.add(1, quiet_config());
+    let client = net.add(2, quiet_config());
+    let now = net.now;
+    net.nodes[server].node.listen_curve(now, tcp(4000));
+    net.settle();
+    let spk = net.pubkey(server);
+    let conn = net.nodes[client]
+        .node
+        .connect_remote(now, curve_addr(4000, &spk), &ConnectOptions::default());
+    let req = net.nodes[client]
+        .node
+        .request(now, &conn, "legacy.echo", vec![Bytes::from_static(b"x")], &RequestOptions::default())
+        .unwrap();
+    net.settle();
+    assert_eq!(
+        net.nodes[client].replies,
+        vec![(req, Ok(vec![Bytes::from_static(b"x")]))]
+    );
+}
+
+#[test]
+fn auth_failures_come_back_as_request_errors() {
+    let mut net = Net::new();
+    let server = net.add(1, quiet_config());
+    let client = net.add(2, quiet_config());
+    let now = net.now;
+    net.nodes[server].node.listen_plain(now, tcp(4001));
+    net.settle();
+    let conn = net.nodes[client]
+        .node
+        .connect_remote(now, tcp(4001), &ConnectOptions::default());
+    net.settle();
+    let now = net.now;
+    let opts = RequestOptions::default();
+    let a = net.nodes[client].node.request(now, &conn, "admin.echo", vec![], &opts).unwrap();
+    let b = net.nodes[client].node.request(now, &conn, "sn.echo", vec![], &opts).unwrap();
+    let c = net.nodes[client].node.request(now, &conn, "nope.nope", vec![], &opts).unwrap();
+    net.settle();
+    let r = &net.nodes[client].replies;
+    assert!(r.contains(&(a, Err(RequestError::Forbidden))), "{r:?}");
+    assert!(r.contains(&(b, Err(RequestError::ForbiddenSn))), "{r:?}");
+    assert!(r.contains(&(c, Err(RequestError::UnknownCommand))), "{r:?}");
+}
+
+#[test]
+fn requests_time_out() {
+    let mut net = Net::new();
+    let client = net.add(2, quiet_config());
+    let now = net.now;
+    // Nobody listens: the connect is refused and retried; the request times out at 15 s.
+    let conn = net.nodes[client]
+        .node
+        .connect_remote(now, tcp(4999), &ConnectOptions::default());
+    let req = net.nodes[client]
+        .node
+        .request(now, &conn, "public.echo", vec![], &RequestOptions::default())
+        .unwrap();
+    net.advance(Duration::from_secs(11));
+    assert_eq!(
+        net.nodes[client].failed,
+        vec![(conn.clone(), String::from("connection attempt timed out"))]
+    );
+    // Closing the link failed the request at once, without waiting for its own timeout.
+    assert_eq!(net.nodes[client].replies, vec![(req, Err(RequestError::Timeout))]);
+    println!("{:?}", net.nodes[client].events);
+}
+
+#[test]
+fn sn_send_opens_a_connection_via_lookup_and_expires_when_idle() {
+    let mut net = Net::new();
+    let server = net.add(1, quiet_config());
+    let client = net.add(2, quiet_config());
+    let now = net.now;
+    net.nodes[server].node.listen_curve(now, tcp(4002));
+    net.settle();
+    let spk = net.pubkey(server);
+    net.nodes[client].sn_addresses.insert(spk, tcp(4002));
+    let mut sns = BTreeSet::new();
+    sns.insert(net.pubkey(client));
+    net.nodes[server].node.set_active_sns(now, sns);
+    let to = ConnectionId::Sn(spk);
+    let req = net.nodes[client]
+        .node
+        .request(now, &to, "sn.echo", vec![Bytes::from_static(b"q")], &RequestOptions::default())
+        .unwrap();
+    net.settle();
+    assert_eq!(
+        net.nodes[client].replies,
+        vec![(req, Ok(vec![Bytes::from_static(b"q")]))]
+    );
+    assert!(net.nodes[client].node.has_outgoing_sn(&spk));
+    // Default send keep-alive is 30 s: still open just before, closed exactly at the deadline.
+    let opened = now;
+    net.advance_to(opened + Duration::from_secs(30) - Duration::from_micros(1));
+    assert!(net.nodes[client].node.has_outgoing_sn(&spk));
+    net.advance_to(opened + Duration::from_secs(30));
+    assert!(!net.nodes[client].node.has_outgoing_sn(&spk));
+}
+
+#[test]
+fn inproc_connection_is_admin() {
+    let mut net = Net::new();
+    let n = net.add(3, quiet_config());
+    let now = net.now;
+    let conn = net.nodes[n].node.connect_inproc(now, None);
+    net.settle();
+    assert_eq!(net.nodes[n].connected, vec![conn.clone()]);
+    let now = net.now;
+    let req = net.nodes[n]
+        .node
+        .request(now, &conn, "admin.echo", vec![Bytes::from_static(b"z")], &RequestOptions::default())
+        .unwrap();
+    net.settle();
+    assert_eq!(net.nodes[n].replies, vec![(req, Ok(vec![Bytes::from_static(b"z")]))]);
+}
