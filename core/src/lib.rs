@@ -30,6 +30,7 @@ pub mod curve;
 pub mod encoding;
 pub mod ids;
 pub mod keys;
+pub mod node;
 pub mod registry;
 pub mod rng;
 pub mod sched;

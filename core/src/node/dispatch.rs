@@ -6,12 +6,12 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
-use crate::auth::{check_access, AuthLevel, PeerAccess, Verdict};
+use crate::auth::{AuthLevel, PeerAccess, Verdict, check_access};
 use crate::rng::CryptoRngCore;
 
 use super::io::{Message, ReplyTarget, RequestError};
 use super::route::{LinkKind, Origin, Role};
-use super::{ConnectionId, Node, NodeJob, Pool, INPROC_LISTENER};
+use super::{ConnectionId, INPROC_LISTENER, Node, NodeJob, Pool};
 
 /// The error words a node answers bad commands with; never answered themselves.
 const ERROR_WORDS: [&[u8]; 5] = [
@@ -71,7 +71,7 @@ impl<R: CryptoRngCore> Node<R> {
             local_sn: self.config.service_node,
         };
         let tag = resolved.is_request.then(|| data.first().cloned()).flatten();
-        let verdict = check_access(&access, category.access());
+        let verdict = check_access(&access, &category.access());
         if let Some(word) = verdict.wire_word() {
             log::warn!(
                 "Access denied to {} for peer {}: {:?}",
@@ -202,7 +202,7 @@ impl<R: CryptoRngCore> Node<R> {
                     link: None,
                 })
             }
-            Origin::InprocClient(link_id) => {
+            Origin::InprocClient(link_id) | Origin::Link(link_id) => {
                 let link = self.links.get(&link_id)?;
                 let (conn, auth, service_node) = link_peer(&link.kind);
                 Some(Peer {
@@ -218,7 +218,13 @@ impl<R: CryptoRngCore> Node<R> {
     }
 
     /// Handles OxenMQ's built-in words; returns true if `cmd` was one of them.
-    fn handle_builtin(&mut self, origin: Origin, peer: &Peer, cmd: &Bytes, frames: &[Bytes]) -> bool {
+    fn handle_builtin(
+        &mut self,
+        origin: Origin,
+        peer: &Peer,
+        cmd: &Bytes,
+        frames: &[Bytes],
+    ) -> bool {
         match cmd.as_ref() {
             b"REPLY" => {
                 let Some(tag) = frames.get(1) else {
@@ -284,7 +290,9 @@ impl<R: CryptoRngCore> Node<R> {
 
     fn handle_error_word(&mut self, origin: Origin, word: &[u8], frames: &[Bytes]) {
         if frames.len() == 1 && word == b"UNKNOWNCOMMAND" {
-            log::debug!("Received plain UNKNOWNCOMMAND; remote is probably an older oxenmq. Ignoring.");
+            log::debug!(
+                "Received plain UNKNOWNCOMMAND; remote is probably an older oxenmq. Ignoring."
+            );
             return;
         }
         if frames.len() == 3 && frames[1].as_ref() == b"REPLY" {
@@ -303,13 +311,15 @@ impl<R: CryptoRngCore> Node<R> {
                     },
                     Pool::Reply,
                 ),
-                None => log::warn!(
-                    "Received REPLY with unknown or already handled reply tag; ignoring"
-                ),
+                None => {
+                    log::warn!("Received REPLY with unknown or already handled reply tag; ignoring")
+                }
             }
             return;
         }
-        let what = frames.get(1).map(|c| String::from_utf8_lossy(c).to_string());
+        let what = frames
+            .get(1)
+            .map(|c| String::from_utf8_lossy(c).to_string());
         log::warn!(
             "Received {}: {}",
             String::from_utf8_lossy(word),
@@ -318,7 +328,10 @@ impl<R: CryptoRngCore> Node<R> {
         // Improvement over OxenMQ: the remote will never answer requests for a command it does
         // not know, so fail them now instead of waiting for TIMEOUT.
         if word == b"UNKNOWNCOMMAND" && frames.len() == 2 {
-            for request in self.requests.take_unknown(self.request_route(origin), &frames[1]) {
+            for request in self
+                .requests
+                .take_unknown(self.request_route(origin), &frames[1])
+            {
                 self.submit(
                     NodeJob::Reply {
                         request,
@@ -345,7 +358,13 @@ impl<R: CryptoRngCore> Node<R> {
     /// Sends `[word, REPLY, tag]` when the command is a request with a tag, else `[word, cmd]`.
     /// Best effort: an error reply that cannot be sent is only logged, and error replies are
     /// never answered (they are built-ins on the receiving side).
-    fn error_reply(&mut self, origin: Origin, word: &'static str, cmd: &Bytes, tag: Option<&Bytes>) {
+    fn error_reply(
+        &mut self,
+        origin: Origin,
+        word: &'static str,
+        cmd: &Bytes,
+        tag: Option<&Bytes>,
+    ) {
         let mut frames = Vec::with_capacity(3);
         frames.push(Bytes::from_static(word.as_bytes()));
         match tag {

@@ -36,22 +36,26 @@ use bytes::Bytes;
 
 use crate::address::Address;
 use crate::auth::AuthLevel;
-use crate::ids::{BatchId, CategoryId, ConnId, ListenerId, TaggedThreadId, TimerId, WorkerId};
+use crate::ids::{BatchId, CategoryId, ConnId, ListenerId, TimerId};
 use crate::keys::{Keypair, PublicKey};
 use crate::registry::Registry;
 use crate::rng::CryptoRngCore;
 use crate::sched::{self, Scheduler};
 use crate::session::{self, Session, SessionEvent};
-use crate::time::{earliest, Duration, Instant};
+use crate::time::{Duration, Instant, earliest};
 use crate::zmtp::router::RouterTable;
 
-pub use config::Config;
+pub use config::{
+    Config, DEFAULT_CONNECT_SN_KEEP_ALIVE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SEND_KEEP_ALIVE,
+    FOREVER, INPROC_CONNECT_TIMEOUT, REMOTE_CONNECT_TIMEOUT,
+};
 pub use conn_id::ConnectionId;
 pub use io::{
     ConnectOptions, ConnectSnOptions, DisconnectCause, Event, InDriver, Input, Job, Message,
     Output, ReplyTarget, RequestError, RequestId, RequestOptions, SendOptions,
 };
 pub use sched::{Completion, Target, TimerTarget};
+pub use send::SendError;
 
 use requests::Requests;
 use route::{Conn, ConnTable, Link, LinkKind, Origin, Role};
@@ -117,7 +121,7 @@ struct Listener {
 }
 
 /// A snapshot of the node's counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Open transport connections.
@@ -279,9 +283,8 @@ impl<R: CryptoRngCore> Node<R> {
                     });
             }
         };
-        link.and_then(|l| self.links.get(l)).is_some_and(|l| {
-            l.ready || matches!(l.kind, LinkKind::Inproc { .. })
-        })
+        link.and_then(|l| self.links.get(l))
+            .is_some_and(|l| l.ready || matches!(l.kind, LinkKind::Inproc { .. }))
     }
 
     // ---------------------------------------------------------------------------------------
@@ -343,7 +346,11 @@ impl<R: CryptoRngCore> Node<R> {
     }
 
     fn advance(&mut self, now: Instant) {
-        debug_assert!(now >= self.now, "time went backwards: {now:?} < {:?}", self.now);
+        debug_assert!(
+            now >= self.now,
+            "time went backwards: {now:?} < {:?}",
+            self.now
+        );
         self.now = self.now.max(now);
     }
 
@@ -370,7 +377,8 @@ impl<R: CryptoRngCore> Node<R> {
             router: RouterTable::new(&mut self.rng),
             failed: false,
         });
-        self.outputs.push_back(Output::Listen { listener: id, addr });
+        self.outputs
+            .push_back(Output::Listen { listener: id, addr });
         id
     }
 
@@ -428,23 +436,20 @@ impl<R: CryptoRngCore> Node<R> {
         routing_id: Bytes,
     ) -> session::SessionConfig {
         let heartbeat = (self.config.heartbeat_interval > Duration::ZERO).then(|| {
-            session::HeartbeatConfig {
+            crate::zmtp::heartbeat::HeartbeatConfig {
                 interval: self.config.heartbeat_interval,
                 timeout: self.config.heartbeat_timeout,
                 ttl: Duration::ZERO,
             }
         });
-        session::SessionConfig {
-            socket_type,
-            mechanism,
-            routing_id,
-            properties: Vec::new(),
-            max_message_size: self.config.max_message_size,
-            handshake_timeout: self.config.handshake_timeout,
-            heartbeat,
-            auth_required: socket_type == crate::zmtp::SocketType::Router,
-            max_queued_messages: self.config.max_queued_messages,
-        }
+        let mut cfg = session::SessionConfig::new(socket_type, mechanism);
+        cfg.routing_id = routing_id;
+        cfg.max_message_size = self.config.max_message_size;
+        cfg.handshake_timeout = self.config.handshake_timeout;
+        cfg.heartbeat = heartbeat;
+        cfg.auth_required = socket_type == crate::zmtp::SocketType::Router;
+        cfg.max_queued_messages = self.config.max_queued_messages;
+        cfg
     }
 
     fn on_received(&mut self, id: ConnId, data: &[u8]) {
@@ -506,8 +511,7 @@ impl<R: CryptoRngCore> Node<R> {
             return;
         };
         log::debug!("connection {id:?} to {} ended: {cause}", conn.remote);
-        if let (Role::Link(link_id), DisconnectCause::InvalidAddress(reason)) = (conn.role, cause)
-        {
+        if let (Role::Link(link_id), DisconnectCause::InvalidAddress(reason)) = (conn.role, cause) {
             // libzmq's connect() fails at once for an address it cannot use: no retry.
             let reason = alloc::format!("connect() failed: {reason}");
             self.forget_conn(id);
@@ -540,15 +544,15 @@ impl<R: CryptoRngCore> Node<R> {
                 .pubkey
                 .map(|pk| Bytes::from(pk.to_hex().into_bytes()))
                 .unwrap_or_default();
-            session::AuthDecision::Allow {
+            session::AuthDecision::allow(
                 user_id,
-                properties: alloc::vec![(
+                alloc::vec![(
                     String::from("X-AuthLevel"),
                     Bytes::from_static(level.as_str().as_bytes()),
                 )],
-            }
+            )
         };
-        session.auth_decision(self.now, decision);
+        session.auth_decision(self.now, decision, &mut self.rng);
         self.pump_conn(id);
     }
 
@@ -679,7 +683,6 @@ impl<R: CryptoRngCore> Node<R> {
                     self.drop_conn(id, self.config.close_linger, refused);
                     return;
                 }
-                _ => {}
             }
         }
     }
@@ -700,11 +703,11 @@ impl<R: CryptoRngCore> Node<R> {
                 let Some(l) = self.listeners.get_mut(listener.index()) else {
                     return;
                 };
-                let (route, displaced) = l.router.attach(id, &identity);
+                let attached = l.router.attach(id, &identity);
                 if let Some(conn) = self.conns.get_mut(id) {
-                    conn.route = Some(route);
+                    conn.route = Some(attached.routing_id);
                 }
-                if let Some(old) = displaced {
+                if let Some(old) = attached.displaced {
                     // ROUTER handover: the new connection takes the routing id.
                     log::debug!("routing id handed over from {old:?} to {id:?}");
                     self.close_conn(old, Duration::ZERO);
@@ -838,12 +841,16 @@ impl<R: CryptoRngCore> Node<R> {
         let Some(addr) = link.addr.clone() else {
             return;
         };
-        let remote = addr.host().to_string();
+        let remote = addr
+            .host()
+            .or_else(|| addr.socket())
+            .unwrap_or("(unknown)")
+            .to_string();
         let id = self.conns.insert(Conn::new(Role::Link(link_id), remote));
         if let Some(link) = self.links.get_mut(&link_id) {
             link.conn = Some(id);
         }
-        let transport = addr.without_pubkey();
+        let transport = addr.with_pubkey(None);
         self.outputs.push_back(Output::Connect {
             conn: id,
             addr: transport,
@@ -855,16 +862,14 @@ impl<R: CryptoRngCore> Node<R> {
         let Some(link) = self.links.get(&link_id) else {
             return;
         };
-        if let LinkKind::Remote { id, pubkey, .. } | LinkKind::Inproc { id, .. } = &link.kind
-        {
+        let outgoing = match &link.kind {
+            LinkKind::Remote { id, pubkey, .. } => Some((*id, *pubkey)),
+            LinkKind::Inproc { id, .. } => Some((*id, None)),
+            LinkKind::Sn(_) => None,
+        };
+        if let Some((id, pubkey)) = outgoing {
             if link.connect_deadline.is_some() {
-                let conn = ConnectionId::Outgoing {
-                    id: *id,
-                    pubkey: match &link.kind {
-                        LinkKind::Remote { .. } => *pubkey,
-                        _ => None,
-                    },
-                };
+                let conn = ConnectionId::Outgoing { id, pubkey };
                 self.submit(
                     NodeJob::ConnectFailed(conn, String::from(reason)),
                     Pool::Batch,
@@ -973,13 +978,19 @@ impl<R: CryptoRngCore> Node<R> {
 
     /// Runs `task` (an embedder handle) as if it were a command of `category`: same reserved
     /// threads and queue limits.
-    pub fn inject_task(&mut self, now: Instant, category: &str, task: u64) -> Result<(), NodeError> {
+    pub fn inject_task(
+        &mut self,
+        now: Instant,
+        category: &str,
+        task: u64,
+    ) -> Result<(), NodeError> {
         self.advance(now);
         let cat = self
             .registry
             .find_category(category)
             .ok_or_else(|| NodeError::UnknownCategory(String::from(category)))?;
-        self.sched.inject_task(cat, NodeJob::Task(task))?;
+        // A full queue is reported as `Event::Dropped`, exactly like a dropped command.
+        let _offer = self.sched.inject_task(cat, NodeJob::Task(task))?;
         self.pump();
         Ok(())
     }

@@ -134,11 +134,32 @@ mod tests {
     #[test]
     fn expire_in_deadline_order() {
         let mut r = Requests::default();
-        r.insert(tag(1), RequestId(1), Instant::from_secs(5), Bytes::new(), None);
-        r.insert(tag(2), RequestId(2), Instant::from_secs(3), Bytes::new(), None);
-        r.insert(tag(3), RequestId(3), Instant::from_secs(9), Bytes::new(), None);
+        r.insert(
+            tag(1),
+            RequestId(1),
+            Instant::from_secs(5),
+            Bytes::new(),
+            None,
+        );
+        r.insert(
+            tag(2),
+            RequestId(2),
+            Instant::from_secs(3),
+            Bytes::new(),
+            None,
+        );
+        r.insert(
+            tag(3),
+            RequestId(3),
+            Instant::from_secs(9),
+            Bytes::new(),
+            None,
+        );
         assert_eq!(r.next_deadline(), Some(Instant::from_secs(3)));
-        assert_eq!(r.expire(Instant::from_secs(5)), [RequestId(2), RequestId(1)]);
+        assert_eq!(
+            r.expire(Instant::from_secs(5)),
+            [RequestId(2), RequestId(1)]
+        );
         assert_eq!(r.len(), 1);
         assert_eq!(r.take(&tag(3)), Some(RequestId(3)));
         assert_eq!(r.take(&tag(3)), None);
@@ -160,9 +181,27 @@ mod tests {
         let mut r = Requests::default();
         let a = Origin::InprocClient(0);
         let b = Origin::InprocClient(1);
-        r.insert(tag(1), RequestId(1), Instant::ZERO, Bytes::from_static(b"x.y"), Some(a));
-        r.insert(tag(2), RequestId(2), Instant::ZERO, Bytes::from_static(b"x.z"), Some(a));
-        r.insert(tag(3), RequestId(3), Instant::ZERO, Bytes::from_static(b"x.y"), Some(b));
+        r.insert(
+            tag(1),
+            RequestId(1),
+            Instant::ZERO,
+            Bytes::from_static(b"x.y"),
+            Some(a),
+        );
+        r.insert(
+            tag(2),
+            RequestId(2),
+            Instant::ZERO,
+            Bytes::from_static(b"x.z"),
+            Some(a),
+        );
+        r.insert(
+            tag(3),
+            RequestId(3),
+            Instant::ZERO,
+            Bytes::from_static(b"x.y"),
+            Some(b),
+        );
         assert_eq!(r.take_unknown(a, b"x.y"), [RequestId(1)]);
         assert_eq!(r.len(), 2);
         assert_eq!(r.take_via(b), [RequestId(3)]);

@@ -218,7 +218,10 @@ mod tests {
         let b = t.insert(Conn::new(Role::Link(2), String::new()));
         assert_eq!(a.index(), b.index());
         assert_ne!(a, b);
-        assert!(t.get(a).is_none(), "a stale id must not reach the new connection");
+        assert!(
+            t.get(a).is_none(),
+            "a stale id must not reach the new connection"
+        );
         assert!(t.remove(a).is_none());
         assert_eq!(t.ids(), [b]);
         assert_eq!(t.len(), 1);

@@ -15,9 +15,9 @@ use super::config::FOREVER;
 use super::io::{
     ConnectOptions, ConnectSnOptions, Event, ReplyTarget, RequestId, RequestOptions, SendOptions,
 };
-use super::requests::{Tag, TAG_LEN};
+use super::requests::{TAG_LEN, Tag};
 use super::route::{Link, LinkKind, Origin};
-use super::{ConnectionId, Node, NodeError, NodeJob, Pool};
+use super::{ConnectionId, Node, NodeError};
 
 /// Why a message could not be queued. Display texts follow OxenMQ's log lines.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +27,9 @@ pub enum SendError {
     #[error("Not sending: send is optional and no connection to {0} is currently established")]
     NoConnection(String),
     /// The id names no (longer) existing outgoing connection.
-    #[error("Unable to send: connection id {0} is not (or is no longer) a valid outgoing connection")]
+    #[error(
+        "Unable to send: connection id {0} is not (or is no longer) a valid outgoing connection"
+    )]
     NotConnected(String),
     /// The id names an incoming connection that is gone (the remote has probably disconnected).
     #[error("Unable to send message to incoming connection {0}: remote has probably disconnected")]
@@ -247,7 +249,9 @@ impl<R: CryptoRngCore> Node<R> {
             }
         }
         if opts.optional || opts.incoming {
-            log::debug!("Not sending: send is optional and no connection to {pk} is currently established");
+            log::debug!(
+                "Not sending: send is optional and no connection to {pk} is currently established"
+            );
             return Err(SendError::NoConnection(alloc::format!("SN {pk}")));
         }
         let link_id = self.open_sn_link(pk, opts.hint.clone(), keep_alive, None);
@@ -301,7 +305,8 @@ impl<R: CryptoRngCore> Node<R> {
             return Err(SendError::NotConnected(alloc::format!("link {link_id}")));
         };
         if matches!(link.kind, LinkKind::Inproc { .. }) {
-            self.inproc.push_back((Origin::InprocServer(link_id), frames));
+            self.inproc
+                .push_back((Origin::InprocServer(link_id), frames));
             return Ok(());
         }
         match (link.ready, link.conn) {
@@ -349,7 +354,12 @@ impl<R: CryptoRngCore> Node<R> {
         if let Some(&link_id) = self.sn_out.get(&pubkey) {
             self.touch_link(link_id, keep_alive);
         } else {
-            self.open_sn_link(pubkey, opts.hint.clone(), keep_alive, opts.ephemeral_routing_id);
+            self.open_sn_link(
+                pubkey,
+                opts.hint.clone(),
+                keep_alive,
+                opts.ephemeral_routing_id,
+            );
         }
         self.pump();
         ConnectionId::Sn(pubkey)
@@ -409,12 +419,13 @@ impl<R: CryptoRngCore> Node<R> {
             self.config.reconnect_interval,
             false,
         );
-        link.connect_deadline =
-            Some(self.now.saturating_add(self.config.inproc_connect_timeout));
+        link.connect_deadline = Some(self.now.saturating_add(self.config.inproc_connect_timeout));
         let link_id = self.new_link(link);
         self.remote_ids.insert(id, link_id);
-        self.inproc
-            .push_back((Origin::InprocServer(link_id), alloc::vec![Bytes::from_static(b"HI")]));
+        self.inproc.push_back((
+            Origin::InprocServer(link_id),
+            alloc::vec![Bytes::from_static(b"HI")],
+        ));
         self.pump();
         ConnectionId::Outgoing { id, pubkey: None }
     }
@@ -441,12 +452,6 @@ impl<R: CryptoRngCore> Node<R> {
         self.close_link(link_id, linger);
         self.pump();
         Ok(())
-    }
-
-    /// Runs a job for a node-made callback (used by tests of the pool choice).
-    #[allow(dead_code)]
-    pub(super) fn submit_for_test(&mut self, job: NodeJob) {
-        self.submit(job, Pool::Reply);
     }
 }
 

@@ -180,7 +180,9 @@ impl Net {
                         }
                         other => self.nodes[n].events.push(alloc::format!("{other:?}")),
                     }
-                    self.nodes[n].node.handle(now, Input::JobFinished { worker });
+                    self.nodes[n]
+                        .node
+                        .handle(now, Input::JobFinished { worker });
                 }
                 Output::StopWorker { .. } => {}
                 Output::Event(Event::AuthRequest { conn, .. }) => {
@@ -238,7 +240,9 @@ impl Net {
             }
             if let Some((n, conn, data)) = self.wire.pop_front() {
                 let now = self.now;
-                self.nodes[n].node.handle(now, Input::Received { conn, data });
+                self.nodes[n]
+                    .node
+                    .handle(now, Input::Received { conn, data });
                 continue;
             }
             return;
@@ -263,7 +267,11 @@ impl Net {
             };
             self.now = self.now.max(d);
             for n in 0..self.nodes.len() {
-                if self.nodes[n].node.poll_timeout().is_some_and(|x| x <= self.now) {
+                if self.nodes[n]
+                    .node
+                    .poll_timeout()
+                    .is_some_and(|x| x <= self.now)
+                {
                     let now = self.now;
                     self.nodes[n].node.handle(now, Input::Timeout);
                 }
@@ -301,9 +309,11 @@ fn remote_request_over_curve_gets_a_reply() {
     net.nodes[server].node.listen_curve(now, tcp(4000));
     net.settle();
     let spk = net.pubkey(server);
-    let conn = net.nodes[client]
-        .node
-        .connect_remote(now, curve_addr(4000, &spk), &ConnectOptions::default());
+    let conn = net.nodes[client].node.connect_remote(
+        now,
+        curve_addr(4000, &spk),
+        &ConnectOptions::default(),
+    );
     net.settle();
     assert_eq!(net.nodes[client].connected, vec![conn.clone()]);
     let now = net.now;
@@ -334,12 +344,20 @@ fn byte_at_a_time_delivery_gives_the_same_result() {
     net.nodes[server].node.listen_curve(now, tcp(4000));
     net.settle();
     let spk = net.pubkey(server);
-    let conn = net.nodes[client]
-        .node
-        .connect_remote(now, curve_addr(4000, &spk), &ConnectOptions::default());
+    let conn = net.nodes[client].node.connect_remote(
+        now,
+        curve_addr(4000, &spk),
+        &ConnectOptions::default(),
+    );
     let req = net.nodes[client]
         .node
-        .request(now, &conn, "legacy.echo", vec![Bytes::from_static(b"x")], &RequestOptions::default())
+        .request(
+            now,
+            &conn,
+            "legacy.echo",
+            vec![Bytes::from_static(b"x")],
+            &RequestOptions::default(),
+        )
         .unwrap();
     net.settle();
     assert_eq!(
@@ -362,9 +380,18 @@ fn auth_failures_come_back_as_request_errors() {
     net.settle();
     let now = net.now;
     let opts = RequestOptions::default();
-    let a = net.nodes[client].node.request(now, &conn, "admin.echo", vec![], &opts).unwrap();
-    let b = net.nodes[client].node.request(now, &conn, "sn.echo", vec![], &opts).unwrap();
-    let c = net.nodes[client].node.request(now, &conn, "nope.nope", vec![], &opts).unwrap();
+    let a = net.nodes[client]
+        .node
+        .request(now, &conn, "admin.echo", vec![], &opts)
+        .unwrap();
+    let b = net.nodes[client]
+        .node
+        .request(now, &conn, "sn.echo", vec![], &opts)
+        .unwrap();
+    let c = net.nodes[client]
+        .node
+        .request(now, &conn, "nope.nope", vec![], &opts)
+        .unwrap();
     net.settle();
     let r = &net.nodes[client].replies;
     assert!(r.contains(&(a, Err(RequestError::Forbidden))), "{r:?}");
@@ -383,7 +410,13 @@ fn requests_time_out() {
         .connect_remote(now, tcp(4999), &ConnectOptions::default());
     let req = net.nodes[client]
         .node
-        .request(now, &conn, "public.echo", vec![], &RequestOptions::default())
+        .request(
+            now,
+            &conn,
+            "public.echo",
+            vec![],
+            &RequestOptions::default(),
+        )
         .unwrap();
     net.advance(Duration::from_secs(11));
     assert_eq!(
@@ -391,7 +424,10 @@ fn requests_time_out() {
         vec![(conn.clone(), String::from("connection attempt timed out"))]
     );
     // Closing the link failed the request at once, without waiting for its own timeout.
-    assert_eq!(net.nodes[client].replies, vec![(req, Err(RequestError::Timeout))]);
+    assert_eq!(
+        net.nodes[client].replies,
+        vec![(req, Err(RequestError::Timeout))]
+    );
     println!("{:?}", net.nodes[client].events);
 }
 
@@ -411,7 +447,13 @@ fn sn_send_opens_a_connection_via_lookup_and_expires_when_idle() {
     let to = ConnectionId::Sn(spk);
     let req = net.nodes[client]
         .node
-        .request(now, &to, "sn.echo", vec![Bytes::from_static(b"q")], &RequestOptions::default())
+        .request(
+            now,
+            &to,
+            "sn.echo",
+            vec![Bytes::from_static(b"q")],
+            &RequestOptions::default(),
+        )
         .unwrap();
     net.settle();
     assert_eq!(
@@ -438,8 +480,17 @@ fn inproc_connection_is_admin() {
     let now = net.now;
     let req = net.nodes[n]
         .node
-        .request(now, &conn, "admin.echo", vec![Bytes::from_static(b"z")], &RequestOptions::default())
+        .request(
+            now,
+            &conn,
+            "admin.echo",
+            vec![Bytes::from_static(b"z")],
+            &RequestOptions::default(),
+        )
         .unwrap();
     net.settle();
-    assert_eq!(net.nodes[n].replies, vec![(req, Ok(vec![Bytes::from_static(b"z")]))]);
+    assert_eq!(
+        net.nodes[n].replies,
+        vec![(req, Ok(vec![Bytes::from_static(b"z")]))]
+    );
 }
