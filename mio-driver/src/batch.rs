@@ -193,10 +193,12 @@ impl<R: Send + 'static> ErasedBatch for Running<R> {
     }
 }
 
+/// A batch split for submission: job targets and completion for the core, closures for the
+/// proxy.
+pub(crate) type Split = (Vec<Target>, Completion, Box<dyn ErasedBatch>);
+
 /// Splits a batch into what the core needs (targets, completion) and what the proxy keeps.
-pub(crate) fn into_erased<R: Send + 'static>(
-    batch: Batch<R>,
-) -> Result<(Vec<Target>, Completion, Box<dyn ErasedBatch>), Error> {
+pub(crate) fn into_erased<R: Send + 'static>(batch: Batch<R>) -> Result<Split, Error> {
     if batch.jobs.is_empty() {
         return Err(Error::EmptyBatch);
     }

@@ -50,11 +50,13 @@ pub(crate) fn server_builder() -> Builder {
     b
 }
 
+/// What a request callback receives.
+pub(crate) type Reply = Result<Vec<Bytes>, RequestError>;
+/// What the connect callbacks report: the connection, or why it failed.
+pub(crate) type Connected = Result<lokimq::ConnectionId, String>;
+
 /// A reply channel: a callback for `request` and the receiver to wait on.
-pub(crate) fn reply_channel() -> (
-    impl FnOnce(Result<Vec<Bytes>, RequestError>) + Send + 'static,
-    Receiver<Result<Vec<Bytes>, RequestError>>,
-) {
+pub(crate) fn reply_channel() -> (impl FnOnce(Reply) + Send + 'static, Receiver<Reply>) {
     let (tx, rx) = mpsc::channel();
     (
         move |r| {
@@ -74,7 +76,7 @@ pub(crate) fn wait<T>(rx: &Receiver<T>, what: &str) -> T {
 pub(crate) fn connect_channel() -> (
     impl FnOnce(lokimq::ConnectionId) + Send + 'static,
     impl FnOnce(lokimq::ConnectionId, String) + Send + 'static,
-    Receiver<Result<lokimq::ConnectionId, String>>,
+    Receiver<Connected>,
 ) {
     let (tx, rx) = mpsc::channel();
     let tx2: Sender<_> = tx.clone();

@@ -128,7 +128,10 @@ fn watchdog(limit: Duration) {
         .name(String::from("watchdog"))
         .spawn(move || {
             std::thread::sleep(grace);
-            eprintln!("lokimq demo: FAILED: still running after {}s", grace.as_secs());
+            eprintln!(
+                "lokimq demo: FAILED: still running after {}s",
+                grace.as_secs()
+            );
             std::process::exit(2);
         });
     if spawned.is_err() {
@@ -173,27 +176,44 @@ pub(crate) fn demo(timeout: Duration, port: u16, curve: bool) -> Result<(), Stri
     });
     a.listen(listen);
     let t = Stopwatch::start();
-    let node_a = a.start().map_err(|e| format!("node A did not start: {e}"))?;
+    let node_a = a
+        .start()
+        .map_err(|e| format!("node A did not start: {e}"))?;
     let addr = node_a
         .bound_addresses()
         .first()
         .cloned()
         .ok_or("node A has no listener")?;
     println!("node A  pubkey {}", node_a.pubkey().to_hex());
-    println!("        listening on {addr}   (started in {})", ms(t.elapsed()));
+    println!(
+        "        listening on {addr}   (started in {})",
+        ms(t.elapsed())
+    );
 
     // Node B: the client.
     let mut b = LokiMq::builder();
     b.config_mut().general_workers = 2;
-    let node_b = b.start().map_err(|e| format!("node B did not start: {e}"))?;
+    let node_b = b
+        .start()
+        .map_err(|e| format!("node B did not start: {e}"))?;
     println!("node B  pubkey {}", node_b.pubkey().to_hex());
 
     let (conn, took) = connect(&node_b, &addr, budget("connecting")?)?;
     println!("B -> A  connected ({conn}) in {}", ms(took));
 
-    let (r, took) = ask(&node_b, &conn, "demo.echo", &["hello", "world"], budget("demo.echo")?)?;
+    let (r, took) = ask(
+        &node_b,
+        &conn,
+        "demo.echo",
+        &["hello", "world"],
+        budget("demo.echo")?,
+    )?;
     let echoed = r.map_err(|e| format!("demo.echo failed: {e}"))?;
-    println!("B -> A  demo.echo [\"hello\", \"world\"] -> {}  ({})", text(&echoed), ms(took));
+    println!(
+        "B -> A  demo.echo [\"hello\", \"world\"] -> {}  ({})",
+        text(&echoed),
+        ms(took)
+    );
     if echoed != [Bytes::from("hello"), Bytes::from("world")] {
         return Err(format!("demo.echo returned {}", text(&echoed)));
     }
@@ -203,7 +223,9 @@ pub(crate) fn demo(timeout: Duration, port: u16, curve: bool) -> Result<(), Stri
     println!("B -> A  demo.whoami -> {}  ({})", text(&who), ms(took));
     let auth = who.first().map(|f| String::from_utf8_lossy(f).into_owned());
     if auth.as_deref() != Some("basic") {
-        return Err(format!("A's handler saw auth level {auth:?}, expected basic"));
+        return Err(format!(
+            "A's handler saw auth level {auth:?}, expected basic"
+        ));
     }
     if curve {
         let key = who.get(1).map(|f| String::from_utf8_lossy(f).into_owned());
@@ -217,13 +239,19 @@ pub(crate) fn demo(timeout: Duration, port: u16, curve: bool) -> Result<(), Stri
     println!("B -> A  demo.time -> {}  ({})", text(&time), ms(took));
 
     let (r, took) = ask(&node_b, &conn, "admin.secret", &[], budget("admin.secret")?)?;
-    println!("B -> A  admin.secret (needs admin) -> {r:?}  ({})", ms(took));
+    println!(
+        "B -> A  admin.secret (needs admin) -> {r:?}  ({})",
+        ms(took)
+    );
     if r != Err(RequestError::Forbidden) {
         return Err(format!("admin.secret should be FORBIDDEN, got {r:?}"));
     }
 
     let (r, took) = ask(&node_b, &conn, "demo.nope", &[], budget("demo.nope")?)?;
-    println!("B -> A  demo.nope (no such command) -> {r:?}  ({})", ms(took));
+    println!(
+        "B -> A  demo.nope (no such command) -> {r:?}  ({})",
+        ms(took)
+    );
     if r != Err(RequestError::UnknownCommand) {
         return Err(format!("demo.nope should be UNKNOWNCOMMAND, got {r:?}"));
     }
@@ -254,7 +282,10 @@ pub(crate) fn demo(timeout: Duration, port: u16, curve: bool) -> Result<(), Stri
 pub(crate) fn keygen() {
     let kp = Keypair::generate(&mut OsRng);
     println!("public (hex):     {}", kp.public().to_hex());
-    println!("public (base32z): {}", base32z::encode(kp.public().as_bytes()));
+    println!(
+        "public (base32z): {}",
+        base32z::encode(kp.public().as_bytes())
+    );
     println!("secret (hex):     {}", hex::encode(kp.secret().to_bytes()));
 }
 

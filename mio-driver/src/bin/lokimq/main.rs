@@ -14,7 +14,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "lokimq", version, about = "LokiMQ/OxenMQ in Rust: demo, keys, server, client")]
+#[command(
+    name = "lokimq",
+    version,
+    about = "LokiMQ/OxenMQ in Rust: demo, keys, server, client"
+)]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
