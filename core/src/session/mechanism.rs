@@ -310,8 +310,8 @@ impl Transform {
                 Ok(())
             }
             Self::Curve(codec) => {
-                let flags =
-                    u8::from(more) * curve::FLAG_MORE | u8::from(is_command) * curve::FLAG_COMMAND;
+                let flags = (u8::from(more) * curve::FLAG_MORE)
+                    | (u8::from(is_command) * curve::FLAG_COMMAND);
                 let mut sealed = BytesMut::with_capacity(CurveCodec::sealed_len(body.len()));
                 codec.seal_bytes(flags, body, &mut sealed)?;
                 // Outer data frame: MORE/COMMAND travel inside the box only (libzmq).
