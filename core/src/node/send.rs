@@ -191,6 +191,14 @@ impl<R: CryptoRngCore> Node<R> {
         }
         match to {
             ConnectionId::Sn(pk) => self.send_to_sn(*pk, frames, opts),
+            // OxenMQ documents (but never implemented) that `incoming`/`outgoing` restrict
+            // non-SN sends too; we do what it documents.
+            ConnectionId::Outgoing { .. } if opts.incoming => {
+                Err(SendError::NoConnection(to.to_string_lossy()))
+            }
+            ConnectionId::Incoming { .. } if opts.outgoing => {
+                Err(SendError::NoConnection(to.to_string_lossy()))
+            }
             ConnectionId::Outgoing { id, .. } => {
                 let link_id = *self
                     .remote_ids
