@@ -435,13 +435,13 @@ impl<R: CryptoRngCore> Node<R> {
         mechanism: session::MechanismConfig,
         routing_id: Bytes,
     ) -> session::SessionConfig {
-        let heartbeat = (self.config.heartbeat_interval > Duration::ZERO).then(|| {
+        let heartbeat = (self.config.heartbeat_interval > Duration::ZERO).then_some(
             crate::zmtp::heartbeat::HeartbeatConfig {
                 interval: self.config.heartbeat_interval,
                 timeout: self.config.heartbeat_timeout,
                 ttl: Duration::ZERO,
-            }
-        });
+            },
+        );
         let mut cfg = session::SessionConfig::new(socket_type, mechanism);
         cfg.routing_id = routing_id;
         cfg.max_message_size = self.config.max_message_size;

@@ -1,10 +1,8 @@
 //! Why a session closed, and why a send was refused.
 
-use alloc::string::String;
-
 use super::peer::DenyStatus;
 use crate::zmtp::command::status_code;
-use crate::zmtp::{Mechanism, SocketType, WireText, ZmtpError};
+use crate::zmtp::{SocketType, WireText, ZmtpError};
 
 /// Why a session ended (or could not be created). The first one is latched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,12 +30,9 @@ pub enum SessionError {
     /// [`super::Session::close`] was called.
     #[error("closed locally")]
     LocallyClosed,
-    /// A mechanism's cryptography failed (reserved for CURVE: box open failure, nonce replay…).
-    #[error("cryptographic failure: {0}")]
-    Crypto(String),
-    /// The configured mechanism is not available in this build (CURVE until it is integrated).
-    #[error("the {0} mechanism is not available")]
-    MechanismUnavailable(Mechanism),
+    /// The CURVE mechanism failed (box open failure, nonce replay, bad cookie, …).
+    #[error("CURVE: {0}")]
+    Crypto(#[from] crate::curve::CurveError),
     /// Sessions implement DEALER and ROUTER only.
     #[error("socket type {0} is not supported by sessions (DEALER and ROUTER only)")]
     UnsupportedSocketType(SocketType),

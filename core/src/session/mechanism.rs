@@ -2,30 +2,28 @@
 //!
 //! A session drives its mechanism through [`Handshake`] (one variant per mechanism and role) and,
 //! once the handshake is done, passes every frame through the [`Transform`] the handshake
-//! produced. Only NULL exists today; CURVE plugs in as:
+//! produced:
 //!
-//! * `Handshake::CurveClient(curve::CurveClient)`: `start` queues `hello()` as a command frame;
-//!   `on_command` answers WELCOME with `handle_welcome(body, our_metadata.to_bytes(), rng)`
-//!   (queued as a command frame), then completes on READY with `handle_ready(body)` →
-//!   `Step::Complete { peer_metadata: Metadata::decode(..), transform: Transform::Curve(codec) }`.
-//!   An `ERROR` body is parsed with `curve::parse_error` → `SessionError::PeerError`.
-//! * `Handshake::CurveServer(curve::CurveServer)`: HELLO → WELCOME; INITIATE →
-//!   `Step::AwaitAuth { mechanism: Curve, client_key: Some(key) }` (or straight to READY when
-//!   `auth_required` is false), keeping the metadata; `on_auth_allowed` queues `ready(..)` and
-//!   returns `Complete`.
-//! * `Transform::Curve(CurveCodec)`: `write_frame` seals `(more | command << 1, payload)` and
-//!   queues the sealed MESSAGE body as an outer *data* frame (flags 0x00/0x02 only: never pass
-//!   `more`/`command` to `Outbox::write_frame`); `open_frame` opens the body and returns the inner
-//!   frame with the payload's MORE/COMMAND bits. libzmq ORs the outer frame's MORE/COMMAND bits
-//!   into the payload flags (wire.md §7.9); either mirror that or refuse such outer frames. The
-//!   frame decoder's size limit then applies to the encrypted size, as libzmq's MAXMSGSIZE does.
-//! * `CurveError` maps to `SessionError::Crypto`.
+//! * NULL: READY both ways (the server's READY waits for the auth decision); frames travel as
+//!   they are.
+//! * CURVE client: HELLO →, ← WELCOME, INITIATE (with our metadata) →, ← READY (or ← ERROR).
+//! * CURVE server: ← HELLO, WELCOME →, ← INITIATE (fully verified: cookie, box, vouch), then
+//!   the auth decision, then READY → with our metadata.
+//! * After a CURVE handshake every frame is one MESSAGE: the payload's MORE/COMMAND bits travel
+//!   inside the box and the MESSAGE goes out as an outer *data* frame (flags 0x00/0x02), as
+//!   libzmq sends it. On receipt we mirror libzmq: an outer MORE bit is OR-ed into the payload
+//!   flags (gluing the frame to the next message), and a MESSAGE arriving in an outer COMMAND
+//!   frame is opened (so its nonce counts) and dropped; the connection stays up. The frame
+//!   decoder's size limit applies to the encrypted body, exactly as libzmq's MAXMSGSIZE does.
 
 use bytes::Bytes;
+
+use bytes::BytesMut;
 
 use super::config::MechanismConfig;
 use super::error::SessionError;
 use super::outbox::Outbox;
+use crate::curve::{self, CurveClient, CurveCodec, CurveServer};
 use crate::keys::PublicKey;
 use crate::rng::CryptoRngCore;
 use crate::zmtp::command::{self, ErrorCommand, RawCommand};
@@ -68,20 +66,29 @@ pub(crate) enum Step {
 #[derive(Debug)]
 pub(crate) enum Handshake {
     Null(NullHandshake),
+    CurveClient(CurveClientHandshake),
+    CurveServer(CurveServerHandshake),
 }
 
 impl Handshake {
     /// The machine for `config`, or a typed error for mechanisms not available yet.
     pub(crate) fn new<R: CryptoRngCore + ?Sized>(
         config: &MechanismConfig,
-        _rng: &mut R,
+        rng: &mut R,
     ) -> Result<Self, SessionError> {
         match config {
             MechanismConfig::Null => Ok(Self::Null(NullHandshake::default())),
-            // CURVE integration point: CurveClient::new(keypair, *server_key, rng) /
-            // CurveServer::new(keypair, rng), mapping CurveError to SessionError::Crypto.
-            MechanismConfig::CurveClient { .. } | MechanismConfig::CurveServer { .. } => {
-                Err(SessionError::MechanismUnavailable(config.mechanism()))
+            MechanismConfig::CurveClient {
+                keypair,
+                server_key,
+            } => Ok(Self::CurveClient(CurveClientHandshake {
+                inner: CurveClient::new(keypair, *server_key, rng)?,
+            })),
+            MechanismConfig::CurveServer { keypair } => {
+                Ok(Self::CurveServer(CurveServerHandshake {
+                    inner: CurveServer::new(keypair, rng),
+                    peer_metadata: None,
+                }))
             }
         }
     }
@@ -94,18 +101,23 @@ impl Handshake {
     ) -> Result<Step, SessionError> {
         match self {
             Self::Null(m) => Ok(m.start(ctx)),
+            Self::CurveClient(m) => m.start(ctx),
+            // The server speaks second: it waits for HELLO.
+            Self::CurveServer(_) => Ok(Step::Continue),
         }
     }
 
     /// A command frame arrived during the handshake (`body` = bytes after the frame header).
     pub(crate) fn on_command<R: CryptoRngCore + ?Sized>(
         &mut self,
-        _ctx: &mut HandshakeCtx<'_>,
+        ctx: &mut HandshakeCtx<'_>,
         body: &Bytes,
-        _rng: &mut R,
+        rng: &mut R,
     ) -> Result<Step, SessionError> {
         match self {
             Self::Null(m) => m.on_command(body),
+            Self::CurveClient(m) => m.on_command(ctx, body, rng),
+            Self::CurveServer(m) => m.on_command(ctx, body, rng),
         }
     }
 
@@ -117,7 +129,96 @@ impl Handshake {
     ) -> Result<Step, SessionError> {
         match self {
             Self::Null(m) => Ok(m.on_auth_allowed(ctx)),
+            Self::CurveServer(m) => m.send_ready(ctx),
+            // Only servers wait for a decision; the session never asks a client.
+            Self::CurveClient(_) => Err(SessionError::InvalidConfig(
+                "a CURVE client cannot take an auth decision",
+            )),
         }
+    }
+}
+
+/// CURVE, client side (our DEALER connecting to a CURVE server).
+#[derive(Debug)]
+pub(crate) struct CurveClientHandshake {
+    inner: CurveClient,
+}
+
+impl CurveClientHandshake {
+    fn start(&mut self, ctx: &mut HandshakeCtx<'_>) -> Result<Step, SessionError> {
+        let hello = self.inner.hello()?;
+        ctx.send_command(&Bytes::from(hello));
+        Ok(Step::Continue)
+    }
+
+    fn on_command<R: CryptoRngCore + ?Sized>(
+        &mut self,
+        ctx: &mut HandshakeCtx<'_>,
+        body: &Bytes,
+        rng: &mut R,
+    ) -> Result<Step, SessionError> {
+        if curve::Command::Error.matches(body) && self.inner.accepts_error() {
+            let reason = self.inner.handle_error(body)?;
+            return Err(SessionError::PeerError(crate::zmtp::WireText::new(
+                Bytes::copy_from_slice(reason),
+            )));
+        }
+        if curve::Command::Welcome.matches(body) {
+            let metadata = ctx.our_metadata.to_bytes();
+            let initiate = self.inner.handle_welcome(body, &metadata, rng)?;
+            ctx.send_command(&Bytes::from(initiate));
+            return Ok(Step::Continue);
+        }
+        // READY, or anything else (which the client refuses with a typed error).
+        let (metadata, codec) = self.inner.handle_ready(body)?;
+        Ok(Step::Complete {
+            peer_metadata: Metadata::decode(&Bytes::from(metadata))?,
+            transform: Transform::Curve(codec),
+        })
+    }
+}
+
+/// CURVE, server side (a connection accepted on a CURVE listener).
+#[derive(Debug)]
+pub(crate) struct CurveServerHandshake {
+    inner: CurveServer,
+    /// The client's INITIATE metadata, held while the embedder decides.
+    peer_metadata: Option<Metadata>,
+}
+
+impl CurveServerHandshake {
+    fn on_command<R: CryptoRngCore + ?Sized>(
+        &mut self,
+        ctx: &mut HandshakeCtx<'_>,
+        body: &Bytes,
+        rng: &mut R,
+    ) -> Result<Step, SessionError> {
+        if curve::Command::Hello.matches(body) {
+            let welcome = self.inner.handle_hello(body, rng)?;
+            ctx.send_command(&Bytes::from(welcome));
+            return Ok(Step::Continue);
+        }
+        // INITIATE, or anything else (refused with a typed error by the CURVE state machine).
+        let initiate = self.inner.handle_initiate(body)?;
+        self.peer_metadata = Some(Metadata::decode(&Bytes::from(initiate.metadata))?);
+        if ctx.auth_required {
+            Ok(Step::AwaitAuth {
+                mechanism: Mechanism::Curve,
+                client_key: Some(initiate.client_key),
+            })
+        } else {
+            self.send_ready(ctx)
+        }
+    }
+
+    fn send_ready(&mut self, ctx: &mut HandshakeCtx<'_>) -> Result<Step, SessionError> {
+        let metadata = ctx.our_metadata.to_bytes();
+        let (ready, codec) = self.inner.ready(&metadata)?;
+        ctx.send_command(&Bytes::from(ready));
+        Ok(Step::Complete {
+            peer_metadata: self.peer_metadata.take().unwrap_or_default(),
+            transform: Transform::Curve(codec),
+        })
     }
 }
 
@@ -190,6 +291,8 @@ impl NullHandshake {
 pub(crate) enum Transform {
     /// NULL: frames go on the wire as they are.
     Identity,
+    /// CURVE: every frame is boxed in a MESSAGE.
+    Curve(CurveCodec),
 }
 
 impl Transform {
@@ -206,13 +309,39 @@ impl Transform {
                 out.write_frame(more, is_command, body);
                 Ok(())
             }
+            Self::Curve(codec) => {
+                let flags = (u8::from(more) * curve::FLAG_MORE)
+                    | (u8::from(is_command) * curve::FLAG_COMMAND);
+                let mut sealed = BytesMut::with_capacity(CurveCodec::sealed_len(body.len()));
+                codec.seal_bytes(flags, body, &mut sealed)?;
+                // Outer data frame: MORE/COMMAND travel inside the box only (libzmq).
+                out.write_frame(false, false, &sealed.freeze());
+                Ok(())
+            }
         }
     }
 
-    /// Turns one received wire frame into the logical frame it carries.
-    pub(crate) fn open_frame(&mut self, frame: Frame) -> Result<Frame, SessionError> {
+    /// Turns one received wire frame into the logical frame it carries; `None` means the frame
+    /// is dropped silently (as libzmq drops a MESSAGE that arrived in an outer COMMAND frame).
+    pub(crate) fn open_frame(&mut self, frame: Frame) -> Result<Option<Frame>, SessionError> {
         match self {
-            Self::Identity => Ok(frame),
+            Self::Identity => Ok(Some(frame)),
+            Self::Curve(codec) => {
+                // Open in place when we hold the only reference (the usual case), else copy.
+                let mut body = frame
+                    .body
+                    .try_into_mut()
+                    .unwrap_or_else(|shared| BytesMut::from(shared.as_ref()));
+                let flags = codec.open_bytes(&mut body)?;
+                if frame.command {
+                    return Ok(None);
+                }
+                Ok(Some(Frame {
+                    more: frame.more || flags & curve::FLAG_MORE != 0,
+                    command: flags & curve::FLAG_COMMAND != 0,
+                    body: body.freeze(),
+                }))
+            }
         }
     }
 }

@@ -178,8 +178,7 @@ impl Session {
     /// peer's: libzmq sends most of its greeting only after seeing the start of ours).
     ///
     /// Fails on an invalid configuration, an unsupported socket type (sessions implement DEALER
-    /// and ROUTER), and for CURVE until that mechanism is integrated
-    /// ([`SessionError::MechanismUnavailable`]).
+    /// and ROUTER), or a CURVE client whose server key is unusable (low order).
     pub fn new<R: CryptoRngCore + ?Sized>(
         config: SessionConfig,
         now: Instant,
@@ -580,11 +579,12 @@ impl Session {
                 let opened = match self.transform.as_mut() {
                     Some(t) => t.open_frame(frame),
                     // Ready always has a transform; treat the impossible as identity.
-                    None => Ok(frame),
+                    None => Ok(Some(frame)),
                 };
                 match opened {
-                    Ok(f) if f.command => self.on_traffic_command(now, &f.body),
-                    Ok(f) => self.on_data_frame(f),
+                    Ok(Some(f)) if f.command => self.on_traffic_command(now, &f.body),
+                    Ok(Some(f)) => self.on_data_frame(f),
+                    Ok(None) => self.stats.unknown_commands += 1,
                     Err(e) => self.fail(e),
                 }
             }
