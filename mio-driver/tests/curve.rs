@@ -17,7 +17,6 @@ fn keypair(seed: u8) -> Keypair {
 }
 
 #[test]
-#[ignore = "needs CURVE integration"]
 fn curve_tcp_request_and_reply() {
     let (tx, seen) = mpsc::channel();
     let (server, addr) = start_server(Listen::curve(loopback()).unwrap().allow(
@@ -60,7 +59,6 @@ fn curve_tcp_request_and_reply() {
 }
 
 #[test]
-#[ignore = "needs CURVE integration"]
 fn ipc_curve_request_and_reply() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("curve.sock");
@@ -85,7 +83,6 @@ fn ipc_curve_request_and_reply() {
 }
 
 #[test]
-#[ignore = "needs CURVE integration"]
 fn wrong_server_key_never_connects() {
     let (_server, addr) = start_server(Listen::curve(loopback()).unwrap());
     let wrong = addr.clone().with_pubkey(Some(*keypair(77).public()));
@@ -103,7 +100,6 @@ fn wrong_server_key_never_connects() {
 }
 
 #[test]
-#[ignore = "needs CURVE integration"]
 fn service_node_connection_via_sn_lookup() {
     let server_keys = keypair(1);
     let client_keys = keypair(2);

@@ -101,7 +101,6 @@ fn libzmq_plain_dealer_talks_to_our_listener() {
 }
 
 #[test]
-#[ignore = "needs CURVE integration"]
 fn libzmq_curve_dealer_talks_to_our_listener() {
     dealer_session(true);
 }
@@ -197,7 +196,6 @@ fn libzmq_plain_router_answers_our_connect() {
 }
 
 #[test]
-#[ignore = "needs CURVE integration"]
 fn libzmq_curve_router_answers_our_connect() {
     router_session(true);
 }
