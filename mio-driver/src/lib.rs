@@ -103,6 +103,8 @@
 //! [`lokimq_core::time::Instant`], read in exactly one module; [`Stopwatch`] exposes it to
 //! applications and tests.
 
+#![warn(missing_docs)]
+
 mod batch;
 mod builder;
 mod clock;

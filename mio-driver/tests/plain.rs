@@ -338,3 +338,50 @@ fn incoming_connection_id_can_be_used_later() {
     server.send(&incoming, "public.later", ["hi"]).unwrap();
     assert_eq!(wait(&got, "later"), ["hi"]);
 }
+
+#[test]
+fn many_pipelined_requests_and_large_messages() {
+    // An unlimited queue: with the default limit (200) OxenMQ drops the excess, as it should.
+    let mut b = server_builder();
+    b.add_category_with("bulk", AuthLevel::None, 0, -1)
+        .unwrap()
+        .add_request_command("bulk", "echo", |m| m.send_reply(m.data().to_vec()))
+        .unwrap();
+    b.listen(Listen::plain(loopback()).unwrap());
+    let server = b.start().unwrap();
+    let addr = server.bound_addresses()[0].clone();
+    let client = builder().start().unwrap();
+    let (ok, fail, connected) = connect_channel();
+    let conn = client
+        .connect_remote(&addr, ok, fail, ConnectOptions::default())
+        .unwrap();
+    wait(&connected, "connect").unwrap();
+    let (tx, rx) = mpsc::channel();
+    const N: usize = 2000;
+    for i in 0..N {
+        let tx = tx.clone();
+        client
+            .request(&conn, "bulk.echo", [format!("{i}")], move |r| {
+                let _ = tx.send((i, r));
+            })
+            .unwrap();
+    }
+    let mut seen = vec![false; N];
+    for _ in 0..N {
+        let (i, r) = wait(&rx, "pipelined reply");
+        assert_eq!(strings(&r.unwrap()), [format!("{i}")]);
+        seen[i] = true;
+    }
+    assert!(seen.iter().all(|s| *s));
+    // Frames near the 1 MiB default limit need many partial writes on both sides.
+    let big = vec![0x5au8; 1000 * 1024];
+    for _ in 0..3 {
+        let (cb, rx) = reply_channel();
+        client
+            .request(&conn, "bulk.echo", [big.clone(), big.clone()], cb)
+            .unwrap();
+        let r = wait(&rx, "big reply").unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|f| f.as_ref() == big.as_slice()));
+    }
+}
