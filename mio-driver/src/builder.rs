@@ -354,8 +354,8 @@ impl Builder {
         let clock = Clock::new();
         let keypair = match self.keypair {
             Some(k) => k,
-            None if self.service_node => return Err(KeyError::ServiceNodeWithoutKeypair.into()),
-            None => Keypair::generate(&mut OsRng),
+            // OxenMQ's rules for "no keys given": generate, unless in service-node mode.
+            None => Keypair::from_oxenmq(&[], &[], self.service_node, &mut OsRng)?,
         };
         let pubkey = *keypair.public();
         let mut config = self.config;

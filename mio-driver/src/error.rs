@@ -13,7 +13,7 @@ pub enum Error {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// The keys given to the builder are unusable.
-    #[error("OxenMQ construction failed: {0}")]
+    #[error(transparent)]
     Key(#[from] KeyError),
     /// The node configuration was refused (worker counts, service-node mode without keys, …).
     #[error(transparent)]

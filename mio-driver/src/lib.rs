@@ -9,7 +9,7 @@
 //! instead of "cannot add a command after `start()`" errors, `Result`s instead of exceptions,
 //! and closures instead of `std::function`s.
 //!
-//! ```no_run
+//! ```
 //! use lokimq::{AuthLevel, ConnectOptions, LokiMq};
 //! use std::sync::mpsc;
 //! use std::time::Duration;

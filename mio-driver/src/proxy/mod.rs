@@ -548,9 +548,9 @@ impl Proxy {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // EMFILE and friends: try again next turn rather than lose the edge.
+                    // EMFILE and friends: retrying at once would spin; the next connection
+                    // attempt raises a new edge and the backlog is drained then.
                     log::warn!("accept failed on {listener:?}: {e}");
-                    self.again.push(key);
                     return;
                 }
             }
