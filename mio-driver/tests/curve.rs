@@ -171,3 +171,32 @@ fn sn_lookup_failure_fails_the_request() {
         lokimq::RequestError::Timeout
     );
 }
+
+#[test]
+fn allow_function_can_deny_a_key() {
+    let banned = keypair(66);
+    let banned_pk = *banned.public();
+    let (_server, addr) =
+        start_server(Listen::curve(loopback()).unwrap().allow(move |_, key, _| {
+            if key == Some(&banned_pk) {
+                AuthLevel::Denied
+            } else {
+                AuthLevel::Basic
+            }
+        }));
+    let mut b = builder();
+    b.keypair(banned);
+    let bad = b.start().unwrap();
+    let (ok, fail, connected) = connect_channel();
+    let opts = ConnectOptions {
+        timeout: Some(Duration::from_secs(2)),
+        ..ConnectOptions::default()
+    };
+    bad.connect_remote(&addr, ok, fail, opts).unwrap();
+    assert!(wait(&connected, "denied").is_err());
+    let good = builder().start().unwrap();
+    let (ok, fail, connected) = connect_channel();
+    good.connect_remote(&addr, ok, fail, ConnectOptions::default())
+        .unwrap();
+    assert!(wait(&connected, "allowed").is_ok());
+}

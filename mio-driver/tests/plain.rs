@@ -385,3 +385,44 @@ fn many_pipelined_requests_and_large_messages() {
         assert!(r.iter().all(|f| f.as_ref() == big.as_slice()));
     }
 }
+
+#[test]
+fn disconnect_flushes_queued_messages_within_linger() {
+    let (tx, rx) = mpsc::channel();
+    let mut b = server_builder();
+    b.add_category("sink", AuthLevel::None)
+        .unwrap()
+        .add_command("sink", "put", move |m| {
+            let _ = tx.send(strings(m.data()));
+        })
+        .unwrap();
+    b.listen_plain(loopback(), |_, _, _| AuthLevel::None)
+        .unwrap();
+    let server = b.start().unwrap();
+    let addr = server.bound_addresses()[0].clone();
+    let client = builder().start().unwrap();
+    let (ok, fail, connected) = connect_channel();
+    let conn = client
+        .connect_remote(&addr, ok, fail, ConnectOptions::default())
+        .unwrap();
+    wait(&connected, "connect").unwrap();
+    // Far more than the loopback socket buffers hold, so most of it is still queued in the
+    // driver when the disconnect arrives.
+    let big = "z".repeat(1000 * 1024);
+    for i in 0..24 {
+        client
+            .send(&conn, "sink.put", [format!("{i}"), big.clone()])
+            .unwrap();
+    }
+    client.disconnect(&conn, Duration::from_secs(5)).unwrap();
+    // Handlers run on two workers, so arrival order at the handlers is not send order.
+    let mut got: Vec<usize> = (0..24)
+        .map(|_| {
+            let m = wait(&rx, "flushed message");
+            assert_eq!(m[1].len(), big.len());
+            m[0].parse().unwrap()
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..24).collect::<Vec<_>>());
+}
