@@ -523,15 +523,11 @@ impl Handle {
         self.post(move |p| {
             let now = p.now();
             let id = p.cb.add_task(task);
-            let dropped_before = p.node.stats().dropped_commands;
             match p.node.inject_task(now, &category, id) {
-                Ok(()) => {
-                    // The core reports a full queue only as a counter and an event; the task
-                    // was dropped iff the counter moved during this call.
-                    if p.node.stats().dropped_commands != dropped_before {
-                        log::warn!("injected task {what} dropped: queue full");
-                        p.cb.tasks.remove(&id);
-                    }
+                Ok(true) => {}
+                Ok(false) => {
+                    log::warn!("injected task {what} dropped: queue full");
+                    p.cb.tasks.remove(&id);
                 }
                 Err(e) => {
                     log::warn!("injected task {what} not queued: {e}");
