@@ -58,11 +58,14 @@ fn cycles(c: &mut Criterion) {
     g.finish();
 }
 
+/// Short runs (the whole suite takes about 1.5 minutes on a quiet machine); `scripts/bench`
+/// also reports the best sample of each side, which short runs on a busy machine need.
 fn config() -> Criterion {
     Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1500))
-        .sample_size(40)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1200))
+        .sample_size(30)
+        .nresamples(20_000)
 }
 
 criterion_group! {

@@ -12,6 +12,11 @@
 //!     --toggle-collect='*measured*' target/release/examples/icount codec-seal 1024 1000
 //! ```
 //!
+//! With a fourth argument `setup-only` the program prepares everything for `iters` units and
+//! runs none: `scripts/bench` subtracts the CPU time of such a run from a full one to get the
+//! CPU time of the units alone (process CPU time does not count the time other processes hold
+//! the core, unlike wall-clock time).
+//!
 //! Workloads (`SIZE` is the payload; the others ignore it):
 //! `raw-seal`, `codec-seal`, `session-send`, `raw-open`, `codec-open`, `raw-seal-open`,
 //! `session-pair`, `rt-crypto-floor`, `session-exchange`, `node-rt-curve`, `node-rt-null`,
@@ -46,13 +51,14 @@ fn measured(
     Ok(())
 }
 
-fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
+/// Prepares `iters` units of `workload` and runs `units` of them (`iters` or 0).
+fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), HarnessError> {
     let data = Bytes::from(payload(size));
     match workload {
         "raw-seal" => {
             let mut r = Raw::new();
             let mut buf = payload(size);
-            measured(iters, || {
+            measured(units, || {
                 let nonce = r.next_nonce();
                 black_box(r.seal(&nonce, black_box(&mut buf)));
                 Ok(())
@@ -62,7 +68,7 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
             let (mut codec, _) = codec_pair()?;
             let p = payload(size);
             let mut out = BytesMut::new();
-            measured(iters, || {
+            measured(units, || {
                 out.clear();
                 seal_frame(&mut codec, 0, black_box(&p), &mut out)?;
                 black_box(&out);
@@ -71,7 +77,7 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
         }
         "session-send" => {
             let mut pair = SessionPair::new(Mechanism::Curve)?;
-            measured(iters, || {
+            measured(units, || {
                 black_box(pair.client_send(vec![data.clone()])?);
                 Ok(())
             })
@@ -80,7 +86,7 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
             let mut r = Raw::new();
             let mut inputs: Vec<_> = (0..iters).map(|_| raw::sealed(&mut r, size)).collect();
             let mut it = inputs.iter_mut();
-            measured(iters, || {
+            measured(units, || {
                 let (nonce, buf, tag) = it
                     .next()
                     .ok_or_else(|| HarnessError::Unexpected("out of inputs".into()))?;
@@ -96,7 +102,7 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
             let stream = sealed_stream(&mut client, &payload(size), iters)?;
             let mut opener = Opener::new(server);
             let mut input = &stream[..];
-            measured(iters, || {
+            measured(units, || {
                 let (flags, body) = opener.open(&mut input)?;
                 black_box((flags, body.len()));
                 Ok(())
@@ -105,7 +111,7 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
         "raw-seal-open" => {
             let mut r = Raw::new();
             let mut buf = payload(size);
-            measured(iters, || {
+            measured(units, || {
                 let nonce = r.next_nonce();
                 let tag = r.seal(&nonce, black_box(&mut buf));
                 if r.open(&nonce, black_box(&mut buf), &tag) {
@@ -117,7 +123,7 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
         }
         "session-pair" => {
             let mut pair = SessionPair::new(Mechanism::Curve)?;
-            measured(iters, || {
+            measured(units, || {
                 black_box(pair.client_to_server(vec![data.clone()])?);
                 Ok(())
             })
@@ -126,7 +132,7 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
             let mut r = Raw::new();
             let mut bufs: Vec<Vec<u8>> =
                 round_trip_boxes(size).iter().map(|&n| payload(n)).collect();
-            measured(iters, || {
+            measured(units, || {
                 for buf in &mut bufs {
                     let nonce = r.next_nonce();
                     let tag = r.seal(&nonce, black_box(buf));
@@ -146,7 +152,7 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
                 data.clone(),
             ];
             let reply = vec![Bytes::from_static(b"REPLY"), tag, data];
-            measured(iters, || {
+            measured(units, || {
                 black_box(pair.exchange(request.clone(), reply.clone())?);
                 Ok(())
             })
@@ -158,18 +164,18 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
                 Mechanism::Null
             };
             let mut pair = NodePair::new(mechanism)?;
-            measured(iters, || pair.round_trip(vec![data.clone()]))
+            measured(units, || pair.round_trip(vec![data.clone()]))
         }
         "dispatch" => {
             let mut pair = NodePair::new(Mechanism::Null)?;
             let wire = pair.capture_send(PING, vec![data])?;
-            measured(iters, || pair.feed_command(&wire))
+            measured(units, || pair.feed_command(&wire))
         }
         "frame-decode" => {
             let mut pair = NodePair::new(Mechanism::Null)?;
             let wire = pair.capture_send(PING, vec![data])?;
             let mut decoder = FrameDecoder::new(Some(1 << 20));
-            measured(iters, || {
+            measured(units, || {
                 let mut input = &wire[..];
                 while let Some(frame) = decoder.decode(&mut input)? {
                     black_box(frame);
@@ -184,11 +190,11 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
                 general: 8,
                 in_system: 0,
             })?;
-            measured(iters, || l.cycle())
+            measured(units, || l.cycle())
         }
         "fifo" => {
             let mut f = FifoLoop::new(64);
-            measured(iters, || {
+            measured(units, || {
                 f.cycle();
                 Ok(())
             })?;
@@ -207,7 +213,7 @@ fn run(workload: &str, size: usize, iters: usize) -> Result<(), HarnessError> {
                 general: 8,
                 in_system: usize::from(8 + categories * reserved) + 64,
             })?;
-            measured(iters, || l.cycle())
+            measured(units, || l.cycle())
         }
     }
 }
@@ -221,19 +227,24 @@ fn parse_sched(workload: &str) -> Option<(u16, u16)> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let parsed = match args.as_slice() {
-        [_, workload, size, iters] => size
-            .parse::<usize>()
-            .ok()
-            .zip(iters.parse::<usize>().ok())
-            .map(|(s, i)| (workload.as_str(), s, i)),
-        _ => None,
+    let (numbers, setup_only) = match args.as_slice() {
+        [_, workload, size, iters] => (Some((workload, size, iters)), false),
+        [_, workload, size, iters, flag] if flag == "setup-only" => {
+            (Some((workload, size, iters)), true)
+        }
+        _ => (None, false),
     };
+    let parsed = numbers.and_then(|(workload, size, iters)| {
+        Some((workload.as_str(), size.parse().ok()?, iters.parse().ok()?))
+    });
     let Some((workload, size, iters)) = parsed else {
-        eprintln!("usage: icount WORKLOAD SIZE ITERS (see the source for the workloads)");
+        eprintln!(
+            "usage: icount WORKLOAD SIZE ITERS [setup-only] (see the source for the workloads)"
+        );
         return ExitCode::from(2);
     };
-    match run(workload, size, iters) {
+    let units = if setup_only { 0 } else { iters };
+    match run(workload, size, iters, units) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("icount {workload}: {e}");
