@@ -11,6 +11,7 @@ use crate::address::Address;
 use crate::auth::{AuthLevel, PeerAccess};
 use crate::ids::{BatchId, CategoryId, CommandId, ConnId, ListenerId, TimerId, WorkerId};
 use crate::keys::PublicKey;
+use crate::sched::InDriver;
 use crate::time::Duration;
 
 use super::conn_id::ConnectionId;
@@ -288,22 +289,6 @@ pub enum Event {
     },
     /// Shutdown finished: every worker is stopped and every connection closed.
     Stopped,
-}
-
-/// Work the driver runs on its own thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum InDriver {
-    /// A batch completion marked "in proxy".
-    Completion {
-        /// The batch.
-        batch: BatchId,
-    },
-    /// A timer bound to the driver thread.
-    Timer {
-        /// The timer.
-        timer: TimerId,
-    },
 }
 
 /// An incoming command, as handed to its callback.

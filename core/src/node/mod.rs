@@ -51,10 +51,10 @@ pub use config::{
 };
 pub use conn_id::ConnectionId;
 pub use io::{
-    ConnectOptions, ConnectSnOptions, DisconnectCause, Event, InDriver, Input, Job, Message,
-    Output, ReplyTarget, RequestError, RequestId, RequestOptions, SendOptions,
+    ConnectOptions, ConnectSnOptions, DisconnectCause, Event, Input, Job, Message, Output,
+    ReplyTarget, RequestError, RequestId, RequestOptions, SendOptions,
 };
-pub use sched::{Completion, Target, TimerTarget};
+pub use sched::{Completion, InDriver, Target, TimerTarget};
 pub use send::SendError;
 
 use requests::Requests;
@@ -672,14 +672,7 @@ impl<R: CryptoRngCore> Node<R> {
                     log::debug!("connection {id:?} closed: {err}");
                     let refused = matches!(err, session::SessionError::PeerError(_));
                     // Flush whatever the session queued last (e.g. an ERROR), then close.
-                    while let Some(data) = self
-                        .conns
-                        .get_mut(id)
-                        .and_then(|c| c.session.as_mut())
-                        .and_then(Session::poll_transmit)
-                    {
-                        self.outputs.push_back(Output::Transmit { conn: id, data });
-                    }
+                    self.flush_conn(id);
                     self.drop_conn(id, self.config.close_linger, refused);
                     return;
                 }
@@ -749,6 +742,12 @@ impl<R: CryptoRngCore> Node<R> {
         if let Some(s) = self.conns.get_mut(id).and_then(|c| c.session.as_mut()) {
             s.close(self.now);
         }
+        self.flush_conn(id);
+        self.drop_conn(id, linger, false);
+    }
+
+    /// Moves every byte a session has queued into `Transmit` outputs.
+    fn flush_conn(&mut self, id: ConnId) {
         while let Some(data) = self
             .conns
             .get_mut(id)
@@ -757,7 +756,6 @@ impl<R: CryptoRngCore> Node<R> {
         {
             self.outputs.push_back(Output::Transmit { conn: id, data });
         }
-        self.drop_conn(id, linger, false);
     }
 
     /// Emits `Close` and forgets the connection; the owning link may reconnect.
@@ -1074,10 +1072,7 @@ impl<R: CryptoRngCore> Node<R> {
                     let job = self.public_job(job);
                     self.outputs.push_back(Output::RunJob { worker, job });
                 }
-                sched::SchedOutput::RunInDriver(d) => self.event(Event::RunInDriver(match d {
-                    sched::InDriver::Completion { batch } => InDriver::Completion { batch },
-                    sched::InDriver::Timer { timer } => InDriver::Timer { timer },
-                })),
+                sched::SchedOutput::RunInDriver(d) => self.event(Event::RunInDriver(d)),
                 sched::SchedOutput::BatchDone { batch } => self.event(Event::BatchDone { batch }),
                 sched::SchedOutput::TimerReleased { timer } => {
                     self.event(Event::TimerReleased { timer });
