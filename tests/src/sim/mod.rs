@@ -765,13 +765,14 @@ impl Sim {
         self.taps[t].take_messages()
     }
 
-    /// Closes tap `t` (FIN after everything it wrote).
+    /// Closes tap `t` for writing (FIN after everything it wrote); it still reads until the
+    /// peer's EOF.
     pub fn tap_close(&mut self, t: usize) {
         self.record(&format!("tap{t}"), "close".to_string());
         self.taps[t].closed = true;
         let now = self.now;
         self.net
-            .close(now, &mut self.rng, &mut self.queue, End::Tap(t));
+            .close(now, &mut self.rng, &mut self.queue, End::Tap(t), true);
     }
 
     // -----------------------------------------------------------------------------------------
@@ -964,17 +965,21 @@ impl Sim {
                         );
                     }
                     // The driver drops a socket that reached EOF: the peer sees our FIN too.
-                    self.net
-                        .close(now, &mut self.rng, &mut self.queue, End::Node(n, conn));
+                    self.net.close(
+                        now,
+                        &mut self.rng,
+                        &mut self.queue,
+                        End::Node(n, conn),
+                        false,
+                    );
                 }
                 Some(Delivery::Fin(End::Tap(t))) => {
                     self.record(&format!("tap{t}"), "eof".to_string());
                     self.taps[t].eof_at = Some(now);
-                    if !self.taps[t].closed {
-                        self.taps[t].closed = true;
-                        self.net
-                            .close(now, &mut self.rng, &mut self.queue, End::Tap(t));
-                    }
+                    // EOF: the tap closes (or finishes closing) its end.
+                    self.taps[t].closed = true;
+                    self.net
+                        .close(now, &mut self.rng, &mut self.queue, End::Tap(t), false);
                 }
                 None => {}
             },
@@ -1128,8 +1133,13 @@ impl Sim {
                 Output::Close { conn, linger } => {
                     self.nodes[n].open_conns.remove(&conn);
                     self.nodes[n].closes.push((now, conn, linger));
-                    self.net
-                        .close(now, &mut self.rng, &mut self.queue, End::Node(n, conn));
+                    self.net.close(
+                        now,
+                        &mut self.rng,
+                        &mut self.queue,
+                        End::Node(n, conn),
+                        false,
+                    );
                 }
                 Output::Listen { listener, addr } => {
                     self.nodes[n].listeners.insert(listener, addr.clone());

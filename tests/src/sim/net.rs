@@ -159,8 +159,11 @@ enum PipeState {
 struct Pipe {
     /// `[dialer, acceptor]`; the acceptor exists once the dial is accepted.
     ends: [Option<End>; 2],
-    /// Whether each end is still attached (not closed by its owner nor told it is gone).
+    /// Whether each end is still attached and reading (not closed by its owner nor told it is
+    /// gone).
     open: [bool; 2],
+    /// Whether each end has sent its FIN (it writes nothing more).
+    fin_sent: [bool; 2],
     /// `dirs[0]` carries dialer → acceptor, `dirs[1]` acceptor → dialer.
     dirs: [Dir; 2],
     hosts: [Host; 2],
@@ -338,6 +341,7 @@ impl Net {
             Pipe {
                 ends: [Some(from), None],
                 open: [true, false],
+                fin_sent: [false, false],
                 dirs: [Dir::default(), Dir::default()],
                 hosts: [from.host(), to_host],
                 // An unbound address is refused when the SYN arrives.
@@ -455,8 +459,8 @@ impl Net {
         let Some(side) = Self::side(pipe, from) else {
             return false;
         };
-        if !pipe.open[1 - side] {
-            return false; // the peer is gone; nobody reads these bytes
+        if pipe.fin_sent[side] || !pipe.open[1 - side] {
+            return false; // closed for writing, or nobody reads these bytes any more
         }
         let d = &mut pipe.dirs[side];
         let arrival = (now + lat).max(d.last_arrival);
@@ -492,9 +496,17 @@ impl Net {
     }
 
     /// `from` closes its end: everything it wrote is still delivered, then the peer reads EOF.
-    /// Nothing more is delivered to `from`.
-    pub(crate) fn close(&mut self, now: Instant, rng: &mut ChaCha20Rng, q: &mut Queue, from: End) {
-        let Some(id) = self.ends.remove(&from) else {
+    /// A full close (`half == false`, what a driver does when it drops a socket) also stops
+    /// delivery to `from`; a half close (`shutdown(SHUT_WR)`) keeps reading.
+    pub(crate) fn close(
+        &mut self,
+        now: Instant,
+        rng: &mut ChaCha20Rng,
+        q: &mut Queue,
+        from: End,
+        half: bool,
+    ) {
+        let Some(&id) = self.ends.get(&from) else {
             return;
         };
         let Some(pipe) = self.pipes.get(&id) else {
@@ -505,26 +517,32 @@ impl Net {
         };
         let lat = self.sample_latency(rng, pipe.hosts[0], pipe.hosts[1]);
         let pipe = self.pipes.get_mut(&id).expect("looked up above");
-        pipe.open[side] = false;
-        if pipe.state == PipeState::Open && pipe.open[1 - side] {
-            let chunk = self.next_chunk;
-            self.next_chunk += 1;
-            let d = &mut pipe.dirs[side];
-            let arrival = (now + lat).max(d.last_arrival);
-            d.last_arrival = arrival;
-            d.queue.push_back(Chunk {
-                id: chunk,
-                arrival,
-                data: None,
-            });
-            q.push(
-                arrival,
-                Ev::Deliver {
-                    pipe: id,
-                    dir: side,
-                    chunk,
-                },
-            );
+        if !pipe.fin_sent[side] {
+            pipe.fin_sent[side] = true;
+            if pipe.state == PipeState::Open && pipe.open[1 - side] {
+                let chunk = self.next_chunk;
+                self.next_chunk += 1;
+                let d = &mut pipe.dirs[side];
+                let arrival = (now + lat).max(d.last_arrival);
+                d.last_arrival = arrival;
+                d.queue.push_back(Chunk {
+                    id: chunk,
+                    arrival,
+                    data: None,
+                });
+                q.push(
+                    arrival,
+                    Ev::Deliver {
+                        pipe: id,
+                        dir: side,
+                        chunk,
+                    },
+                );
+            }
+        }
+        if !half || pipe.state == PipeState::Dialing {
+            pipe.open[side] = false;
+            self.ends.remove(&from);
         }
         if !pipe.open[0] && !pipe.open[1] {
             self.pipes.remove(&id);
