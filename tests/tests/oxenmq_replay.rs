@@ -95,7 +95,10 @@ fn lockstep(
     hook: &mut dyn FnMut(&mut Sim, usize),
 ) -> Substitutions {
     let expected_raw = run.stream_from(me);
-    let me_lens: Vec<usize> = stream_units(&expected_raw).iter().map(|u| u.len()).collect();
+    let me_lens: Vec<usize> = stream_units(&expected_raw)
+        .iter()
+        .map(|u| u.len())
+        .collect();
     let peer_stream = run.stream_from(peer);
     let peer_units: Vec<Vec<u8>> = stream_units(&peer_stream)
         .iter()
@@ -104,7 +107,10 @@ fn lockstep(
     let mut sub_sites: Vec<(usize, Vec<u8>)> = Vec::new();
     for r in random {
         let sites = find_all(&expected_raw, r);
-        assert!(!sites.is_empty(), "random value {r:02x?} not in {me}'s stream");
+        assert!(
+            !sites.is_empty(),
+            "random value {r:02x?} not in {me}'s stream"
+        );
         sub_sites.extend(sites.into_iter().map(|s| (s, r.clone())));
     }
     let (mut me_count, mut peer_count) = (0, 0);
@@ -220,7 +226,15 @@ fn replay_oxenmq_server_plain_byte_for_byte() {
         );
         let (_, addr) = sim.listen_plain(server);
         let t = sim.tap_dial(&addr);
-        let subs = lockstep(&mut sim, &|_| t, run, "OxenMQ", "DEALER", &[], &mut |_, _| {});
+        let subs = lockstep(
+            &mut sim,
+            &|_| t,
+            run,
+            "OxenMQ",
+            "DEALER",
+            &[],
+            &mut |_, _| {},
+        );
         assert!(subs.is_empty());
         // The commands that ran are exactly the recorded successful ones.
         assert_eq!(
@@ -313,7 +327,11 @@ fn replay_oxenmq_client_plain_run_a_request_send_unknown_bye() {
         // BYE: closed at once (linger 0) and never reconnected.
         assert_eq!(sim.node(0).closes.last().unwrap().2, Duration::ZERO);
         sim.run_for(Duration::from_millis(1500));
-        assert_eq!(sim.tap_listener(tl).accepted.len(), 1, "no reconnect after BYE");
+        assert_eq!(
+            sim.tap_listener(tl).accepted.len(),
+            1,
+            "no reconnect after BYE"
+        );
         assert_eq!(sim.node(0).node.stats().links, 0);
     }
 }
@@ -393,7 +411,12 @@ fn replay_oxenmq_client_plain_run_c_heartbeats_every_500ms() {
     assert!(run.name.starts_with("C"));
     let mut config = Config::new(1);
     config.heartbeat_interval = Duration::from_millis(500);
-    idle_client_run(run, Some(keypair(CLIENT_SECRET, CLIENT_PUBLIC)), config, &[]);
+    idle_client_run(
+        run,
+        Some(keypair(CLIENT_SECRET, CLIENT_PUBLIC)),
+        config,
+        &[],
+    );
 }
 
 #[test]
@@ -420,9 +443,8 @@ fn replay_oxenmq_sn_plain_server_side() {
     let run = &parse_runs(SN_PLAIN)[0];
     for chunking in CHUNKINGS {
         let mut sim = sim(15, chunking);
-        let server = sim.add_node(
-            conformance_node(sn_config()).keypair(keypair(SERVER_SECRET, SERVER_PUBLIC)),
-        );
+        let server = sim
+            .add_node(conformance_node(sn_config()).keypair(keypair(SERVER_SECRET, SERVER_PUBLIC)));
         let client_pk = keypair(CLIENT_SECRET, CLIENT_PUBLIC).public().to_owned();
         sim.set_active_sns(server, [client_pk].into_iter().collect());
         let (_, addr) = sim.listen_plain(server);
@@ -438,7 +460,10 @@ fn replay_oxenmq_sn_plain_server_side() {
         );
         // The client's key bought it nothing over plain: not an SN, no pubkey.
         let node = sim.node(server);
-        assert_eq!(node.command_names(), ["public.whoami", "local.echo", "public.hello"]);
+        assert_eq!(
+            node.command_names(),
+            ["public.whoami", "local.echo", "public.hello"]
+        );
         assert!(node.commands.iter().all(|(_, _, m)| !m.access.remote_sn));
         assert!(node.auth_requests.iter().all(|a| a.pubkey.is_none()));
     }
@@ -491,7 +516,12 @@ fn replay_oxenmq_sn_plain_client_side() {
                                 RequestOptions::default(),
                                 move |ctx, res| {
                                     r3.borrow_mut().push(res.clone());
-                                    ctx.send(c3, "public.hello", strs(&["z"]), SendOptions::default());
+                                    ctx.send(
+                                        c3,
+                                        "public.hello",
+                                        strs(&["z"]),
+                                        SendOptions::default(),
+                                    );
                                 },
                             );
                         },
@@ -531,9 +561,8 @@ fn replay_oxenmq_two_of_our_nodes_talk_like_two_oxenmqs() {
     // the same answers as in the recording between two real OxenMQs.
     let run = &parse_runs(SN_PLAIN)[0];
     let mut sim = sim(17, Chunking::Random { max: 3 });
-    let server = sim.add_node(
-        conformance_node(sn_config()).keypair(keypair(SERVER_SECRET, SERVER_PUBLIC)),
-    );
+    let server =
+        sim.add_node(conformance_node(sn_config()).keypair(keypair(SERVER_SECRET, SERVER_PUBLIC)));
     let client = sim.add_node(
         NodeSpec::new(sn_config(), RegistryBuilder::new().build())
             .keypair(keypair(CLIENT_SECRET, CLIENT_PUBLIC)),
@@ -544,19 +573,32 @@ fn replay_oxenmq_two_of_our_nodes_talk_like_two_oxenmqs() {
     let conn = sim.connect_remote(client, addr, &ConnectOptions::default());
     sim.run_until_idle();
     let mut got = Vec::new();
-    for (cmd, data) in [("public.whoami", vec![]), ("sn.echo", strs(&["x"])), ("local.echo", strs(&["y"]))] {
+    for (cmd, data) in [
+        ("public.whoami", vec![]),
+        ("sn.echo", strs(&["x"])),
+        ("local.echo", strs(&["y"])),
+    ] {
         let r = sim
             .request(client, &conn, cmd, data, &RequestOptions::default())
             .unwrap();
         sim.run_until_idle();
         got.push(sim.node(client).outcome(r).cloned().unwrap());
     }
-    sim.send(client, &conn, "public.hello", strs(&["z"]), &SendOptions::default())
-        .unwrap();
+    sim.send(
+        client,
+        &conn,
+        "public.hello",
+        strs(&["z"]),
+        &SendOptions::default(),
+    )
+    .unwrap();
     sim.run_until_idle();
     // The recorded replies, in the recorded order.
     let recorded: Vec<Vec<Vec<u8>>> = run.messages_from("OxenMQ-server");
-    assert_eq!(recorded[1][2..], [b"".to_vec(), b"none".to_vec(), b"0".to_vec()]);
+    assert_eq!(
+        recorded[1][2..],
+        [b"".to_vec(), b"none".to_vec(), b"0".to_vec()]
+    );
     assert_eq!(got[0], Ok(strs(&["", "none", "0"])));
     assert_eq!(recorded[2][0], b"FORBIDDEN_SN");
     assert_eq!(got[1], Err(RequestError::ForbiddenSn));

@@ -45,7 +45,11 @@ fn standard() -> (Sim, usize, usize) {
 
 #[test]
 fn sim_builtin_hi_gets_a_single_frame_hello() {
-    for chunking in [Chunking::Whole, Chunking::Fixed(1), Chunking::Random { max: 5 }] {
+    for chunking in [
+        Chunking::Whole,
+        Chunking::Fixed(1),
+        Chunking::Random { max: 5 },
+    ] {
         let (mut sim, _, t) = setup(1, chunking, conformance_node(quiet_config(2)));
         assert_eq!(exchange(&mut sim, t, &[b"HI"]), vec![b(&[b"HELLO"])]);
     }
@@ -100,7 +104,11 @@ fn sim_builtin_request_with_tag_gets_reply() {
         vec![b(&[b"REPLY", b"foo"])]
     );
     assert_eq!(
-        exchange(&mut sim, t, &[b"public.echo", TAG, b"abc", b"", b"\x00\x01"]),
+        exchange(
+            &mut sim,
+            t,
+            &[b"public.echo", TAG, b"abc", b"", b"\x00\x01"]
+        ),
         vec![b(&[b"REPLY", TAG, b"abc", b"", b"\x00\x01"])]
     );
     // A plain command's send_back comes back on the same connection.
@@ -181,9 +189,8 @@ fn sim_builtin_access_is_checked_in_oxenmq_order() {
     config.service_node = true;
     let mut sim = Sim::new(5);
     let server = sim.add_node(
-        NodeSpec::new(config, strict()).keypair(lokimq_core::keys::Keypair::from_secret_bytes(
-            [9; 32],
-        )),
+        NodeSpec::new(config, strict())
+            .keypair(lokimq_core::keys::Keypair::from_secret_bytes([9; 32])),
     );
     let (l, addr) = sim.listen_plain(server);
     sim.allow_all(server, l, AuthLevel::Basic);
@@ -259,10 +266,22 @@ fn sim_builtin_unknowncommand_fails_a_request_at_once() {
     sim.run_until_idle();
     let t0 = sim.now();
     let unknown = sim
-        .request(client, &conn, "nope.nope", strs(&["x"]), &RequestOptions::default())
+        .request(
+            client,
+            &conn,
+            "nope.nope",
+            strs(&["x"]),
+            &RequestOptions::default(),
+        )
         .unwrap();
     let known = sim
-        .request(client, &conn, "public.echo", strs(&["y"]), &RequestOptions::default())
+        .request(
+            client,
+            &conn,
+            "public.echo",
+            strs(&["y"]),
+            &RequestOptions::default(),
+        )
         .unwrap();
     sim.run_until_idle();
     let c = sim.node(client);
@@ -270,7 +289,12 @@ fn sim_builtin_unknowncommand_fails_a_request_at_once() {
     assert!(c.outcome_time(unknown).unwrap() - t0 < Duration::from_millis(10));
     assert_eq!(c.outcome(known), Some(&Ok(strs(&["y"]))));
     // The server answered with the plain (non-reply) form, as OxenMQ does.
-    assert!(sim.node(server).commands.iter().all(|(_, n, _)| n == "public.echo"));
+    assert!(
+        sim.node(server)
+            .commands
+            .iter()
+            .all(|(_, n, _)| n == "public.echo")
+    );
 }
 
 #[test]
@@ -308,5 +332,9 @@ fn sim_builtin_hi_on_an_outgoing_connection_is_ignored() {
     sim.raw_send_strs(t, &[b"BYE"]);
     sim.run_for(Duration::from_secs(10));
     assert!(sim.tap(t).eof_at.is_some());
-    assert_eq!(sim.tap_listener(tl).accepted.len(), 1, "no reconnect after BYE");
+    assert_eq!(
+        sim.tap_listener(tl).accepted.len(),
+        1,
+        "no reconnect after BYE"
+    );
 }

@@ -6,7 +6,11 @@ use lokimq_tests::sim::{Chunking, NetConfig, Sim};
 
 #[test]
 fn sim_plain_and_curve_requests_get_replies() {
-    for chunking in [Chunking::Whole, Chunking::Fixed(1), Chunking::Random { max: 7 }] {
+    for chunking in [
+        Chunking::Whole,
+        Chunking::Fixed(1),
+        Chunking::Random { max: 7 },
+    ] {
         let mut sim = Sim::with_net(
             1,
             NetConfig {
@@ -21,10 +25,22 @@ fn sim_plain_and_curve_requests_get_replies() {
         let a = sim.connect_remote(client, plain, &ConnectOptions::default());
         let b = sim.connect_remote(client, curve, &ConnectOptions::default());
         let ra = sim
-            .request(client, &a, "public.echo", strs(&["a", ""]), &RequestOptions::default())
+            .request(
+                client,
+                &a,
+                "public.echo",
+                strs(&["a", ""]),
+                &RequestOptions::default(),
+            )
             .unwrap();
         let rb = sim
-            .request(client, &b, "public.echo", strs(&["b"]), &RequestOptions::default())
+            .request(
+                client,
+                &b,
+                "public.echo",
+                strs(&["b"]),
+                &RequestOptions::default(),
+            )
             .unwrap();
         sim.run_until_idle();
         let c = sim.node(client);

@@ -640,6 +640,27 @@ impl Sim {
         self.net.reset_end(now, &mut self.queue, end)
     }
 
+    /// Resets only `end`'s side of its connection: the peer keeps a half-open connection that
+    /// silently loses what it sends (until it notices on its own, e.g. by heartbeat).
+    pub fn reset_one_side(&mut self, end: End) -> bool {
+        self.record("net", format!("half-open reset {end:?}"));
+        let now = self.now;
+        self.net.reset_one_side(now, &mut self.queue, end)
+    }
+
+    /// The connections of node `n` (its ends), as `(our end, peer end)`.
+    #[must_use]
+    pub fn connections_of(&self, n: usize) -> Vec<(End, End)> {
+        self.open_connections()
+            .into_iter()
+            .filter_map(|(a, b)| match (a, b) {
+                (End::Node(x, _), _) if x == n => Some((a, b)),
+                (_, End::Node(y, _)) if y == n => Some((b, a)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every open connection as `(dialer, acceptor)`.
     #[must_use]
     pub fn open_connections(&self) -> Vec<(End, End)> {

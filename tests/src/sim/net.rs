@@ -607,6 +607,34 @@ impl Net {
         true
     }
 
+    /// `end` sees a reset but its peer does not: a half-open connection, where whatever the
+    /// peer still sends is lost and it never hears of the loss.
+    pub(crate) fn reset_one_side(&mut self, now: Instant, q: &mut Queue, end: End) -> bool {
+        let Some(id) = self.ends.remove(&end) else {
+            return false;
+        };
+        let Some(pipe) = self.pipes.get_mut(&id) else {
+            return false;
+        };
+        let Some(side) = Self::side(pipe, end) else {
+            return false;
+        };
+        pipe.open[side] = false;
+        pipe.fin_sent[side] = true;
+        pipe.dirs[1 - side].queue.clear();
+        q.push(
+            now,
+            Ev::Reset {
+                end,
+                cause: DisconnectCause::Reset(String::from("connection reset (half-open)")),
+            },
+        );
+        if !pipe.open[0] && !pipe.open[1] {
+            self.pipes.remove(&id);
+        }
+        true
+    }
+
     /// Every open connection as `(pipe, dialer, acceptor)`, in pipe order.
     pub(crate) fn open_pipes(&self) -> Vec<(u64, End, End)> {
         self.pipes
