@@ -1234,6 +1234,8 @@ impl Sim {
                     self.fail(&format!("core bug: node {n}: Event::Stopped twice"));
                 }
                 self.nodes[n].stopped = Some(now);
+                // The driver frees everything, listening sockets included.
+                self.net.unbind_node(n);
             }
             other => {
                 let text = format!("{other:?}");

@@ -252,6 +252,12 @@ impl Net {
         true
     }
 
+    /// Unbinds every listener of node `n` (its driver dropped them: the node stopped).
+    pub(crate) fn unbind_node(&mut self, n: usize) {
+        self.listeners
+            .retain(|_, t| !matches!(t, ListenTarget::Node(m, _) if *m == n));
+    }
+
     // ----- partitions -----
 
     fn partition_mode(&self, a: Host, b: Host) -> Option<PartitionMode> {
