@@ -7,10 +7,13 @@
 //! * [`capture`]: a parser for the recorded OxenMQ conversations in `vectors/oxenmq-*.txt`.
 //! * [`fixtures`]: the registries and handlers the scenario tests share (the categories of
 //!   OxenMQ's conformance server).
+//! * [`mesh`]: a ready-made network of plain/CURVE, service-node/remote nodes with known
+//!   expected request outcomes, random traffic and random faults.
 //!
 //! The integration tests live in `tests/tests/`.
 #![warn(missing_docs)]
 
 pub mod capture;
 pub mod fixtures;
+pub mod mesh;
 pub mod sim;

@@ -321,7 +321,7 @@ fn replay_oxenmq_client_plain_run_a_request_send_unknown_bye() {
             Some(keypair(CLIENT_SECRET, CLIENT_PUBLIC)),
             Config::new(1),
             ConnectOptions::default(),
-            &[tag.clone()],
+            std::slice::from_ref(&tag),
         );
         assert_eq!(subs[0].1.len(), 15, "a fresh 15-byte tag");
         // BYE: closed at once (linger 0) and never reconnected.

@@ -18,7 +18,7 @@ use lokimq_core::session::{MechanismConfig, SessionConfig};
 use lokimq_core::time::{Duration, Instant};
 use lokimq_core::zmtp::SocketType;
 use lokimq_tests::fixtures::{conformance_builder, echo, hello, quiet_config, strs, whoami};
-use lokimq_tests::sim::{End, NodeSpec, Sim};
+use lokimq_tests::sim::{NodeSpec, Sim};
 
 const MS: Duration = Duration::from_millis(1);
 const US: Duration = Duration::from_micros(1);

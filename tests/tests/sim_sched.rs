@@ -278,8 +278,8 @@ fn sim_sched_single_worker_request_chain_across_nodes() {
     let cells: Vec<Rc<RefCell<Option<ConnectionId>>>> =
         (0..2).map(|_| Rc::new(RefCell::new(None))).collect();
     let mut nodes = Vec::new();
-    for i in 0..2usize {
-        let cell = cells[i].clone();
+    for cell in &cells {
+        let cell = cell.clone();
         let spec = NodeSpec::new(quiet_config(1), chain_registry())
             .handler("a.req", move |ctx, m| {
                 ctx.take(Duration::from_millis(20));

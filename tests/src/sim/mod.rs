@@ -139,6 +139,10 @@ pub struct Sim {
     pub check_idle_expiry: bool,
     activity: BTreeMap<(usize, PublicKey), Activity>,
     next_port: u16,
+    /// Nodes that received an input or call since the last invariant check.
+    dirty: BTreeSet<usize>,
+    /// When the idle-expiry invariant was last checked.
+    idle_checked_at: Option<Instant>,
 }
 
 impl Sim {
@@ -167,6 +171,8 @@ impl Sim {
             check_idle_expiry: false,
             activity: BTreeMap::new(),
             next_port: 4000,
+            dirty: BTreeSet::new(),
+            idle_checked_at: None,
         }
     }
 
@@ -804,7 +810,7 @@ impl Sim {
     pub fn next_time(&self) -> Option<Instant> {
         let mut t = self.queue.next_time();
         for n in &self.nodes {
-            t = lokimq_core::time::earliest(t, n.node.poll_timeout());
+            t = lokimq_core::time::earliest(t, n.timeout);
         }
         for tap in &self.taps {
             t = lokimq_core::time::earliest(
@@ -815,8 +821,22 @@ impl Sim {
         t.map(|t| t.max(self.now))
     }
 
+    /// Re-reads every node's `poll_timeout()` (needed only after changing a node directly
+    /// through [`Sim::node_mut`] instead of [`Sim::with_node`]).
+    pub fn refresh(&mut self) {
+        for n in &mut self.nodes {
+            n.timeout = n.node.poll_timeout();
+        }
+        self.dirty.extend(0..self.nodes.len());
+    }
+
     /// Takes one step; false if nothing will ever happen again.
     pub fn step(&mut self) -> bool {
+        self.refresh();
+        self.step_inner()
+    }
+
+    fn step_inner(&mut self) -> bool {
         let Some(t) = self.next_time() else {
             return false;
         };
@@ -829,7 +849,7 @@ impl Sim {
             self.fire_timeouts();
         }
         if self.check_every_step {
-            self.check_invariants();
+            self.check_dirty();
         }
         true
     }
@@ -838,6 +858,7 @@ impl Sim {
     /// firing node timeouts that fall before the next event. Node timers beyond that (heartbeats,
     /// idle expiry, request timeouts) are left pending: use [`Sim::run_until`] to reach them.
     pub fn run_until_idle(&mut self) {
+        self.refresh();
         let budget = self.steps + self.max_steps;
         while self.queue.len() > 0 {
             assert!(
@@ -846,12 +867,13 @@ impl Sim {
                 self.max_steps,
                 self.now
             );
-            self.step();
+            self.step_inner();
         }
     }
 
     /// Runs everything due up to and including `t`, then sets the clock to `t`.
     pub fn run_until(&mut self, t: Instant) {
+        self.refresh();
         let budget = self.steps + self.max_steps;
         while self.next_time().is_some_and(|n| n <= t) {
             assert!(
@@ -860,7 +882,7 @@ impl Sim {
                 self.max_steps,
                 self.now
             );
-            self.step();
+            self.step_inner();
         }
         self.now = self.now.max(t);
     }
@@ -874,7 +896,7 @@ impl Sim {
     fn fire_timeouts(&mut self) {
         let now = self.now;
         for n in 0..self.nodes.len() {
-            if self.nodes[n].node.poll_timeout().is_some_and(|t| t <= now) {
+            if self.nodes[n].timeout.is_some_and(|t| t <= now) {
                 self.input(n, Input::Timeout);
                 if let Some(t) = self.nodes[n].node.poll_timeout().filter(|t| *t <= now) {
                     self.fail(&format!(
@@ -1193,6 +1215,8 @@ impl Sim {
                 }
             }
         }
+        self.nodes[n].timeout = self.nodes[n].node.poll_timeout();
+        self.dirty.insert(n);
     }
 
     fn on_event(&mut self, n: usize, e: Event) {
@@ -1283,8 +1307,22 @@ impl Sim {
             }
             Job::Reply { request, result } => {
                 match self.nodes[n].requests.get_mut(&request) {
-                    Some(r) => r.outcomes.push((now, result.clone())),
-                    None => self.nodes[n].stray_replies.push((now, request)),
+                    Some(r) => {
+                        r.outcomes.push((now, result.clone()));
+                        if r.outcomes.len() > 1 {
+                            let msg = format!(
+                                "core bug: node {n}: request {request:?} got a second outcome: {:?}",
+                                r.outcomes
+                            );
+                            self.fail(&msg);
+                        }
+                    }
+                    None => {
+                        self.nodes[n].stray_replies.push((now, request));
+                        self.fail(&format!(
+                            "core bug: node {n}: reply job for unknown request {request:?}"
+                        ));
+                    }
                 }
                 if let Some(f) = self.nodes[n].reply_fns.remove(&request) {
                     f(&mut ctx, &result);
@@ -1417,10 +1455,20 @@ impl Sim {
         a.keep_alive = a.keep_alive.max(keep_alive);
     }
 
-    /// Checks every invariant now; panics (printing the seed and log tail) on a violation.
+    /// Checks every invariant now, on every node; panics (printing the seed and log tail) on a
+    /// violation.
     pub fn check_invariants(&mut self) {
+        self.refresh();
+        self.idle_checked_at = None;
+        self.check_dirty();
+    }
+
+    /// Checks the nodes touched since the last check (the others cannot have changed), and the
+    /// idle-expiry invariant whenever time moved.
+    fn check_dirty(&mut self) {
         let now = self.now;
-        for n in 0..self.nodes.len() {
+        let dirty = std::mem::take(&mut self.dirty);
+        for n in dirty {
             if let Some(out) = self.nodes[n].node.poll_output() {
                 self.fail(&format!("node {n}: output left undrained: {out:?}"));
             }
@@ -1458,26 +1506,12 @@ impl Sim {
                     s.active, s.tagged_busy
                 ));
             }
-            for (id, r) in &sn.requests {
-                if r.outcomes.len() > 1 {
-                    problems.push(format!(
-                        "request {id:?} has {} outcomes: {:?}",
-                        r.outcomes.len(),
-                        r.outcomes
-                    ));
-                }
-            }
-            if !sn.stray_replies.is_empty() {
-                problems.push(format!(
-                    "reply jobs for unknown requests: {:?}",
-                    sn.stray_replies
-                ));
-            }
             if !problems.is_empty() {
                 self.fail(&format!("node {n} at {now:?}: {}", problems.join("; ")));
             }
         }
-        if self.check_idle_expiry {
+        if self.check_idle_expiry && self.idle_checked_at != Some(now) {
+            self.idle_checked_at = Some(now);
             for n in 0..self.nodes.len() {
                 for m in 0..self.nodes.len() {
                     let pk = self.nodes[m].pubkey;

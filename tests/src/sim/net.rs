@@ -68,7 +68,8 @@ pub struct NetConfig {
     pub link: LinkConfig,
     /// How transmits are cut into reads.
     pub chunking: Chunking,
-    /// How long a connect into a partition hangs before the OS reports a timeout.
+    /// How long a connect into a partition hangs before the OS reports a timeout (unless the
+    /// partition heals first: then the retransmitted SYN gets through).
     pub blackhole_connect_timeout: Duration,
     /// The peer address every listener sees (`Node::accept`'s `remote`).
     pub remote_ip: String,
@@ -190,6 +191,8 @@ pub(crate) struct Net {
     pipes: BTreeMap<u64, Pipe>,
     ends: BTreeMap<End, u64>,
     partitions: Vec<(BTreeSet<usize>, BTreeSet<usize>, PartitionMode)>,
+    /// Dials whose SYN is lost in a partition (retransmitted, and so completed, on heal).
+    blackholed: BTreeSet<u64>,
     refusing: BTreeSet<usize>,
     next_pipe: u64,
     next_chunk: u64,
@@ -204,6 +207,7 @@ impl Net {
             pipes: BTreeMap::new(),
             ends: BTreeMap::new(),
             partitions: Vec::new(),
+            blackholed: BTreeSet::new(),
             refusing: BTreeSet::new(),
             next_pipe: 0,
             next_chunk: 0,
@@ -299,6 +303,17 @@ impl Net {
     /// Removes every partition; frozen bytes resume, in order, one latency from now.
     pub(crate) fn heal(&mut self, now: Instant, rng: &mut ChaCha20Rng, q: &mut Queue) {
         self.partitions.clear();
+        // A retransmitted SYN gets through now.
+        for id in std::mem::take(&mut self.blackholed) {
+            if let Some(p) = self
+                .pipes
+                .get(&id)
+                .filter(|p| p.state == PipeState::Dialing)
+            {
+                let lat = self.sample_latency(rng, p.hosts[0], p.hosts[1]);
+                q.push(now + lat, Ev::Dial { pipe: id });
+            }
+        }
         let ids: Vec<u64> = self.pipes.keys().copied().collect();
         for id in ids {
             let hosts = self.pipes[&id].hosts;
@@ -379,6 +394,7 @@ impl Net {
             ListenTarget::Tap(_) => true,
         };
         if self.partition_mode(pipe.hosts[0], pipe.hosts[1]).is_some() {
+            self.blackholed.insert(id);
             let at = pipe.dialed_at + self.config.blackhole_connect_timeout;
             q.push(
                 at.max(now),

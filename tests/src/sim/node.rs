@@ -169,6 +169,9 @@ pub struct SimNode {
     pub(crate) reply_fns: BTreeMap<RequestId, ReplyFn>,
     pub(crate) on_connect: Option<ConnectFn>,
     pub(crate) busy: BTreeMap<WorkerId, Busy>,
+    /// `node.poll_timeout()` as of the last drain (the node changes only through inputs and
+    /// calls, each followed by a drain).
+    pub(crate) timeout: Option<Instant>,
     /// Service-node addresses answered to `Event::LookupSn`.
     pub address_book: BTreeMap<PublicKey, Address>,
     /// Listeners the node asked for, with their addresses.
@@ -224,6 +227,7 @@ impl SimNode {
             reply_fns: BTreeMap::new(),
             on_connect: None,
             busy: BTreeMap::new(),
+            timeout: None,
             address_book: BTreeMap::new(),
             listeners: BTreeMap::new(),
             open_conns: BTreeSet::new(),
