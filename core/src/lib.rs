@@ -1,21 +1,59 @@
 //! # lokimq-core: LokiMQ/OxenMQ as a sans-IO state machine
 //!
 //! This crate is the whole of a LokiMQ (OxenMQ) node except the parts that touch the operating
-//! system. It holds the command registry, the access rules, the peers, the job scheduler, and the
-//! ZMTP 3.1 + CurveZMQ wire codec, and it is advanced only by the events an embedder feeds it.
-//! There is no clock, no thread, no socket and no global random number generator anywhere in it:
-//! time arrives as an [`Instant`](time::Instant) argument and randomness through an injected
-//! [`CryptoRngCore`](rng::CryptoRngCore). The crate is `#![no_std]` (with `alloc`), which the
-//! compiler enforces, so it runs unchanged in the native mio driver (`lokimq`), in the
-//! deterministic simulator, in another event loop, or in WebAssembly.
+//! system. It holds the command registry, the access rules, the peers and their connections, the
+//! job scheduler, and the ZMTP 3.1 + CurveZMQ wire codec, and it is advanced only by the events
+//! an embedder feeds it. There is no clock, no thread, no socket and no global random number
+//! generator anywhere in it: time arrives as an [`Instant`] argument and randomness through an
+//! injected [`CryptoRngCore`](rng::CryptoRngCore). The crate is `no_std` (with `alloc`), which
+//! the compiler enforces, so it runs unchanged in the native mio driver (the `lokimq` crate), in
+//! the deterministic simulator, in another event loop (tokio, a game loop), or in WebAssembly.
 //!
-//! The crate essay grows with the node; see `docs/architecture.md` for the design.
+//! The bytes it produces are libzmq's: greetings, frames, NULL and CURVE handshakes and MESSAGE
+//! boxes are byte-identical to libzmq 4.3 (known-answer vectors and live interop tests prove it),
+//! and the application protocol is OxenMQ's (`HI`/`HELLO`, `REPLY` + tag, the error words, `L` +
+//! pubkey routing ids, `X-AuthLevel`).
+//!
+//! ## Driving a node
+//!
+//! A [`Node`] changes only when the embedder calls it:
+//!
+//! * **Inputs**: [`Node::handle`]`(now, `[`Input`]`)` — bytes received on a connection (in any
+//!   chunking, down to one byte), a connect completed, a connection closed, the answer to an
+//!   auth request or a service-node lookup, a worker finished its job, or a timeout.
+//! * **Application commands**: [`Node::send`], [`Node::request`], [`Node::reply`],
+//!   [`Node::connect_remote`], [`Node::connect_sn`], [`Node::listen_curve`], [`Node::accept`],
+//!   [`Node::submit_batch`], [`Node::add_timer`], [`Node::shutdown`], … They act at once and
+//!   return ids.
+//!
+//! **The drain contract** (as str0m states it): after every input or command, call
+//! [`Node::poll_output`] until it returns `None` and act on each [`Output`] — write
+//! `Transmit` bytes to the socket, dial for `Connect`, close for `Close`, bind for `Listen`, run
+//! `RunJob` on the named worker and report `JobFinished` when it returns, answer
+//! `Event::AuthRequest` and `Event::LookupSn` with inputs. Then read [`Node::poll_timeout`] and
+//! call `handle(now, Input::Timeout)` when that instant arrives (spurious timeouts are harmless).
+//! `now` must never go backwards. The same inputs and the same RNG seed always produce the same
+//! outputs, byte for byte.
+//!
+//! Jobs are names, not closures: the node says *which* job runs *where* (`RunJob { worker,
+//! job }`) and the embedder owns the callbacks, threads and results. A single-threaded or
+//! WebAssembly embedder may run every job inline and report `JobFinished` in the same turn.
+//!
+//! ## Layers
+//!
+//! [`zmtp`] (greeting, framing, commands, metadata, ROUTER tables) and [`curve`] (CurveZMQ) are
+//! pure codecs; [`session`] combines them into one connection's machine with the auth decision
+//! point and heartbeats; [`node`] owns the sessions, the [`registry`], the [`auth`] checks and
+//! the [`sched`] scheduler. [`bt`], [`encoding`] and [`address`] are OxenMQ's encoding library
+//! and address type. See `docs/architecture.md` for the design and `docs/protocol.md` for the
+//! wire layer.
 //!
 //! ## Panics and errors
 //!
 //! Errors are bad *input*; panics are broken *invariants*. No byte sequence from the network and
-//! no call sequence from the embedder may panic; property tests and fuzz targets enforce it. Every
-//! `expect` carries the reason it cannot fail.
+//! no call sequence from the embedder may panic; property tests and fuzz targets enforce it. Each
+//! layer has one error enum; a connection's first error is latched and closes it. Memory is
+//! bounded: frame sizes are checked before anything is allocated, and every queue has a limit.
 #![no_std]
 #![warn(missing_docs)]
 
@@ -37,3 +75,17 @@ pub mod sched;
 pub mod session;
 pub mod time;
 pub mod zmtp;
+
+pub use address::Address;
+pub use auth::{Access, AuthLevel, PeerAccess};
+pub use ids::{
+    BatchId, CategoryId, CommandId, ConnId, ListenerId, TaggedThreadId, TimerId, WorkerId,
+};
+pub use keys::{Keypair, PublicKey, SecretKey};
+pub use node::{
+    Config, ConnectOptions, ConnectSnOptions, ConnectionId, DisconnectCause, Event, Input, Job,
+    Message, Node, NodeError, Output, ReplyTarget, RequestError, RequestId, RequestOptions,
+    SendError, SendOptions,
+};
+pub use registry::{Registry, RegistryBuilder};
+pub use time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! go through separately named helpers, so an embedder that wants two streams can split them later
 //! without touching call sites.
 
-pub use rand_core::{CryptoRng, CryptoRngCore, RngCore};
+pub use rand_core::{CryptoRng, CryptoRngCore, Error, RngCore};
 
 /// Fills `buf` with bytes that will be visible on the wire (nonces, request tags).
 pub fn fill_public<R: CryptoRngCore + ?Sized>(rng: &mut R, buf: &mut [u8]) {

@@ -1,6 +1,135 @@
 //! # lokimq: the native LokiMQ node
 //!
-//! The mio driver around [`lokimq_core`]: sockets (TCP and unix), worker threads, the clock, OS
-//! randomness and user callbacks. (Being written: see the project issues.)
+//! [`lokimq_core`] is LokiMQ (today OxenMQ) as a sans-IO state machine: it speaks ZMTP 3.1,
+//! CurveZMQ and OxenMQ's application protocol, schedules jobs and keeps every peer's state, but
+//! it owns no socket, no thread, no clock and no callback. This crate is the thin layer that
+//! supplies them on an ordinary operating system: [mio] sockets (TCP and unix), worker threads,
+//! the monotonic clock, OS randomness and the application's closures. The API mirrors OxenMQ's,
+//! made idiomatic: a [`Builder`] instead of a constructor plus setters, a frozen registry
+//! instead of "cannot add a command after `start()`" errors, `Result`s instead of exceptions,
+//! and closures instead of `std::function`s.
+//!
+//! ```
+//! use lokimq::{AuthLevel, ConnectOptions, LokiMq};
+//! use std::sync::mpsc;
+//! use std::time::Duration;
+//!
+//! // A server with one request command, listening with CURVE on an ephemeral port.
+//! let mut b = LokiMq::builder();
+//! b.add_category("demo", AuthLevel::None)?
+//!     .add_request_command("demo", "echo", |m| m.send_reply(m.data().to_vec()))?
+//!     .listen_curve("127.0.0.1:0".parse::<std::net::SocketAddr>()?, |_ip, _key, _sn| {
+//!         AuthLevel::Basic
+//!     })?;
+//! let server = b.start()?;
+//! let addr = server.bound_addresses()[0].clone(); // curve://127.0.0.1:PORT/<server key>
+//!
+//! // A client: connect, then ask.
+//! let client = LokiMq::builder().start()?;
+//! let (tx, rx) = mpsc::channel();
+//! let conn = client.connect_remote(&addr, |_| {}, |_, why| eprintln!("{why}"),
+//!                                  ConnectOptions::default())?;
+//! client.request(&conn, "demo.echo", ["hello"], move |reply| { let _ = tx.send(reply); })?;
+//! let reply = rx.recv_timeout(Duration::from_secs(10))??;
+//! assert_eq!(reply, ["hello"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Threads
+//!
+//! A running node has:
+//!
+//! * **one proxy thread** (`lmq-proxy`), which owns the [`lokimq_core::node::Node`], the
+//!   `mio::Poll`, every socket and every callback table. It is the only thread that touches
+//!   the node, so the node needs no lock. It is OxenMQ's proxy thread with the ZeroMQ sockets
+//!   replaced by mio.
+//! * **worker threads** (`lmq-w<N>`), one per worker slot the core hands out, spawned on first
+//!   use and kept until shutdown, as in OxenMQ. Which job runs on which worker, and when, is
+//!   the core's decision (categories, reserved threads, queue limits, the batch and reply
+//!   pools); the driver only runs what it is told.
+//! * **tagged threads**, named by the application, started at `start()`; they run only what is
+//!   addressed to them.
+//! * a short-lived helper thread per host-name lookup, so the proxy never blocks on DNS (IP
+//!   literals and unix sockets need none).
+//!
+//! Other threads reach the node through a [`Handle`] (cloneable, `Send + Sync`). Every handle
+//! call posts a closure on the proxy's one channel and rings a [`mio::Waker`]; workers report
+//! `JobFinished` on the same channel. Messages from one thread arrive in the order sent, so a
+//! reply a handler sends is processed before the `JobFinished` that follows it, exactly like
+//! OxenMQ's per-thread control sockets.
+//!
+//! ## A proxy turn
+//!
+//! Each turn the proxy polls with the node's next deadline as timeout, then: accepts and reads
+//! every ready socket (until `WouldBlock`, feeding `Input::Received`), writes queued bytes
+//! (vectored, `WRITABLE` interest only while a queue is non-empty), finishes non-blocking
+//! connects with mio's `take_error`/`peer_addr` check, takes posted messages, and fires
+//! `Input::Timeout` when due. After every input it drains the node's outputs before giving it
+//! the next one (the core's drive contract). A per-turn budget (256 KiB read per socket, 128
+//! accepts per listener, 1024 posted messages) keeps one chatty socket from starving worker
+//! completions or other peers; a socket that hit its budget is served again next turn with a
+//! zero poll timeout. Socket slots closed during a turn are freed only after it, so a stale
+//! event can never reach a socket that reused the slot.
+//!
+//! ## Callbacks
+//!
+//! * Command callbacks (`Fn(&mut Message)`) run on workers. A [`Message`] carries the data,
+//!   the sender's [`ConnectionId`], its access and address, and answers with
+//!   [`Message::send_reply`], [`Message::send_back`], [`Message::send_request`], or later from
+//!   any thread through [`Message::send_later`].
+//! * Reply callbacks of [`Handle::request`], `on_connect`/`on_failure` of
+//!   [`Handle::connect_remote`], jobs, batch jobs and completions, and timers run on workers
+//!   (or tagged threads when addressed to one).
+//! * Allow functions ([`Listen::allow`]), the `sn_lookup` function, `on_bind` after start,
+//!   in-proxy batch completions and in-proxy timers ([`Target::InDriver`]) run **on the proxy
+//!   thread** and must be quick: the whole node waits for them. Calls that wait for the
+//!   proxy's answer ([`Handle::connect_remote`], [`Handle::add_timer`], …) return
+//!   [`Error::OnProxyThread`] there instead of deadlocking.
+//! * A panicking callback is caught and logged, and the worker carries on (OxenMQ logs
+//!   exceptions and continues); a panicking batch job yields a [`JobPanicked`] result.
+//!
+//! ## Shutdown
+//!
+//! Dropping the [`LokiMq`] (or calling [`LokiMq::shutdown`]) is OxenMQ's destructor: the node
+//! stops dispatching, discards queued commands, jobs and timers, never calls pending request or
+//! connect callbacks, and waits for running handlers (a handler that never returns hangs
+//! shutdown, as in OxenMQ). Then every connection is closed — flushed, half-closed and given up
+//! to the `close_linger` tunable for the peer's EOF — and every thread is joined. Handles that
+//! outlive the node get [`Error::Stopped`].
+//!
+//! ## Time
+//!
+//! The node's clock is `std::time::Instant` mapped to the core's microsecond
+//! [`lokimq_core::time::Instant`], read in exactly one module; [`Stopwatch`] exposes it to
+//! applications and tests.
 
+#![warn(missing_docs)]
+
+mod batch;
+mod builder;
+mod clock;
+mod error;
+mod handle;
+mod message;
+mod proxy;
+
+pub use batch::{Batch, JobPanicked};
+pub use builder::{Builder, Listen, ToAddress};
+pub use clock::Stopwatch;
+pub use error::Error;
+pub use handle::{Handle, LokiMq};
+pub use message::{DeferredSend, Message};
+
+pub use bytes::Bytes;
 pub use lokimq_core as core;
+pub use lokimq_core::address::{Address, AddressError};
+pub use lokimq_core::auth::{Access, AuthLevel, PeerAccess};
+pub use lokimq_core::ids::{TaggedThreadId, TimerId};
+pub use lokimq_core::keys::{Keypair, PublicKey, SecretKey};
+pub use lokimq_core::node::{
+    Config, ConnectOptions, ConnectSnOptions, ConnectionId, RequestError, RequestOptions,
+    SendOptions, Stats, Target,
+};
+
+/// No data parts, for sends and requests without any: `handle.send(&conn, "a.b", NO_DATA)`.
+pub const NO_DATA: [&[u8]; 0] = [];

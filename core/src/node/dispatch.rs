@@ -47,6 +47,16 @@ impl<R: CryptoRngCore> Node<R> {
         if self.handle_builtin(origin, &peer, &cmd, &frames) {
             return;
         }
+        // A command from a service node on one of our listeners records the route, so later
+        // sends to that key can reuse it (OxenMQ records it before checking access).
+        if peer.incoming && peer.service_node {
+            if let (Origin::Conn(c), ConnectionId::Sn(pk)) = (origin, &peer.conn) {
+                let routes = self.sn_in.entry(*pk).or_default();
+                if !routes.contains(&c) {
+                    routes.push(c);
+                }
+            }
+        }
         if self.shutting_down {
             return; // OxenMQ stops scheduling once it is quitting
         }
@@ -96,14 +106,6 @@ impl<R: CryptoRngCore> Node<R> {
         // A command received on an outgoing link counts as activity (keeps it from expiring).
         if let Some(link) = peer.link.and_then(|l| self.links.get_mut(&l)) {
             link.last_activity = self.now;
-        }
-        if peer.incoming && peer.service_node {
-            if let (Origin::Conn(c), ConnectionId::Sn(pk)) = (origin, &peer.conn) {
-                let routes = self.sn_in.entry(*pk).or_default();
-                if !routes.contains(&c) {
-                    routes.push(c);
-                }
-            }
         }
 
         let data_parts: Vec<Bytes> = if resolved.is_request {

@@ -361,9 +361,10 @@ pub struct SendOptions {
     pub hint: Option<Address>,
     /// Send only over an existing connection; never open one.
     pub optional: bool,
-    /// Send only over an existing incoming connection.
+    /// Send only over an existing incoming connection (an outgoing non-SN id is refused).
     pub incoming: bool,
-    /// Service nodes: use (or open) an outgoing connection only.
+    /// Send only over an outgoing connection (service nodes: use or open one; an incoming
+    /// non-SN id is refused, as OxenMQ documents but does not do).
     pub outgoing: bool,
     /// Idle expiry for a new outgoing service-node connection, or a raise of an existing one's
     /// (default: the config's `send_keep_alive`).

@@ -435,13 +435,13 @@ impl<R: CryptoRngCore> Node<R> {
         mechanism: session::MechanismConfig,
         routing_id: Bytes,
     ) -> session::SessionConfig {
-        let heartbeat = (self.config.heartbeat_interval > Duration::ZERO).then(|| {
+        let heartbeat = (self.config.heartbeat_interval > Duration::ZERO).then_some(
             crate::zmtp::heartbeat::HeartbeatConfig {
                 interval: self.config.heartbeat_interval,
                 timeout: self.config.heartbeat_timeout,
                 ttl: Duration::ZERO,
-            }
-        });
+            },
+        );
         let mut cfg = session::SessionConfig::new(socket_type, mechanism);
         cfg.routing_id = routing_id;
         cfg.max_message_size = self.config.max_message_size;
@@ -977,22 +977,22 @@ impl<R: CryptoRngCore> Node<R> {
     }
 
     /// Runs `task` (an embedder handle) as if it were a command of `category`: same reserved
-    /// threads and queue limits.
+    /// threads and queue limits. Returns `Ok(false)` if the category's queue was full and the
+    /// task was dropped (the embedder may free its closure; `Event::Dropped` is emitted too).
     pub fn inject_task(
         &mut self,
         now: Instant,
         category: &str,
         task: u64,
-    ) -> Result<(), NodeError> {
+    ) -> Result<bool, NodeError> {
         self.advance(now);
         let cat = self
             .registry
             .find_category(category)
             .ok_or_else(|| NodeError::UnknownCategory(String::from(category)))?;
-        // A full queue is reported as `Event::Dropped`, exactly like a dropped command.
-        let _offer = self.sched.inject_task(cat, NodeJob::Task(task))?;
+        let offer = self.sched.inject_task(cat, NodeJob::Task(task))?;
         self.pump();
-        Ok(())
+        Ok(!matches!(offer, sched::Offer::Dropped))
     }
 
     /// Submits a batch of jobs (one entry per job: where it runs) with a completion. The

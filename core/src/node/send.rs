@@ -40,6 +40,9 @@ pub enum SendError {
     /// A message needs at least a command frame.
     #[error("cannot send an empty command")]
     EmptyCommand,
+    /// `reply` was called for a message that was not a request (it has no reply tag).
+    #[error("cannot reply: the message was not a request (no reply tag)")]
+    NotARequest,
     /// The node has stopped.
     #[error("OxenMQ is shut down")]
     Stopped,
@@ -113,7 +116,7 @@ impl<R: CryptoRngCore> Node<R> {
     ) -> Result<(), SendError> {
         self.advance(now);
         let Some(tag) = to.tag.clone() else {
-            return Err(SendError::EmptyCommand);
+            return Err(SendError::NotARequest);
         };
         let mut frames = Vec::with_capacity(2 + data.len());
         frames.push(Bytes::from_static(b"REPLY"));
@@ -188,6 +191,14 @@ impl<R: CryptoRngCore> Node<R> {
         }
         match to {
             ConnectionId::Sn(pk) => self.send_to_sn(*pk, frames, opts),
+            // OxenMQ documents (but never implemented) that `incoming`/`outgoing` restrict
+            // non-SN sends too; we do what it documents.
+            ConnectionId::Outgoing { .. } if opts.incoming => {
+                Err(SendError::NoConnection(to.to_string_lossy()))
+            }
+            ConnectionId::Incoming { .. } if opts.outgoing => {
+                Err(SendError::NoConnection(to.to_string_lossy()))
+            }
             ConnectionId::Outgoing { id, .. } => {
                 let link_id = *self
                     .remote_ids

@@ -1,0 +1,68 @@
+//! [`Error`]: everything the driver's API can refuse, in one enum.
+
+use lokimq_core::address::AddressError;
+use lokimq_core::keys::KeyError;
+use lokimq_core::node::{ConfigError, NodeError};
+use lokimq_core::registry::RegistryError;
+
+/// Why a driver call failed. Texts follow OxenMQ's exception messages where OxenMQ has one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A command, category or alias registration was refused (OxenMQ's texts).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The keys given to the builder are unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The node configuration was refused (worker counts, service-node mode without keys, …).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// An address could not be parsed.
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    /// An address is valid but cannot be used where it was given.
+    #[error("{0}")]
+    UnusableAddress(String),
+    /// A listener given before `start()` could not be bound, so the node did not start
+    /// (OxenMQ PR #68: `start()` throws).
+    #[error("OxenMQ failed to listen on {address}: {reason}")]
+    Bind {
+        /// The address that could not be bound.
+        address: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// Setting up the poller, the waker or a thread failed.
+    #[error("I/O error while starting the node: {0}")]
+    Io(#[from] std::io::Error),
+    /// A tagged thread name is empty, `_proxy`, or contains a NUL.
+    #[error("Invalid tagged thread name `{0}'")]
+    InvalidTaggedThreadName(String),
+    /// A job, batch or timer named a tagged thread this node does not have.
+    #[error("Invalid tagged thread: no tagged thread with id {0}")]
+    UnknownTaggedThread(u16),
+    /// `inject_task` named a category that does not exist.
+    #[error("Invalid category `{0}': category does not exist")]
+    UnknownCategory(String),
+    /// A batch with no jobs.
+    #[error("Cannot batch a a job batch with 0 jobs")]
+    EmptyBatch,
+    /// A batch completion was set twice.
+    #[error("Completion function can only be set once")]
+    CompletionAlreadySet,
+    /// `job()` was asked to run on the proxy thread.
+    #[error("job() cannot be used to queue an in-proxy job")]
+    InProxyJob,
+    /// The node refused the operation.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The node has shut down (or is shutting down and no longer takes commands).
+    #[error("Unable to reach the LokiMQ proxy thread: it is shutting down")]
+    Stopped,
+    /// A call that must wait for the proxy thread's answer (it returns an id the proxy assigns)
+    /// was made on the proxy thread itself, from an in-proxy completion, timer, allow function,
+    /// lookup or bind callback; it would wait for itself forever.
+    #[error("this call waits for the proxy thread and cannot be made from it")]
+    OnProxyThread,
+}

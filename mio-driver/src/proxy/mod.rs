@@ -1,0 +1,947 @@
+//! The proxy thread: one `mio::Poll`, the [`Node`], every socket and every callback table.
+//!
+//! Everything the node does happens here, on one thread, in turns. A turn polls for readiness
+//! (with the node's next deadline as the timeout), reads and writes the ready sockets, takes
+//! the messages other threads posted (worker completions and application commands), fires the
+//! node's timeout when it is due, and frees the socket slots closed during the turn. After every
+//! call into the node the proxy drains [`Node::poll_output`] and acts on each output before it
+//! touches the node again: that is the core's drive contract.
+
+mod net;
+pub(crate) mod workers;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use mio::{Events, Interest, Poll, Token};
+use rand_core::OsRng;
+use slab::Slab;
+
+use lokimq_core::address::Address;
+use lokimq_core::auth::AuthLevel;
+use lokimq_core::ids::{BatchId, ConnId, ListenerId, TimerId};
+use lokimq_core::node::{
+    ConnectionId, DisconnectCause, Event, InDriver, Input, Job, Node, Output, RequestId,
+};
+use lokimq_core::time::{Instant, earliest};
+
+use crate::batch::ErasedBatch;
+use crate::clock::{Clock, duration_micros};
+use crate::handle::{
+    AllowFn, CommandFn, ConnectCallbacks, Handle, OnBind, ProxyMsg, ReplyFn, SnLookupFn,
+    ThreadRole, TimerFn, run_guarded,
+};
+use crate::message::Message;
+use crate::{Error, Listen};
+
+use net::{Dial, Entry, ListenerIo, ListenerSock, Stream};
+use workers::{Task, Workers};
+
+/// The waker's token; sockets use their slab key, which never reaches `usize::MAX`.
+pub(crate) const WAKER: Token = Token(usize::MAX);
+
+/// At most this many bytes are read from one socket per turn before the others get a go.
+const READ_BUDGET: usize = 256 * 1024;
+/// At most this many connections are accepted on one listener per turn.
+const ACCEPT_BUDGET: usize = 128;
+/// At most this many posted messages (completions, commands) are handled per turn.
+const MESSAGE_BUDGET: usize = 1024;
+/// Size of the read buffer (one read call at most).
+const READ_CHUNK: usize = 64 * 1024;
+/// Largest number of buffers handed to one vectored write.
+const MAX_IOV: usize = 64;
+
+/// A listener's callbacks.
+pub(crate) struct ListenerCallbacks {
+    pub(crate) curve: bool,
+    pub(crate) allow: Option<AllowFn>,
+    pub(crate) on_bind: Option<OnBind>,
+}
+
+/// The closures the proxy holds for the node, keyed by the ids the node hands out.
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    /// Indexed by `CommandId`.
+    pub(crate) commands: Vec<Option<CommandFn>>,
+    pub(crate) listeners: BTreeMap<ListenerId, ListenerCallbacks>,
+    pub(crate) sn_lookup: Option<SnLookupFn>,
+    pub(crate) requests: BTreeMap<RequestId, ReplyFn>,
+    /// `connect_remote`/`connect_inproc` callbacks by the outgoing id's number.
+    pub(crate) connects: BTreeMap<u64, ConnectCallbacks>,
+    /// `job()` and `inject_task` closures by the handle given to the node.
+    pub(crate) tasks: BTreeMap<u64, Task>,
+    pub(crate) next_task: u64,
+    pub(crate) batches: BTreeMap<BatchId, Box<dyn ErasedBatch>>,
+    pub(crate) timers: BTreeMap<TimerId, TimerFn>,
+}
+
+impl Callbacks {
+    pub(crate) fn add_task(&mut self, task: Task) -> u64 {
+        let id = self.next_task;
+        self.next_task += 1;
+        self.tasks.insert(id, task);
+        id
+    }
+}
+
+/// The proxy: see the [module documentation](self).
+pub(crate) struct Proxy {
+    pub(crate) node: Node<OsRng>,
+    clock: Clock,
+    poll: Poll,
+    slab: Slab<Entry>,
+    by_conn: BTreeMap<ConnId, usize>,
+    /// Slots killed during this turn, freed at its end.
+    graveyard: Vec<usize>,
+    /// Sockets whose read or accept budget ran out with data left.
+    again: Vec<usize>,
+    /// Streams with bytes newly queued, flushed at the end of the drain.
+    dirty: Vec<usize>,
+    /// Closing streams and their linger deadlines.
+    closing: BTreeMap<usize, Instant>,
+    /// Outgoing connections waiting for DNS.
+    resolving: BTreeSet<ConnId>,
+    scratch: Box<[u8]>,
+    pub(crate) cb: Callbacks,
+    pub(crate) workers: Workers,
+    rx: Receiver<ProxyMsg>,
+    pub(crate) handle: Handle,
+    shutting_down: bool,
+    stopped: bool,
+    more_messages: bool,
+    /// While `start()` binds on the caller's thread: the first bind failure.
+    startup_error: Option<Error>,
+    /// Addresses bound so far (with the node's key for CURVE listeners).
+    pub(crate) bound: Vec<Address>,
+}
+
+impl Proxy {
+    pub(crate) fn new(
+        node: Node<OsRng>,
+        clock: Clock,
+        poll: Poll,
+        rx: Receiver<ProxyMsg>,
+        handle: Handle,
+        cb: Callbacks,
+        workers: Workers,
+    ) -> Self {
+        Self {
+            node,
+            clock,
+            poll,
+            slab: Slab::new(),
+            by_conn: BTreeMap::new(),
+            graveyard: Vec::new(),
+            again: Vec::new(),
+            dirty: Vec::new(),
+            closing: BTreeMap::new(),
+            resolving: BTreeSet::new(),
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+            cb,
+            workers,
+            rx,
+            handle,
+            shutting_down: false,
+            stopped: false,
+            more_messages: false,
+            startup_error: None,
+            bound: Vec::new(),
+        }
+    }
+
+    /// The current time on the node's clock.
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// The first bind failure seen while starting, if any.
+    pub(crate) fn take_startup_error(&mut self) -> Option<Error> {
+        self.startup_error.take()
+    }
+
+    /// Registers a listener with the node and keeps its callbacks; the bind happens when the
+    /// node's `Output::Listen` is drained.
+    pub(crate) fn add_listener(&mut self, listen: Listen) {
+        let now = self.now();
+        let Listen {
+            address,
+            curve,
+            allow,
+            on_bind,
+        } = listen;
+        let id = if curve {
+            self.node.listen_curve(now, address)
+        } else {
+            self.node.listen_plain(now, address)
+        };
+        self.cb.listeners.insert(
+            id,
+            ListenerCallbacks {
+                curve,
+                allow,
+                on_bind,
+            },
+        );
+    }
+
+    /// Starts shutdown (idempotent): the node stops dispatching, running jobs finish, then
+    /// `Event::Stopped` ends the loop.
+    pub(crate) fn begin_shutdown(&mut self) {
+        if !self.shutting_down {
+            self.shutting_down = true;
+            let now = self.now();
+            self.node.shutdown(now);
+            self.drain();
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // the loop
+
+    /// Runs turns until the node has stopped and every closing socket is done.
+    pub(crate) fn run(mut self) {
+        ThreadRole::Proxy.enter();
+        let mut events = Events::with_capacity(256);
+        loop {
+            if self.stopped && !self.has_streams() {
+                break;
+            }
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("poll failed: {e}; the proxy thread is stopping");
+                break;
+            }
+            for event in &events {
+                if event.token() == WAKER {
+                    continue; // the channel is drained every turn anyway
+                }
+                self.socket_event(event.token().0, event);
+            }
+            self.process_messages();
+            self.service_again();
+            self.service_timeouts();
+            self.bury();
+        }
+        self.finish();
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if self.more_messages || !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut deadline = self.node.poll_timeout();
+        for d in self.closing.values() {
+            deadline = earliest(deadline, Some(*d));
+        }
+        let now = self.now();
+        deadline.map(|d| d.saturating_duration_since(now))
+    }
+
+    fn has_streams(&self) -> bool {
+        self.slab.iter().any(|(_, e)| matches!(e, Entry::Stream(_))) || !self.resolving.is_empty()
+    }
+
+    /// Takes posted messages, at most [`MESSAGE_BUDGET`] per turn.
+    fn process_messages(&mut self) {
+        self.handle.clear_wake_flag();
+        for _ in 0..MESSAGE_BUDGET {
+            match self.rx.try_recv() {
+                Ok(ProxyMsg::JobFinished(worker)) => {
+                    let now = self.now();
+                    self.node.handle(now, Input::JobFinished { worker });
+                    self.drain();
+                }
+                Ok(ProxyMsg::Call(call)) => {
+                    call(self);
+                    self.drain();
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                    self.more_messages = false;
+                    return;
+                }
+            }
+        }
+        self.more_messages = true;
+    }
+
+    fn service_again(&mut self) {
+        for key in std::mem::take(&mut self.again) {
+            match self.slab.get(key) {
+                Some(Entry::Stream(_)) => self.read_ready(key),
+                Some(Entry::Listener(_)) => self.accept_ready(key),
+                _ => {}
+            }
+        }
+    }
+
+    fn service_timeouts(&mut self) {
+        let now = self.now();
+        if self.node.poll_timeout().is_some_and(|t| t <= now) {
+            self.node.handle(now, Input::Timeout);
+            self.drain();
+        }
+        let expired: Vec<usize> = self
+            .closing
+            .iter()
+            .filter(|(_, d)| **d <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            self.kill(key);
+        }
+    }
+
+    fn bury(&mut self) {
+        for key in self.graveyard.drain(..) {
+            if matches!(self.slab.get(key), Some(Entry::Dead)) {
+                self.slab.remove(key);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        let keys: Vec<usize> = self.slab.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.kill(key);
+        }
+        self.bury();
+        self.workers.join_all();
+        // Callbacks still held (pending requests and connects) are dropped uncalled, as OxenMQ
+        // never calls them after shutdown.
+        log::debug!("proxy thread finished");
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // outputs
+
+    /// Acts on every pending output, then flushes the sockets that got data. Only the top-level
+    /// entry points (events, messages, timeouts) call this; everything it calls feeds inputs
+    /// without draining, so outputs are handled strictly in order.
+    pub(crate) fn drain(&mut self) {
+        loop {
+            while let Some(out) = self.node.poll_output() {
+                self.act(out);
+            }
+            if self.dirty.is_empty() {
+                return;
+            }
+            for key in std::mem::take(&mut self.dirty) {
+                self.flush(key);
+            }
+        }
+    }
+
+    fn act(&mut self, out: Output) {
+        match out {
+            Output::Transmit { conn, data } => self.transmit(conn, data),
+            Output::Connect { conn, addr } => self.connect(conn, &addr),
+            Output::Close { conn, linger } => self.close(conn, linger),
+            Output::Listen { listener, addr } => self.bind(listener, &addr),
+            Output::RunJob { worker, job } => {
+                let task = self.job_task(job);
+                self.workers.run(worker, task);
+            }
+            Output::StopWorker { worker } => self.workers.stop(worker),
+            Output::Event(event) => self.on_event(event),
+            other => log::debug!("ignoring an output this driver does not know: {other:?}"),
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let now = self.now();
+        match event {
+            Event::AuthRequest {
+                conn,
+                listener,
+                remote,
+                pubkey,
+                service_node,
+            } => {
+                let allow = self
+                    .cb
+                    .listeners
+                    .get(&listener)
+                    .and_then(|l| l.allow.clone());
+                let level = match allow {
+                    None => AuthLevel::None,
+                    Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        f(&remote, pubkey.as_ref(), service_node)
+                    }))
+                    .unwrap_or_else(|_| {
+                        log::error!("the allow function panicked; denying {remote}");
+                        AuthLevel::Denied
+                    }),
+                };
+                self.node.handle(now, Input::AuthDecision { conn, level });
+            }
+            Event::LookupSn { pubkey } => {
+                let address = self.cb.sn_lookup.clone().and_then(|f| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&pubkey)))
+                        .unwrap_or_else(|_| {
+                            log::error!("the sn_lookup function panicked for {pubkey}");
+                            None
+                        })
+                });
+                self.node.handle(now, Input::SnAddress { pubkey, address });
+            }
+            Event::RunInDriver(InDriver::Completion { batch }) => {
+                if let Some(task) = self
+                    .cb
+                    .batches
+                    .get_mut(&batch)
+                    .and_then(|b| b.take_completion())
+                {
+                    run_guarded("in-proxy batch completion", task);
+                }
+            }
+            Event::RunInDriver(InDriver::Timer { timer }) => {
+                if let Some(f) = self.cb.timers.get(&timer).cloned() {
+                    run_guarded("in-proxy timer", move || f());
+                }
+            }
+            Event::BatchDone { batch } => {
+                self.cb.batches.remove(&batch);
+            }
+            Event::TimerReleased { timer } => {
+                self.cb.timers.remove(&timer);
+            }
+            Event::Dropped { category } => {
+                log::warn!("No space to queue incoming command for category {category}; dropping");
+            }
+            Event::ListenFailed { listener, reason } => {
+                if let Some(on_bind) = self
+                    .cb
+                    .listeners
+                    .get_mut(&listener)
+                    .and_then(|l| l.on_bind.take())
+                {
+                    run_guarded("on_bind callback", move || on_bind(Err(reason)));
+                }
+            }
+            Event::Stopped => self.stopped = true,
+            other => log::debug!("ignoring an event this driver does not know: {other:?}"),
+        }
+    }
+
+    /// Turns a core job into the closure a worker runs. A job whose closure is gone (it cannot
+    /// happen with this driver's bookkeeping) becomes a no-op, so the worker still reports it.
+    fn job_task(&mut self, job: Job) -> Task {
+        let noop: Task = Box::new(|| {});
+        match job {
+            Job::Command { command, message } => {
+                match self.cb.commands.get(command.index()).cloned().flatten() {
+                    Some(callback) => {
+                        let handle = self.handle.clone();
+                        Box::new(move || {
+                            let mut m = Message::new(message, handle);
+                            callback(&mut m);
+                        })
+                    }
+                    None => {
+                        log::error!("no callback for {command:?}");
+                        noop
+                    }
+                }
+            }
+            Job::Task { task, .. } | Job::Job { job: task } => {
+                self.cb.tasks.remove(&task).unwrap_or(noop)
+            }
+            Job::Reply { request, result } => match self.cb.requests.remove(&request) {
+                Some(callback) => Box::new(move || callback(result)),
+                None => noop,
+            },
+            Job::Connected { conn } => match self.take_connect(&conn) {
+                Some(ConnectCallbacks {
+                    on_connect: Some(f),
+                    ..
+                }) => Box::new(move || f(conn)),
+                _ => noop,
+            },
+            Job::ConnectFailed { conn, reason } => match self.take_connect(&conn) {
+                Some(ConnectCallbacks {
+                    on_failure: Some(f),
+                    ..
+                }) => Box::new(move || f(conn, reason)),
+                _ => {
+                    log::warn!("connection to {conn} failed: {reason}");
+                    noop
+                }
+            },
+            Job::BatchItem { batch, index } => self
+                .cb
+                .batches
+                .get_mut(&batch)
+                .and_then(|b| b.take_job(index))
+                .unwrap_or(noop),
+            Job::Completion { batch } => self
+                .cb
+                .batches
+                .get_mut(&batch)
+                .and_then(|b| b.take_completion())
+                .unwrap_or(noop),
+            Job::Timer { timer } => match self.cb.timers.get(&timer).cloned() {
+                Some(f) => Box::new(move || f()),
+                None => noop,
+            },
+            other => {
+                log::error!("a job this driver does not know: {other:?}");
+                noop
+            }
+        }
+    }
+
+    fn take_connect(&mut self, conn: &ConnectionId) -> Option<ConnectCallbacks> {
+        match conn {
+            ConnectionId::Outgoing { id, .. } => self.cb.connects.remove(id),
+            _ => None,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // sockets: events
+
+    fn socket_event(&mut self, key: usize, event: &mio::event::Event) {
+        match self.slab.get(key) {
+            Some(Entry::Listener(_)) => self.accept_ready(key),
+            Some(Entry::Stream(s)) => {
+                if s.connecting {
+                    self.finish_connect(key);
+                }
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    self.read_ready(key);
+                }
+                if event.is_writable() {
+                    self.flush(key);
+                    self.drain();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn accept_ready(&mut self, key: usize) {
+        for _ in 0..ACCEPT_BUDGET {
+            let Some(Entry::Listener(l)) = self.slab.get(key) else {
+                return;
+            };
+            let listener = l.id;
+            match l.io.accept() {
+                Ok((io, remote)) => {
+                    io.set_nodelay();
+                    let now = self.now();
+                    match self.node.accept(now, listener, &remote) {
+                        Ok(conn) => {
+                            self.insert_stream(Stream::new(conn, io, false));
+                            self.drain();
+                        }
+                        Err(e) => log::error!("could not accept a connection: {e}"),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and friends: retrying at once would spin; the next connection
+                    // attempt raises a new edge and the backlog is drained then.
+                    log::warn!("accept failed on {listener:?}: {e}");
+                    return;
+                }
+            }
+        }
+        self.again.push(key);
+    }
+
+    fn insert_stream(&mut self, mut stream: Stream) {
+        let entry = self.slab.vacant_entry();
+        let key = entry.key();
+        let interest = stream.interest;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream.io, Token(key), interest)
+        {
+            log::error!("could not register a socket: {e}");
+            let conn = stream.conn;
+            let now = self.now();
+            let cause = DisconnectCause::Reset(e.to_string());
+            self.node.handle(now, Input::Disconnected { conn, cause });
+            return;
+        }
+        self.by_conn.insert(stream.conn, key);
+        entry.insert(Entry::Stream(stream));
+    }
+
+    fn finish_connect(&mut self, key: usize) {
+        let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
+            return;
+        };
+        match s.io.connect_finished() {
+            Ok(false) => {}
+            Ok(true) => {
+                s.connecting = false;
+                s.io.set_nodelay();
+                let conn = s.conn;
+                self.update_interest(key);
+                let now = self.now();
+                self.node.handle(now, Input::Connected { conn });
+                self.drain();
+            }
+            Err(e) => {
+                self.stream_gone(key, DisconnectCause::ConnectFailed(e.to_string()));
+                self.drain();
+            }
+        }
+    }
+
+    /// Reads until `WouldBlock`, EOF, an error, or the turn's budget.
+    fn read_ready(&mut self, key: usize) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let (conn, closing, result) = {
+                let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
+                    return;
+                };
+                if s.connecting {
+                    return;
+                }
+                let r = s.io.read(&mut self.scratch);
+                (s.conn, s.closing, r)
+            };
+            match result {
+                Ok(0) => {
+                    self.stream_gone(key, DisconnectCause::Eof);
+                    self.drain();
+                    return;
+                }
+                Ok(n) => {
+                    if !closing {
+                        let data = Bytes::copy_from_slice(&self.scratch[..n]);
+                        let now = self.now();
+                        self.node.handle(now, Input::Received { conn, data });
+                        self.drain();
+                    }
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.again.push(key);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.stream_gone(key, DisconnectCause::Reset(e.to_string()));
+                    self.drain();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes queued bytes until the queue is empty or the socket would block.
+    fn flush(&mut self, key: usize) {
+        loop {
+            let result = {
+                let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
+                    return;
+                };
+                if s.connecting || s.write_shut || s.out.is_empty() {
+                    break;
+                }
+                let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                let mut n = 0;
+                for (slot, chunk) in slices.iter_mut().zip(s.out.iter()) {
+                    *slot = IoSlice::new(chunk);
+                    n += 1;
+                }
+                match s.io.write_vectored(&slices[..n]) {
+                    Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
+                    Ok(written) => {
+                        s.consume(written);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            };
+            match result {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.stream_gone(key, DisconnectCause::Reset(e.to_string()));
+                    return;
+                }
+            }
+        }
+        if let Some(Entry::Stream(s)) = self.slab.get_mut(key) {
+            if s.closing && s.out.is_empty() && !s.write_shut {
+                // Everything is out: half-close and wait (up to the linger deadline) for the
+                // peer's EOF, so our last bytes are not lost to a reset.
+                s.io.shutdown_write();
+                s.write_shut = true;
+            }
+        }
+        self.update_interest(key);
+    }
+
+    fn update_interest(&mut self, key: usize) {
+        let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
+            return;
+        };
+        let wanted = s.wanted_interest();
+        if wanted != s.interest {
+            match self
+                .poll
+                .registry()
+                .reregister(&mut s.io, Token(key), wanted)
+            {
+                Ok(()) => s.interest = wanted,
+                Err(e) => log::error!("could not update socket interest: {e}"),
+            }
+        }
+    }
+
+    /// The transport of a stream ended: tell the node (unless it already forgot the
+    /// connection) and free the socket. Does not drain.
+    fn stream_gone(&mut self, key: usize, cause: DisconnectCause) {
+        let Some(Entry::Stream(s)) = self.slab.get(key) else {
+            return;
+        };
+        let (conn, closing) = (s.conn, s.closing);
+        self.kill(key);
+        if !closing {
+            let now = self.now();
+            self.node.handle(now, Input::Disconnected { conn, cause });
+        }
+    }
+
+    /// Deregisters and closes a socket; its slot is freed at the end of the turn.
+    fn kill(&mut self, key: usize) {
+        let Some(entry) = self.slab.get_mut(key) else {
+            return;
+        };
+        match std::mem::replace(entry, Entry::Dead) {
+            Entry::Stream(mut s) => {
+                // Deregistering a socket that is about to close cannot usefully fail.
+                let _ = self.poll.registry().deregister(&mut s.io);
+                if self.by_conn.get(&s.conn) == Some(&key) {
+                    self.by_conn.remove(&s.conn);
+                }
+            }
+            Entry::Listener(mut l) => {
+                let _ = self.poll.registry().deregister(&mut l.io);
+            }
+            Entry::Dead => return,
+        }
+        self.closing.remove(&key);
+        self.graveyard.push(key);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // sockets: outputs
+
+    fn transmit(&mut self, conn: ConnId, data: Bytes) {
+        let Some(&key) = self.by_conn.get(&conn) else {
+            log::debug!("dropping {} bytes for closed {conn:?}", data.len());
+            return;
+        };
+        if let Some(Entry::Stream(s)) = self.slab.get_mut(key) {
+            if s.out.is_empty() {
+                self.dirty.push(key);
+            }
+            s.out.push_back(data);
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: &Address) {
+        if let Some(path) = addr.socket() {
+            self.dial(conn, &Dial::Unix(PathBuf::from(path)));
+            return;
+        }
+        if let Some(sa) = addr.socket_addr() {
+            self.dial(conn, &Dial::Tcp(sa));
+            return;
+        }
+        // A host name: resolve on a helper thread so the proxy never blocks on DNS.
+        let (Some(host), Some(port)) = (addr.host().map(str::to_owned), addr.port()) else {
+            let now = self.now();
+            let cause = DisconnectCause::InvalidAddress(format!("cannot dial {addr}"));
+            self.node.handle(now, Input::Disconnected { conn, cause });
+            return;
+        };
+        self.resolving.insert(conn);
+        let handle = self.handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name(String::from("lmq-resolve"))
+            .spawn(move || {
+                let result = resolve(&host, port);
+                // If the proxy is gone nobody is waiting for the answer.
+                let _ = handle.post(move |p| p.resolved(conn, result));
+            });
+        if let Err(e) = spawned {
+            self.resolving.remove(&conn);
+            let now = self.now();
+            let cause = DisconnectCause::ConnectFailed(format!("cannot resolve: {e}"));
+            self.node.handle(now, Input::Disconnected { conn, cause });
+        }
+    }
+
+    fn resolved(&mut self, conn: ConnId, result: Result<SocketAddr, String>) {
+        if !self.resolving.remove(&conn) {
+            return; // closed while resolving
+        }
+        match result {
+            Ok(sa) => self.dial(conn, &Dial::Tcp(sa)),
+            Err(reason) => {
+                let now = self.now();
+                let cause = DisconnectCause::InvalidAddress(reason);
+                self.node.handle(now, Input::Disconnected { conn, cause });
+            }
+        }
+    }
+
+    fn dial(&mut self, conn: ConnId, dial: &Dial) {
+        match dial.connect() {
+            Ok(io) => self.insert_stream(Stream::new(conn, io, true)),
+            Err(e) => {
+                let now = self.now();
+                let cause = if e.kind() == io::ErrorKind::InvalidInput {
+                    DisconnectCause::InvalidAddress(e.to_string())
+                } else {
+                    DisconnectCause::ConnectFailed(e.to_string())
+                };
+                self.node.handle(now, Input::Disconnected { conn, cause });
+            }
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, linger: Duration) {
+        if self.resolving.remove(&conn) {
+            return;
+        }
+        let Some(key) = self.by_conn.remove(&conn) else {
+            return;
+        };
+        let now = self.now();
+        let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
+            return;
+        };
+        if linger.is_zero() || s.connecting {
+            self.kill(key);
+            return;
+        }
+        s.closing = true;
+        let deadline = now + Duration::from_micros(duration_micros(linger));
+        self.closing.insert(key, deadline);
+        // Flush now: it also half-closes at once when nothing is queued.
+        self.flush(key);
+    }
+
+    fn bind(&mut self, listener: ListenerId, addr: &Address) {
+        let curve = self.cb.listeners.get(&listener).is_some_and(|l| l.curve);
+        match open_listener(addr) {
+            Ok((mut io, local, unix_path)) => {
+                let entry = self.slab.vacant_entry();
+                let key = entry.key();
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .register(&mut io, Token(key), Interest::READABLE)
+                {
+                    self.bind_failed(listener, addr, &e.to_string());
+                    return;
+                }
+                entry.insert(Entry::Listener(ListenerSock {
+                    id: listener,
+                    io,
+                    unix_path,
+                }));
+                let local = local.with_pubkey(curve.then(|| *self.node.pubkey()));
+                log::info!("listening on {local}");
+                self.bound.push(local.clone());
+                if let Some(on_bind) = self
+                    .cb
+                    .listeners
+                    .get_mut(&listener)
+                    .and_then(|l| l.on_bind.take())
+                {
+                    run_guarded("on_bind callback", move || on_bind(Ok(local)));
+                }
+            }
+            Err(e) => self.bind_failed(listener, addr, &e.to_string()),
+        }
+    }
+
+    fn bind_failed(&mut self, listener: ListenerId, addr: &Address, reason: &str) {
+        log::error!("OxenMQ failed to listen on {addr}: {reason}");
+        if self.startup_error.is_none() {
+            self.startup_error = Some(Error::Bind {
+                address: addr.to_string(),
+                reason: reason.to_owned(),
+            });
+        }
+        let now = self.now();
+        self.node.handle(
+            now,
+            Input::ListenFailed {
+                listener,
+                reason: reason.to_owned(),
+            },
+        );
+    }
+}
+
+/// Resolves `host:port`, preferring IPv4 as OxenMQ does with IPv6 off.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("could not resolve {host}: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("could not resolve {host}: no addresses"))
+}
+
+/// Binds a listener: TCP (`*` meaning every interface) or a unix socket, replacing a stale
+/// socket file as libzmq does. Returns the socket, the address actually bound, and the unix
+/// path to remove on close.
+fn open_listener(addr: &Address) -> io::Result<(ListenerIo, Address, Option<PathBuf>)> {
+    if let Some(path) = addr.socket() {
+        let path = PathBuf::from(path);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_socket()
+        }) {
+            std::fs::remove_file(&path)?;
+        }
+        let l = mio::net::UnixListener::bind(&path)?;
+        return Ok((
+            ListenerIo::Unix(l),
+            Address::ipc(path.to_string_lossy().into_owned()),
+            Some(path),
+        ));
+    }
+    let port = addr
+        .port()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no port"))?;
+    let sa = match (addr.socket_addr(), addr.host()) {
+        (Some(sa), _) => sa,
+        (None, Some("*")) => SocketAddr::from(([0, 0, 0, 0], port)),
+        (None, Some(host)) => {
+            resolve(host, port).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
+        }
+        (None, None) => return Err(io::Error::new(io::ErrorKind::InvalidInput, "no host")),
+    };
+    let l = mio::net::TcpListener::bind(sa)?;
+    let local = l.local_addr()?;
+    Ok((ListenerIo::Tcp(l), Address::from_socket_addr(local), None))
+}

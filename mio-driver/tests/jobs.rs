@@ -1,0 +1,346 @@
+//! Jobs, batches, timers, tagged threads, injected tasks, in-process connections, panics and
+//! shutdown, on real threads.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use common::*;
+use lokimq::{
+    AuthLevel, Batch, ConnectOptions, Error, Listen, NO_DATA, RequestError, Stopwatch, Target,
+};
+
+fn thread_name() -> String {
+    std::thread::current().name().unwrap_or("").to_owned()
+}
+
+#[test]
+fn batch_runs_jobs_and_completion() {
+    let node = builder().start().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let mut batch = Batch::new();
+    for i in 0..10u64 {
+        batch.add_job(move || i * i);
+    }
+    batch.add_job(|| panic!("job 10 fails"));
+    batch
+        .completion(move |results| {
+            let _ = tx.send((results, thread_name()));
+        })
+        .unwrap();
+    node.batch(batch).unwrap();
+    let (results, thread) = wait(&rx, "completion");
+    assert_eq!(results.len(), 11);
+    let sum: u64 = results[..10].iter().map(|r| *r.as_ref().unwrap()).sum();
+    assert_eq!(sum, 285);
+    assert_eq!(results[10].as_ref().unwrap_err().message(), "job 10 fails");
+    assert!(thread.starts_with("lmq-w"), "completion ran on {thread}");
+}
+
+#[test]
+fn batch_completion_in_proxy() {
+    let node = builder().start().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let mut batch = Batch::new();
+    batch.add_job(|| 7);
+    batch
+        .completion_on(
+            move |r| {
+                let _ = tx.send((r, thread_name()));
+            },
+            Target::InDriver,
+        )
+        .unwrap();
+    node.batch(batch).unwrap();
+    let (r, thread) = wait(&rx, "completion");
+    assert_eq!(r, vec![Ok(7)]);
+    assert_eq!(thread, "lmq-proxy");
+}
+
+#[test]
+fn empty_batch_is_refused() {
+    let node = builder().start().unwrap();
+    assert!(matches!(
+        node.batch(Batch::<()>::new()),
+        Err(Error::EmptyBatch)
+    ));
+}
+
+#[test]
+fn tagged_thread_runs_its_jobs_in_order() {
+    let mut b = builder();
+    let (start_tx, started) = mpsc::channel();
+    let tag = b
+        .add_tagged_thread_with_start("my-tagged", move || {
+            let _ = start_tx.send(thread_name());
+        })
+        .unwrap();
+    let node = b.start().unwrap();
+    assert_eq!(wait(&started, "start callback"), "my-tagged");
+    let (tx, rx) = mpsc::channel();
+    for i in 0..5 {
+        let tx = tx.clone();
+        node.job(
+            move || {
+                let _ = tx.send((i, thread_name()));
+            },
+            Some(tag),
+        )
+        .unwrap();
+    }
+    for i in 0..5 {
+        assert_eq!(wait(&rx, "tagged job"), (i, "my-tagged".to_owned()));
+    }
+    // A batch whose jobs and completion run on the tagged thread.
+    let (done_tx, done) = mpsc::channel();
+    let mut batch = Batch::new();
+    batch.add_job_on(thread_name, tag);
+    batch
+        .completion_on(
+            move |r| {
+                let _ = done_tx.send((r, thread_name()));
+            },
+            Target::Tagged(tag),
+        )
+        .unwrap();
+    node.batch(batch).unwrap();
+    let (r, t) = wait(&done, "tagged batch");
+    assert_eq!(r, vec![Ok("my-tagged".to_owned())]);
+    assert_eq!(t, "my-tagged");
+    // An id that does not exist is refused at once.
+    let bogus = lokimq::TaggedThreadId(7);
+    assert!(matches!(
+        node.job(|| {}, Some(bogus)),
+        Err(Error::UnknownTaggedThread(7))
+    ));
+}
+
+#[test]
+fn bad_tagged_thread_names_are_refused() {
+    let mut b = builder();
+    for bad in ["", "_proxy", "a\0b"] {
+        assert!(matches!(
+            b.add_tagged_thread(bad),
+            Err(Error::InvalidTaggedThreadName(_))
+        ));
+    }
+}
+
+#[test]
+fn timer_fires_repeatedly_and_cancels() {
+    let node = builder().start().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    let c = Arc::clone(&count);
+    let timer = node
+        .add_timer(
+            move || {
+                let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+                let _ = tx.send(n);
+            },
+            Duration::from_millis(20),
+            true,
+            Target::Worker,
+        )
+        .unwrap();
+    let t = Stopwatch::start();
+    while wait(&rx, "timer") < 3 {}
+    assert!(t.elapsed() >= Duration::from_millis(55), "fired too fast");
+    node.cancel_timer(timer).unwrap();
+    // Wait until the proxy has processed the cancel, then nothing more may fire.
+    let _ = node.stats().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let settled = count.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(count.load(Ordering::SeqCst), settled, "fired after cancel");
+}
+
+#[test]
+fn in_proxy_timer_cannot_make_blocking_calls() {
+    let node = builder().start().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let handle = node.handle();
+    let sent = Arc::new(AtomicBool::new(false));
+    let timer = node
+        .add_timer(
+            move || {
+                if !sent.swap(true, Ordering::SeqCst) {
+                    let _ = tx.send((thread_name(), handle.stats().err().map(|e| e.to_string())));
+                }
+            },
+            Duration::from_millis(10),
+            true,
+            Target::InDriver,
+        )
+        .unwrap();
+    let (thread, err) = wait(&rx, "in-proxy timer");
+    assert_eq!(thread, "lmq-proxy");
+    assert_eq!(err, Some(Error::OnProxyThread.to_string()));
+    node.cancel_timer(timer).unwrap();
+}
+
+#[test]
+fn inject_task_runs_as_a_command_of_its_category() {
+    let mut b = server_builder();
+    b.add_category_with("slow", AuthLevel::None, 1, 0).unwrap();
+    let node = b.start().unwrap();
+    let (tx, rx) = mpsc::channel();
+    node.inject_task("slow", "task", "test", move || {
+        let _ = tx.send(thread_name());
+    })
+    .unwrap();
+    assert!(wait(&rx, "task").starts_with("lmq-w"));
+    assert!(matches!(
+        node.inject_task("nope", "task", "test", || {}),
+        Err(Error::UnknownCategory(_))
+    ));
+}
+
+#[test]
+fn inproc_connection_has_admin_access() {
+    let node = server_builder().start().unwrap();
+    let (ok, fail, connected) = connect_channel();
+    let conn = node.connect_inproc(ok, fail, None).unwrap();
+    assert_eq!(wait(&connected, "inproc connect").unwrap(), conn);
+    let (cb, rx) = reply_channel();
+    node.request(&conn, "admin.echo", ["self"], cb).unwrap();
+    assert_eq!(strings(&wait(&rx, "reply").unwrap()), ["self"]);
+    let (cb, rx) = reply_channel();
+    node.request(&conn, "public.whoami", NO_DATA, cb).unwrap();
+    assert_eq!(strings(&wait(&rx, "whoami").unwrap())[0], "admin");
+}
+
+#[test]
+fn panicking_handler_does_not_kill_the_worker() {
+    let mut b = server_builder();
+    b.config_mut().general_workers = 1;
+    b.add_category("bad", AuthLevel::None)
+        .unwrap()
+        .add_request_command("bad", "panic", |_| panic!("handler blew up"))
+        .unwrap();
+    b.listen_plain(loopback(), |_, _, _| AuthLevel::None)
+        .unwrap();
+    let server = b.start().unwrap();
+    let addr = server.bound_addresses()[0].clone();
+    let client = builder().start().unwrap();
+    let (ok, fail, connected) = connect_channel();
+    let conn = client
+        .connect_remote(&addr, ok, fail, ConnectOptions::default())
+        .unwrap();
+    wait(&connected, "connect").unwrap();
+    for i in 0..3 {
+        let opts = lokimq::RequestOptions {
+            timeout: Some(Duration::from_millis(300)),
+            ..lokimq::RequestOptions::default()
+        };
+        let (cb, rx) = reply_channel();
+        client
+            .request_with(&conn, "bad.panic", NO_DATA, opts, cb)
+            .unwrap();
+        // No reply is generated for a panicking handler (OxenMQ: requester times out).
+        assert_eq!(wait(&rx, "timeout").unwrap_err(), RequestError::Timeout);
+        let (cb, rx) = reply_channel();
+        client
+            .request(&conn, "public.echo", [format!("{i}")], cb)
+            .unwrap();
+        assert_eq!(strings(&wait(&rx, "echo").unwrap()), [format!("{i}")]);
+    }
+    let stats = server.stats().unwrap();
+    assert_eq!(stats.sched.spawned, 1, "the single worker survived");
+}
+
+#[test]
+fn shutdown_waits_for_a_running_handler() {
+    let finished = Arc::new(AtomicBool::new(false));
+    let (started_tx, started) = mpsc::channel();
+    let f = Arc::clone(&finished);
+    let mut b = server_builder();
+    b.add_category("slow", AuthLevel::None)
+        .unwrap()
+        .add_command("slow", "work", move |_| {
+            let _ = started_tx.send(());
+            std::thread::sleep(Duration::from_millis(300));
+            f.store(true, Ordering::SeqCst);
+        })
+        .unwrap();
+    b.listen_plain(loopback(), |_, _, _| AuthLevel::None)
+        .unwrap();
+    let server = b.start().unwrap();
+    let addr = server.bound_addresses()[0].clone();
+    let client = builder().start().unwrap();
+    let (ok, fail, connected) = connect_channel();
+    let conn = client
+        .connect_remote(&addr, ok, fail, ConnectOptions::default())
+        .unwrap();
+    wait(&connected, "connect").unwrap();
+    client.send(&conn, "slow.work", NO_DATA).unwrap();
+    wait(&started, "handler start");
+    let handle = server.handle();
+    drop(server);
+    assert!(
+        finished.load(Ordering::SeqCst),
+        "drop returned before the handler finished"
+    );
+    assert!(matches!(handle.stats(), Err(Error::Stopped)));
+    assert!(matches!(
+        handle.send(&conn, "x.y", NO_DATA),
+        Err(Error::Stopped)
+    ));
+}
+
+#[test]
+fn requests_after_disconnect_fail_fast() {
+    let (_server, addr) = start_server(Listen::plain(loopback()).unwrap());
+    let client = builder().start().unwrap();
+    let (ok, fail, connected) = connect_channel();
+    let conn = client
+        .connect_remote(&addr, ok, fail, ConnectOptions::default())
+        .unwrap();
+    wait(&connected, "connect").unwrap();
+    assert!(client.is_connected(&conn).unwrap());
+    client
+        .disconnect(&conn, Duration::from_millis(100))
+        .unwrap();
+    let (cb, rx) = reply_channel();
+    let t = Stopwatch::start();
+    client.request(&conn, "public.echo", ["x"], cb).unwrap();
+    assert_eq!(wait(&rx, "failure").unwrap_err(), RequestError::Timeout);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "the failure must be immediate"
+    );
+    assert!(!client.is_connected(&conn).unwrap());
+}
+
+#[test]
+fn deferred_reply_from_another_thread() {
+    let mut b = server_builder();
+    b.add_category("later", AuthLevel::None)
+        .unwrap()
+        .add_request_command("later", "echo", |m| {
+            let later = m.send_later();
+            let data = m.data().to_vec();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                later.reply(data).unwrap();
+            });
+        })
+        .unwrap();
+    b.listen_plain(loopback(), |_, _, _| AuthLevel::None)
+        .unwrap();
+    let server = b.start().unwrap();
+    let addr = server.bound_addresses()[0].clone();
+    let client = builder().start().unwrap();
+    let (ok, fail, connected) = connect_channel();
+    let conn = client
+        .connect_remote(&addr, ok, fail, ConnectOptions::default())
+        .unwrap();
+    wait(&connected, "connect").unwrap();
+    let (cb, rx) = reply_channel();
+    client
+        .request(&conn, "later.echo", ["deferred"], cb)
+        .unwrap();
+    assert_eq!(strings(&wait(&rx, "reply").unwrap()), ["deferred"]);
+}
