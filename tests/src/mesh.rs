@@ -74,8 +74,13 @@ pub struct Mesh {
     pub sim: Sim,
     /// Each node's plain address.
     pub plain: Vec<Address>,
-    /// Each node's CURVE address.
+    /// Each node's CURVE address for `connect_remote`.
     pub curve: Vec<Address>,
+    /// Each node's CURVE address for service-node traffic (in the address books). A separate
+    /// listener: two connections from one node to one listener share the routing id
+    /// `L` + pubkey, and the ROUTER hands the route back and forth between them forever (as
+    /// libzmq does for OxenMQ; see `sim_core_gaps.rs`).
+    pub sn_curve: Vec<Address>,
     /// Whether each node is a service node.
     pub is_sn: Vec<bool>,
     remotes: BTreeMap<(usize, usize, bool), ConnectionId>,
@@ -106,6 +111,7 @@ impl Mesh {
         let mut sim = Sim::with_net(seed, spec.net.clone());
         let mut plain = Vec::new();
         let mut curve = Vec::new();
+        let mut sn_curve = Vec::new();
         let mut is_sn = Vec::new();
         for i in 0..spec.nodes {
             let sn = i < spec.service_nodes;
@@ -134,8 +140,10 @@ impl Mesh {
             let n = sim.add_node(node);
             let (_, p) = sim.listen_plain(n);
             let (_, c) = sim.listen_curve(n);
+            let (_, q) = sim.listen_curve(n);
             plain.push(p);
             curve.push(c);
+            sn_curve.push(q);
             is_sn.push(sn);
         }
         let sns: Vec<usize> = (0..spec.service_nodes).collect();
@@ -143,7 +151,7 @@ impl Mesh {
         for n in 0..spec.nodes {
             for &s in &sns {
                 let pk = sim.pubkey(s);
-                sim.set_address(n, pk, curve[s].clone().with_pubkey(None));
+                sim.set_address(n, pk, sn_curve[s].clone().with_pubkey(None));
             }
         }
         sim.run_until_idle();
@@ -151,6 +159,7 @@ impl Mesh {
             sim,
             plain,
             curve,
+            sn_curve,
             is_sn,
             remotes: BTreeMap::new(),
             expected: BTreeMap::new(),

@@ -188,17 +188,27 @@ fn run_case(seed: u64, ops: &[Op]) {
 
 #[test]
 fn node_props_random_operation_sequences_keep_every_invariant() {
+    // NODE_PROPS_CASES / NODE_PROPS_SEED explore further (e.g. in release builds); the default
+    // run is fixed.
+    let cases = std::env::var("NODE_PROPS_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(64);
+    let seed: u8 = std::env::var("NODE_PROPS_SEED")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0x5a);
     let config = Config {
-        cases: 24,
+        cases,
         max_shrink_iters: 200,
         failure_persistence: None,
         ..Config::default()
     };
     let mut runner = TestRunner::new_with_rng(
         config,
-        TestRng::from_seed(RngAlgorithm::ChaCha, &[0x5a; 32]),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]),
     );
-    let strategy = (any::<u64>(), proptest::collection::vec(op(), 1..48));
+    let strategy = (any::<u64>(), proptest::collection::vec(op(), 1..64));
     let result = runner.run(&strategy, |(seed, ops)| {
         run_case(seed, &ops);
         Ok(())

@@ -917,3 +917,186 @@ fn sim_replies_go_back_on_the_originating_connection() {
     let who = commands_named(&sim, server, "sn.echo");
     assert!(who.iter().all(|m| m.conn == ConnectionId::Sn(*kp.public())));
 }
+
+// =============================================================================================
+// close, lookups, options, limits, heartbeats
+
+#[test]
+fn sim_close_flushes_what_was_sent_before_eof() {
+    let (mut sim, server, client, conn) = plain_pair(19);
+    for i in 0..3 {
+        sim.send(
+            client,
+            &conn,
+            "t.ping",
+            strs(&[&i.to_string()]),
+            &SendOptions::default(),
+        )
+        .unwrap();
+    }
+    sim.disconnect(client, &conn, secs(1)).unwrap();
+    sim.run_until_idle();
+    assert_eq!(commands_named(&sim, server, "t.ping").len(), 3);
+    assert_eq!(sim.node(server).node.stats().connections, 0);
+}
+
+#[test]
+fn sim_failed_sn_lookup_fails_requests_at_once() {
+    let mut sim = Sim::new(20);
+    let sns = sn_network(&mut sim, 1);
+    let lonely = sim.add_node(spec(quiet_config(1)));
+    let unknown = Keypair::from_secret_bytes([77; 32]);
+    let t0 = sim.now();
+    let r = sim
+        .request(
+            lonely,
+            &ConnectionId::Sn(*unknown.public()),
+            "t.slow",
+            vec![],
+            &RequestOptions::default(),
+        )
+        .unwrap();
+    sim.run_until_idle();
+    assert_eq!(sim.node(lonely).lookups.len(), 1);
+    assert_eq!(
+        sim.node(lonely).outcome(r),
+        Some(&Err(RequestError::Timeout))
+    );
+    assert_eq!(sim.node(lonely).outcome_time(r), Some(t0));
+    assert!(!sim.node(lonely).node.has_outgoing_sn(unknown.public()));
+    // A hint skips the lookup.
+    let pk = sim.pubkey(sns[0]);
+    let hint = sim.node(sns[0]).listeners.values().next().unwrap().clone();
+    let opts = ConnectSnOptions {
+        hint: Some(hint),
+        ..ConnectSnOptions::default()
+    };
+    sim.connect_sn(lonely, pk, &opts);
+    let r = sim
+        .request(
+            lonely,
+            &ConnectionId::Sn(pk),
+            "t.slow",
+            strs(&["h"]),
+            &RequestOptions::default(),
+        )
+        .unwrap();
+    sim.run_until_idle();
+    assert_eq!(sim.node(lonely).lookups.len(), 1, "no second lookup");
+    assert_eq!(sim.node(lonely).outcome(r), Some(&Ok(strs(&["h"]))));
+}
+
+#[test]
+fn sim_optional_and_incoming_sends_never_open_connections() {
+    let mut sim = Sim::new(21);
+    let sns = sn_network(&mut sim, 2);
+    let (a, b) = (sns[0], sns[1]);
+    let pkb = sim.pubkey(b);
+    let optional = SendOptions {
+        optional: true,
+        ..SendOptions::default()
+    };
+    let incoming = SendOptions {
+        incoming: true,
+        ..SendOptions::default()
+    };
+    for opts in [&optional, &incoming] {
+        assert!(matches!(
+            sim.send(a, &ConnectionId::Sn(pkb), "t.ping", vec![], opts),
+            Err(SendError::NoConnection(_))
+        ));
+    }
+    assert!(sim.node(a).dials.is_empty());
+    // Once b has connected to a, an incoming-only send from a goes over it.
+    let pka = sim.pubkey(a);
+    sim.send(
+        b,
+        &ConnectionId::Sn(pka),
+        "t.ping",
+        vec![],
+        &SendOptions::default(),
+    )
+    .unwrap();
+    sim.run_until_idle();
+    sim.send(a, &ConnectionId::Sn(pkb), "t.pong", vec![], &incoming)
+        .unwrap();
+    sim.run_until_idle();
+    assert_eq!(commands_named(&sim, b, "t.pong").len(), 1);
+    assert!(sim.node(a).dials.is_empty(), "a never dialled");
+}
+
+#[test]
+fn sim_listening_twice_on_one_address_fails() {
+    let mut sim = Sim::new(22);
+    let a = sim.add_node(spec(quiet_config(1)));
+    let b = sim.add_node(spec(quiet_config(1)));
+    let addr = Address::tcp("127.0.0.1", 7000);
+    sim.listen_on(a, addr.clone(), false);
+    let l = sim.listen_on(b, addr, true);
+    assert_eq!(sim.node(b).events.len(), 1);
+    assert!(
+        sim.node(b).events[0].1.contains("ListenFailed"),
+        "{:?}",
+        sim.node(b).events
+    );
+    assert!(sim.node(b).events[0].1.contains(&format!("{l:?}")));
+}
+
+#[test]
+fn sim_oversized_frames_drop_the_connection() {
+    let mut sim = Sim::new(23);
+    let server = sim.add_node(spec(quiet_config(1)));
+    let (_, addr) = sim.listen_plain(server);
+    let t = sim.raw_dealer(&addr);
+    sim.run_until_idle();
+    // 1 MiB is accepted...
+    let big = vec![b'x'; 1024 * 1024];
+    sim.raw_send(t, vec![Bytes::from_static(b"t.ping"), Bytes::from(big)]);
+    sim.run_until_idle();
+    assert_eq!(commands_named(&sim, server, "t.ping").len(), 1);
+    // ...one byte more is not: the connection is closed, nothing is dispatched.
+    let bigger = vec![b'x'; 1024 * 1024 + 1];
+    sim.raw_send(t, vec![Bytes::from_static(b"t.ping"), Bytes::from(bigger)]);
+    sim.run_until_idle();
+    assert_eq!(commands_named(&sim, server, "t.ping").len(), 1);
+    assert!(sim.tap(t).eof_at.is_some());
+    assert_eq!(sim.node(server).node.stats().connections, 0);
+}
+
+#[test]
+fn sim_heartbeats_detect_a_half_open_connection() {
+    let mut config = quiet_config(1);
+    config.heartbeat_interval = secs(1);
+    config.heartbeat_timeout = secs(3);
+    let mut sim = Sim::new(24);
+    let server = sim.add_node(spec(config.clone()));
+    let client = sim.add_node(spec(config));
+    let (_, addr) = sim.listen_plain(server);
+    let conn = sim.connect_remote(client, addr, &ConnectOptions::default());
+    sim.run_for(secs(5));
+    assert_eq!(sim.node(client).connected.len(), 1);
+    // The server's side vanishes without the client noticing...
+    let (_, server_end) = sim.connections_of(client)[0];
+    let t0 = sim.now();
+    sim.reset_one_side(server_end);
+    sim.run_for(secs(10));
+    // ...the client's heartbeat times out within interval + timeout, and it reconnects.
+    let closed = sim.node(client).dials.iter().skip(1).map(|d| d.0).next();
+    let closed = closed.expect("reconnected");
+    assert!(
+        closed - t0 <= secs(4) + Duration::from_millis(260),
+        "{:?}",
+        closed - t0
+    );
+    let r = sim
+        .request(
+            client,
+            &conn,
+            "public.echo",
+            strs(&["again"]),
+            &RequestOptions::default(),
+        )
+        .unwrap();
+    sim.run_for(secs(1));
+    assert_eq!(sim.node(client).outcome(r), Some(&Ok(strs(&["again"]))));
+}

@@ -612,3 +612,125 @@ fn sim_sched_full_queue_drops_commands_and_the_requester_times_out() {
     assert_eq!(sim.node(server).dropped.len(), 2);
     assert_eq!(sim.node(server).node.stats().dropped_commands, 2);
 }
+
+#[test]
+fn sim_sched_tagged_threads_and_injected_tasks() {
+    use lokimq_core::ids::TaggedThreadId;
+    let mut config = quiet_config(1);
+    config.tagged_threads = vec!["db".to_string()];
+    let mut sim = Sim::new(11);
+    let n = sim.add_node(NodeSpec::new(config, ab_registry()).job_times(JobTimes {
+        other: Dur::Fixed(Duration::from_millis(100)),
+        command: Dur::Fixed(Duration::from_millis(100)),
+        ..JobTimes::default()
+    }));
+    let db = Target::Tagged(TaggedThreadId(0));
+    for job in 0..3 {
+        sim.with_node(n, |node, now| node.job(now, job, db))
+            .unwrap();
+    }
+    let batch = sim
+        .with_node(n, |node, now| {
+            node.submit_batch(
+                now,
+                &[db, Target::Worker],
+                Completion::Tagged(TaggedThreadId(0)),
+            )
+        })
+        .unwrap();
+    // Injected tasks obey category a's reservation like commands do.
+    for task in 0..4 {
+        assert!(
+            sim.with_node(n, |node, now| node.inject_task(now, "a", task))
+                .unwrap()
+        );
+    }
+    assert!(
+        sim.with_node(n, |node, now| node.inject_task(now, "nope", 9))
+            .is_err()
+    );
+    sim.run_until_idle();
+    let node = sim.node(n);
+    let max = node.node.stats().sched.max_workers;
+    let on_db: Vec<&JobKind> = node
+        .jobs
+        .iter()
+        .filter(|j| j.worker.0 >= max)
+        .map(|j| &j.kind)
+        .collect();
+    // The tagged thread ran only its own jobs, one at a time, in order.
+    assert_eq!(
+        on_db,
+        vec![
+            &JobKind::Job(0),
+            &JobKind::Job(1),
+            &JobKind::Job(2),
+            &JobKind::BatchItem(batch, 0),
+            &JobKind::Completion(batch),
+        ]
+    );
+    let db_jobs: Vec<_> = node.jobs.iter().filter(|j| j.worker.0 >= max).collect();
+    for w in db_jobs.windows(2) {
+        assert!(w[1].started >= w[0].finished.unwrap(), "one at a time");
+    }
+    // Tasks: category a reserves 2; the batch job holds the one general worker, so two tasks
+    // run on the reservation and the other two wait (admission counts every active job: with
+    // `active >= general` a task needs a free reserved slot).
+    let tasks: Vec<_> = node
+        .jobs
+        .iter()
+        .filter(|j| matches!(j.kind, JobKind::Task(..)))
+        .collect();
+    assert_eq!(tasks.len(), 4);
+    assert_eq!(node.max_concurrent(|k| matches!(k, JobKind::Task(..))), 2);
+    let first = tasks[0].started;
+    assert_eq!(tasks.iter().filter(|j| j.started == first).count(), 2);
+    assert_eq!(node.batch_done.len(), 1);
+}
+
+#[test]
+fn sim_sched_shutdown_never_calls_pending_connect_callbacks() {
+    use lokimq_core::address::Address;
+    use lokimq_core::session::{MechanismConfig, SessionConfig};
+    use lokimq_core::zmtp::SocketType;
+    let mut sim = Sim::new(12);
+    let n = sim.add_node(NodeSpec::new(quiet_config(1), ab_registry()));
+    // A listener that never says HELLO, and an address nobody listens on.
+    let hanging = Address::tcp("127.0.0.1", 6100);
+    let tl = sim.tap_listen(
+        &hanging,
+        Some(SessionConfig::new(
+            SocketType::Router,
+            MechanismConfig::Null,
+        )),
+    );
+    sim.connect_remote(n, hanging, &ConnectOptions::default());
+    sim.connect_remote(
+        n,
+        Address::tcp("127.0.0.1", 6101),
+        &ConnectOptions::default(),
+    );
+    let inproc = sim.connect_inproc(n, None);
+    sim.run_for(Duration::from_millis(20));
+    assert_eq!(
+        sim.node(n).connected,
+        vec![(sim.node(n).connected[0].0, inproc)]
+    );
+    sim.shutdown(n);
+    sim.run_for(secs(30));
+    let node = sim.node(n);
+    assert!(node.stopped.is_some());
+    assert!(node.connect_failed.is_empty(), "{:?}", node.connect_failed);
+    assert_eq!(node.connected.len(), 1);
+    assert_eq!(node.node.stats().links, 0);
+    let t = sim.tap_listener(tl).accepted[0];
+    assert!(
+        sim.tap(t).eof_at.is_some(),
+        "the half-made connection was closed"
+    );
+    assert_eq!(
+        sim.tap_listener(tl).accepted.len(),
+        1,
+        "no reconnect after shutdown"
+    );
+}
