@@ -193,7 +193,7 @@ fn node_props_random_operation_sequences_keep_every_invariant() {
     let cases = std::env::var("NODE_PROPS_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
-        .unwrap_or(64);
+        .unwrap_or(48);
     let seed: u8 = std::env::var("NODE_PROPS_SEED")
         .ok()
         .and_then(|c| c.parse().ok())

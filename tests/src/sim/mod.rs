@@ -27,6 +27,9 @@ pub mod node;
 pub mod script;
 pub mod tap;
 
+mod driver;
+mod invariants;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -36,12 +39,11 @@ use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{ListenerId, WorkerId};
 use lokimq_core::keys::{Keypair, PublicKey};
 use lokimq_core::node::{
-    ConnectOptions, ConnectSnOptions, ConnectionId, Event, Input, Job, Node, NodeError, Output,
-    RequestError, RequestId, RequestOptions, SendError, SendOptions,
+    ConnectOptions, ConnectSnOptions, ConnectionId, Input, Node, NodeError, RequestError,
+    RequestId, RequestOptions, SendError, SendOptions,
 };
-use lokimq_core::session::{MechanismConfig, Session, SessionConfig, SessionEvent};
+use lokimq_core::session::Session;
 use lokimq_core::time::{Duration, Instant};
-use lokimq_core::zmtp::SocketType;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -51,8 +53,7 @@ pub use self::node::{AllowFn, AuthRecord, JobKind, JobRecord, NodeSpec, RequestR
 pub use self::script::{Action, Ctx, Dur, Handler, JobTimes, ReplyFn};
 pub use self::tap::{Tap, TapListener};
 
-use self::net::{Delivery, ListenTarget, Net};
-use self::node::Busy;
+use self::net::Net;
 use self::script::LaterFn;
 
 /// Default step budget of [`Sim::run_until_idle`] and [`Sim::run_until`].
@@ -95,15 +96,15 @@ impl Queue {
         self.seq += 1;
     }
 
-    fn next_time(&self) -> Option<Instant> {
+    pub(crate) fn next_time(&self) -> Option<Instant> {
         self.map.first_key_value().map(|((t, _), _)| *t)
     }
 
-    fn pop(&mut self) -> Option<(Instant, Ev)> {
+    pub(crate) fn pop(&mut self) -> Option<(Instant, Ev)> {
         self.map.pop_first().map(|((t, _), e)| (t, e))
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 }
@@ -678,131 +679,6 @@ impl Sim {
     }
 
     // -----------------------------------------------------------------------------------------
-    // taps (raw peers)
-
-    /// Opens a byte tap to `addr`; returns the tap's index.
-    pub fn tap_dial(&mut self, addr: &Address) -> usize {
-        self.tap_dial_with(addr, None)
-    }
-
-    /// Opens a raw ZMTP DEALER to `addr` (NULL, or CURVE with a fresh client key if the address
-    /// carries a pubkey) with an empty routing id and no heartbeats.
-    pub fn raw_dealer(&mut self, addr: &Address) -> usize {
-        let mechanism = match addr.pubkey() {
-            Some(server_key) => MechanismConfig::CurveClient {
-                keypair: Keypair::generate(&mut self.rng),
-                server_key: *server_key,
-            },
-            None => MechanismConfig::Null,
-        };
-        self.tap_dial_with(
-            addr,
-            Some(SessionConfig::new(SocketType::Dealer, mechanism)),
-        )
-    }
-
-    /// Opens a tap to `addr` with an optional ZMTP session.
-    pub fn tap_dial_with(&mut self, addr: &Address, session: Option<SessionConfig>) -> usize {
-        let rng = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
-        self.taps.push(Tap::new(rng, session));
-        let t = self.taps.len() - 1;
-        self.record(&format!("tap{t}"), format!("dial {}", addr.zmq_address()));
-        let now = self.now;
-        self.net.dial(
-            now,
-            &mut self.rng,
-            &mut self.queue,
-            End::Tap(t),
-            &addr.zmq_address(),
-        );
-        t
-    }
-
-    /// Listens on `addr` with taps (an optional ZMTP session for each accepted connection).
-    pub fn tap_listen(&mut self, addr: &Address, session: Option<SessionConfig>) -> usize {
-        let l = self.tap_listeners.len();
-        let zmq = addr.zmq_address();
-        assert!(
-            self.net.bind(zmq.clone(), ListenTarget::Tap(l)),
-            "address {zmq} already bound"
-        );
-        self.tap_listeners.push(TapListener {
-            addr: zmq,
-            accepted: Vec::new(),
-            session_config: session,
-        });
-        l
-    }
-
-    /// Tap `t`.
-    #[must_use]
-    pub fn tap(&self, t: usize) -> &Tap {
-        &self.taps[t]
-    }
-
-    /// Tap `t`, mutably.
-    pub fn tap_mut(&mut self, t: usize) -> &mut Tap {
-        &mut self.taps[t]
-    }
-
-    /// Tap listener `l`.
-    #[must_use]
-    pub fn tap_listener(&self, l: usize) -> &TapListener {
-        &self.tap_listeners[l]
-    }
-
-    /// Writes raw bytes on tap `t` (queued until it is connected).
-    pub fn tap_write(&mut self, t: usize, data: &[u8]) {
-        let data = Bytes::copy_from_slice(data);
-        self.record(&format!("tap{t}"), format!("write {}", show_bytes(&data)));
-        if self.net.is_connected(End::Tap(t)) {
-            let now = self.now;
-            self.net
-                .transmit(now, &mut self.rng, &mut self.queue, End::Tap(t), data);
-        } else {
-            self.taps[t].pending_bytes.push(data);
-        }
-    }
-
-    /// Sends a multipart message on tap `t`'s session.
-    pub fn raw_send(&mut self, t: usize, frames: Vec<Bytes>) {
-        self.record(&format!("tap{t}"), format!("send {}", parts(&frames)));
-        let now = self.now;
-        match self.taps[t].session.as_mut() {
-            Some(s) => {
-                if let Err(e) = s.send(now, frames) {
-                    self.record(&format!("tap{t}"), format!("send failed: {e}"));
-                }
-                self.flush_tap(t);
-            }
-            None => self.taps[t].pending_frames.push(frames),
-        }
-    }
-
-    /// Sends a message whose frames are given as byte strings.
-    pub fn raw_send_strs(&mut self, t: usize, frames: &[&[u8]]) {
-        self.raw_send(
-            t,
-            frames.iter().map(|f| Bytes::copy_from_slice(f)).collect(),
-        );
-    }
-
-    /// Takes the messages tap `t`'s session decoded so far.
-    pub fn raw_take(&mut self, t: usize) -> Vec<Vec<Bytes>> {
-        self.taps[t].take_messages()
-    }
-
-    /// Closes tap `t` for writing (FIN after everything it wrote); it still reads until the
-    /// peer's EOF.
-    pub fn tap_close(&mut self, t: usize) {
-        self.record(&format!("tap{t}"), "close".to_string());
-        self.taps[t].closed = true;
-        let now = self.now;
-        self.net
-            .close(now, &mut self.rng, &mut self.queue, End::Tap(t), true);
-    }
-
-    // -----------------------------------------------------------------------------------------
     // time
 
     /// The next instant something happens, if anything will.
@@ -836,7 +712,7 @@ impl Sim {
         self.step_inner()
     }
 
-    fn step_inner(&mut self) -> bool {
+    pub(crate) fn step_inner(&mut self) -> bool {
         let Some(t) = self.next_time() else {
             return false;
         };
@@ -893,7 +769,7 @@ impl Sim {
         self.run_until(t);
     }
 
-    fn fire_timeouts(&mut self) {
+    pub(crate) fn fire_timeouts(&mut self) {
         let now = self.now;
         for n in 0..self.nodes.len() {
             if self.nodes[n].timeout.is_some_and(|t| t <= now) {
@@ -921,531 +797,15 @@ impl Sim {
         }
     }
 
-    // -----------------------------------------------------------------------------------------
-    // event processing
-
-    fn process(&mut self, ev: Ev) {
-        let now = self.now;
-        match ev {
-            Ev::Dial { pipe } => {
-                let Some(target) = self
-                    .net
-                    .syn_arrived(now, &mut self.rng, &mut self.queue, pipe)
-                else {
-                    return;
-                };
-                let acceptor = match target {
-                    ListenTarget::Node(m, l) => {
-                        let remote = self.net.config.remote_ip.clone();
-                        let r = self.nodes[m].node.accept(now, l, &remote);
-                        self.record(
-                            &format!("n{m}"),
-                            format!("> accept {l:?} from {remote} -> {r:?}"),
-                        );
-                        match r {
-                            Ok(c) => {
-                                self.nodes[m].open_conns.insert(c);
-                                End::Node(m, c)
-                            }
-                            Err(e) => {
-                                self.queue.push(
-                                    now,
-                                    Ev::DialFailed {
-                                        pipe,
-                                        cause: lokimq_core::node::DisconnectCause::ConnectFailed(
-                                            format!("Connection refused ({e})"),
-                                        ),
-                                    },
-                                );
-                                return;
-                            }
-                        }
-                    }
-                    ListenTarget::Tap(l) => {
-                        let rng = ChaCha20Rng::seed_from_u64(self.rng.next_u64());
-                        let cfg = self.tap_listeners[l].session_config.clone();
-                        self.taps.push(Tap::new(rng, cfg));
-                        let t = self.taps.len() - 1;
-                        self.taps[t].listener = Some(l);
-                        self.tap_listeners[l].accepted.push(t);
-                        End::Tap(t)
-                    }
-                };
-                let dialer = self.net.accepted(pipe, acceptor);
-                match acceptor {
-                    End::Node(m, _) => self.drain(m),
-                    End::Tap(t) => self.tap_connected(t),
-                }
-                match dialer {
-                    Some(End::Node(n, conn)) => self.input(n, Input::Connected { conn }),
-                    Some(End::Tap(t)) => self.tap_connected(t),
-                    None => {}
-                }
-            }
-            Ev::DialFailed { pipe, cause } => match self.net.dial_failed(pipe) {
-                Some(End::Node(n, conn)) if self.nodes[n].open_conns.remove(&conn) => {
-                    self.input(n, Input::Disconnected { conn, cause });
-                }
-                Some(End::Tap(t)) => {
-                    self.record(&format!("tap{t}"), format!("dial failed: {cause}"));
-                    self.taps[t].failed = Some((now, cause));
-                }
-                Some(End::Node(..)) | None => {}
-            },
-            Ev::Deliver { pipe, dir, chunk } => match self.net.take(now, pipe, dir, chunk) {
-                Some(Delivery::Data(End::Node(n, conn), data)) => {
-                    self.input(n, Input::Received { conn, data });
-                }
-                Some(Delivery::Data(End::Tap(t), data)) => self.tap_receive(t, &data),
-                Some(Delivery::Fin(End::Node(n, conn))) => {
-                    if self.nodes[n].open_conns.remove(&conn) {
-                        self.input(
-                            n,
-                            Input::Disconnected {
-                                conn,
-                                cause: lokimq_core::node::DisconnectCause::Eof,
-                            },
-                        );
-                    }
-                    // The driver drops a socket that reached EOF: the peer sees our FIN too.
-                    self.net.close(
-                        now,
-                        &mut self.rng,
-                        &mut self.queue,
-                        End::Node(n, conn),
-                        false,
-                    );
-                }
-                Some(Delivery::Fin(End::Tap(t))) => {
-                    self.record(&format!("tap{t}"), "eof".to_string());
-                    self.taps[t].eof_at = Some(now);
-                    // EOF: the tap closes (or finishes closing) its end.
-                    self.taps[t].closed = true;
-                    self.net
-                        .close(now, &mut self.rng, &mut self.queue, End::Tap(t), false);
-                }
-                None => {}
-            },
-            Ev::Reset { end, cause } => match end {
-                End::Node(n, conn) => {
-                    if self.nodes[n].open_conns.remove(&conn) {
-                        self.input(n, Input::Disconnected { conn, cause });
-                    }
-                }
-                End::Tap(t) => {
-                    self.record(&format!("tap{t}"), format!("reset: {cause}"));
-                    self.taps[t].failed = Some((now, cause));
-                    self.taps[t].closed = true;
-                }
-            },
-            Ev::JobDone { node, worker } => self.finish_job(node, worker),
-            Ev::Later { node, f } => {
-                let mut ctx = Ctx::new(now, node, self.nodes[node].pubkey);
-                f(&mut ctx);
-                for a in ctx.actions {
-                    self.apply(node, a);
-                }
-            }
-            Ev::Call(f) => f(self),
-        }
+    pub(crate) fn fail(&self, msg: &str) -> ! {
+        panic!("seed {}: {msg}", self.seed);
     }
-
-    fn tap_connected(&mut self, t: usize) {
-        let now = self.now;
-        self.record(&format!("tap{t}"), "connected".to_string());
-        self.taps[t].connected_at = Some(now);
-        if let Some(cfg) = self.taps[t].session_config.clone() {
-            let tap = &mut self.taps[t];
-            match Session::new(cfg, now, &mut tap.rng) {
-                Ok(mut s) => {
-                    for frames in tap.pending_frames.drain(..) {
-                        // Queued until the handshake completes; the bound is libzmq's HWM.
-                        let _ = s.send(now, frames);
-                    }
-                    tap.session = Some(s);
-                }
-                Err(e) => self.fail(&format!("tap {t}: bad session config: {e}")),
-            }
-        }
-        let pending = std::mem::take(&mut self.taps[t].pending_bytes);
-        for data in pending {
-            self.net
-                .transmit(now, &mut self.rng, &mut self.queue, End::Tap(t), data);
-        }
-        self.flush_tap(t);
+    pub(crate) fn record(&mut self, who: &str, text: String) {
+        let mut line = String::with_capacity(24 + text.len());
+        let _ = write!(line, "{:?} {who} {text}", self.now);
+        self.log.record(line);
     }
-
-    fn tap_receive(&mut self, t: usize, data: &[u8]) {
-        let now = self.now;
-        self.record(&format!("tap{t}"), format!("> {}", show_bytes(data)));
-        let tap = &mut self.taps[t];
-        tap.received.extend_from_slice(data);
-        if let Some(s) = tap.session.as_mut() {
-            s.handle_bytes(now, data, &mut tap.rng);
-        }
-        self.flush_tap(t);
-    }
-
-    fn flush_tap(&mut self, t: usize) {
-        let now = self.now;
-        loop {
-            let Some(s) = self.taps[t].session.as_mut() else {
-                return;
-            };
-            if let Some(data) = s.poll_transmit() {
-                self.net
-                    .transmit(now, &mut self.rng, &mut self.queue, End::Tap(t), data);
-                continue;
-            }
-            let Some(ev) = s.poll_event() else {
-                return;
-            };
-            match ev {
-                SessionEvent::Message(m) => {
-                    self.record(&format!("tap{t}"), format!("message {}", parts(&m)));
-                    self.taps[t].messages.push(m);
-                }
-                SessionEvent::Ready => self.taps[t].ready_at = Some(now),
-                SessionEvent::Closed(e) => {
-                    self.record(&format!("tap{t}"), format!("session closed: {e}"));
-                    self.taps[t].session_closed = Some(e);
-                }
-                other => self.record(&format!("tap{t}"), format!("session event {other:?}")),
-            }
-        }
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // node driving
-
-    /// Feeds an input to node `n` and drains it.
-    fn input(&mut self, n: usize, input: Input) {
-        self.handle_raw(n, input);
-        self.drain(n);
-    }
-
-    fn handle_raw(&mut self, n: usize, input: Input) {
-        let now = self.now;
-        let text = match &input {
-            Input::Received { conn, data } => format!("Received {conn:?} {}", show_bytes(data)),
-            other => format!("{other:?}"),
-        };
-        self.record(&format!("n{n}"), format!("> {text}"));
-        self.nodes[n].node.handle(now, input);
-    }
-
-    /// Drains node `n`'s outputs, acting on each.
-    fn drain(&mut self, n: usize) {
-        let now = self.now;
-        let mut count = 0u64;
-        while let Some(out) = self.nodes[n].node.poll_output() {
-            count += 1;
-            if count > 10_000_000 {
-                self.fail(&format!(
-                    "node {n} produced more than 10^7 outputs in one drain"
-                ));
-            }
-            let text = match &out {
-                Output::Transmit { conn, data } => {
-                    format!("Transmit {conn:?} {}", show_bytes(data))
-                }
-                other => format!("{other:?}"),
-            };
-            self.record(&format!("n{n}"), format!("< {text}"));
-            match out {
-                Output::Transmit { conn, data } => {
-                    self.net.transmit(
-                        now,
-                        &mut self.rng,
-                        &mut self.queue,
-                        End::Node(n, conn),
-                        data,
-                    );
-                }
-                Output::Connect { conn, addr } => {
-                    self.nodes[n].open_conns.insert(conn);
-                    self.nodes[n].dials.push((now, conn, addr.clone()));
-                    self.net.dial(
-                        now,
-                        &mut self.rng,
-                        &mut self.queue,
-                        End::Node(n, conn),
-                        &addr.zmq_address(),
-                    );
-                }
-                Output::Close { conn, linger } => {
-                    self.nodes[n].open_conns.remove(&conn);
-                    self.nodes[n].closes.push((now, conn, linger));
-                    self.net.close(
-                        now,
-                        &mut self.rng,
-                        &mut self.queue,
-                        End::Node(n, conn),
-                        false,
-                    );
-                }
-                Output::Listen { listener, addr } => {
-                    self.nodes[n].listeners.insert(listener, addr.clone());
-                    if !self
-                        .net
-                        .bind(addr.zmq_address(), ListenTarget::Node(n, listener))
-                    {
-                        self.handle_raw(
-                            n,
-                            Input::ListenFailed {
-                                listener,
-                                reason: "Address already in use".to_string(),
-                            },
-                        );
-                    }
-                }
-                Output::RunJob { worker, job } => self.run_job(n, worker, job),
-                Output::StopWorker { worker } => {
-                    if self.nodes[n].busy.contains_key(&worker) {
-                        self.fail(&format!(
-                            "core bug: node {n}: StopWorker for busy {worker:?}"
-                        ));
-                    }
-                    self.nodes[n].stopped_workers.push((now, worker));
-                }
-                Output::Event(e) => self.on_event(n, e),
-                other => {
-                    let text = format!("{other:?}");
-                    self.nodes[n].events.push((now, text));
-                }
-            }
-        }
-        self.nodes[n].timeout = self.nodes[n].node.poll_timeout();
-        self.dirty.insert(n);
-    }
-
-    fn on_event(&mut self, n: usize, e: Event) {
-        let now = self.now;
-        match e {
-            Event::AuthRequest {
-                conn,
-                listener,
-                remote,
-                pubkey,
-                service_node,
-            } => {
-                let level = match self.nodes[n].allow.get_mut(&listener) {
-                    Some(f) => f(&remote, pubkey.as_ref(), service_node),
-                    None => AuthLevel::None,
-                };
-                self.nodes[n].auth_requests.push(AuthRecord {
-                    at: now,
-                    conn,
-                    listener,
-                    remote,
-                    pubkey,
-                    service_node,
-                    level,
-                });
-                self.handle_raw(n, Input::AuthDecision { conn, level });
-            }
-            Event::LookupSn { pubkey } => {
-                self.nodes[n].lookups.push((now, pubkey));
-                let address = self.nodes[n].address_book.get(&pubkey).cloned();
-                self.handle_raw(n, Input::SnAddress { pubkey, address });
-            }
-            Event::RunInDriver(d) => self.nodes[n].in_driver.push((now, d)),
-            Event::BatchDone { batch } => self.nodes[n].batch_done.push((now, batch)),
-            Event::TimerReleased { timer } => self.nodes[n].timer_released.push((now, timer)),
-            Event::Dropped { category } => self.nodes[n].dropped.push((now, category)),
-            Event::Stopped => {
-                if self.nodes[n].stopped.is_some() {
-                    self.fail(&format!("core bug: node {n}: Event::Stopped twice"));
-                }
-                self.nodes[n].stopped = Some(now);
-                // The driver frees everything, listening sockets included.
-                self.net.unbind_node(n);
-            }
-            other => {
-                let text = format!("{other:?}");
-                self.nodes[n].events.push((now, text));
-            }
-        }
-    }
-
-    fn run_job(&mut self, n: usize, worker: WorkerId, job: Job) {
-        let now = self.now;
-        if self.nodes[n].busy.contains_key(&worker) {
-            self.fail(&format!("core bug: node {n}: RunJob on busy {worker:?}"));
-        }
-        if self.nodes[n].stopped.is_some() {
-            self.fail(&format!("core bug: node {n}: RunJob after Event::Stopped"));
-        }
-        let mut ctx = Ctx::new(now, n, self.nodes[n].pubkey);
-        let times = self.nodes[n].job_times.clone();
-        let (kind, policy) = match job {
-            Job::Command { command, message } => {
-                let (name, category) = {
-                    let c = self.nodes[n].node.registry().command(command);
-                    (c.full_name().to_string(), c.category())
-                };
-                if let ConnectionId::Sn(pk) = &message.conn {
-                    self.note_activity(n, *pk, Duration::ZERO);
-                }
-                if let Some(mut h) = self.nodes[n].handlers.remove(&command) {
-                    h(&mut ctx, &message);
-                    self.nodes[n].handlers.insert(command, h);
-                }
-                let policy = times
-                    .per_command
-                    .get(&name)
-                    .copied()
-                    .unwrap_or(times.command);
-                let kind = JobKind::Command {
-                    name: name.clone(),
-                    category,
-                    conn: message.conn.clone(),
-                    data: message.data.clone(),
-                };
-                self.nodes[n].commands.push((now, name, message));
-                (kind, policy)
-            }
-            Job::Reply { request, result } => {
-                match self.nodes[n].requests.get_mut(&request) {
-                    Some(r) => {
-                        r.outcomes.push((now, result.clone()));
-                        if r.outcomes.len() > 1 {
-                            let msg = format!(
-                                "core bug: node {n}: request {request:?} got a second outcome: {:?}",
-                                r.outcomes
-                            );
-                            self.fail(&msg);
-                        }
-                    }
-                    None => {
-                        self.nodes[n].stray_replies.push((now, request));
-                        self.fail(&format!(
-                            "core bug: node {n}: reply job for unknown request {request:?}"
-                        ));
-                    }
-                }
-                if let Some(f) = self.nodes[n].reply_fns.remove(&request) {
-                    f(&mut ctx, &result);
-                }
-                (JobKind::Reply(request), times.reply)
-            }
-            Job::Connected { conn } => {
-                self.nodes[n].connected.push((now, conn.clone()));
-                if let Some(mut f) = self.nodes[n].on_connect.take() {
-                    f(&mut ctx, &conn);
-                    self.nodes[n].on_connect = Some(f);
-                }
-                (JobKind::Connected(conn), times.other)
-            }
-            Job::ConnectFailed { conn, reason } => {
-                self.nodes[n]
-                    .connect_failed
-                    .push((now, conn.clone(), reason));
-                (JobKind::ConnectFailed(conn), times.other)
-            }
-            Job::BatchItem { batch, index } => (JobKind::BatchItem(batch, index), times.other),
-            Job::Completion { batch } => (JobKind::Completion(batch), times.other),
-            Job::Timer { timer } => (JobKind::Timer(timer), times.other),
-            Job::Task { category, task } => (JobKind::Task(category, task), times.other),
-            Job::Job { job } => (JobKind::Job(job), times.other),
-            other => self.fail(&format!("node {n}: unknown job kind {other:?}")),
-        };
-        let d = ctx.duration.unwrap_or_else(|| policy.sample(&mut self.rng));
-        let record = self.nodes[n].jobs.len();
-        self.nodes[n].jobs.push(JobRecord {
-            worker,
-            kind,
-            started: now,
-            finished: None,
-        });
-        self.nodes[n].busy.insert(
-            worker,
-            Busy {
-                record,
-                actions: ctx.actions,
-            },
-        );
-        self.queue.push(now + d, Ev::JobDone { node: n, worker });
-    }
-
-    fn finish_job(&mut self, n: usize, worker: WorkerId) {
-        let now = self.now;
-        let Some(busy) = self.nodes[n].busy.remove(&worker) else {
-            self.fail(&format!("harness bug: node {n}: {worker:?} finished twice"));
-        };
-        self.nodes[n].jobs[busy.record].finished = Some(now);
-        for a in busy.actions {
-            self.apply(n, a);
-        }
-        self.input(n, Input::JobFinished { worker });
-    }
-
-    /// Applies a scripted action on node `n` now.
-    pub fn apply(&mut self, n: usize, action: Action) {
-        let now = self.now;
-        match action {
-            Action::Reply { to, data } => {
-                if let ConnectionId::Sn(pk) = to.conn() {
-                    let ka = self.nodes[n].node.config().send_keep_alive;
-                    self.note_activity(n, *pk, ka);
-                }
-                self.record(
-                    &format!("n{n}"),
-                    format!("app reply {:?} {}", to.conn(), parts(&data)),
-                );
-                let r = self.nodes[n].node.reply(now, &to, data);
-                if let Err(e) = r {
-                    self.nodes[n].send_errors.push((now, to.conn().clone(), e));
-                }
-                self.drain(n);
-            }
-            Action::SendBack { to, command, data } => {
-                if let ConnectionId::Sn(pk) = to.conn() {
-                    let ka = self.nodes[n].node.config().send_keep_alive;
-                    self.note_activity(n, *pk, ka);
-                }
-                self.record(
-                    &format!("n{n}"),
-                    format!("app send_back {:?} {command:?} {}", to.conn(), parts(&data)),
-                );
-                let r = self.nodes[n].node.send_back(now, &to, command, data);
-                if let Err(e) = r {
-                    self.nodes[n].send_errors.push((now, to.conn().clone(), e));
-                }
-                self.drain(n);
-            }
-            Action::Send {
-                to,
-                command,
-                data,
-                opts,
-            } => {
-                // Refusals are recorded in `send_errors`.
-                let _ = self.send_bytes(n, &to, command, data, &opts);
-            }
-            Action::Request {
-                to,
-                command,
-                data,
-                opts,
-                then,
-            } => {
-                // Refusals are recorded in `send_errors` (and `then` runs with TIMEOUT).
-                let _ = self.request_inner(n, &to, command, data, &opts, then);
-            }
-            Action::Node(f) => {
-                self.record(&format!("n{n}"), "app (node closure)".to_string());
-                f(&mut self.nodes[n].node, now);
-                self.drain(n);
-            }
-            Action::Later { delay, f } => self.queue.push(now + delay, Ev::Later { node: n, f }),
-        }
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // invariants
-
-    fn note_activity(&mut self, n: usize, pk: PublicKey, keep_alive: Duration) {
+    pub(crate) fn note_activity(&mut self, n: usize, pk: PublicKey, keep_alive: Duration) {
         let now = self.now;
         let a = self.activity.entry((n, pk)).or_insert(Activity {
             last: now,
@@ -1453,123 +813,6 @@ impl Sim {
         });
         a.last = a.last.max(now);
         a.keep_alive = a.keep_alive.max(keep_alive);
-    }
-
-    /// Checks every invariant now, on every node; panics (printing the seed and log tail) on a
-    /// violation.
-    pub fn check_invariants(&mut self) {
-        self.refresh();
-        self.idle_checked_at = None;
-        self.check_dirty();
-    }
-
-    /// Checks the nodes touched since the last check (the others cannot have changed), and the
-    /// idle-expiry invariant whenever time moved.
-    fn check_dirty(&mut self) {
-        let now = self.now;
-        let dirty = std::mem::take(&mut self.dirty);
-        for n in dirty {
-            if let Some(out) = self.nodes[n].node.poll_output() {
-                self.fail(&format!("node {n}: output left undrained: {out:?}"));
-            }
-            let sn = &self.nodes[n];
-            let st = sn.node.stats();
-            let mut problems = Vec::new();
-            if st.connections != sn.open_conns.len() {
-                problems.push(format!(
-                    "stats().connections = {} but the driver has {} open: {:?}",
-                    st.connections,
-                    sn.open_conns.len(),
-                    sn.open_conns
-                ));
-            }
-            let s = &st.sched;
-            if s.active > s.max_workers {
-                problems.push(format!(
-                    "active {} > max_workers {}",
-                    s.active, s.max_workers
-                ));
-            }
-            for (i, c) in s.categories.iter().enumerate() {
-                if c.max_queue >= 0 && c.queued > c.max_queue as usize {
-                    problems.push(format!(
-                        "category {i}: queued {} > max_queue {}",
-                        c.queued, c.max_queue
-                    ));
-                }
-            }
-            let general_busy = sn.busy.keys().filter(|w| w.0 < s.max_workers).count();
-            let tagged_busy = sn.busy.len() - general_busy;
-            if general_busy != usize::from(s.active) || tagged_busy != usize::from(s.tagged_busy) {
-                problems.push(format!(
-                    "driver has {general_busy} general + {tagged_busy} tagged jobs running, scheduler says {} + {}",
-                    s.active, s.tagged_busy
-                ));
-            }
-            if !problems.is_empty() {
-                self.fail(&format!("node {n} at {now:?}: {}", problems.join("; ")));
-            }
-        }
-        if self.check_idle_expiry && self.idle_checked_at != Some(now) {
-            self.idle_checked_at = Some(now);
-            for n in 0..self.nodes.len() {
-                for m in 0..self.nodes.len() {
-                    let pk = self.nodes[m].pubkey;
-                    if !self.nodes[n].node.has_outgoing_sn(&pk) {
-                        continue;
-                    }
-                    match self.activity.get(&(n, pk)) {
-                        None => self.fail(&format!(
-                            "node {n} has an outgoing SN connection to node {m} nobody asked for"
-                        )),
-                        Some(a) if now > a.last + a.keep_alive => self.fail(&format!(
-                            "node {n}: outgoing SN connection to node {m} outlived its idle deadline \
-                             (last possible activity {:?}, keep-alive {:?}, now {now:?})",
-                            a.last, a.keep_alive
-                        )),
-                        Some(_) => {}
-                    }
-                }
-            }
-        }
-    }
-
-    /// Asserts that every request made through the harness on a node that did not shut down
-    /// has exactly one outcome.
-    pub fn assert_requests_resolved(&self) {
-        for (n, sn) in self.nodes.iter().enumerate() {
-            if sn.node.stats().sched.max_workers == 0 || sn.stopped.is_some() {
-                continue;
-            }
-            for (id, r) in &sn.requests {
-                assert_eq!(
-                    r.outcomes.len(),
-                    1,
-                    "seed {}: node {n}: request {id:?} ({:?} to {:?} at {:?}) has outcomes {:?}",
-                    self.seed,
-                    r.command,
-                    r.to,
-                    r.sent_at,
-                    r.outcomes
-                );
-            }
-        }
-    }
-
-    /// Number of events queued and bytes in flight (for tests that wait for quiet).
-    #[must_use]
-    pub fn pending(&self) -> (usize, usize) {
-        (self.queue.len(), self.net.in_flight())
-    }
-
-    fn fail(&self, msg: &str) -> ! {
-        panic!("seed {}: {msg}", self.seed);
-    }
-
-    fn record(&mut self, who: &str, text: String) {
-        let mut line = String::with_capacity(24 + text.len());
-        let _ = write!(line, "{:?} {who} {text}", self.now);
-        self.log.record(line);
     }
 }
 
