@@ -1100,3 +1100,39 @@ fn sim_heartbeats_detect_a_half_open_connection() {
     sim.run_for(secs(1));
     assert_eq!(sim.node(client).outcome(r), Some(&Ok(strs(&["again"]))));
 }
+
+#[test]
+fn sim_messages_queued_while_down_are_bounded_by_the_high_water_mark() {
+    let (mut sim, server, client, conn) = plain_pair(25);
+    sim.set_refusing(server, true);
+    sim.reset_between(client, server);
+    let t = sim.now();
+    sim.run_until(t);
+    for i in 0..1000 {
+        sim.send(
+            client,
+            &conn,
+            "t.ping",
+            strs(&[&i.to_string()]),
+            &SendOptions::default(),
+        )
+        .unwrap();
+    }
+    assert!(matches!(
+        sim.send(
+            client,
+            &conn,
+            "t.ping",
+            strs(&["overflow"]),
+            &SendOptions::default()
+        ),
+        Err(SendError::WouldBlock(_))
+    ));
+    sim.set_refusing(server, false);
+    sim.run_for(secs(2));
+    let got: Vec<String> = commands_named(&sim, server, "t.ping")
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.data[0]).into_owned())
+        .collect();
+    assert_eq!(got, (0..1000).map(|i| i.to_string()).collect::<Vec<_>>());
+}

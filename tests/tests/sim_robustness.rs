@@ -147,3 +147,47 @@ fn sim_robust_partitions_heal_and_traffic_resumes() {
         );
     }
 }
+
+/// Seeds for the all-faults soak: two by default; `SIM_ROBUST_SEEDS=N` explores seeds 1..=N.
+fn soak_seeds() -> Vec<u64> {
+    match std::env::var("SIM_ROBUST_SEEDS")
+        .ok()
+        .and_then(|n| n.parse::<u64>().ok())
+    {
+        Some(n) => (1..=n).collect(),
+        None => vec![21, 22],
+    }
+}
+
+#[test]
+fn sim_robust_random_faults_of_every_kind() {
+    for seed in soak_seeds() {
+        let mut spec = spec(Chunking::Random { max: 24 });
+        spec.heartbeat = Some((Duration::from_secs(1), Duration::from_secs(3)));
+        let mut mesh = Mesh::new(seed, &spec);
+        mesh.sim.check_idle_expiry = true;
+        for round in 0..16 {
+            for _ in 0..6 {
+                mesh.random_request();
+            }
+            if round % 2 == 0 {
+                mesh.random_fault();
+            }
+            let pause = mesh.sim.rng().next_u64() % 600;
+            mesh.sim.run_for(Duration::from_millis(pause));
+        }
+        mesh.settle();
+        let (good, timeouts) = mesh.check_outcomes(true);
+        assert_eq!(good + timeouts, mesh.tracked(), "seed {seed}");
+        // Healed and quiet (heartbeats have found any half-open connection): all good again.
+        mesh.sim.run_for(Duration::from_secs(5));
+        let before = mesh.tracked();
+        for _ in 0..20 {
+            mesh.random_request();
+        }
+        mesh.settle();
+        let (good2, timeouts2) = mesh.check_outcomes(true);
+        assert_eq!(timeouts2, timeouts, "seed {seed}: failures after healing");
+        assert_eq!(good2, good + (mesh.tracked() - before), "seed {seed}");
+    }
+}
