@@ -773,8 +773,9 @@ impl<J> Scheduler<J> {
             } else {
                 SchedJob::Command { category, job }
             };
+            // Dispatch already ran to a fixed point after the previous input, and starting (or
+            // queueing) a command only takes capacity away, so nothing else can start now.
             self.start_command(slot, c, job);
-            self.dispatch();
             return Ok(Offer::Started(WorkerId(slot)));
         }
         if limits.queue_full(self.commands.len(c)) {
@@ -782,7 +783,6 @@ impl<J> Scheduler<J> {
             return Ok(Offer::Dropped);
         }
         self.commands.push(c, Pending { injected, job });
-        self.dispatch();
         Ok(Offer::Queued)
     }
 

@@ -10,8 +10,9 @@
 //! the declared size is checked against the limit the moment the size field is complete, before
 //! any body byte is buffered, and the body buffer only ever grows with bytes that actually
 //! arrived, so a peer declaring 2^62 bytes costs nothing until it sends them (and is refused at
-//! once when a limit is set). Completed bodies leave the decoder as [`Bytes`] through
-//! `BytesMut::split().freeze()`, without a copy.
+//! once when a limit is set). Completed bodies leave the decoder as uniquely owned [`Bytes`]
+//! (the decoder starts a fresh buffer), so a consumer can turn them back into `BytesMut` and
+//! decrypt in place without a copy.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -335,7 +336,9 @@ impl FrameDecoder {
                     return Ok(Some(Frame {
                         more: flags & MORE != 0,
                         command: flags & COMMAND != 0,
-                        body: self.buf.split().freeze(),
+                        // Hand over the whole buffer so the body is uniquely owned: a CURVE
+                        // session can then open the box in place without copying it.
+                        body: core::mem::take(&mut self.buf).freeze(),
                     }));
                 }
             }
@@ -391,6 +394,28 @@ mod tests {
             f.write(&mut out);
         }
         out
+    }
+
+    #[test]
+    fn decoded_bodies_are_uniquely_owned() {
+        // A CURVE session opens boxes in place; that needs the body to be the only reference.
+        let mut dec = FrameDecoder::new(None);
+        let mut wire = Vec::new();
+        // (An empty body owns no allocation at all, so only non-empty ones are checked.)
+        for body in [&b"first"[..], &[7u8; 300][..], b"x"] {
+            let mut f = BytesMut::new();
+            write_frame(&mut f, false, false, body);
+            wire.extend_from_slice(&f);
+        }
+        let mut input = &wire[..];
+        for _ in 0..3 {
+            let frame = dec.decode(&mut input).unwrap().unwrap();
+            let len = frame.body.len();
+            assert!(
+                frame.body.try_into_mut().is_ok(),
+                "body of {len} bytes shares its allocation"
+            );
+        }
     }
 
     #[test]

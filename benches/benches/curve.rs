@@ -1,0 +1,152 @@
+//! CURVE MESSAGE codec against raw `crypto_box` (issue 3).
+//!
+//! Groups (each size is one criterion input, throughput in payload bytes):
+//!
+//! * `curve_seal/{raw_salsabox,raw_salsabox_alloc,codec_frame,session_send}/N`:
+//!   raw in-place seal; raw seal into a fresh `Vec` (the `Aead::encrypt` shape); the codec's
+//!   frame header + `seal_bytes` into a reused buffer; and `Session::send` of a one-frame
+//!   message with the drain of its output.
+//! * `curve_open/{raw_salsabox,codec_frame}/N`: raw in-place open of a fresh box; the session's
+//!   `FrameDecoder` + `CurveCodec::open_bytes` on a fresh wire frame. Inputs are prepared
+//!   outside the timing (every MESSAGE nonce is single-use).
+//! * `curve_session/{raw_seal_open,session_pair}/N`: raw seal + open of one box, against a
+//!   whole CURVE session pair carrying one message (send, frame, seal, decode, open, assemble).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use lokimq_benches::codec::{Opener, codec_pair, seal_frame};
+use lokimq_benches::session::{Mechanism, SessionPair};
+use lokimq_benches::{SIZES, payload};
+
+#[path = "common/raw.rs"]
+mod raw;
+
+use raw::Raw;
+
+fn seal(c: &mut Criterion) {
+    let mut g = c.benchmark_group("curve_seal");
+    for size in SIZES {
+        g.throughput(Throughput::Bytes(size as u64));
+        let p = payload(size);
+
+        let mut r = Raw::new();
+        let mut buf = p.clone();
+        g.bench_with_input(BenchmarkId::new("raw_salsabox", size), &size, |b, _| {
+            b.iter(|| {
+                let nonce = r.next_nonce();
+                black_box(r.seal(&nonce, black_box(&mut buf)))
+            });
+        });
+
+        let mut r = Raw::new();
+        g.bench_with_input(
+            BenchmarkId::new("raw_salsabox_alloc", size),
+            &size,
+            |b, _| {
+                b.iter(|| {
+                    let nonce = r.next_nonce();
+                    black_box(r.seal_to_vec(&nonce, black_box(&p)))
+                });
+            },
+        );
+
+        let (mut codec, _) = codec_pair().expect("CURVE handshake");
+        let mut out = BytesMut::new();
+        g.bench_with_input(BenchmarkId::new("codec_frame", size), &size, |b, _| {
+            b.iter(|| {
+                out.clear();
+                seal_frame(&mut codec, 0, black_box(&p), &mut out).expect("seal");
+                black_box(&out);
+            });
+        });
+
+        let mut pair = SessionPair::new(Mechanism::Curve).expect("session pair");
+        let msg = Bytes::from(p.clone());
+        g.bench_with_input(BenchmarkId::new("session_send", size), &size, |b, _| {
+            b.iter(|| black_box(pair.client_send(vec![msg.clone()]).expect("send")));
+        });
+    }
+    g.finish();
+}
+
+fn open(c: &mut Criterion) {
+    let mut g = c.benchmark_group("curve_open");
+    for size in SIZES {
+        g.throughput(Throughput::Bytes(size as u64));
+
+        let mut r = Raw::new();
+        let (nonce, ct, tag) = raw::sealed(&mut r, size);
+        g.bench_with_input(BenchmarkId::new("raw_salsabox", size), &size, |b, _| {
+            b.iter_batched_ref(
+                || ct.clone(),
+                |buf| assert!(r.open(&nonce, buf, &tag)),
+                BatchSize::SmallInput,
+            );
+        });
+
+        let (mut client, server) = codec_pair().expect("CURVE handshake");
+        let mut opener = Opener::new(server);
+        let p = payload(size);
+        g.bench_with_input(BenchmarkId::new("codec_frame", size), &size, |b, _| {
+            b.iter_batched_ref(
+                || {
+                    let mut wire = BytesMut::new();
+                    seal_frame(&mut client, 0, &p, &mut wire).expect("seal");
+                    wire.to_vec()
+                },
+                |wire| {
+                    let mut input = &wire[..];
+                    let (flags, body) = opener.open(&mut input).expect("open");
+                    // The payload is consumed (and freed) at once, as a handler would.
+                    black_box((flags, body.len()))
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    g.finish();
+}
+
+fn session(c: &mut Criterion) {
+    let mut g = c.benchmark_group("curve_session");
+    for size in SIZES {
+        g.throughput(Throughput::Bytes(size as u64));
+
+        let mut r = Raw::new();
+        let mut buf = payload(size);
+        g.bench_with_input(BenchmarkId::new("raw_seal_open", size), &size, |b, _| {
+            b.iter(|| {
+                let nonce = r.next_nonce();
+                let tag = r.seal(&nonce, black_box(&mut buf));
+                assert!(r.open(&nonce, black_box(&mut buf), &tag));
+            });
+        });
+
+        let mut pair = SessionPair::new(Mechanism::Curve).expect("session pair");
+        let msg = Bytes::from(payload(size));
+        g.bench_with_input(BenchmarkId::new("session_pair", size), &size, |b, _| {
+            b.iter(|| black_box(pair.client_to_server(vec![msg.clone()]).expect("carry")));
+        });
+    }
+    g.finish();
+}
+
+/// Short runs (the whole suite takes about 1.5 minutes on a quiet machine); `scripts/bench`
+/// also reports the best sample of each side, which short runs on a busy machine need.
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1200))
+        .sample_size(30)
+        .nresamples(20_000)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = seal, open, session
+}
+criterion_main!(benches);
