@@ -1,0 +1,92 @@
+//! Core gaps found by the simulator, kept as failing tests (ignored until the core is fixed).
+
+use lokimq_core::address::Address;
+use lokimq_core::ids::ListenerId;
+use lokimq_core::node::NodeError;
+use lokimq_tests::fixtures::{conformance_node, quiet_config};
+use lokimq_tests::sim::Sim;
+
+#[test]
+#[ignore = "core bug: Node::accept after Event::Stopped returns Ok and creates a connection that \
+            is never served or closed (poll_timeout() is None once stopped, so not even its \
+            handshake timeout fires); it should return Err(NodeError::Stopped)"]
+fn sim_core_accept_after_stop_is_refused() {
+    let mut sim = Sim::new(1);
+    let n = sim.add_node(conformance_node(quiet_config(1)));
+    sim.listen_on(n, Address::tcp("127.0.0.1", 4000), false);
+    sim.shutdown(n);
+    sim.run_until_idle();
+    assert!(sim.node(n).stopped.is_some());
+    let r = sim.with_node(n, |node, now| node.accept(now, ListenerId(0), "127.0.0.1"));
+    assert_eq!(r, Err(NodeError::Stopped));
+    assert_eq!(sim.node(n).node.stats().connections, 0);
+}
+
+#[test]
+#[ignore = "core gap: Node::disconnect(linger) of a link that is not yet connected drops the \
+            messages queued on it at once; libzmq (ZMQ_LINGER) keeps connecting for up to \
+            `linger` and delivers them, so OxenMQ's send-then-disconnect delivers"]
+fn sim_core_disconnect_lingers_for_messages_queued_before_the_handshake() {
+    use lokimq_core::node::{ConnectOptions, SendOptions};
+    use lokimq_core::time::Duration;
+    use lokimq_tests::fixtures::strs;
+
+    let mut sim = Sim::new(2);
+    let server = sim.add_node(conformance_node(quiet_config(1)));
+    let client = sim.add_node(conformance_node(quiet_config(1)));
+    let (_, addr) = sim.listen_plain(server);
+    let conn = sim.connect_remote(client, addr, &ConnectOptions::default());
+    sim.send(
+        client,
+        &conn,
+        "public.hello",
+        strs(&["bye"]),
+        &SendOptions::default(),
+    )
+    .unwrap();
+    sim.disconnect(client, &conn, Duration::from_secs(1))
+        .unwrap();
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.node(server).command_names(), ["public.hello"]);
+}
+
+#[test]
+#[ignore = "design decision (OxenMQ-compatible hazard): a node's connect_remote and its service-node \
+            link to the same CURVE listener both use the routing id L + pubkey, so the ROUTER \
+            hands the route back and forth between them (each handshake resets the 250 ms \
+            back-off): the two connections flap forever and traffic on them is lost. libzmq does \
+            the same to OxenMQ (hence oxen-mq#34); the core could share the transport or make \
+            the second connection's routing id ephemeral"]
+fn sim_core_two_links_from_one_node_to_one_listener_do_not_flap() {
+    use lokimq_core::node::{ConnectOptions, ConnectionId, SendOptions};
+    use lokimq_core::time::Duration;
+    use std::collections::BTreeSet;
+
+    let mut sim = Sim::new(3);
+    let mut config = quiet_config(1);
+    config.service_node = true;
+    let b = sim.add_node(
+        conformance_node(config).keypair(lokimq_core::keys::Keypair::from_secret_bytes([5; 32])),
+    );
+    let a = sim.add_node(conformance_node(quiet_config(1)));
+    let (_, addr) = sim.listen_curve(b);
+    let pkb = sim.pubkey(b);
+    sim.set_address(a, pkb, addr.clone().with_pubkey(None));
+    sim.set_active_sns(a, BTreeSet::from([pkb]));
+    sim.connect_remote(a, addr, &ConnectOptions::default());
+    sim.send(
+        a,
+        &ConnectionId::Sn(pkb),
+        "public.hello",
+        vec![],
+        &SendOptions::default(),
+    )
+    .unwrap();
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(
+        sim.node(a).dials.len(),
+        2,
+        "one dial per connection, no reconnects"
+    );
+    assert!(sim.node(b).closes.is_empty());
+}
