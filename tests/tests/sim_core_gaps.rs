@@ -1,4 +1,4 @@
-//! Core gaps found by the simulator, kept as failing tests (ignored until the core is fixed).
+//! Core gaps the simulator found, kept as regression tests now that the core fixes them.
 
 use lokimq_core::address::Address;
 use lokimq_core::ids::ListenerId;
@@ -7,9 +7,6 @@ use lokimq_tests::fixtures::{conformance_node, quiet_config};
 use lokimq_tests::sim::Sim;
 
 #[test]
-#[ignore = "core bug: Node::accept after Event::Stopped returns Ok and creates a connection that \
-            is never served or closed (poll_timeout() is None once stopped, so not even its \
-            handshake timeout fires); it should return Err(NodeError::Stopped)"]
 fn sim_core_accept_after_stop_is_refused() {
     let mut sim = Sim::new(1);
     let n = sim.add_node(conformance_node(quiet_config(1)));
@@ -23,9 +20,6 @@ fn sim_core_accept_after_stop_is_refused() {
 }
 
 #[test]
-#[ignore = "core gap: Node::disconnect(linger) of a link that is not yet connected drops the \
-            messages queued on it at once; libzmq (ZMQ_LINGER) keeps connecting for up to \
-            `linger` and delivers them, so OxenMQ's send-then-disconnect delivers"]
 fn sim_core_disconnect_lingers_for_messages_queued_before_the_handshake() {
     use lokimq_core::node::{ConnectOptions, SendOptions};
     use lokimq_core::time::Duration;
@@ -51,12 +45,6 @@ fn sim_core_disconnect_lingers_for_messages_queued_before_the_handshake() {
 }
 
 #[test]
-#[ignore = "design decision (OxenMQ-compatible hazard): a node's connect_remote and its service-node \
-            link to the same CURVE listener both use the routing id L + pubkey, so the ROUTER \
-            hands the route back and forth between them (each handshake resets the 250 ms \
-            back-off): the two connections flap forever and traffic on them is lost. libzmq does \
-            the same to OxenMQ (hence oxen-mq#34); the core could share the transport or make \
-            the second connection's routing id ephemeral"]
 fn sim_core_two_links_from_one_node_to_one_listener_do_not_flap() {
     use lokimq_core::node::{ConnectOptions, ConnectionId, SendOptions};
     use lokimq_core::time::Duration;

@@ -338,7 +338,8 @@ impl<R: CryptoRngCore> Node<R> {
         for link in self.links.values() {
             t = earliest(t, link.reconnect_at);
             t = earliest(t, link.connect_deadline);
-            if matches!(link.kind, LinkKind::Sn(_)) {
+            t = earliest(t, link.closing);
+            if matches!(link.kind, LinkKind::Sn(_)) && link.closing.is_none() {
                 t = earliest(t, Some(link.idle_deadline()));
             }
         }
@@ -397,6 +398,9 @@ impl<R: CryptoRngCore> Node<R> {
         remote: &str,
     ) -> Result<ConnId, NodeError> {
         self.advance(now);
+        if self.shutting_down {
+            return Err(NodeError::Stopped);
+        }
         let l = self
             .listeners
             .get(listener.index())
@@ -483,7 +487,22 @@ impl<R: CryptoRngCore> Node<R> {
             },
             None => session::MechanismConfig::Null,
         };
-        let routing_id = if link.ephemeral {
+        // Two of our connections to one ROUTER with the same `L` + pubkey id would take the
+        // route from each other forever (ROUTER handover): a second one goes ephemeral.
+        let shares_address = link.addr.as_ref().is_some_and(|addr| {
+            let target = addr.zmq_address();
+            self.links.iter().any(|(&other, l)| {
+                other != link_id
+                    && l.conn.is_some()
+                    && l.pubkey_routing_id
+                    && l.addr.as_ref().is_some_and(|a| a.zmq_address() == target)
+            })
+        });
+        let ephemeral = link.ephemeral || shares_address;
+        if let Some(link) = self.links.get_mut(&link_id) {
+            link.pubkey_routing_id = !ephemeral;
+        }
+        let routing_id = if ephemeral {
             Bytes::new()
         } else {
             let mut rid = Vec::with_capacity(33);
@@ -604,6 +623,14 @@ impl<R: CryptoRngCore> Node<R> {
             let Some(link) = self.links.get(&link_id) else {
                 continue;
             };
+            if let Some(deadline) = link.closing {
+                if deadline <= now {
+                    self.finish_closing_link(link_id);
+                } else if link.reconnect_at.is_some_and(|t| t <= now) {
+                    self.dial(link_id);
+                }
+                continue;
+            }
             if link.connect_deadline.is_some_and(|d| d <= now) {
                 self.fail_link(link_id, "connection attempt timed out");
                 continue;
@@ -712,9 +739,13 @@ impl<R: CryptoRngCore> Node<R> {
                 };
                 link.ready = true;
                 link.backoff = self.config.reconnect_interval;
+                let closing = link.closing.is_some();
                 let queued: Vec<Vec<Bytes>> = link.queue.drain(..).collect();
                 for frames in queued {
                     self.conn_send(id, frames);
+                }
+                if closing {
+                    self.finish_closing_link(link_id);
                 }
             }
         }
@@ -879,9 +910,17 @@ impl<R: CryptoRngCore> Node<R> {
 
     /// Closes a link and its transport, forgetting it everywhere.
     fn close_link(&mut self, link_id: u64, linger: Duration) {
-        let Some(link) = self.links.remove(&link_id) else {
-            return;
-        };
+        if let Some(link) = self.unregister_link(link_id) {
+            if let Some(c) = link.conn {
+                self.close_conn(c, linger);
+            }
+        }
+    }
+
+    /// Removes a link from every table and fails the requests that went out on it (they can
+    /// no longer be answered); returns it so the caller decides about its transport.
+    fn unregister_link(&mut self, link_id: u64) -> Option<Link> {
+        let link = self.links.remove(&link_id)?;
         match &link.kind {
             LinkKind::Sn(pk) => {
                 if self.sn_out.get(pk) == Some(&link_id) {
@@ -889,10 +928,11 @@ impl<R: CryptoRngCore> Node<R> {
                 }
             }
             LinkKind::Remote { id, .. } | LinkKind::Inproc { id, .. } => {
-                self.remote_ids.remove(id);
+                if self.remote_ids.get(id) == Some(&link_id) {
+                    self.remote_ids.remove(id);
+                }
             }
         }
-        // Requests that went out (or were queued) on this link can no longer be answered.
         for via in [Origin::InprocClient(link_id), Origin::Link(link_id)] {
             for request in self.requests.take_via(via) {
                 self.submit(
@@ -904,8 +944,43 @@ impl<R: CryptoRngCore> Node<R> {
                 );
             }
         }
-        if let Some(c) = link.conn {
+        Some(link)
+    }
+
+    /// `disconnect`: like [`Node::close_link`], except that messages queued before the
+    /// handshake are still delivered if the connection comes up within `linger` (libzmq keeps
+    /// connecting for up to its linger, so OxenMQ's send-then-disconnect delivers).
+    fn disconnect_link(&mut self, link_id: u64, linger: Duration) {
+        let Some(mut link) = self.unregister_link(link_id) else {
+            return;
+        };
+        let lingering = linger > Duration::ZERO
+            && !link.ready
+            && !link.queue.is_empty()
+            && link.addr.is_some()
+            && !link.refused
+            && !self.shutting_down
+            && !matches!(link.kind, LinkKind::Inproc { .. });
+        if lingering {
+            // Unregistered (a new send opens a new connection), but kept until it flushes.
+            link.closing = Some(self.now.saturating_add(linger));
+            link.connect_deadline = None;
+            self.links.insert(link_id, link);
+        } else if let Some(c) = link.conn {
             self.close_conn(c, linger);
+        }
+    }
+
+    /// A lingering link is done (flushed, or out of time): close its transport for good.
+    fn finish_closing_link(&mut self, link_id: u64) {
+        let Some(link) = self.links.remove(&link_id) else {
+            return;
+        };
+        if let Some(c) = link.conn {
+            let left = link
+                .closing
+                .map_or(Duration::ZERO, |d| d.saturating_duration_since(self.now));
+            self.close_conn(c, left);
         }
     }
 

@@ -163,6 +163,11 @@ pub(crate) struct Link {
     pub(crate) ephemeral: bool,
     /// The remote refused us with a ZMTP ERROR: like libzmq, do not reconnect.
     pub(crate) refused: bool,
+    /// Disconnected with a linger while messages were still queued: deliver them if the
+    /// handshake completes before this instant, then close.
+    pub(crate) closing: Option<Instant>,
+    /// The current transport uses the routing id `L` + our pubkey (not an ephemeral one).
+    pub(crate) pubkey_routing_id: bool,
 }
 
 impl Link {
@@ -187,6 +192,8 @@ impl Link {
             connect_deadline: None,
             ephemeral,
             refused: false,
+            closing: None,
+            pubkey_routing_id: false,
         }
     }
 

@@ -460,7 +460,7 @@ impl<R: CryptoRngCore> Node<R> {
             log::warn!("Failed to disconnect {conn}: no such outgoing connection");
             return Err(NodeError::NoSuchOutgoingConnection(conn.to_string_lossy()));
         };
-        self.close_link(link_id, linger);
+        self.disconnect_link(link_id, linger);
         self.pump();
         Ok(())
     }
