@@ -66,6 +66,8 @@ pub mod auth;
 pub mod bt;
 pub mod curve;
 pub mod encoding;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod ids;
 pub mod keys;
 pub mod node;
