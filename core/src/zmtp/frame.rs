@@ -10,11 +10,14 @@
 //! the declared size is checked against the limit the moment the size field is complete, before
 //! any body byte is buffered, and the body buffer only ever grows with bytes that actually
 //! arrived, so a peer declaring 2^62 bytes costs nothing until it sends them (and is refused at
-//! once when a limit is set). Completed bodies leave the decoder as uniquely owned [`Bytes`]
-//! (the decoder starts a fresh buffer), so a consumer can turn them back into `BytesMut` and
-//! decrypt in place without a copy.
+//! once when a limit is set). Completed bodies leave the decoder as [`Bytes`] without a copy;
+//! bodies of 1 KiB or more are uniquely owned, so a consumer can turn them back into `BytesMut`
+//! and decrypt in place.
 
 use bytes::{BufMut, Bytes, BytesMut};
+
+/// Bodies at least this large leave the decoder uniquely owned (see `FrameDecoder::take_body`).
+const UNIQUE_BODY_THRESHOLD: usize = 1024;
 
 use super::ZmtpError;
 
@@ -336,12 +339,22 @@ impl FrameDecoder {
                     return Ok(Some(Frame {
                         more: flags & MORE != 0,
                         command: flags & COMMAND != 0,
-                        // Hand over the whole buffer so the body is uniquely owned: a CURVE
-                        // session can then open the box in place without copying it.
-                        body: core::mem::take(&mut self.buf).freeze(),
+                        body: self.take_body(),
                     }));
                 }
             }
+        }
+    }
+
+    /// Hands out the completed body. A large body takes the whole buffer, so it is uniquely
+    /// owned and a CURVE session can decrypt it in place instead of copying it; a small one is
+    /// split off, so the buffer's spare capacity serves the next frames without allocating
+    /// (copying a small body costs less than a fresh allocation per frame).
+    fn take_body(&mut self) -> Bytes {
+        if self.buf.len() >= UNIQUE_BODY_THRESHOLD {
+            core::mem::take(&mut self.buf).freeze()
+        } else {
+            self.buf.split().freeze()
         }
     }
 
@@ -397,12 +410,12 @@ mod tests {
     }
 
     #[test]
-    fn decoded_bodies_are_uniquely_owned() {
-        // A CURVE session opens boxes in place; that needs the body to be the only reference.
+    fn large_decoded_bodies_are_uniquely_owned() {
+        // A CURVE session opens large boxes in place; that needs the body to be the only
+        // reference (small ones are cheaper to copy than to allocate for).
         let mut dec = FrameDecoder::new(None);
         let mut wire = Vec::new();
-        // (An empty body owns no allocation at all, so only non-empty ones are checked.)
-        for body in [&b"first"[..], &[7u8; 300][..], b"x"] {
+        for body in [&[1u8; 1024][..], &[7u8; 70_000][..], &[2u8; 5000][..]] {
             let mut f = BytesMut::new();
             write_frame(&mut f, false, false, body);
             wire.extend_from_slice(&f);
