@@ -9,8 +9,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use lokimq_core::auth::Access;
 use lokimq_core::node::{
-    Completion, ConnectOptions, ConnectionId, InDriver, RequestError, RequestOptions, SendOptions,
-    Target,
+    Completion, ConnectOptions, ConnectionId, InDriver, RequestError, RequestOptions, Target,
 };
 use lokimq_core::registry::{Registry, RegistryBuilder};
 use lokimq_core::time::{Duration, Instant};
@@ -228,14 +227,8 @@ fn sim_sched_single_worker_request_chain_over_inproc_never_deadlocks() {
         // Ten chains at once, one general worker (plus one batch and one reply thread).
         let reqs: Vec<_> = (0..10)
             .map(|i| {
-                sim.request(
-                    client,
-                    &c,
-                    "a.req",
-                    strs(&[&i.to_string()]),
-                    &RequestOptions::default(),
-                )
-                .unwrap()
+                sim.request_default(client, &c, "a.req", strs(&[&i.to_string()]))
+                    .unwrap()
             })
             .collect();
         sim.run_until_idle();
@@ -314,25 +307,13 @@ fn sim_sched_single_worker_request_chain_across_nodes() {
     for i in 0..6 {
         reqs.push((
             0,
-            sim.request(
-                nodes[1],
-                &to0,
-                "a.req",
-                strs(&[&format!("x{i}")]),
-                &RequestOptions::default(),
-            )
-            .unwrap(),
+            sim.request_default(nodes[1], &to0, "a.req", strs(&[&format!("x{i}")]))
+                .unwrap(),
         ));
         reqs.push((
             1,
-            sim.request(
-                nodes[0],
-                &to1,
-                "a.req",
-                strs(&[&format!("y{i}")]),
-                &RequestOptions::default(),
-            )
-            .unwrap(),
+            sim.request_default(nodes[0], &to1, "a.req", strs(&[&format!("y{i}")]))
+                .unwrap(),
         ));
     }
     sim.run_until_idle();
@@ -362,36 +343,22 @@ fn sim_sched_shutdown_with_running_jobs() {
     sim.run_until_idle();
     // Two long jobs run, three more wait in the queue.
     for i in 0..5 {
-        sim.send(
-            client,
-            &c,
-            "b.job",
-            strs(&[&i.to_string()]),
-            &SendOptions::default(),
-        )
-        .unwrap();
+        sim.send_default(client, &c, "b.job", strs(&[&i.to_string()]))
+            .unwrap();
     }
     sim.run_for(secs(1));
     // A request from the shutting-down node (the client never answers): its callback must
     // never run.
     let back = sim.node(server).commands[0].2.conn.clone();
-    let pending = sim
-        .request(server, &back, "b.req", vec![], &RequestOptions::default())
-        .unwrap();
+    let pending = sim.request_default(server, &back, "b.req", vec![]).unwrap();
     sim.run_for(Duration::from_millis(10));
     let t_shut = sim.now();
     assert_eq!(sim.node(server).node.stats().sched.active, 2);
     let spawned = sim.node(server).node.stats().sched.spawned;
     sim.shutdown(server);
     // Commands arriving now are not dispatched.
-    sim.send(
-        client,
-        &c,
-        "b.job",
-        strs(&["late"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(client, &c, "b.job", strs(&["late"]))
+        .unwrap();
     sim.run_for(secs(30));
     let node = sim.node(server);
     let finished: Vec<Instant> = node.jobs.iter().map(|j| j.finished.unwrap()).collect();
@@ -590,10 +557,7 @@ fn sim_sched_full_queue_drops_commands_and_the_requester_times_out() {
     let c = sim.connect_remote(client, addr, &ConnectOptions::default());
     sim.run_until_idle();
     let reqs: Vec<_> = (0..5)
-        .map(|_| {
-            sim.request(client, &c, "q.req", vec![], &RequestOptions::default())
-                .unwrap()
-        })
+        .map(|_| sim.request_default(client, &c, "q.req", vec![]).unwrap())
         .collect();
     sim.run_for(secs(20));
     // One runs, two queue, two are dropped (silently: the requester times out).
