@@ -43,6 +43,33 @@ fn chain_registry() -> Registry {
     r.build()
 }
 
+/// A [`chain_registry`] node whose `a.req` asks `b.req` over the connection in `peer` (filled
+/// in once it exists) and replies `["via-b", …that reply]`, and whose `b.req` echoes; each
+/// handler takes `job`.
+fn chain_spec(job: Duration, peer: Rc<RefCell<Option<ConnectionId>>>) -> NodeSpec {
+    NodeSpec::new(quiet_config(1), chain_registry())
+        .handler("a.req", move |ctx, m| {
+            ctx.take(job);
+            let target = m.reply_to.clone();
+            let to = peer.borrow().clone().expect("peer connection");
+            ctx.request(
+                to,
+                "b.req",
+                m.data.clone(),
+                RequestOptions::default(),
+                move |ctx, r| {
+                    let mut parts = vec![Bytes::from_static(b"via-b")];
+                    parts.extend(r.clone().unwrap_or_default());
+                    ctx.reply_to(target, parts);
+                },
+            );
+        })
+        .handler("b.req", move |ctx, m| {
+            ctx.take(job);
+            ctx.reply(m, m.data.clone());
+        })
+}
+
 fn is_command(k: &JobKind) -> bool {
     matches!(k, JobKind::Command { .. })
 }
@@ -195,29 +222,7 @@ fn sim_sched_single_worker_request_chain_over_inproc_never_deadlocks() {
     for job_ms in [0u64, 50] {
         let mut sim = Sim::new(3);
         let inner = Rc::new(RefCell::new(None::<ConnectionId>));
-        let inner2 = inner.clone();
-        let job = Duration::from_millis(job_ms);
-        let spec = NodeSpec::new(quiet_config(1), chain_registry())
-            .handler("a.req", move |ctx, m| {
-                ctx.take(job);
-                let target = m.reply_to.clone();
-                let to = inner2.borrow().clone().expect("inner connection");
-                ctx.request(
-                    to,
-                    "b.req",
-                    m.data.clone(),
-                    RequestOptions::default(),
-                    move |ctx, r| {
-                        let mut parts = vec![Bytes::from_static(b"via-b")];
-                        parts.extend(r.clone().unwrap_or_default());
-                        ctx.reply_to(target, parts);
-                    },
-                );
-            })
-            .handler("b.req", move |ctx, m| {
-                ctx.take(job);
-                ctx.reply(m, m.data.clone());
-            });
+        let spec = chain_spec(Duration::from_millis(job_ms), inner.clone());
         let server = sim.add_node(spec);
         let conn = sim.connect_inproc(server, None);
         *inner.borrow_mut() = Some(conn);
@@ -272,29 +277,7 @@ fn sim_sched_single_worker_request_chain_across_nodes() {
         (0..2).map(|_| Rc::new(RefCell::new(None))).collect();
     let mut nodes = Vec::new();
     for cell in &cells {
-        let cell = cell.clone();
-        let spec = NodeSpec::new(quiet_config(1), chain_registry())
-            .handler("a.req", move |ctx, m| {
-                ctx.take(Duration::from_millis(20));
-                let target = m.reply_to.clone();
-                let to = cell.borrow().clone().expect("peer connection");
-                ctx.request(
-                    to,
-                    "b.req",
-                    m.data.clone(),
-                    RequestOptions::default(),
-                    move |ctx, r| {
-                        let mut parts = vec![Bytes::from_static(b"via-b")];
-                        parts.extend(r.clone().unwrap_or_default());
-                        ctx.reply_to(target, parts);
-                    },
-                );
-            })
-            .handler("b.req", |ctx, m| {
-                ctx.take(Duration::from_millis(20));
-                ctx.reply(m, m.data.clone());
-            });
-        nodes.push(sim.add_node(spec));
+        nodes.push(sim.add_node(chain_spec(Duration::from_millis(20), cell.clone())));
     }
     let (_, a0) = sim.listen_plain(nodes[0]);
     let (_, a1) = sim.listen_plain(nodes[1]);
