@@ -129,6 +129,21 @@ impl Net {
         self.nodes.len() - 1
     }
 
+    /// Node `n` sends a request with the default options at `now`.
+    fn request(
+        &mut self,
+        n: usize,
+        now: Instant,
+        to: &ConnectionId,
+        command: &'static str,
+        data: Vec<Bytes>,
+    ) -> RequestId {
+        self.nodes[n]
+            .node
+            .request(now, to, command, data, &RequestOptions::default())
+            .unwrap()
+    }
+
     fn pubkey(&self, n: usize) -> PublicKey {
         *self.nodes[n].node.pubkey()
     }
@@ -317,16 +332,13 @@ fn remote_request_over_curve_gets_a_reply() {
     net.settle();
     assert_eq!(net.nodes[client].connected, vec![conn.clone()]);
     let now = net.now;
-    let req = net.nodes[client]
-        .node
-        .request(
-            now,
-            &conn,
-            "public.echo",
-            vec![Bytes::from_static(b"abc"), Bytes::new()],
-            &RequestOptions::default(),
-        )
-        .unwrap();
+    let req = net.request(
+        client,
+        now,
+        &conn,
+        "public.echo",
+        vec![Bytes::from_static(b"abc"), Bytes::new()],
+    );
     net.settle();
     assert_eq!(
         net.nodes[client].replies,
@@ -349,16 +361,13 @@ fn byte_at_a_time_delivery_gives_the_same_result() {
         curve_addr(4000, &spk),
         &ConnectOptions::default(),
     );
-    let req = net.nodes[client]
-        .node
-        .request(
-            now,
-            &conn,
-            "legacy.echo",
-            vec![Bytes::from_static(b"x")],
-            &RequestOptions::default(),
-        )
-        .unwrap();
+    let req = net.request(
+        client,
+        now,
+        &conn,
+        "legacy.echo",
+        vec![Bytes::from_static(b"x")],
+    );
     net.settle();
     assert_eq!(
         net.nodes[client].replies,
@@ -408,16 +417,7 @@ fn requests_time_out() {
     let conn = net.nodes[client]
         .node
         .connect_remote(now, tcp(4999), &ConnectOptions::default());
-    let req = net.nodes[client]
-        .node
-        .request(
-            now,
-            &conn,
-            "public.echo",
-            vec![],
-            &RequestOptions::default(),
-        )
-        .unwrap();
+    let req = net.request(client, now, &conn, "public.echo", vec![]);
     net.advance(Duration::from_secs(11));
     assert_eq!(
         net.nodes[client].failed,
@@ -445,16 +445,7 @@ fn sn_send_opens_a_connection_via_lookup_and_expires_when_idle() {
     sns.insert(net.pubkey(client));
     net.nodes[server].node.set_active_sns(now, sns);
     let to = ConnectionId::Sn(spk);
-    let req = net.nodes[client]
-        .node
-        .request(
-            now,
-            &to,
-            "sn.echo",
-            vec![Bytes::from_static(b"q")],
-            &RequestOptions::default(),
-        )
-        .unwrap();
+    let req = net.request(client, now, &to, "sn.echo", vec![Bytes::from_static(b"q")]);
     net.settle();
     assert_eq!(
         net.nodes[client].replies,
@@ -478,16 +469,7 @@ fn inproc_connection_is_admin() {
     net.settle();
     assert_eq!(net.nodes[n].connected, vec![conn.clone()]);
     let now = net.now;
-    let req = net.nodes[n]
-        .node
-        .request(
-            now,
-            &conn,
-            "admin.echo",
-            vec![Bytes::from_static(b"z")],
-            &RequestOptions::default(),
-        )
-        .unwrap();
+    let req = net.request(n, now, &conn, "admin.echo", vec![Bytes::from_static(b"z")]);
     net.settle();
     assert_eq!(
         net.nodes[n].replies,
