@@ -162,6 +162,12 @@ impl Fixture {
         (s, welcome)
     }
 
+    /// A server that has answered a fresh client's HELLO and now expects INITIATE.
+    fn server_expecting_initiate(&self) -> CurveServer {
+        let (_, hello) = self.client_after_hello();
+        self.server_after_hello(&hello).0
+    }
+
     fn run(&self) -> (CurveClient, CurveServer, Transcript) {
         let (mut c, hello) = self.client_after_hello();
         let (mut s, welcome) = self.server_after_hello(&hello);
@@ -735,8 +741,7 @@ fn wrong_command_names_are_unexpected() {
             expected: Command::Welcome
         }
     );
-    let (_, hello) = f.client_after_hello();
-    let (mut s, _) = f.server_after_hello(&hello);
+    let mut s = f.server_expecting_initiate();
     let mut initiate = t.initiate.clone();
     initiate[5] ^= 0x20;
     assert_eq!(
@@ -955,8 +960,7 @@ fn null_client_public_key_in_initiate_is_refused() {
     // libzmq's test_null_client_public_key: C = 0 in INITIATE.
     let f = Fixture::new(55);
     let (_, _, t) = f.run();
-    let (_, hello) = f.client_after_hello();
-    let (mut s, _) = f.server_after_hello(&hello);
+    let mut s = f.server_expecting_initiate();
     let forged = f.reseal_initiate(&t.initiate, |p| p[..32].fill(0));
     assert_eq!(
         s.handle_initiate(&forged).unwrap_err(),
@@ -972,8 +976,7 @@ fn null_client_secret_key_with_real_public_key_is_refused() {
     // the real C, so the vouch does not open.
     let f = Fixture::new(56);
     let (_, _, t) = f.run();
-    let (_, hello) = f.client_after_hello();
-    let (mut s, _) = f.server_after_hello(&hello);
+    let mut s = f.server_expecting_initiate();
     let mut content = [0u8; 64];
     content[..32].copy_from_slice(&f.c_short_pub());
     content[32..].copy_from_slice(f.server_kp.public().as_bytes());
@@ -1040,8 +1043,7 @@ fn hello_nonce_zero_and_nonzero_padding_are_accepted_like_libzmq() {
 fn vouch_must_name_the_client_short_term_key() {
     let f = Fixture::new(62);
     let (_, _, t) = f.run();
-    let (_, hello) = f.client_after_hello();
-    let (mut s, _) = f.server_after_hello(&hello);
+    let mut s = f.server_expecting_initiate();
     let mut content = [0u8; 64];
     content[..32].copy_from_slice(&pubkey(&[0x77; 32]));
     content[32..].copy_from_slice(f.server_kp.public().as_bytes());
@@ -1058,8 +1060,7 @@ fn vouch_must_name_our_server_key() {
     let f = Fixture::new(63);
     let (_, _, t) = f.run();
     for wrong_s in [[0u8; 32], pubkey(&[0x78; 32])] {
-        let (_, hello) = f.client_after_hello();
-        let (mut s, _) = f.server_after_hello(&hello);
+        let mut s = f.server_expecting_initiate();
         let mut content = [0u8; 64];
         content[..32].copy_from_slice(&f.c_short_pub());
         content[32..].copy_from_slice(&wrong_s);
@@ -1071,8 +1072,7 @@ fn vouch_must_name_our_server_key() {
         );
     }
     // Control: resealing the genuine vouch is accepted.
-    let (_, hello) = f.client_after_hello();
-    let (mut s, _) = f.server_after_hello(&hello);
+    let mut s = f.server_expecting_initiate();
     s.handle_initiate(&f.reseal_initiate(&t.initiate, |_| ()))
         .unwrap();
 }
