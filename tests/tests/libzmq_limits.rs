@@ -199,11 +199,11 @@ fn libzmq_oversize_closes_our_session(curve: bool) {
         1,
         "the oversize message is not delivered"
     );
-    let ended = wait_until(BOUND, || {
-        conn.step(STEP);
-        conn.end
-    });
-    assert_eq!(ended, Some(StreamEnd::Local), "we close the socket");
+    assert_eq!(
+        conn.wait_end(),
+        Some(StreamEnd::Local),
+        "we close the socket"
+    );
 }
 
 #[test]
@@ -236,17 +236,7 @@ fn libzmq_maxmsgsize_drops_us(curve: bool) {
     assert_eq!(got, vec![b"big".to_vec(), fits]);
 
     conn.send(vec![Bytes::from(vec![2u8; LIMIT - overhead + 1])]);
-    let ended = wait_until(BOUND, || {
-        conn.step(STEP);
-        conn.end
-    });
-    assert!(
-        matches!(
-            ended,
-            Some(StreamEnd::Eof | StreamEnd::Error(std::io::ErrorKind::ConnectionReset))
-        ),
-        "libzmq drops the connection: {ended:?}"
-    );
+    conn.wait_closed_by_libzmq();
     run_for(Duration::from_millis(200), || {
         conn.step(STEP);
         assert!(try_recv(&router).is_none(), "oversize message delivered");

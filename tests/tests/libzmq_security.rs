@@ -44,17 +44,7 @@ fn libzmq_curve_server_drops_our_client_with_a_wrong_server_key() {
     conn.send(parts(&[b"must not arrive"]));
 
     // libzmq cannot open our HELLO and closes silently.
-    let ended = wait_until(BOUND, || {
-        conn.step(STEP);
-        conn.end
-    });
-    assert!(
-        matches!(
-            ended,
-            Some(StreamEnd::Eof | StreamEnd::Error(std::io::ErrorKind::ConnectionReset))
-        ),
-        "libzmq closes the connection: {ended:?}"
-    );
+    conn.wait_closed_by_libzmq();
     assert!(!conn.is_ready());
     assert!(conn.messages().is_empty());
     run_for(QUIET, || {

@@ -342,6 +342,26 @@ impl Conn {
         })
     }
 
+    /// Steps until the TCP stream ends (at most [`BOUND`]); returns how, `None` if it did not.
+    pub(crate) fn wait_end(&mut self) -> Option<StreamEnd> {
+        wait_until(BOUND, || {
+            self.step(STEP);
+            self.end
+        })
+    }
+
+    /// Steps until libzmq closes the connection, which it does with EOF or a reset.
+    pub(crate) fn wait_closed_by_libzmq(&mut self) {
+        let ended = self.wait_end();
+        assert!(
+            matches!(
+                ended,
+                Some(StreamEnd::Eof | StreamEnd::Error(ErrorKind::ConnectionReset))
+            ),
+            "libzmq closes the connection: {ended:?}"
+        );
+    }
+
     /// Steps until the handshake completes (panics after [`BOUND`]).
     pub(crate) fn wait_ready(&mut self) {
         let ok = wait_until(BOUND, || {
