@@ -315,9 +315,9 @@ fn curve_addr(port: u16, pk: &PublicKey) -> Address {
     Address::tcp_curve("127.0.0.1", port, *pk)
 }
 
-#[test]
-fn remote_request_over_curve_gets_a_reply() {
-    let mut net = Net::new();
+/// A server listening for CURVE on port 4000 and a client connecting to it at the current
+/// time; the connect is not settled yet. Returns (server, client, connection).
+fn curve_pair(net: &mut Net) -> (usize, usize, ConnectionId) {
     let server = net.add(1, quiet_config());
     let client = net.add(2, quiet_config());
     let now = net.now;
@@ -329,6 +329,13 @@ fn remote_request_over_curve_gets_a_reply() {
         curve_addr(4000, &spk),
         &ConnectOptions::default(),
     );
+    (server, client, conn)
+}
+
+#[test]
+fn remote_request_over_curve_gets_a_reply() {
+    let mut net = Net::new();
+    let (_, client, conn) = curve_pair(&mut net);
     net.settle();
     assert_eq!(net.nodes[client].connected, vec![conn.clone()]);
     let now = net.now;
@@ -350,17 +357,8 @@ fn remote_request_over_curve_gets_a_reply() {
 fn byte_at_a_time_delivery_gives_the_same_result() {
     let mut net = Net::new();
     net.chunk = 1;
-    let server = net.add(1, quiet_config());
-    let client = net.add(2, quiet_config());
     let now = net.now;
-    net.nodes[server].node.listen_curve(now, tcp(4000));
-    net.settle();
-    let spk = net.pubkey(server);
-    let conn = net.nodes[client].node.connect_remote(
-        now,
-        curve_addr(4000, &spk),
-        &ConnectOptions::default(),
-    );
+    let (_, client, conn) = curve_pair(&mut net);
     let req = net.request(
         client,
         now,
