@@ -3,12 +3,11 @@
 //! with the module's own box primitives and secrets the tests chose (a scripted RNG hands them
 //! to the real constructors).
 
-use std::collections::VecDeque;
 use std::vec::Vec;
 
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::{RngCore, SeedableRng};
 use x25519_dalek::StaticSecret;
 
 use super::crypto::{self, Cipher, TAG_LEN};
@@ -16,37 +15,9 @@ use super::*;
 use super::{cookie, nonce};
 use crate::keys::{Keypair, PublicKey};
 
-/// An RNG that hands out scripted chunks and insists each draw asks for exactly the next
-/// chunk's length, so the draw order of the real code is checked too.
-struct Script(VecDeque<Vec<u8>>);
-
-impl Script {
-    fn new(chunks: &[&[u8]]) -> Self {
-        Self(chunks.iter().map(|c| c.to_vec()).collect())
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl RngCore for Script {
-    fn next_u32(&mut self) -> u32 {
-        panic!("scripted RNG: next_u32 not expected")
-    }
-    fn next_u64(&mut self) -> u64 {
-        panic!("scripted RNG: next_u64 not expected")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        let chunk = self.0.pop_front().expect("scripted RNG exhausted");
-        assert_eq!(chunk.len(), dest.len(), "draw size differs from the script");
-        dest.copy_from_slice(&chunk);
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for Script {}
+#[path = "../../tests/common/script.rs"]
+mod script;
+use script::Script;
 
 fn pubkey(secret: &[u8; 32]) -> [u8; 32] {
     x25519_dalek::PublicKey::from(&StaticSecret::from(*secret)).to_bytes()
@@ -118,13 +89,13 @@ impl Fixture {
     fn client(&self) -> CurveClient {
         let mut rng = Script::new(&[&self.c_short]);
         let c = CurveClient::new(&self.client_kp, *self.server_kp.public(), &mut rng).unwrap();
-        assert!(rng.is_empty());
+        rng.assert_consumed();
         c
     }
     fn server(&self) -> CurveServer {
         let mut rng = Script::new(&[&self.s_short]);
         let s = CurveServer::new(&self.server_kp, &mut rng);
-        assert!(rng.is_empty());
+        rng.assert_consumed();
         s
     }
     fn client_rng(&self) -> Script {
