@@ -13,13 +13,15 @@
 //!   whole CURVE session pair carrying one message (send, frame, seal, decode, open, assemble).
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lokimq_benches::codec::{Opener, codec_pair, seal_frame};
 use lokimq_benches::session::{Mechanism, SessionPair};
 use lokimq_benches::{SIZES, payload};
+
+#[path = "common/config.rs"]
+mod config;
 
 #[path = "common/raw.rs"]
 mod raw;
@@ -134,19 +136,9 @@ fn session(c: &mut Criterion) {
     g.finish();
 }
 
-/// Short runs (the whole suite takes about 1.5 minutes on a quiet machine); `scripts/bench`
-/// also reports the best sample of each side, which short runs on a busy machine need.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1200))
-        .sample_size(30)
-        .nresamples(20_000)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = config::config();
     targets = seal, open, session
 }
 criterion_main!(benches);

@@ -11,7 +11,6 @@
 //!   alone. Together they bound what dispatch adds on top.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -20,6 +19,9 @@ use lokimq_benches::payload;
 use lokimq_benches::sched::{SchedLoop, Shape};
 use lokimq_benches::session::{Mechanism, SessionPair};
 use lokimq_core::zmtp::FrameDecoder;
+
+#[path = "common/config.rs"]
+mod config;
 
 #[path = "common/raw.rs"]
 mod raw;
@@ -121,19 +123,9 @@ fn dispatch(c: &mut Criterion) {
     g.finish();
 }
 
-/// Short runs (the whole suite takes about 1.5 minutes on a quiet machine); `scripts/bench`
-/// also reports the best sample of each side, which short runs on a busy machine need.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1200))
-        .sample_size(30)
-        .nresamples(20_000)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = config::config();
     targets = rpc, dispatch
 }
 criterion_main!(benches);

@@ -10,10 +10,12 @@
 //!   deep, the trivial floor every ratio is taken against.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lokimq_benches::sched::{FifoLoop, SchedLoop, Shape};
+
+#[path = "common/config.rs"]
+mod config;
 
 const GENERAL: u16 = 8;
 const WAITING: usize = 64;
@@ -58,19 +60,9 @@ fn cycles(c: &mut Criterion) {
     g.finish();
 }
 
-/// Short runs (the whole suite takes about 1.5 minutes on a quiet machine); `scripts/bench`
-/// also reports the best sample of each side, which short runs on a busy machine need.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(1200))
-        .sample_size(30)
-        .nresamples(20_000)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = config::config();
     targets = cycles
 }
 criterion_main!(benches);

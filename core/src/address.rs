@@ -713,6 +713,8 @@ impl Hash for Address {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // OxenMQ's own address-test key, in every spelling its tests use.
+    use crate::encoding::test_key::{PK, PK_B32Z, PK_B64_UNPADDED as PK_B64, PK_HEX};
     use alloc::string::ToString;
     use alloc::vec::Vec;
     use alloc::{format, vec};
@@ -720,17 +722,8 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::hash_map::RandomState;
 
-    // OxenMQ's own address-test key, in every spelling its tests use.
-    const PK: [u8; 32] = [
-        0xf1, 0x6b, 0xa5, 0x59, 0x10, 0x39, 0xf0, 0x89, 0xb4, 0x2a, 0x83, 0x41, 0x75, 0x09, 0x30,
-        0x94, 0x07, 0x4d, 0x0d, 0x93, 0x7a, 0x79, 0xe5, 0x3e, 0x5c, 0xe7, 0x30, 0xf9, 0x46, 0xe1,
-        0x4b, 0x88,
-    ];
-    const PK_HEX: &str = "f16ba5591039f089b42a834175093094074d0d937a79e53e5ce730f946e14b88";
     const PK_HEX_UPPER: &str = "F16BA5591039F089B42A834175093094074D0D937A79E53E5CE730F946E14B88";
-    const PK_B32Z: &str = "6fi4kseo88aeupbkopyzknjo1odw4dcuxjh6kx1hhhax1tzbjqry";
     const PK_B32Z_UPPER: &str = "6FI4KSEO88AEUPBKOPYZKNJO1ODW4DCUXJH6KX1HHHAX1TZBJQRY";
-    const PK_B64: &str = "8WulWRA58Im0KoNBdQkwlAdNDZN6eeU+XOcw+UbhS4g";
 
     fn pk() -> PublicKey {
         PublicKey::from_bytes(PK)

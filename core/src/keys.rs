@@ -235,11 +235,7 @@ mod tests {
     use rand_core::SeedableRng;
 
     fn unhex(s: &str) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
-        }
-        out
+        crate::encoding::hex::decode_array(s).unwrap()
     }
 
     // The long-term keys of vectors/curve-kat.txt.

@@ -9,8 +9,9 @@
 //!   the structure is checkable (frames, sizes, names, nonce sequences), plus the HELLO, whose
 //!   signature box our server opens with the known long-term server secret.
 
-use std::collections::VecDeque;
+mod common;
 
+use common::{Script, frame_body, frame_header, unhex};
 use crypto_box::aead::generic_array::GenericArray;
 use crypto_secretbox::{AeadInPlace, KeyInit, XSalsa20Poly1305};
 use lokimq_core::curve::{
@@ -18,7 +19,6 @@ use lokimq_core::curve::{
     MESSAGE_OVERHEAD, READY_MIN_LEN, WELCOME_LEN,
 };
 use lokimq_core::keys::Keypair;
-use lokimq_core::rng::{CryptoRng, RngCore};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -28,49 +28,8 @@ const CAPTURE: &str = include_str!("../../vectors/curve-handshake-capture.txt");
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-struct Script(VecDeque<Vec<u8>>);
-
-impl Script {
-    fn new(chunks: &[&[u8]]) -> Self {
-        Self(chunks.iter().map(|c| c.to_vec()).collect())
-    }
-    fn assert_consumed(&self) {
-        assert!(self.0.is_empty(), "scripted draws left over");
-    }
-}
-
-impl RngCore for Script {
-    fn next_u32(&mut self) -> u32 {
-        panic!("unexpected next_u32")
-    }
-    fn next_u64(&mut self) -> u64 {
-        panic!("unexpected next_u64")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        let chunk = self
-            .0
-            .pop_front()
-            .expect("RNG drawn more often than scripted");
-        assert_eq!(chunk.len(), dest.len(), "draw of unexpected size");
-        dest.copy_from_slice(&chunk);
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for Script {}
-
 fn is_hex(s: &str) -> bool {
     !s.is_empty() && s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(is_hex(s), "not hex: {s:?}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 /// The hex token right after the first occurrence of `marker` in `text`.
@@ -80,21 +39,6 @@ fn after(text: &str, marker: &str) -> Vec<u8> {
         .unwrap_or_else(|| panic!("marker {marker:?} not found"))
         + marker.len();
     unhex(text[at..].split_whitespace().next().unwrap())
-}
-
-/// Splits a complete ZMTP frame into (flags, body), checking the size field.
-fn frame_body(frame: &[u8]) -> (u8, Vec<u8>) {
-    let flags = frame[0];
-    let (size, at) = if flags & 0x02 != 0 {
-        (
-            u64::from_be_bytes(frame[1..9].try_into().unwrap()) as usize,
-            9,
-        )
-    } else {
-        (frame[1] as usize, 2)
-    };
-    assert_eq!(frame.len() - at, size);
-    (flags, frame[at..].to_vec())
 }
 
 /// A `>> NAME (N bytes)` / `<< NAME (N bytes)` block of the decrypted-vectors file.
@@ -256,7 +200,7 @@ fn vector_a_client_opens_libzmq_welcome_and_reproduces_initiate() {
     let metadata = v.initiate_plain[128..].to_vec();
     let initiate = v
         .client
-        .handle_welcome(&welcome, &metadata, &mut rng)
+        .handle_welcome(welcome, &metadata, &mut rng)
         .unwrap();
     rng.assert_consumed();
     let (flags, recorded) = frame_body(&block(&v.blocks, true, "INITIATE").bytes);
@@ -284,10 +228,10 @@ fn vector_a_codec() -> (CurveCodec, Vec<Block>, Vec<u8>) {
     let (_, welcome) = frame_body(&block(&v.blocks, false, "WELCOME").bytes);
     let metadata = v.initiate_plain[128..].to_vec();
     v.client
-        .handle_welcome(&welcome, &metadata, &mut rng)
+        .handle_welcome(welcome, &metadata, &mut rng)
         .unwrap();
     let (_, ready) = frame_body(&block(&v.blocks, false, "READY").bytes);
-    let (meta, codec) = v.client.handle_ready(&ready).unwrap();
+    let (meta, codec) = v.client.handle_ready(ready).unwrap();
     (codec, v.blocks, meta)
 }
 
@@ -333,7 +277,7 @@ fn vector_a_client_messages_are_byte_identical_and_libzmq_messages_open() {
         let (flags, body) = frame_body(&block.bytes);
         assert_eq!(flags, 0x00, "libzmq sends MESSAGE as a data frame");
         assert_eq!(body.len(), MESSAGE_OVERHEAD + plain.len() - 1);
-        let (got_flags, payload) = codec.open(&body).unwrap();
+        let (got_flags, payload) = codec.open(body).unwrap();
         assert_eq!(got_flags, plain[0]);
         assert_eq!(payload, &plain[1..]);
         assert_eq!(codec.last_received_nonce(), *n);
@@ -368,7 +312,7 @@ fn vector_b_after_hello() -> VectorB {
     let (flags, hello) = frame_body(&block(&blocks, false, "HELLO").bytes);
     assert_eq!(flags, 0x04);
     assert_eq!(&hello[80..112], after(b, "C' = ").as_slice());
-    let welcome = server.handle_hello(&hello, &mut rng).unwrap();
+    let welcome = server.handle_hello(hello, &mut rng).unwrap();
     VectorB {
         server,
         blocks,
@@ -394,7 +338,7 @@ fn vector_b_server_verifies_libzmq_initiate_including_the_vouch_server_key() {
     assert_eq!(flags, 0x06);
     // The cookie libzmq echoes starts with our cookie nonce suffix (it opens below).
     assert_eq!(&initiate[9..25], after(b, "cookie nonce16 = ").as_slice());
-    let got = v.server.handle_initiate(&initiate).unwrap();
+    let got = v.server.handle_initiate(initiate).unwrap();
     let (client_kp, server_kp) = long_term_keys();
     assert_eq!(got.client_key, *client_kp.public());
     let plain = after(b, "INITIATE plaintext = ");
@@ -410,7 +354,7 @@ fn vector_b_server_reproduces_ready_and_message_and_opens_libzmq_messages() {
     let b = section("VECTOR B");
     let mut v = vector_b_after_hello();
     let (_, initiate) = frame_body(&block(&v.blocks, false, "INITIATE").bytes);
-    v.server.handle_initiate(&initiate).unwrap();
+    v.server.handle_initiate(initiate).unwrap();
 
     // The reference server's READY metadata, recovered with an independent opener.
     let key = after(b, "crypto_box_beforenm(C', s') = ");
@@ -449,7 +393,7 @@ fn vector_b_server_reproduces_ready_and_message_and_opens_libzmq_messages() {
         assert!(*c2s);
         let (flags, body) = frame_body(&bl.bytes);
         assert_eq!(flags, 0x00);
-        let mut buf = bytes::BytesMut::from(&body[..]);
+        let mut buf = bytes::BytesMut::from(body);
         let got_flags = codec.open_bytes(&mut buf).unwrap();
         assert_eq!((got_flags, &buf[..]), (plain[0], &plain[1..]));
         assert_eq!(codec.last_received_nonce(), *n);
@@ -482,15 +426,7 @@ fn frames(stream: &[u8]) -> Vec<(usize, u8, Vec<u8>)> {
     let mut out = Vec::new();
     let mut at = 64;
     while at < stream.len() {
-        let flags = stream[at];
-        let (size, hdr) = if flags & 0x02 != 0 {
-            (
-                u64::from_be_bytes(stream[at + 1..at + 9].try_into().unwrap()) as usize,
-                9,
-            )
-        } else {
-            (stream[at + 1] as usize, 2)
-        };
+        let (flags, hdr, size) = frame_header(&stream[at..]);
         out.push((at, flags, stream[at + hdr..at + hdr + size].to_vec()));
         at += hdr + size;
     }

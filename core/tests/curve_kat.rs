@@ -3,8 +3,9 @@
 //! by a scripted RNG that hands out exactly the file's random values, must produce every frame
 //! byte for byte and open the other side's. Every test name contains `kat`.
 
-use std::collections::VecDeque;
+mod common;
 
+use common::{Script, frame_body, unhex};
 use crypto_box::aead::generic_array::GenericArray;
 use crypto_secretbox::{AeadInPlace, Kdf, KeyInit, XSalsa20Poly1305};
 use lokimq_core::curve::{
@@ -12,76 +13,14 @@ use lokimq_core::curve::{
     INITIATE_MIN_LEN, READY_MIN_LEN, WELCOME_LEN,
 };
 use lokimq_core::keys::{Keypair, PublicKey};
-use lokimq_core::rng::{CryptoRng, RngCore};
 
 const KAT: &str = include_str!("../../vectors/curve-kat.txt");
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// An RNG that hands out the scripted chunks in order and fails the test if the code under test
-/// draws a different size or more than scripted.
-struct Script(VecDeque<Vec<u8>>);
-
-impl Script {
-    fn new(chunks: &[&[u8]]) -> Self {
-        Self(chunks.iter().map(|c| c.to_vec()).collect())
-    }
-    fn assert_consumed(&self) {
-        assert!(self.0.is_empty(), "scripted draws left over: {:?}", self.0);
-    }
-}
-
-impl RngCore for Script {
-    fn next_u32(&mut self) -> u32 {
-        panic!("unexpected next_u32")
-    }
-    fn next_u64(&mut self) -> u64 {
-        panic!("unexpected next_u64")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        let chunk = self
-            .0
-            .pop_front()
-            .expect("RNG drawn more often than scripted");
-        assert_eq!(chunk.len(), dest.len(), "draw of unexpected size");
-        dest.copy_from_slice(&chunk);
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for Script {}
-
-fn unhex(s: &str) -> Vec<u8> {
-    let s = s.trim();
-    assert!(s.len() % 2 == 0, "odd hex length: {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
 fn arr32(v: &[u8]) -> [u8; 32] {
     v.try_into().expect("32 bytes")
-}
-
-/// Splits a complete ZMTP frame into (flags, body), checking that the size field matches and
-/// that the long form is used exactly when the body exceeds 255 bytes (as libzmq sends).
-fn frame_body(frame: &[u8]) -> (u8, &[u8]) {
-    let flags = frame[0];
-    let (size, at) = if flags & 0x02 != 0 {
-        (
-            u64::from_be_bytes(frame[1..9].try_into().unwrap()) as usize,
-            9,
-        )
-    } else {
-        (frame[1] as usize, 2)
-    };
-    assert_eq!(frame.len() - at, size, "frame size field");
-    assert_eq!(flags & 0x02 != 0, size > 255, "long form iff > 255");
-    (flags, &frame[at..])
 }
 
 /// The value after `label =` on the line starting with `label` (before any `(` note).
@@ -162,7 +101,12 @@ fn message_lines() -> Vec<MessageLine> {
         let command: u8 = kv("command=").parse().unwrap();
         let nonce: u64 = kv("nonce=").parse().unwrap();
         let frame_line = lines[i + 1].trim();
-        let frame = unhex(frame_line.strip_prefix("frame =").expect("frame line"));
+        let frame = unhex(
+            frame_line
+                .strip_prefix("frame =")
+                .expect("frame line")
+                .trim(),
+        );
         let payload = match payload_text.split_once("...(") {
             // The file abbreviates a long payload: "0001020304050607...(300 bytes)". Recover it
             // with an independent opener keyed by the file's precomputed key, and check it
@@ -347,7 +291,7 @@ fn precomputed_key() -> Vec<u8> {
         .lines()
         .find(|l| l.starts_with("precomputed key"))
         .unwrap();
-    unhex(line.rsplit_once('=').unwrap().1)
+    unhex(line.rsplit_once('=').unwrap().1.trim())
 }
 
 #[test]

@@ -10,7 +10,11 @@
 //!   and its output must equal the recorded stream byte for byte, while the messages it decodes
 //!   must equal the capture's annotations (HELLO, REPLY, UNKNOWNCOMMAND, FORBIDDEN…).
 
+mod common;
+
 use bytes::Bytes;
+use common::capture::{ItemKind, Run, parse_runs, stream_units};
+use common::unhex;
 use core::time::Duration;
 use lokimq_core::session::{
     MechanismConfig, Session, SessionConfig, SessionError, SessionEvent, SessionState,
@@ -32,14 +36,6 @@ const OXENMQ_SN_PLAIN: &str = include_str!("../../vectors/oxenmq-sn-plain.txt");
 
 fn rng() -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(1)
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex: {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
 }
 
 fn drain_out(s: &mut Session) -> Vec<u8> {
@@ -395,204 +391,17 @@ fn null_capture_client_session_sends_like_libzmq() {
 // =============================================================================================
 // oxenmq-*.txt
 
-#[derive(Debug, Clone, PartialEq)]
-enum ItemKind {
-    Greeting(Vec<u8>),
-    Ready {
-        socket_type: Vec<u8>,
-        identity: Vec<u8>,
-    },
-    Ping {
-        ttl: u16,
-    },
-    Pong,
-    Message(Vec<Vec<u8>>),
-    Eof,
-}
-
-#[derive(Debug)]
-struct Item {
-    from: String,
-    kind: ItemKind,
-}
-
-#[derive(Debug)]
-struct Run {
-    name: String,
-    items: Vec<Item>,
-    /// (from, bytes) for each TCP read, in order.
-    chunks: Vec<(String, Vec<u8>)>,
-}
-
-/// Parses a `"text with \xNN escapes"` or `hex:...` value at the start of `s`; returns it and
-/// the rest of the string.
-fn parse_value(s: &str) -> (Vec<u8>, &str) {
-    if let Some(rest) = s.strip_prefix("hex:") {
-        let end = rest
-            .find(|c: char| !c.is_ascii_hexdigit())
-            .unwrap_or(rest.len());
-        return (unhex(&rest[..end]), &rest[end..]);
-    }
-    let rest = s
-        .strip_prefix('"')
-        .unwrap_or_else(|| panic!("value expected: {s}"));
-    let bytes = rest.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    loop {
-        match bytes[i] {
-            b'"' => return (out, &rest[i + 1..]),
-            b'\\' => match bytes[i + 1] {
-                b'x' => {
-                    out.push(u8::from_str_radix(&rest[i + 2..i + 4], 16).unwrap());
-                    i += 4;
-                }
-                c => {
-                    out.push(c);
-                    i += 2;
-                }
-            },
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-}
-
-fn parse_list(s: &str) -> Vec<Vec<u8>> {
-    let mut rest = s.strip_prefix('[').expect("[");
-    let mut parts = Vec::new();
-    loop {
-        let (v, r) = parse_value(rest);
-        parts.push(v);
-        if let Some(r) = r.strip_prefix(", ") {
-            rest = r;
-        } else {
-            assert!(r.starts_with(']'), "list end: {r}");
-            return parts;
-        }
-    }
-}
-
-fn parse_item(line: &str) -> Option<Item> {
-    let l = line.trim_start();
-    let (num, rest) = l.split_once("  ")?;
-    num.parse::<u32>().ok()?;
-    let (from, rest) = rest.split_once(" -> ")?;
-    let (_to, what) = rest.split_once("  ")?;
-    let what = what.trim();
-    let kind = if let Some(g) = what.strip_prefix("ZMTP greeting ") {
-        ItemKind::Greeting(unhex(g.split(' ').next().unwrap()))
-    } else if let Some(r) = what.strip_prefix("ZMTP READY Socket-Type=") {
-        let (socket_type, r) = parse_value(r);
-        let r = r.strip_prefix(", Identity=").expect("Identity");
-        let (identity, _) = parse_value(r);
-        ItemKind::Ready {
-            socket_type,
-            identity,
-        }
-    } else if let Some(r) = what.strip_prefix("ZMTP PING ttl=") {
-        ItemKind::Ping {
-            ttl: r.split(' ').next().unwrap().parse().unwrap(),
-        }
-    } else if what.starts_with("ZMTP PONG") {
-        ItemKind::Pong
-    } else if what.starts_with("TCP EOF") {
-        ItemKind::Eof
-    } else if what.starts_with('[') {
-        ItemKind::Message(parse_list(what))
-    } else {
-        panic!("unknown sequence item: {what}");
-    };
-    Some(Item {
-        from: from.to_string(),
-        kind,
-    })
-}
-
-fn parse_runs(text: &str) -> Vec<Run> {
-    let mut runs = Vec::new();
-    let segments: Vec<&str> = if text.contains("######## Run") {
-        text.split("######## Run").skip(1).collect()
-    } else {
-        vec![text]
-    };
-    for seg in segments {
-        let name = seg.lines().next().unwrap_or("").trim().to_string();
-        let seq_start = seg.find("Sequence (").expect("Sequence");
-        let log_start = seg.find("Chunk log:").expect("Chunk log");
-        let items: Vec<Item> = seg[seq_start..log_start]
-            .lines()
-            .skip(1)
-            .filter_map(parse_item)
-            .collect();
-        let mut chunks: Vec<(String, Vec<u8>)> = Vec::new();
-        for line in seg[log_start..].lines() {
-            if let Some(h) = line.strip_prefix("--- chunk ") {
-                let from = h.split("  ").nth(1).unwrap().split(" -> ").next().unwrap();
-                chunks.push((from.to_string(), Vec::new()));
-            } else if let Some(raw) = line.trim_start().strip_prefix("raw ") {
-                chunks.last_mut().unwrap().1.extend(unhex(raw.trim()));
-            }
-        }
-        runs.push(Run {
-            name,
-            items,
-            chunks,
-        });
-    }
-    runs
-}
-
-impl Run {
-    fn parties(&self) -> (String, String) {
-        let a = self.items[0].from.clone();
-        let b = self
-            .items
-            .iter()
-            .find(|i| i.from != a)
-            .expect("two parties")
-            .from
-            .clone();
-        (a, b)
-    }
-
-    fn stream_from(&self, party: &str) -> Vec<u8> {
-        self.chunks
-            .iter()
-            .filter(|(f, _)| f == party)
-            .flat_map(|(_, b)| b.iter().copied())
-            .collect()
-    }
-
-    fn items_from<'a>(&'a self, party: &'a str) -> impl Iterator<Item = &'a ItemKind> + 'a {
-        self.items
-            .iter()
-            .filter(move |i| i.from == party)
-            .map(|i| &i.kind)
-    }
-}
-
-/// Cuts a stream into the byte ranges of its items: greeting, then one range per command frame
-/// or complete multipart message.
-fn stream_units(stream: &[u8]) -> Vec<&[u8]> {
-    let mut units = vec![&stream[..64]];
-    let mut input = &stream[64..];
-    let mut d = FrameDecoder::new(None);
-    let mut start = 64;
-    loop {
-        let Some(f) = d.decode(&mut input).expect("frame") else {
-            break;
-        };
-        if f.command || !f.more {
-            let end = stream.len() - input.len();
-            units.push(&stream[start..end]);
-            start = end;
-        }
-    }
-    assert_eq!(start, stream.len());
-    units
+/// The two parties of a run, in the order they first appear.
+fn parties(run: &Run) -> (String, String) {
+    let a = run.items[0].from.clone();
+    let b = run
+        .items
+        .iter()
+        .find(|i| i.from != a)
+        .expect("two parties")
+        .from
+        .clone();
+    (a, b)
 }
 
 /// Replays `run` from `me`'s side with a fresh session; returns (our output, messages we
@@ -664,7 +473,7 @@ fn check_file(text: &str, expected_runs: usize) {
     let runs = parse_runs(text);
     assert_eq!(runs.len(), expected_runs);
     for run in &runs {
-        let (a, b) = run.parties();
+        let (a, b) = parties(run);
         for (me, peer) in [(&a, &b), (&b, &a)] {
             let expected_in: Vec<Vec<Vec<u8>>> = run
                 .items_from(peer)

@@ -20,6 +20,7 @@ use lokimq_core::node::{
     ConnectOptions, ConnectSnOptions, ConnectionId, ReplyTarget, RequestError, RequestOptions,
     SendError, SendOptions, Stats, Target,
 };
+use lokimq_core::time::Instant;
 
 use crate::batch::{Batch, into_erased};
 use crate::builder::Builder;
@@ -214,6 +215,40 @@ impl Handle {
         rx.recv().map_err(|_| Error::Stopped)
     }
 
+    /// Posts a fire-and-forget send; the proxy logs a failure to queue it, as OxenMQ does.
+    fn post_send(
+        &self,
+        send: impl FnOnce(&mut Proxy, Instant) -> Result<(), SendError> + Send + 'static,
+    ) -> Result<(), Error> {
+        self.post(move |p| {
+            let now = p.now();
+            if let Err(e) = send(p, now) {
+                log_send_error(&e);
+            }
+        })
+    }
+
+    /// Opens a connection on the proxy thread and registers its callbacks under the id it got.
+    fn call_connect(
+        &self,
+        on_connect: impl FnOnce(ConnectionId) + Send + 'static,
+        on_failure: impl FnOnce(ConnectionId, String) + Send + 'static,
+        connect: impl FnOnce(&mut Proxy, Instant) -> ConnectionId + Send + 'static,
+    ) -> Result<ConnectionId, Error> {
+        let callbacks = ConnectCallbacks {
+            on_connect: Some(Box::new(on_connect)),
+            on_failure: Some(Box::new(on_failure)),
+        };
+        self.call(move |p| {
+            let now = p.now();
+            let conn = connect(p, now);
+            if let ConnectionId::Outgoing { id, .. } = &conn {
+                p.cb.connects.insert(*id, callbacks);
+            }
+            conn
+        })
+    }
+
     fn check_thread(&self, thread: TaggedThreadId) -> Result<(), Error> {
         if thread.get() < self.shared.tagged_threads {
             Ok(())
@@ -271,12 +306,7 @@ impl Handle {
         let to = to.clone();
         let command = command.into();
         let data = frames(data);
-        self.post(move |p| {
-            let now = p.now();
-            if let Err(e) = p.node.send(now, &to, command, data, &opts) {
-                log_send_error(&e);
-            }
-        })
+        self.post_send(move |p, now| p.node.send(now, &to, command, data, &opts))
     }
 
     /// Sends a request (OxenMQ's `request`): `[command, tag, data…]`; `callback` runs on a
@@ -322,11 +352,9 @@ impl Handle {
                 Err(e) => {
                     // OxenMQ: a request that cannot be sent fails with TIMEOUT, on a worker.
                     log_send_error(&e);
-                    let id =
-                        p.cb.add_task(Box::new(move || callback(Err(RequestError::Timeout))));
-                    if let Err(e) = p.node.job(now, id, Target::Worker) {
+                    let report = Box::new(move || callback(Err(RequestError::Timeout)));
+                    if let Err(e) = p.queue_task(now, report, Target::Worker) {
                         log::debug!("request failure not reported: {e}");
-                        p.cb.tasks.remove(&id);
                     }
                 }
             }
@@ -334,12 +362,7 @@ impl Handle {
     }
 
     pub(crate) fn reply_to(&self, target: ReplyTarget, data: Vec<Bytes>) -> Result<(), Error> {
-        self.post(move |p| {
-            let now = p.now();
-            if let Err(e) = p.node.reply(now, &target, data) {
-                log_send_error(&e);
-            }
-        })
+        self.post_send(move |p, now| p.node.reply(now, &target, data))
     }
 
     pub(crate) fn send_back_to(
@@ -348,12 +371,7 @@ impl Handle {
         command: Bytes,
         data: Vec<Bytes>,
     ) -> Result<(), Error> {
-        self.post(move |p| {
-            let now = p.now();
-            if let Err(e) = p.node.send_back(now, &target, command, data) {
-                log_send_error(&e);
-            }
-        })
+        self.post_send(move |p, now| p.node.send_back(now, &target, command, data))
     }
 
     // ----- connections -----
@@ -371,17 +389,8 @@ impl Handle {
         opts: ConnectOptions,
     ) -> Result<ConnectionId, Error> {
         let addr = addr.to_address()?;
-        let callbacks = ConnectCallbacks {
-            on_connect: Some(Box::new(on_connect)),
-            on_failure: Some(Box::new(on_failure)),
-        };
-        self.call(move |p| {
-            let now = p.now();
-            let conn = p.node.connect_remote(now, addr, &opts);
-            if let ConnectionId::Outgoing { id, .. } = &conn {
-                p.cb.connects.insert(*id, callbacks);
-            }
-            conn
+        self.call_connect(on_connect, on_failure, move |p, now| {
+            p.node.connect_remote(now, addr, &opts)
         })
     }
 
@@ -393,17 +402,8 @@ impl Handle {
         on_failure: impl FnOnce(ConnectionId, String) + Send + 'static,
         auth: Option<AuthLevel>,
     ) -> Result<ConnectionId, Error> {
-        let callbacks = ConnectCallbacks {
-            on_connect: Some(Box::new(on_connect)),
-            on_failure: Some(Box::new(on_failure)),
-        };
-        self.call(move |p| {
-            let now = p.now();
-            let conn = p.node.connect_inproc(now, auth);
-            if let ConnectionId::Outgoing { id, .. } = &conn {
-                p.cb.connects.insert(*id, callbacks);
-            }
-            conn
+        self.call_connect(on_connect, on_failure, move |p, now| {
+            p.node.connect_inproc(now, auth)
         })
     }
 
@@ -476,10 +476,8 @@ impl Handle {
         let task: Task = Box::new(f);
         self.post(move |p| {
             let now = p.now();
-            let id = p.cb.add_task(task);
-            if let Err(e) = p.node.job(now, id, Target::from(thread)) {
+            if let Err(e) = p.queue_task(now, task, Target::from(thread)) {
                 log::warn!("job not queued: {e}");
-                p.cb.tasks.remove(&id);
             }
         })
     }

@@ -45,17 +45,13 @@ fn curve_tcp_request_and_reply() {
         (ip.as_str(), key, sn),
         ("127.0.0.1", Some(*client.pubkey()), false)
     );
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "public.whoami", NO_DATA, cb).unwrap();
     assert_eq!(
-        strings(&wait(&rx, "whoami").unwrap()),
+        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
         ["basic", &client.pubkey().to_hex(), "127.0.0.1"]
     );
-    let (cb, rx) = reply_channel();
-    client
-        .request(&conn, "public.echo", [vec![0u8; 100_000]], cb)
-        .unwrap();
-    assert_eq!(wait(&rx, "big echo").unwrap()[0].len(), 100_000);
+    let big = [vec![0u8; 100_000]];
+    let echoed = request_wait(&client, &conn, "public.echo", big, "big echo").unwrap();
+    assert_eq!(echoed[0].len(), 100_000);
 }
 
 #[test]
@@ -74,10 +70,8 @@ fn ipc_curve_request_and_reply() {
         .connect_remote(addr.to_string(), ok, fail, ConnectOptions::default())
         .unwrap();
     wait(&connected, "connect").unwrap();
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "public.whoami", NO_DATA, cb).unwrap();
     assert_eq!(
-        strings(&wait(&rx, "whoami").unwrap())[1],
+        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap())[1],
         client.pubkey().to_hex()
     );
 }

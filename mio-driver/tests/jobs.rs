@@ -8,9 +8,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use common::*;
-use lokimq::{
-    AuthLevel, Batch, ConnectOptions, Error, Listen, NO_DATA, RequestError, Stopwatch, Target,
-};
+use lokimq::{AuthLevel, Batch, Error, Listen, NO_DATA, RequestError, Stopwatch, Target};
 
 fn thread_name() -> String {
     std::thread::current().name().unwrap_or("").to_owned()
@@ -204,12 +202,14 @@ fn inproc_connection_has_admin_access() {
     let (ok, fail, connected) = connect_channel();
     let conn = node.connect_inproc(ok, fail, None).unwrap();
     assert_eq!(wait(&connected, "inproc connect").unwrap(), conn);
-    let (cb, rx) = reply_channel();
-    node.request(&conn, "admin.echo", ["self"], cb).unwrap();
-    assert_eq!(strings(&wait(&rx, "reply").unwrap()), ["self"]);
-    let (cb, rx) = reply_channel();
-    node.request(&conn, "public.whoami", NO_DATA, cb).unwrap();
-    assert_eq!(strings(&wait(&rx, "whoami").unwrap())[0], "admin");
+    assert_eq!(
+        strings(&request_wait(&node, &conn, "admin.echo", ["self"], "reply").unwrap()),
+        ["self"]
+    );
+    assert_eq!(
+        strings(&request_wait(&node, &conn, "public.whoami", NO_DATA, "whoami").unwrap())[0],
+        "admin"
+    );
 }
 
 #[test]
@@ -220,16 +220,9 @@ fn panicking_handler_does_not_kill_the_worker() {
         .unwrap()
         .add_request_command("bad", "panic", |_| panic!("handler blew up"))
         .unwrap();
-    b.listen_plain(loopback(), |_, _, _| AuthLevel::None)
-        .unwrap();
-    let server = b.start().unwrap();
-    let addr = server.bound_addresses()[0].clone();
+    let (server, addr) = start_plain(b, AuthLevel::None);
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    let conn = connect(&client, &addr);
     for i in 0..3 {
         let opts = lokimq::RequestOptions {
             timeout: Some(Duration::from_millis(300)),
@@ -241,11 +234,12 @@ fn panicking_handler_does_not_kill_the_worker() {
             .unwrap();
         // No reply is generated for a panicking handler (OxenMQ: requester times out).
         assert_eq!(wait(&rx, "timeout").unwrap_err(), RequestError::Timeout);
-        let (cb, rx) = reply_channel();
-        client
-            .request(&conn, "public.echo", [format!("{i}")], cb)
-            .unwrap();
-        assert_eq!(strings(&wait(&rx, "echo").unwrap()), [format!("{i}")]);
+        assert_eq!(
+            strings(
+                &request_wait(&client, &conn, "public.echo", [format!("{i}")], "echo").unwrap()
+            ),
+            [format!("{i}")]
+        );
     }
     let stats = server.stats().unwrap();
     assert_eq!(stats.sched.spawned, 1, "the single worker survived");
@@ -265,16 +259,9 @@ fn shutdown_waits_for_a_running_handler() {
             f.store(true, Ordering::SeqCst);
         })
         .unwrap();
-    b.listen_plain(loopback(), |_, _, _| AuthLevel::None)
-        .unwrap();
-    let server = b.start().unwrap();
-    let addr = server.bound_addresses()[0].clone();
+    let (server, addr) = start_plain(b, AuthLevel::None);
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    let conn = connect(&client, &addr);
     client.send(&conn, "slow.work", NO_DATA).unwrap();
     wait(&started, "handler start");
     let handle = server.handle();
@@ -294,11 +281,7 @@ fn shutdown_waits_for_a_running_handler() {
 fn requests_after_disconnect_fail_fast() {
     let (_server, addr) = start_server(Listen::plain(loopback()).unwrap());
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    let conn = connect(&client, &addr);
     assert!(client.is_connected(&conn).unwrap());
     client
         .disconnect(&conn, Duration::from_millis(100))
@@ -328,19 +311,11 @@ fn deferred_reply_from_another_thread() {
             });
         })
         .unwrap();
-    b.listen_plain(loopback(), |_, _, _| AuthLevel::None)
-        .unwrap();
-    let server = b.start().unwrap();
-    let addr = server.bound_addresses()[0].clone();
+    let (_server, addr) = start_plain(b, AuthLevel::None);
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
-    let (cb, rx) = reply_channel();
-    client
-        .request(&conn, "later.echo", ["deferred"], cb)
-        .unwrap();
-    assert_eq!(strings(&wait(&rx, "reply").unwrap()), ["deferred"]);
+    let conn = connect(&client, &addr);
+    assert_eq!(
+        strings(&request_wait(&client, &conn, "later.echo", ["deferred"], "reply").unwrap()),
+        ["deferred"]
+    );
 }

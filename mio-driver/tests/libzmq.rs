@@ -182,12 +182,14 @@ fn router_session(curve: bool) {
     let mut expected = vec![b'L'];
     expected.extend_from_slice(client.pubkey().as_bytes());
     assert_eq!(route, expected, "routing id is L + our pubkey");
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "any.thing", ["x", "yz"], cb).unwrap();
-    assert_eq!(
-        strings(&wait(&rx, "REPLY from libzmq").unwrap()),
-        ["x", "yz"]
+    let reply = request_wait(
+        &client,
+        &conn,
+        "any.thing",
+        ["x", "yz"],
+        "REPLY from libzmq",
     );
+    assert_eq!(strings(&reply.unwrap()), ["x", "yz"]);
 }
 
 #[test]

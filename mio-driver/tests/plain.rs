@@ -15,30 +15,22 @@ fn plain_tcp_request_and_reply() {
     let (_server, addr) = start_server(Listen::plain(loopback()).unwrap());
     assert!(addr.to_string().starts_with("tcp://127.0.0.1:"), "{addr}");
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    assert_eq!(wait(&connected, "connect").unwrap(), conn);
-    let (cb, rx) = reply_channel();
-    client
-        .request(&conn, "public.echo", ["a", "", "b"], cb)
-        .unwrap();
-    assert_eq!(strings(&wait(&rx, "reply").unwrap()), ["a", "", "b"]);
-    // A plain listener without an allow function grants `none`; the peer is 127.0.0.1.
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "public.whoami", NO_DATA, cb).unwrap();
+    let conn = connect(&client, &addr);
     assert_eq!(
-        strings(&wait(&rx, "whoami").unwrap()),
+        strings(&request_wait(&client, &conn, "public.echo", ["a", "", "b"], "reply").unwrap()),
+        ["a", "", "b"]
+    );
+    // A plain listener without an allow function grants `none`; the peer is 127.0.0.1.
+    assert_eq!(
+        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
         ["none", "", "127.0.0.1"]
     );
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "admin.echo", ["x"], cb).unwrap();
-    assert_eq!(wait(&rx, "admin").unwrap_err(), RequestError::Forbidden);
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "public.nope", ["x"], cb).unwrap();
     assert_eq!(
-        wait(&rx, "unknown").unwrap_err(),
+        request_wait(&client, &conn, "admin.echo", ["x"], "admin").unwrap_err(),
+        RequestError::Forbidden
+    );
+    assert_eq!(
+        request_wait(&client, &conn, "public.nope", ["x"], "unknown").unwrap_err(),
         RequestError::UnknownCommand
     );
 }
@@ -55,11 +47,7 @@ fn send_and_send_back() {
         })
         .unwrap();
     let client = b.start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    let conn = connect(&client, &addr);
     client.send(&conn, "public.hello", ["one", "two"]).unwrap();
     let (data, from) = wait(&rx, "send_back");
     assert_eq!(data, ["one", "two"]);
@@ -76,21 +64,19 @@ fn allow_function_sets_the_auth_level() {
         },
     ));
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    let conn = connect(&client, &addr);
     assert_eq!(
         wait(&seen, "allow call"),
         ("127.0.0.1".to_owned(), None, false)
     );
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "admin.echo", ["x"], cb).unwrap();
-    assert_eq!(strings(&wait(&rx, "admin").unwrap()), ["x"]);
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "public.whoami", NO_DATA, cb).unwrap();
-    assert_eq!(strings(&wait(&rx, "whoami").unwrap())[0], "admin");
+    assert_eq!(
+        strings(&request_wait(&client, &conn, "admin.echo", ["x"], "admin").unwrap()),
+        ["x"]
+    );
+    assert_eq!(
+        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap())[0],
+        "admin"
+    );
 }
 
 #[test]
@@ -100,25 +86,17 @@ fn allow_none_is_forbidden_for_a_basic_category() {
         .unwrap()
         .add_request_command("members", "echo", |m| m.send_reply(m.data().to_vec()))
         .unwrap();
-    b.listen_plain(loopback(), |_, _, _| AuthLevel::None)
-        .unwrap();
-    let server = b.start().unwrap();
-    let addr = server.bound_addresses()[0].clone();
+    let (_server, addr) = start_plain(b, AuthLevel::None);
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "members.echo", ["x"], cb).unwrap();
+    let conn = connect(&client, &addr);
     assert_eq!(
-        wait(&rx, "members.echo").unwrap_err(),
+        request_wait(&client, &conn, "members.echo", ["x"], "members.echo").unwrap_err(),
         RequestError::Forbidden
     );
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "public.echo", ["y"], cb).unwrap();
-    assert_eq!(strings(&wait(&rx, "public.echo").unwrap()), ["y"]);
+    assert_eq!(
+        strings(&request_wait(&client, &conn, "public.echo", ["y"], "public.echo").unwrap()),
+        ["y"]
+    );
 }
 
 #[test]
@@ -131,10 +109,7 @@ fn denied_connection_fails() {
             let _ = tx.send(());
         })
         .unwrap();
-    b.listen_plain(loopback(), |_, _, _| AuthLevel::Denied)
-        .unwrap();
-    let server = b.start().unwrap();
-    let addr = server.bound_addresses()[0].clone();
+    let (_server, addr) = start_plain(b, AuthLevel::Denied);
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
     let opts = ConnectOptions {
@@ -238,9 +213,10 @@ fn host_names_are_resolved() {
         )
         .unwrap();
     wait(&connected, "connect").unwrap();
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "public.echo", ["dns"], cb).unwrap();
-    assert_eq!(strings(&wait(&rx, "reply").unwrap()), ["dns"]);
+    assert_eq!(
+        strings(&request_wait(&client, &conn, "public.echo", ["dns"], "reply").unwrap()),
+        ["dns"]
+    );
 }
 
 #[test]
@@ -251,15 +227,9 @@ fn unix_socket_request_and_reply() {
     let (server, addr) = start_server(listen);
     assert!(path.exists());
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "public.whoami", NO_DATA, cb).unwrap();
+    let conn = connect(&client, &addr);
     assert_eq!(
-        strings(&wait(&rx, "whoami").unwrap()),
+        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
         ["none", "", "(unknown)"]
     );
     drop(client);
@@ -295,14 +265,11 @@ fn listen_after_start_calls_on_bind() {
         .unwrap();
     let addr = wait(&rx, "on_bind").unwrap();
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
-    let (cb, rx) = reply_channel();
-    client.request(&conn, "public.echo", ["late"], cb).unwrap();
-    assert_eq!(strings(&wait(&rx, "reply").unwrap()), ["late"]);
+    let conn = connect(&client, &addr);
+    assert_eq!(
+        strings(&request_wait(&client, &conn, "public.echo", ["late"], "reply").unwrap()),
+        ["late"]
+    );
 }
 
 #[test]
@@ -315,10 +282,7 @@ fn incoming_connection_id_can_be_used_later() {
             let _ = tx.send(m.conn().clone());
         })
         .unwrap();
-    b.listen_plain(loopback(), |_, _, _| AuthLevel::None)
-        .unwrap();
-    let server = b.start().unwrap();
-    let addr = server.bound_addresses()[0].clone();
+    let (server, addr) = start_plain(b, AuthLevel::None);
     let (got_tx, got) = mpsc::channel();
     let mut cb = builder();
     cb.add_category("public", AuthLevel::None)
@@ -328,11 +292,7 @@ fn incoming_connection_id_can_be_used_later() {
         })
         .unwrap();
     let client = cb.start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    let conn = connect(&client, &addr);
     client.send(&conn, "keep.me", NO_DATA).unwrap();
     let incoming = wait(&rx, "keep.me");
     server.send(&incoming, "public.later", ["hi"]).unwrap();
@@ -351,11 +311,7 @@ fn many_pipelined_requests_and_large_messages() {
     let server = b.start().unwrap();
     let addr = server.bound_addresses()[0].clone();
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    let conn = connect(&client, &addr);
     let (tx, rx) = mpsc::channel();
     const N: usize = 2000;
     for i in 0..N {
@@ -376,11 +332,14 @@ fn many_pipelined_requests_and_large_messages() {
     // Frames near the 1 MiB default limit need many partial writes on both sides.
     let big = vec![0x5au8; 1000 * 1024];
     for _ in 0..3 {
-        let (cb, rx) = reply_channel();
-        client
-            .request(&conn, "bulk.echo", [big.clone(), big.clone()], cb)
-            .unwrap();
-        let r = wait(&rx, "big reply").unwrap();
+        let r = request_wait(
+            &client,
+            &conn,
+            "bulk.echo",
+            [big.clone(), big.clone()],
+            "big reply",
+        )
+        .unwrap();
         assert_eq!(r.len(), 2);
         assert!(r.iter().all(|f| f.as_ref() == big.as_slice()));
     }
@@ -396,16 +355,9 @@ fn disconnect_flushes_queued_messages_within_linger() {
             let _ = tx.send(strings(m.data()));
         })
         .unwrap();
-    b.listen_plain(loopback(), |_, _, _| AuthLevel::None)
-        .unwrap();
-    let server = b.start().unwrap();
-    let addr = server.bound_addresses()[0].clone();
+    let (_server, addr) = start_plain(b, AuthLevel::None);
     let client = builder().start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    let conn = client
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    let conn = connect(&client, &addr);
     // Far more than the loopback socket buffers hold, so most of it is still queued in the
     // driver when the disconnect arrives.
     let big = "z".repeat(1000 * 1024);

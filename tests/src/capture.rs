@@ -56,11 +56,7 @@ pub struct Run {
 /// Decodes hex (panics on bad input: the vectors are fixed test data).
 #[must_use]
 pub fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex: {s}");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
+    lokimq_core::encoding::hex::decode(s).unwrap_or_else(|e| panic!("{e}: {s:?}"))
 }
 
 /// Parses a `"text with \xNN escapes"` or `hex:...` value at the start of `s`; returns it and

@@ -11,36 +11,12 @@ use lokimq_core::session::{AuthDecision, MechanismConfig};
 use lokimq_core::zmtp::SocketType;
 use support::*;
 
-fn dealer_mechanism(curve: bool) -> MechanismConfig {
-    if curve {
-        MechanismConfig::CurveClient {
-            keypair: client_keys(),
-            server_key: *server_keys().public(),
-        }
-    } else {
-        MechanismConfig::Null
-    }
-}
-
-fn router_mechanism(curve: bool) -> MechanismConfig {
-    if curve {
-        MechanismConfig::CurveServer {
-            keypair: server_keys(),
-        }
-    } else {
-        MechanismConfig::Null
-    }
-}
-
 /// A libzmq ROUTER on an ephemeral port, as a CURVE server with the known keys if `curve`.
 fn libzmq_router(ctx: &zmq::Context, curve: bool) -> (zmq::Socket, std::net::SocketAddr) {
     let router = zsocket(ctx, zmq::ROUTER);
     router.set_router_mandatory(true).unwrap();
     if curve {
-        router.set_curve_server(true).unwrap();
-        router
-            .set_curve_secretkey(&server_keys().secret().to_bytes())
-            .unwrap();
+        set_curve_server(&router);
     }
     let addr = zbind(&router);
     (router, addr)
@@ -54,15 +30,7 @@ fn libzmq_dealer(
 ) -> zmq::Socket {
     let dealer = zsocket(ctx, zmq::DEALER);
     if curve {
-        dealer
-            .set_curve_serverkey(server_keys().public().as_bytes())
-            .unwrap();
-        dealer
-            .set_curve_publickey(keys.public().as_bytes())
-            .unwrap();
-        dealer
-            .set_curve_secretkey(&keys.secret().to_bytes())
-            .unwrap();
+        set_curve_client(&dealer, server_keys().public(), keys);
     }
     dealer
 }

@@ -23,23 +23,9 @@ const CURVE_OVERHEAD: usize = 33;
 fn libzmq_router(ctx: &zmq::Context, curve: bool) -> zmq::Socket {
     let router = zsocket(ctx, zmq::ROUTER);
     if curve {
-        router.set_curve_server(true).unwrap();
-        router
-            .set_curve_secretkey(&server_keys().secret().to_bytes())
-            .unwrap();
+        set_curve_server(&router);
     }
     router
-}
-
-fn dealer_mechanism(curve: bool) -> MechanismConfig {
-    if curve {
-        MechanismConfig::CurveClient {
-            keypair: client_keys(),
-            server_key: *server_keys().public(),
-        }
-    } else {
-        MechanismConfig::Null
-    }
 }
 
 /// Connects our DEALER (routing id `id`) and exchanges a first message, so libzmq knows us.
@@ -62,14 +48,7 @@ fn connected_dealer(
 }
 
 fn libzmq_heartbeats_against_our_router(curve: bool) {
-    let mechanism = if curve {
-        MechanismConfig::CurveServer {
-            keypair: server_keys(),
-        }
-    } else {
-        MechanismConfig::Null
-    };
-    let mut cfg = config(SocketType::Router, mechanism);
+    let mut cfg = config(SocketType::Router, router_mechanism(curve));
     cfg.auth_required = curve;
     let mut router = Router::bind(cfg, 6);
     router.auth = Some(AuthDecision::allow(Bytes::new(), Vec::new()));
@@ -79,16 +58,7 @@ fn libzmq_heartbeats_against_our_router(curve: bool) {
     dealer.set_heartbeat_ivl(100).unwrap();
     dealer.set_heartbeat_timeout(200).unwrap();
     if curve {
-        let keys = client_keys();
-        dealer
-            .set_curve_serverkey(server_keys().public().as_bytes())
-            .unwrap();
-        dealer
-            .set_curve_publickey(keys.public().as_bytes())
-            .unwrap();
-        dealer
-            .set_curve_secretkey(&keys.secret().to_bytes())
-            .unwrap();
+        set_curve_client(&dealer, server_keys().public(), &client_keys());
     }
     let mut mon = Monitor::new(&ctx, &dealer);
     dealer.connect(&router.endpoint()).unwrap();
@@ -229,11 +199,11 @@ fn libzmq_oversize_closes_our_session(curve: bool) {
         1,
         "the oversize message is not delivered"
     );
-    let ended = wait_until(BOUND, || {
-        conn.step(STEP);
-        conn.end
-    });
-    assert_eq!(ended, Some(StreamEnd::Local), "we close the socket");
+    assert_eq!(
+        conn.wait_end(),
+        Some(StreamEnd::Local),
+        "we close the socket"
+    );
 }
 
 #[test]
@@ -266,17 +236,7 @@ fn libzmq_maxmsgsize_drops_us(curve: bool) {
     assert_eq!(got, vec![b"big".to_vec(), fits]);
 
     conn.send(vec![Bytes::from(vec![2u8; LIMIT - overhead + 1])]);
-    let ended = wait_until(BOUND, || {
-        conn.step(STEP);
-        conn.end
-    });
-    assert!(
-        matches!(
-            ended,
-            Some(StreamEnd::Eof | StreamEnd::Error(std::io::ErrorKind::ConnectionReset))
-        ),
-        "libzmq drops the connection: {ended:?}"
-    );
+    conn.wait_closed_by_libzmq();
     run_for(Duration::from_millis(200), || {
         conn.step(STEP);
         assert!(try_recv(&router).is_none(), "oversize message delivered");

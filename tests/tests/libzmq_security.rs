@@ -23,10 +23,7 @@ const QUIET: Duration = Duration::from_millis(300);
 
 fn curve_router(ctx: &zmq::Context) -> (zmq::Socket, std::net::SocketAddr) {
     let router = zsocket(ctx, zmq::ROUTER);
-    router.set_curve_server(true).unwrap();
-    router
-        .set_curve_secretkey(&server_keys().secret().to_bytes())
-        .unwrap();
+    set_curve_server(&router);
     let addr = zbind(&router);
     (router, addr)
 }
@@ -47,17 +44,7 @@ fn libzmq_curve_server_drops_our_client_with_a_wrong_server_key() {
     conn.send(parts(&[b"must not arrive"]));
 
     // libzmq cannot open our HELLO and closes silently.
-    let ended = wait_until(BOUND, || {
-        conn.step(STEP);
-        conn.end
-    });
-    assert!(
-        matches!(
-            ended,
-            Some(StreamEnd::Eof | StreamEnd::Error(std::io::ErrorKind::ConnectionReset))
-        ),
-        "libzmq closes the connection: {ended:?}"
-    );
+    conn.wait_closed_by_libzmq();
     assert!(!conn.is_ready());
     assert!(conn.messages().is_empty());
     run_for(QUIET, || {
@@ -90,15 +77,7 @@ fn libzmq_curve_client_with_a_wrong_server_key_fails_our_server() {
     let ctx = zmq::Context::new();
     let dealer = zsocket(&ctx, zmq::DEALER);
     let keys = client_keys();
-    dealer
-        .set_curve_serverkey(other_keys(99).public().as_bytes())
-        .unwrap();
-    dealer
-        .set_curve_publickey(keys.public().as_bytes())
-        .unwrap();
-    dealer
-        .set_curve_secretkey(&keys.secret().to_bytes())
-        .unwrap();
+    set_curve_client(&dealer, other_keys(99).public(), &keys);
     dealer.connect(&router.endpoint()).unwrap();
     zsend(&dealer, &[b"must not arrive"]);
 
@@ -127,14 +106,7 @@ fn libzmq_curve_client_with_a_wrong_server_key_fails_our_server() {
 }
 
 fn denied_by_our_router(curve: bool) {
-    let mechanism = if curve {
-        MechanismConfig::CurveServer {
-            keypair: server_keys(),
-        }
-    } else {
-        MechanismConfig::Null
-    };
-    let mut cfg = config(SocketType::Router, mechanism);
+    let mut cfg = config(SocketType::Router, router_mechanism(curve));
     cfg.auth_required = true;
     let mut router = Router::bind(cfg, 3);
     router.auth = Some(AuthDecision::deny(DenyStatus::Denied));
@@ -143,15 +115,7 @@ fn denied_by_our_router(curve: bool) {
     let dealer = zsocket(&ctx, zmq::DEALER);
     let keys = client_keys();
     if curve {
-        dealer
-            .set_curve_serverkey(server_keys().public().as_bytes())
-            .unwrap();
-        dealer
-            .set_curve_publickey(keys.public().as_bytes())
-            .unwrap();
-        dealer
-            .set_curve_secretkey(&keys.secret().to_bytes())
-            .unwrap();
+        set_curve_client(&dealer, server_keys().public(), &keys);
     }
     let mut mon = Monitor::new(&ctx, &dealer);
     dealer.connect(&router.endpoint()).unwrap();
@@ -202,18 +166,10 @@ fn against_libzmq_zap(curve: bool, status: &'static str) {
     let router = zsocket(&ctx, zmq::ROUTER);
     // NULL consults ZAP only with a domain; set one for both mechanisms.
     router.set_zap_domain("test").unwrap();
-    let mechanism = if curve {
-        router.set_curve_server(true).unwrap();
-        router
-            .set_curve_secretkey(&server_keys().secret().to_bytes())
-            .unwrap();
-        MechanismConfig::CurveClient {
-            keypair: client_keys(),
-            server_key: *server_keys().public(),
-        }
-    } else {
-        MechanismConfig::Null
-    };
+    if curve {
+        set_curve_server(&router);
+    }
+    let mechanism = dealer_mechanism(curve);
     let addr = zbind(&router);
     let mut cfg = config(SocketType::Dealer, mechanism);
     cfg.routing_id = Bytes::from_static(b"zap-client");

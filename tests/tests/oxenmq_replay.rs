@@ -578,20 +578,12 @@ fn replay_oxenmq_two_of_our_nodes_talk_like_two_oxenmqs() {
         ("sn.echo", strs(&["x"])),
         ("local.echo", strs(&["y"])),
     ] {
-        let r = sim
-            .request(client, &conn, cmd, data, &RequestOptions::default())
-            .unwrap();
+        let r = sim.request_default(client, &conn, cmd, data).unwrap();
         sim.run_until_idle();
         got.push(sim.node(client).outcome(r).cloned().unwrap());
     }
-    sim.send(
-        client,
-        &conn,
-        "public.hello",
-        strs(&["z"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(client, &conn, "public.hello", strs(&["z"]))
+        .unwrap();
     sim.run_until_idle();
     // The recorded replies, in the recorded order.
     let recorded: Vec<Vec<Vec<u8>>> = run.messages_from("OxenMQ-server");

@@ -88,10 +88,7 @@ fn commands_named<'a>(sim: &'a Sim, n: usize, name: &str) -> Vec<&'a lokimq_core
 
 fn plain_pair(seed: u64) -> (Sim, usize, usize, ConnectionId) {
     let mut sim = Sim::new(seed);
-    let server = sim.add_node(spec(quiet_config(2)));
-    let client = sim.add_node(spec(quiet_config(2)));
-    let (_, addr) = sim.listen_plain(server);
-    let conn = sim.connect_remote(client, addr, &ConnectOptions::default());
+    let (server, client, conn) = sim.add_plain_pair(|| spec(quiet_config(2)));
     sim.run_until_idle();
     assert_eq!(sim.node(client).connected.len(), 1);
     (sim, server, client, conn)
@@ -105,13 +102,7 @@ fn sim_request_times_out_exactly_at_its_deadline_and_late_reply_is_dropped() {
     let (mut sim, _server, client, conn) = plain_pair(1);
     let t0 = sim.now();
     let slow = sim
-        .request(
-            client,
-            &conn,
-            "t.slow",
-            strs(&["x"]),
-            &RequestOptions::default(),
-        )
+        .request_default(client, &conn, "t.slow", strs(&["x"]))
         .unwrap();
     let short = RequestOptions {
         timeout: Some(secs(1)),
@@ -158,13 +149,7 @@ fn sim_default_request_timeout_is_15_seconds() {
     let conn = sim.connect_remote(client, addr, &opts);
     let t0 = sim.now();
     let r = sim
-        .request(
-            client,
-            &conn,
-            "public.echo",
-            vec![],
-            &RequestOptions::default(),
-        )
+        .request_default(client, &conn, "public.echo", vec![])
         .unwrap();
     sim.run_until(t0 + secs(15) - US);
     assert!(sim.node(client).requests[&r].outcomes.is_empty());
@@ -212,7 +197,7 @@ fn sim_pending_connect_remote_times_out() {
     assert_eq!(sim.node(client).node.stats().links, 0);
     // A send on the dead id is refused.
     assert!(matches!(
-        sim.send(client, &conn, "x.y", vec![], &SendOptions::default()),
+        sim.send_default(client, &conn, "x.y", vec![]),
         Err(SendError::NotConnected(_))
     ));
     // 2. Nobody listens: refused, retried with back-off, and the same failure at the deadline
@@ -249,24 +234,12 @@ fn sim_idle_sn_connection_expires_exactly_at_last_activity_plus_keep_alive() {
     let (a, b) = (sns[0], sns[1]);
     let pkb = sim.pubkey(b);
     let t0 = sim.now();
-    sim.send(
-        a,
-        &ConnectionId::Sn(pkb),
-        "t.ping",
-        strs(&["1"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(a, &ConnectionId::Sn(pkb), "t.ping", strs(&["1"]))
+        .unwrap();
     sim.run_until(t0 + secs(20));
     // A send reusing the connection is activity: the deadline moves to t0 + 20 + 30.
-    sim.send(
-        a,
-        &ConnectionId::Sn(pkb),
-        "t.ping",
-        strs(&["2"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(a, &ConnectionId::Sn(pkb), "t.ping", strs(&["2"]))
+        .unwrap();
     sim.run_until(t0 + secs(50) - US);
     assert!(sim.node(a).node.has_outgoing_sn(&pkb));
     sim.run_until(t0 + secs(50));
@@ -284,24 +257,12 @@ fn sim_idle_sn_connection_expires_exactly_at_last_activity_plus_keep_alive() {
     // A command received on the outgoing connection is activity too: b answers over a's
     // connection (b has no outgoing one), which a receives one latency later.
     let t1 = sim.now();
-    sim.send(
-        a,
-        &ConnectionId::Sn(pkb),
-        "t.ping",
-        strs(&["3"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(a, &ConnectionId::Sn(pkb), "t.ping", strs(&["3"]))
+        .unwrap();
     sim.run_until(t1 + secs(10));
     let pka = sim.pubkey(a);
-    sim.send(
-        b,
-        &ConnectionId::Sn(pka),
-        "t.pong",
-        strs(&["back"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(b, &ConnectionId::Sn(pka), "t.pong", strs(&["back"]))
+        .unwrap();
     assert!(
         !sim.node(b).node.has_outgoing_sn(&pka),
         "b reused the incoming connection"
@@ -323,14 +284,8 @@ fn sim_active_sn_connection_never_expires() {
     let t0 = sim.now();
     for i in 0..12u64 {
         sim.run_until(t0 + secs(25 * i));
-        sim.send(
-            a,
-            &ConnectionId::Sn(pkb),
-            "t.ping",
-            vec![],
-            &SendOptions::default(),
-        )
-        .unwrap();
+        sim.send_default(a, &ConnectionId::Sn(pkb), "t.ping", vec![])
+            .unwrap();
         assert!(sim.node(a).node.has_outgoing_sn(&pkb), "at {i}");
     }
     sim.run_until_idle();
@@ -401,14 +356,8 @@ fn sim_reconnect_back_off_doubles_from_250ms_to_5s() {
     sim.run_until(tr);
     // Messages sent while the connection is down are queued (in order)...
     for i in 0..5 {
-        sim.send(
-            client,
-            &conn,
-            "t.ping",
-            strs(&[&i.to_string()]),
-            &SendOptions::default(),
-        )
-        .unwrap();
+        sim.send_default(client, &conn, "t.ping", strs(&[&i.to_string()]))
+            .unwrap();
     }
     let long = RequestOptions {
         timeout: Some(secs(30)),
@@ -418,13 +367,7 @@ fn sim_reconnect_back_off_doubles_from_250ms_to_5s() {
         .request(client, &conn, "public.echo", strs(&["q"]), &long)
         .unwrap();
     let lost = sim
-        .request(
-            client,
-            &conn,
-            "public.echo",
-            strs(&["q"]),
-            &RequestOptions::default(),
-        )
+        .request_default(client, &conn, "public.echo", strs(&["q"]))
         .unwrap();
     sim.run_until(tr + secs(14));
     let dials: Vec<Instant> = sim
@@ -446,14 +389,8 @@ fn sim_reconnect_back_off_doubles_from_250ms_to_5s() {
     sim.set_refusing(server, false);
     let heal = sim.now();
     sim.run_until(heal + secs(6));
-    sim.send(
-        client,
-        &conn,
-        "t.ping",
-        strs(&["after"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(client, &conn, "t.ping", strs(&["after"]))
+        .unwrap();
     sim.run_until_idle();
     let pings: Vec<Vec<Bytes>> = commands_named(&sim, server, "t.ping")
         .into_iter()
@@ -492,16 +429,9 @@ fn sim_router_handover_keeps_the_route_of_a_reconnecting_peer() {
     // client reconnects with the same routing id (L + its pubkey): the server's ROUTER hands the
     // route over, so a stored ConnectionId and a pending reply still reach the client.
     let (mut sim, server, client, conn) = plain_pair(8);
-    sim.send(client, &conn, "t.ping", vec![], &SendOptions::default())
-        .unwrap();
+    sim.send_default(client, &conn, "t.ping", vec![]).unwrap();
     let r = sim
-        .request(
-            client,
-            &conn,
-            "t.slow",
-            strs(&["slow"]),
-            &RequestOptions::default(),
-        )
+        .request_default(client, &conn, "t.slow", strs(&["slow"]))
         .unwrap();
     sim.run_for(Duration::from_millis(100));
     let stored = commands_named(&sim, server, "t.ping")[0].conn.clone();
@@ -514,14 +444,8 @@ fn sim_router_handover_keeps_the_route_of_a_reconnecting_peer() {
     assert_eq!(sim.node(server).closes.len(), 1);
     assert_eq!(sim.node(server).closes[0].2, Duration::ZERO);
     assert_eq!(sim.node(server).node.stats().connections, 1);
-    sim.send(
-        server,
-        &stored,
-        "t.pong",
-        strs(&["after"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(server, &stored, "t.pong", strs(&["after"]))
+        .unwrap();
     sim.run_for(secs(3));
     assert_eq!(
         commands_named(&sim, client, "t.pong")[0].data,
@@ -537,26 +461,14 @@ fn sim_sn_reconnection_still_gets_replies_and_sends() {
     let (a, b) = (sns[0], sns[1]);
     let (pka, pkb) = (sim.pubkey(a), sim.pubkey(b));
     let r = sim
-        .request(
-            a,
-            &ConnectionId::Sn(pkb),
-            "t.slow",
-            strs(&["s"]),
-            &RequestOptions::default(),
-        )
+        .request_default(a, &ConnectionId::Sn(pkb), "t.slow", strs(&["s"]))
         .unwrap();
     sim.run_for(Duration::from_millis(100));
     let (a_end, _) = sim.connections_of(a)[0];
     assert!(sim.reset_one_side(a_end));
     sim.run_for(Duration::from_millis(500));
-    sim.send(
-        b,
-        &ConnectionId::Sn(pka),
-        "t.pong",
-        strs(&["hi"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(b, &ConnectionId::Sn(pka), "t.pong", strs(&["hi"]))
+        .unwrap();
     sim.run_for(secs(3));
     assert_eq!(sim.node(a).outcome(r), Some(&Ok(strs(&["s"]))));
     let pongs = commands_named(&sim, a, "t.pong");
@@ -579,13 +491,7 @@ fn sim_active_sn_set_is_checked_per_message() {
     let just_a: BTreeSet<PublicKey> = [pka].into_iter().collect();
     let ask = |sim: &mut Sim| {
         let r = sim
-            .request(
-                a,
-                &to_b,
-                "sn.echo",
-                strs(&["x"]),
-                &RequestOptions::default(),
-            )
+            .request_default(a, &to_b, "sn.echo", strs(&["x"]))
             .unwrap();
         sim.run_until_idle();
         sim.node(a).outcome(r).cloned().unwrap()
@@ -631,8 +537,7 @@ fn sim_two_plain_clients_get_distinct_connection_ids() {
     let taps = [sim.raw_dealer(&addr), sim.raw_dealer(&addr)];
     sim.run_until_idle();
     for (c, conn) in &clients {
-        sim.send(*c, conn, "t.ping", vec![], &SendOptions::default())
-            .unwrap();
+        sim.send_default(*c, conn, "t.ping", vec![]).unwrap();
     }
     for t in taps {
         sim.raw_send(t, strs(&["t.ping"]));
@@ -690,8 +595,7 @@ fn sim_curve_identity_and_auth_requests() {
     assert_eq!(connected(&x1).pubkey(), Some(&spk));
     assert_eq!(connected(&x3).pubkey(), None);
     for (c, x) in [(c1, &x1), (c2, &x2), (c1, &x3)] {
-        sim.request(c, x, "public.whoami", vec![], &RequestOptions::default())
-            .unwrap();
+        sim.request_default(c, x, "public.whoami", vec![]).unwrap();
     }
     sim.run_until_idle();
     let who: Vec<&lokimq_core::node::Message> = commands_named(&sim, server, "public.whoami");
@@ -739,13 +643,7 @@ fn sim_auth_levels_from_the_allow_function_apply() {
     });
     let conn = sim.connect_remote(client, addr, &ConnectOptions::default());
     let r = sim
-        .request(
-            client,
-            &conn,
-            "admin.echo",
-            strs(&["ok"]),
-            &RequestOptions::default(),
-        )
+        .request_default(client, &conn, "admin.echo", strs(&["ok"]))
         .unwrap();
     sim.run_until_idle();
     assert_eq!(sim.node(client).outcome(r), Some(&Ok(strs(&["ok"]))));
@@ -764,16 +662,9 @@ fn sim_denied_connections_fail_and_nothing_gets_through() {
         sim.allow_all(server, l, AuthLevel::Denied);
         let client = sim.add_node(spec(quiet_config(1)));
         let conn = sim.connect_remote(client, addr, &ConnectOptions::default());
-        sim.send(client, &conn, "t.ping", vec![], &SendOptions::default())
-            .unwrap();
+        sim.send_default(client, &conn, "t.ping", vec![]).unwrap();
         let r = sim
-            .request(
-                client,
-                &conn,
-                "public.echo",
-                vec![],
-                &RequestOptions::default(),
-            )
+            .request_default(client, &conn, "public.echo", vec![])
             .unwrap();
         sim.run_for(secs(20));
         let c = sim.node(client);
@@ -796,22 +687,10 @@ fn sim_inproc_connection_has_admin_access() {
     let n = sim.add_node(spec(quiet_config(1)));
     let conn = sim.connect_inproc(n, None);
     let who = sim
-        .request(
-            n,
-            &conn,
-            "public.whoami",
-            vec![],
-            &RequestOptions::default(),
-        )
+        .request_default(n, &conn, "public.whoami", vec![])
         .unwrap();
     let admin = sim
-        .request(
-            n,
-            &conn,
-            "admin.echo",
-            strs(&["a"]),
-            &RequestOptions::default(),
-        )
+        .request_default(n, &conn, "admin.echo", strs(&["a"]))
         .unwrap();
     sim.run_until_idle();
     assert_eq!(sim.node(n).connected.len(), 1);
@@ -830,8 +709,7 @@ fn sim_inproc_connection_has_admin_access() {
 #[test]
 fn sim_disconnect_closes_outgoing_connections_only() {
     let (mut sim, server, client, conn) = plain_pair(16);
-    sim.send(client, &conn, "t.ping", vec![], &SendOptions::default())
-        .unwrap();
+    sim.send_default(client, &conn, "t.ping", vec![]).unwrap();
     sim.run_until_idle();
     let incoming = commands_named(&sim, server, "t.ping")[0].conn.clone();
     let err = sim
@@ -853,7 +731,7 @@ fn sim_disconnect_closes_outgoing_connections_only() {
         "the server saw EOF"
     );
     assert!(matches!(
-        sim.send(client, &conn, "t.ping", vec![], &SendOptions::default()),
+        sim.send_default(client, &conn, "t.ping", vec![]),
         Err(SendError::NotConnected(_))
     ));
     assert!(sim.disconnect(client, &conn, Duration::ZERO).is_err());
@@ -867,14 +745,8 @@ fn sim_disconnect_closes_outgoing_connections_only() {
     sim.disconnect(sns[0], &ConnectionId::Sn(pkb), Duration::ZERO)
         .unwrap();
     assert!(!sim.node(sns[0]).node.has_outgoing_sn(&pkb));
-    sim.send(
-        sns[0],
-        &ConnectionId::Sn(pkb),
-        "t.ping",
-        vec![],
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(sns[0], &ConnectionId::Sn(pkb), "t.ping", vec![])
+        .unwrap();
     sim.run_until_idle();
     assert_eq!(sim.node(sns[0]).dials.len(), 2);
     assert_eq!(commands_named(&sim, sns[1], "t.ping").len(), 1);
@@ -925,14 +797,8 @@ fn sim_replies_go_back_on_the_originating_connection() {
 fn sim_close_flushes_what_was_sent_before_eof() {
     let (mut sim, server, client, conn) = plain_pair(19);
     for i in 0..3 {
-        sim.send(
-            client,
-            &conn,
-            "t.ping",
-            strs(&[&i.to_string()]),
-            &SendOptions::default(),
-        )
-        .unwrap();
+        sim.send_default(client, &conn, "t.ping", strs(&[&i.to_string()]))
+            .unwrap();
     }
     sim.disconnect(client, &conn, secs(1)).unwrap();
     sim.run_until_idle();
@@ -948,12 +814,11 @@ fn sim_failed_sn_lookup_fails_requests_at_once() {
     let unknown = Keypair::from_secret_bytes([77; 32]);
     let t0 = sim.now();
     let r = sim
-        .request(
+        .request_default(
             lonely,
             &ConnectionId::Sn(*unknown.public()),
             "t.slow",
             vec![],
-            &RequestOptions::default(),
         )
         .unwrap();
     sim.run_until_idle();
@@ -973,13 +838,7 @@ fn sim_failed_sn_lookup_fails_requests_at_once() {
     };
     sim.connect_sn(lonely, pk, &opts);
     let r = sim
-        .request(
-            lonely,
-            &ConnectionId::Sn(pk),
-            "t.slow",
-            strs(&["h"]),
-            &RequestOptions::default(),
-        )
+        .request_default(lonely, &ConnectionId::Sn(pk), "t.slow", strs(&["h"]))
         .unwrap();
     sim.run_until_idle();
     assert_eq!(sim.node(lonely).lookups.len(), 1, "no second lookup");
@@ -1009,14 +868,8 @@ fn sim_optional_and_incoming_sends_never_open_connections() {
     assert!(sim.node(a).dials.is_empty());
     // Once b has connected to a, an incoming-only send from a goes over it.
     let pka = sim.pubkey(a);
-    sim.send(
-        b,
-        &ConnectionId::Sn(pka),
-        "t.ping",
-        vec![],
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(b, &ConnectionId::Sn(pka), "t.ping", vec![])
+        .unwrap();
     sim.run_until_idle();
     sim.send(a, &ConnectionId::Sn(pkb), "t.pong", vec![], &incoming)
         .unwrap();
@@ -1069,10 +922,7 @@ fn sim_heartbeats_detect_a_half_open_connection() {
     config.heartbeat_interval = secs(1);
     config.heartbeat_timeout = secs(3);
     let mut sim = Sim::new(24);
-    let server = sim.add_node(spec(config.clone()));
-    let client = sim.add_node(spec(config));
-    let (_, addr) = sim.listen_plain(server);
-    let conn = sim.connect_remote(client, addr, &ConnectOptions::default());
+    let (_server, client, conn) = sim.add_plain_pair(|| spec(config.clone()));
     sim.run_for(secs(5));
     assert_eq!(sim.node(client).connected.len(), 1);
     // The server's side vanishes without the client noticing...
@@ -1089,13 +939,7 @@ fn sim_heartbeats_detect_a_half_open_connection() {
         closed - t0
     );
     let r = sim
-        .request(
-            client,
-            &conn,
-            "public.echo",
-            strs(&["again"]),
-            &RequestOptions::default(),
-        )
+        .request_default(client, &conn, "public.echo", strs(&["again"]))
         .unwrap();
     sim.run_for(secs(1));
     assert_eq!(sim.node(client).outcome(r), Some(&Ok(strs(&["again"]))));
@@ -1109,23 +953,11 @@ fn sim_messages_queued_while_down_are_bounded_by_the_high_water_mark() {
     let t = sim.now();
     sim.run_until(t);
     for i in 0..1000 {
-        sim.send(
-            client,
-            &conn,
-            "t.ping",
-            strs(&[&i.to_string()]),
-            &SendOptions::default(),
-        )
-        .unwrap();
+        sim.send_default(client, &conn, "t.ping", strs(&[&i.to_string()]))
+            .unwrap();
     }
     assert!(matches!(
-        sim.send(
-            client,
-            &conn,
-            "t.ping",
-            strs(&["overflow"]),
-            &SendOptions::default()
-        ),
+        sim.send_default(client, &conn, "t.ping", strs(&["overflow"])),
         Err(SendError::WouldBlock(_))
     ));
     sim.set_refusing(server, false);

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use lokimq_core::auth::{Access, AuthLevel};
-use lokimq_core::node::{ConnectOptions, RequestError, RequestOptions};
+use lokimq_core::node::{ConnectOptions, RequestError};
 use lokimq_core::time::Duration;
 use lokimq_tests::fixtures::{conformance_builder, conformance_node, echo, quiet_config, strs};
 use lokimq_tests::sim::{Chunking, NetConfig, NodeSpec, Sim};
@@ -259,29 +259,14 @@ fn sim_builtin_messages_that_are_ignored_get_no_answer() {
 fn sim_builtin_unknowncommand_fails_a_request_at_once() {
     // Our improvement over OxenMQ: the requester learns at once instead of after TIMEOUT.
     let mut sim = Sim::new(8);
-    let server = sim.add_node(conformance_node(quiet_config(1)));
-    let client = sim.add_node(conformance_node(quiet_config(1)));
-    let (_, addr) = sim.listen_plain(server);
-    let conn = sim.connect_remote(client, addr, &ConnectOptions::default());
+    let (server, client, conn) = sim.add_plain_pair(|| conformance_node(quiet_config(1)));
     sim.run_until_idle();
     let t0 = sim.now();
     let unknown = sim
-        .request(
-            client,
-            &conn,
-            "nope.nope",
-            strs(&["x"]),
-            &RequestOptions::default(),
-        )
+        .request_default(client, &conn, "nope.nope", strs(&["x"]))
         .unwrap();
     let known = sim
-        .request(
-            client,
-            &conn,
-            "public.echo",
-            strs(&["y"]),
-            &RequestOptions::default(),
-        )
+        .request_default(client, &conn, "public.echo", strs(&["y"]))
         .unwrap();
     sim.run_until_idle();
     let c = sim.node(client);

@@ -21,23 +21,13 @@ fn sim_core_accept_after_stop_is_refused() {
 
 #[test]
 fn sim_core_disconnect_lingers_for_messages_queued_before_the_handshake() {
-    use lokimq_core::node::{ConnectOptions, SendOptions};
     use lokimq_core::time::Duration;
     use lokimq_tests::fixtures::strs;
 
     let mut sim = Sim::new(2);
-    let server = sim.add_node(conformance_node(quiet_config(1)));
-    let client = sim.add_node(conformance_node(quiet_config(1)));
-    let (_, addr) = sim.listen_plain(server);
-    let conn = sim.connect_remote(client, addr, &ConnectOptions::default());
-    sim.send(
-        client,
-        &conn,
-        "public.hello",
-        strs(&["bye"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    let (server, client, conn) = sim.add_plain_pair(|| conformance_node(quiet_config(1)));
+    sim.send_default(client, &conn, "public.hello", strs(&["bye"]))
+        .unwrap();
     sim.disconnect(client, &conn, Duration::from_secs(1))
         .unwrap();
     sim.run_for(Duration::from_secs(2));
@@ -46,7 +36,7 @@ fn sim_core_disconnect_lingers_for_messages_queued_before_the_handshake() {
 
 #[test]
 fn sim_core_two_links_from_one_node_to_one_listener_do_not_flap() {
-    use lokimq_core::node::{ConnectOptions, ConnectionId, SendOptions};
+    use lokimq_core::node::{ConnectOptions, ConnectionId};
     use lokimq_core::time::Duration;
     use std::collections::BTreeSet;
 
@@ -62,14 +52,8 @@ fn sim_core_two_links_from_one_node_to_one_listener_do_not_flap() {
     sim.set_address(a, pkb, addr.clone().with_pubkey(None));
     sim.set_active_sns(a, BTreeSet::from([pkb]));
     sim.connect_remote(a, addr, &ConnectOptions::default());
-    sim.send(
-        a,
-        &ConnectionId::Sn(pkb),
-        "public.hello",
-        vec![],
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(a, &ConnectionId::Sn(pkb), "public.hello", vec![])
+        .unwrap();
     sim.run_for(Duration::from_secs(5));
     assert_eq!(
         sim.node(a).dials.len(),

@@ -9,8 +9,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use lokimq_core::auth::Access;
 use lokimq_core::node::{
-    Completion, ConnectOptions, ConnectionId, InDriver, RequestError, RequestOptions, SendOptions,
-    Target,
+    Completion, ConnectOptions, ConnectionId, InDriver, RequestError, RequestOptions, Target,
 };
 use lokimq_core::registry::{Registry, RegistryBuilder};
 use lokimq_core::time::{Duration, Instant};
@@ -42,6 +41,33 @@ fn chain_registry() -> Registry {
         r.add_request_command(c, "req").unwrap();
     }
     r.build()
+}
+
+/// A [`chain_registry`] node whose `a.req` asks `b.req` over the connection in `peer` (filled
+/// in once it exists) and replies `["via-b", …that reply]`, and whose `b.req` echoes; each
+/// handler takes `job`.
+fn chain_spec(job: Duration, peer: Rc<RefCell<Option<ConnectionId>>>) -> NodeSpec {
+    NodeSpec::new(quiet_config(1), chain_registry())
+        .handler("a.req", move |ctx, m| {
+            ctx.take(job);
+            let target = m.reply_to.clone();
+            let to = peer.borrow().clone().expect("peer connection");
+            ctx.request(
+                to,
+                "b.req",
+                m.data.clone(),
+                RequestOptions::default(),
+                move |ctx, r| {
+                    let mut parts = vec![Bytes::from_static(b"via-b")];
+                    parts.extend(r.clone().unwrap_or_default());
+                    ctx.reply_to(target, parts);
+                },
+            );
+        })
+        .handler("b.req", move |ctx, m| {
+            ctx.take(job);
+            ctx.reply(m, m.data.clone());
+        })
 }
 
 fn is_command(k: &JobKind) -> bool {
@@ -196,29 +222,7 @@ fn sim_sched_single_worker_request_chain_over_inproc_never_deadlocks() {
     for job_ms in [0u64, 50] {
         let mut sim = Sim::new(3);
         let inner = Rc::new(RefCell::new(None::<ConnectionId>));
-        let inner2 = inner.clone();
-        let job = Duration::from_millis(job_ms);
-        let spec = NodeSpec::new(quiet_config(1), chain_registry())
-            .handler("a.req", move |ctx, m| {
-                ctx.take(job);
-                let target = m.reply_to.clone();
-                let to = inner2.borrow().clone().expect("inner connection");
-                ctx.request(
-                    to,
-                    "b.req",
-                    m.data.clone(),
-                    RequestOptions::default(),
-                    move |ctx, r| {
-                        let mut parts = vec![Bytes::from_static(b"via-b")];
-                        parts.extend(r.clone().unwrap_or_default());
-                        ctx.reply_to(target, parts);
-                    },
-                );
-            })
-            .handler("b.req", move |ctx, m| {
-                ctx.take(job);
-                ctx.reply(m, m.data.clone());
-            });
+        let spec = chain_spec(Duration::from_millis(job_ms), inner.clone());
         let server = sim.add_node(spec);
         let conn = sim.connect_inproc(server, None);
         *inner.borrow_mut() = Some(conn);
@@ -228,14 +232,8 @@ fn sim_sched_single_worker_request_chain_over_inproc_never_deadlocks() {
         // Ten chains at once, one general worker (plus one batch and one reply thread).
         let reqs: Vec<_> = (0..10)
             .map(|i| {
-                sim.request(
-                    client,
-                    &c,
-                    "a.req",
-                    strs(&[&i.to_string()]),
-                    &RequestOptions::default(),
-                )
-                .unwrap()
+                sim.request_default(client, &c, "a.req", strs(&[&i.to_string()]))
+                    .unwrap()
             })
             .collect();
         sim.run_until_idle();
@@ -279,29 +277,7 @@ fn sim_sched_single_worker_request_chain_across_nodes() {
         (0..2).map(|_| Rc::new(RefCell::new(None))).collect();
     let mut nodes = Vec::new();
     for cell in &cells {
-        let cell = cell.clone();
-        let spec = NodeSpec::new(quiet_config(1), chain_registry())
-            .handler("a.req", move |ctx, m| {
-                ctx.take(Duration::from_millis(20));
-                let target = m.reply_to.clone();
-                let to = cell.borrow().clone().expect("peer connection");
-                ctx.request(
-                    to,
-                    "b.req",
-                    m.data.clone(),
-                    RequestOptions::default(),
-                    move |ctx, r| {
-                        let mut parts = vec![Bytes::from_static(b"via-b")];
-                        parts.extend(r.clone().unwrap_or_default());
-                        ctx.reply_to(target, parts);
-                    },
-                );
-            })
-            .handler("b.req", |ctx, m| {
-                ctx.take(Duration::from_millis(20));
-                ctx.reply(m, m.data.clone());
-            });
-        nodes.push(sim.add_node(spec));
+        nodes.push(sim.add_node(chain_spec(Duration::from_millis(20), cell.clone())));
     }
     let (_, a0) = sim.listen_plain(nodes[0]);
     let (_, a1) = sim.listen_plain(nodes[1]);
@@ -314,25 +290,13 @@ fn sim_sched_single_worker_request_chain_across_nodes() {
     for i in 0..6 {
         reqs.push((
             0,
-            sim.request(
-                nodes[1],
-                &to0,
-                "a.req",
-                strs(&[&format!("x{i}")]),
-                &RequestOptions::default(),
-            )
-            .unwrap(),
+            sim.request_default(nodes[1], &to0, "a.req", strs(&[&format!("x{i}")]))
+                .unwrap(),
         ));
         reqs.push((
             1,
-            sim.request(
-                nodes[0],
-                &to1,
-                "a.req",
-                strs(&[&format!("y{i}")]),
-                &RequestOptions::default(),
-            )
-            .unwrap(),
+            sim.request_default(nodes[0], &to1, "a.req", strs(&[&format!("y{i}")]))
+                .unwrap(),
         ));
     }
     sim.run_until_idle();
@@ -362,36 +326,22 @@ fn sim_sched_shutdown_with_running_jobs() {
     sim.run_until_idle();
     // Two long jobs run, three more wait in the queue.
     for i in 0..5 {
-        sim.send(
-            client,
-            &c,
-            "b.job",
-            strs(&[&i.to_string()]),
-            &SendOptions::default(),
-        )
-        .unwrap();
+        sim.send_default(client, &c, "b.job", strs(&[&i.to_string()]))
+            .unwrap();
     }
     sim.run_for(secs(1));
     // A request from the shutting-down node (the client never answers): its callback must
     // never run.
     let back = sim.node(server).commands[0].2.conn.clone();
-    let pending = sim
-        .request(server, &back, "b.req", vec![], &RequestOptions::default())
-        .unwrap();
+    let pending = sim.request_default(server, &back, "b.req", vec![]).unwrap();
     sim.run_for(Duration::from_millis(10));
     let t_shut = sim.now();
     assert_eq!(sim.node(server).node.stats().sched.active, 2);
     let spawned = sim.node(server).node.stats().sched.spawned;
     sim.shutdown(server);
     // Commands arriving now are not dispatched.
-    sim.send(
-        client,
-        &c,
-        "b.job",
-        strs(&["late"]),
-        &SendOptions::default(),
-    )
-    .unwrap();
+    sim.send_default(client, &c, "b.job", strs(&["late"]))
+        .unwrap();
     sim.run_for(secs(30));
     let node = sim.node(server);
     let finished: Vec<Instant> = node.jobs.iter().map(|j| j.finished.unwrap()).collect();
@@ -590,10 +540,7 @@ fn sim_sched_full_queue_drops_commands_and_the_requester_times_out() {
     let c = sim.connect_remote(client, addr, &ConnectOptions::default());
     sim.run_until_idle();
     let reqs: Vec<_> = (0..5)
-        .map(|_| {
-            sim.request(client, &c, "q.req", vec![], &RequestOptions::default())
-                .unwrap()
-        })
+        .map(|_| sim.request_default(client, &c, "q.req", vec![]).unwrap())
         .collect();
     sim.run_for(secs(20));
     // One runs, two queue, two are dropped (silently: the requester times out).

@@ -1,6 +1,6 @@
 //! Smoke tests of the simulator itself: the basic request paths work end to end through it.
 
-use lokimq_core::node::{ConnectOptions, RequestOptions};
+use lokimq_core::node::ConnectOptions;
 use lokimq_tests::fixtures::{conformance_node, quiet_config, strs};
 use lokimq_tests::sim::{Chunking, NetConfig, Sim};
 
@@ -25,22 +25,10 @@ fn sim_plain_and_curve_requests_get_replies() {
         let a = sim.connect_remote(client, plain, &ConnectOptions::default());
         let b = sim.connect_remote(client, curve, &ConnectOptions::default());
         let ra = sim
-            .request(
-                client,
-                &a,
-                "public.echo",
-                strs(&["a", ""]),
-                &RequestOptions::default(),
-            )
+            .request_default(client, &a, "public.echo", strs(&["a", ""]))
             .unwrap();
         let rb = sim
-            .request(
-                client,
-                &b,
-                "public.echo",
-                strs(&["b"]),
-                &RequestOptions::default(),
-            )
+            .request_default(client, &b, "public.echo", strs(&["b"]))
             .unwrap();
         sim.run_until_idle();
         let c = sim.node(client);

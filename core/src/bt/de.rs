@@ -108,21 +108,29 @@ impl<'de> Deserializer<'de> {
         Ok(v)
     }
 
-    /// Consumes the opening byte of a list or dict.
-    fn open(&mut self, kind: BtKind) -> Result<(), BtError> {
+    /// Reads a list or dict: its opening byte, whatever `read` takes of its content, then the
+    /// closing `e`, which must come next (anything `read` left is [`BtError::ExtraElements`]).
+    fn container<T>(
+        &mut self,
+        kind: BtKind,
+        read: impl FnOnce(&mut Self) -> Result<T, BtError>,
+    ) -> Result<T, BtError> {
         self.expect(kind)?;
         self.pos += 1;
-        Ok(())
-    }
-
-    /// Consumes the closing `e` of a container whose reader has finished with it.
-    fn close(&mut self) -> Result<(), BtError> {
+        let value = read(self)?;
         if self.peek() == Some(b'e') {
             self.pos += 1;
-            Ok(())
+            Ok(value)
         } else {
             Err(BtError::ExtraElements { offset: self.pos })
         }
+    }
+
+    /// Reads a dict key (always a byte string) for serde to interpret.
+    fn key(&mut self) -> Result<KeyDeserializer<'de>, BtError> {
+        let offset = self.pos;
+        let key = self.bytes()?;
+        Ok(KeyDeserializer { key, offset })
     }
 
     fn skip(&mut self) -> Result<(), BtError> {
@@ -151,13 +159,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BtError> {
         match self.kind()? {
-            BtKind::Bytes => {
-                let bytes = self.bytes()?;
-                match core::str::from_utf8(bytes) {
-                    Ok(s) => visitor.visit_borrowed_str(s),
-                    Err(_) => visitor.visit_borrowed_bytes(bytes),
-                }
-            }
+            BtKind::Bytes => visit_text_or_bytes(self.bytes()?, visitor),
             BtKind::Integer => {
                 let v = self.int(i128::from(i64::MIN), i128::from(u64::MAX))?;
                 match u64::try_from(v) {
@@ -245,8 +247,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BtError> {
-        self.open(BtKind::List)?;
-        self.close()?;
+        self.container(BtKind::List, |_| Ok(()))?;
         visitor.visit_unit()
     }
 
@@ -267,10 +268,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BtError> {
-        self.open(BtKind::List)?;
-        let value = visitor.visit_seq(ListAccess { de: &mut *self })?;
-        self.close()?;
-        Ok(value)
+        self.container(BtKind::List, |de| visitor.visit_seq(ListAccess { de }))
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value, BtError> {
@@ -287,10 +285,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BtError> {
-        self.open(BtKind::Dict)?;
-        let value = visitor.visit_map(DictAccess { de: &mut *self })?;
-        self.close()?;
-        Ok(value)
+        self.container(BtKind::Dict, |de| visitor.visit_map(DictAccess { de }))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -310,15 +305,12 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     ) -> Result<V::Value, BtError> {
         match self.kind()? {
             BtKind::Bytes => visitor.visit_enum(self.str()?.into_deserializer()),
-            BtKind::Dict => {
-                self.open(BtKind::Dict)?;
-                if self.peek() == Some(b'e') {
-                    return Err(BtError::Exhausted { offset: self.pos });
+            BtKind::Dict => self.container(BtKind::Dict, |de| {
+                if de.peek() == Some(b'e') {
+                    return Err(BtError::Exhausted { offset: de.pos });
                 }
-                let value = visitor.visit_enum(VariantAccess { de: &mut *self })?;
-                self.close()?;
-                Ok(value)
-            }
+                visitor.visit_enum(VariantAccess { de })
+            }),
             found => Err(BtError::WrongType {
                 offset: self.pos,
                 expected: BtKind::Dict,
@@ -328,11 +320,7 @@ impl<'de> de::Deserializer<'de> for &mut Deserializer<'de> {
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BtError> {
-        let bytes = self.bytes()?;
-        match core::str::from_utf8(bytes) {
-            Ok(s) => visitor.visit_borrowed_str(s),
-            Err(_) => visitor.visit_borrowed_bytes(bytes),
-        }
+        visit_text_or_bytes(self.bytes()?, visitor)
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BtError> {
@@ -375,9 +363,7 @@ impl<'de> de::MapAccess<'de> for DictAccess<'_, 'de> {
         if self.de.peek() == Some(b'e') {
             return Ok(None);
         }
-        let offset = self.de.pos;
-        let key = self.de.bytes()?;
-        seed.deserialize(KeyDeserializer { key, offset }).map(Some)
+        seed.deserialize(self.de.key()?).map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, BtError> {
@@ -395,9 +381,7 @@ impl<'de> de::EnumAccess<'de> for VariantAccess<'_, 'de> {
     type Variant = Self;
 
     fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), BtError> {
-        let offset = self.de.pos;
-        let key = self.de.bytes()?;
-        let variant = seed.deserialize(KeyDeserializer { key, offset })?;
+        let variant = seed.deserialize(self.de.key()?)?;
         Ok((variant, self))
     }
 }
@@ -434,6 +418,25 @@ struct KeyDeserializer<'de> {
     offset: usize,
 }
 
+impl<'de> KeyDeserializer<'de> {
+    fn str(&self) -> Result<&'de str, BtError> {
+        core::str::from_utf8(self.key).map_err(|_| BtError::NotUtf8 {
+            offset: self.offset,
+        })
+    }
+}
+
+/// Hands a byte string to `visitor` as `str` when it is UTF-8 and as bytes otherwise.
+fn visit_text_or_bytes<'de, V: Visitor<'de>>(
+    bytes: &'de [u8],
+    visitor: V,
+) -> Result<V::Value, BtError> {
+    match core::str::from_utf8(bytes) {
+        Ok(s) => visitor.visit_borrowed_str(s),
+        Err(_) => visitor.visit_borrowed_bytes(bytes),
+    }
+}
+
 impl<'de> de::Deserializer<'de> for KeyDeserializer<'de> {
     type Error = BtError;
 
@@ -442,19 +445,11 @@ impl<'de> de::Deserializer<'de> for KeyDeserializer<'de> {
     }
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BtError> {
-        match core::str::from_utf8(self.key) {
-            Ok(s) => visitor.visit_borrowed_str(s),
-            Err(_) => visitor.visit_borrowed_bytes(self.key),
-        }
+        visit_text_or_bytes(self.key, visitor)
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BtError> {
-        match core::str::from_utf8(self.key) {
-            Ok(s) => visitor.visit_borrowed_str(s),
-            Err(_) => Err(BtError::NotUtf8 {
-                offset: self.offset,
-            }),
-        }
+        visitor.visit_borrowed_str(self.str()?)
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BtError> {
@@ -466,7 +461,7 @@ impl<'de> de::Deserializer<'de> for KeyDeserializer<'de> {
     }
 
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BtError> {
-        visitor.visit_borrowed_bytes(self.key)
+        self.deserialize_bytes(visitor)
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
@@ -483,12 +478,7 @@ impl<'de> de::Deserializer<'de> for KeyDeserializer<'de> {
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, BtError> {
-        match core::str::from_utf8(self.key) {
-            Ok(s) => visitor.visit_enum(s.into_deserializer()),
-            Err(_) => Err(BtError::NotUtf8 {
-                offset: self.offset,
-            }),
-        }
+        visitor.visit_enum(self.str()?.into_deserializer())
     }
 
     serde::forward_to_deserialize_any! {

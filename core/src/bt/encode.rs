@@ -83,37 +83,27 @@ macro_rules! int_to_bt {
 
 int_to_bt!(u16, u32, u64, usize, i8, i16, i32, i64, isize);
 
-impl ToBt for [u8] {
-    fn write_bt(&self, out: &mut Vec<u8>) {
-        write_bytes(out, self);
-    }
+/// Byte-string types: each writes its bytes as one bt string.
+macro_rules! bytes_to_bt {
+    ($($t:ty => |$b:ident| $bytes:expr),* $(,)?) => {$(
+        impl ToBt for $t {
+            fn write_bt(&self, out: &mut Vec<u8>) {
+                let $b = self;
+                write_bytes(out, $bytes);
+            }
+        }
+    )*};
 }
+
+bytes_to_bt!(
+    [u8] => |b| b,
+    Vec<u8> => |b| b,
+    str => |b| b.as_bytes(),
+    String => |b| b.as_bytes(),
+    Bytes => |b| b,
+);
 
 impl<const N: usize> ToBt for [u8; N] {
-    fn write_bt(&self, out: &mut Vec<u8>) {
-        write_bytes(out, self);
-    }
-}
-
-impl ToBt for Vec<u8> {
-    fn write_bt(&self, out: &mut Vec<u8>) {
-        write_bytes(out, self);
-    }
-}
-
-impl ToBt for str {
-    fn write_bt(&self, out: &mut Vec<u8>) {
-        write_bytes(out, self.as_bytes());
-    }
-}
-
-impl ToBt for String {
-    fn write_bt(&self, out: &mut Vec<u8>) {
-        write_bytes(out, self.as_bytes());
-    }
-}
-
-impl ToBt for Bytes {
     fn write_bt(&self, out: &mut Vec<u8>) {
         write_bytes(out, self);
     }

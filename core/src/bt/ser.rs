@@ -79,6 +79,24 @@ impl<'o> Serializer<'o> {
     }
 }
 
+/// Integer methods of [`Serializer`]: every width goes through [`Serializer::int`].
+macro_rules! serialize_int {
+    ($($method:ident $t:ty),*) => {$(
+        fn $method(self, v: $t) -> Result<(), BtError> {
+            self.int(i128::from(v))
+        }
+    )*};
+}
+
+/// Serializer methods taking one value that bt cannot hold: each fails with `$err`.
+macro_rules! reject {
+    ($err:expr; $($method:ident($t:ty)),* $(,)?) => {$(
+        fn $method(self, _: $t) -> Result<Self::Ok, BtError> {
+            Err($err)
+        }
+    )*};
+}
+
 impl<'a, 'o> ser::Serializer for &'a mut Serializer<'o> {
     type Ok = ();
     type Error = BtError;
@@ -98,40 +116,19 @@ impl<'a, 'o> ser::Serializer for &'a mut Serializer<'o> {
         self.int(i128::from(u8::from(v)))
     }
 
-    fn serialize_i8(self, v: i8) -> Result<(), BtError> {
-        self.int(i128::from(v))
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<(), BtError> {
-        self.int(i128::from(v))
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<(), BtError> {
-        self.int(i128::from(v))
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<(), BtError> {
-        self.int(i128::from(v))
-    }
+    serialize_int!(
+        serialize_i8 i8,
+        serialize_i16 i16,
+        serialize_i32 i32,
+        serialize_i64 i64,
+        serialize_u8 u8,
+        serialize_u16 u16,
+        serialize_u32 u32,
+        serialize_u64 u64
+    );
 
     fn serialize_i128(self, v: i128) -> Result<(), BtError> {
         self.int(v)
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<(), BtError> {
-        self.int(i128::from(v))
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<(), BtError> {
-        self.int(i128::from(v))
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<(), BtError> {
-        self.int(i128::from(v))
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<(), BtError> {
-        self.int(i128::from(v))
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), BtError> {
@@ -143,13 +140,11 @@ impl<'a, 'o> ser::Serializer for &'a mut Serializer<'o> {
         }
     }
 
-    fn serialize_f32(self, _: f32) -> Result<(), BtError> {
-        Err(BtError::Unsupported("a floating-point number"))
-    }
-
-    fn serialize_f64(self, _: f64) -> Result<(), BtError> {
-        Err(BtError::Unsupported("a floating-point number"))
-    }
+    reject!(
+        BtError::Unsupported("a floating-point number");
+        serialize_f32(f32),
+        serialize_f64(f64)
+    );
 
     fn serialize_char(self, v: char) -> Result<(), BtError> {
         write_bytes(self.out, v.encode_utf8(&mut [0; 4]).as_bytes());
@@ -276,16 +271,12 @@ struct ListSer<'a, 'o> {
 
 impl<'a, 'o> ListSer<'a, 'o> {
     fn open(ser: &'a mut Serializer<'o>, in_variant: bool) -> Result<Self, BtError> {
-        let depth = ser.depth + usize::from(in_variant);
-        if depth >= MAX_DEPTH {
-            return Err(BtError::TooDeep {
-                offset: ser.out.len(),
-            });
-        }
+        let levels = usize::from(in_variant) + 1;
+        ser.open(levels)?;
         ser.out.push(b'l');
         Ok(Self {
+            depth: ser.depth + levels,
             ser,
-            depth: depth + 1,
             in_variant,
         })
     }
@@ -302,61 +293,31 @@ impl<'a, 'o> ListSer<'a, 'o> {
     }
 }
 
-impl ser::SerializeSeq for ListSer<'_, '_> {
-    type Ok = ();
-    type Error = BtError;
+/// serde's four list-shaped traits, all written by [`ListSer`].
+macro_rules! list_ser {
+    ($($trait:ident $method:ident),*) => {$(
+        impl ser::$trait for ListSer<'_, '_> {
+            type Ok = ();
+            type Error = BtError;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BtError> {
-        self.element(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BtError> {
+                self.element(value)
+            }
 
-    fn end(self) -> Result<(), BtError> {
-        self.close();
-        Ok(())
-    }
+            fn end(self) -> Result<(), BtError> {
+                self.close();
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for ListSer<'_, '_> {
-    type Ok = ();
-    type Error = BtError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BtError> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), BtError> {
-        self.close();
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleStruct for ListSer<'_, '_> {
-    type Ok = ();
-    type Error = BtError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BtError> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), BtError> {
-        self.close();
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for ListSer<'_, '_> {
-    type Ok = ();
-    type Error = BtError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), BtError> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), BtError> {
-        self.close();
-        Ok(())
-    }
-}
+list_ser!(
+    SerializeSeq serialize_element,
+    SerializeTuple serialize_element,
+    SerializeTupleStruct serialize_field,
+    SerializeTupleVariant serialize_field
+);
 
 /// Collects a dict's entries (encoded separately), then writes them sorted by key.
 ///
@@ -374,15 +335,11 @@ struct DictSer<'a, 'o> {
 
 impl<'a, 'o> DictSer<'a, 'o> {
     fn open(ser: &'a mut Serializer<'o>, variant: Option<&'static str>) -> Result<Self, BtError> {
-        let depth = ser.depth + usize::from(variant.is_some());
-        if depth >= MAX_DEPTH {
-            return Err(BtError::TooDeep {
-                offset: ser.out.len(),
-            });
-        }
+        let levels = usize::from(variant.is_some()) + 1;
+        ser.open(levels)?;
         Ok(Self {
+            depth: ser.depth + levels,
             ser,
-            depth: depth + 1,
             variant,
             entries: Vec::new(),
             pending_key: None,
@@ -445,39 +402,29 @@ impl ser::SerializeMap for DictSer<'_, '_> {
     }
 }
 
-impl ser::SerializeStruct for DictSer<'_, '_> {
-    type Ok = ();
-    type Error = BtError;
+/// Structs and struct variants: named fields, written by [`DictSer`].
+macro_rules! struct_ser {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for DictSer<'_, '_> {
+            type Ok = ();
+            type Error = BtError;
 
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), BtError> {
-        self.entry(key.as_bytes().to_vec(), value)
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), BtError> {
+                self.entry(key.as_bytes().to_vec(), value)
+            }
 
-    fn end(self) -> Result<(), BtError> {
-        self.close()
-    }
+            fn end(self) -> Result<(), BtError> {
+                self.close()
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for DictSer<'_, '_> {
-    type Ok = ();
-    type Error = BtError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), BtError> {
-        self.entry(key.as_bytes().to_vec(), value)
-    }
-
-    fn end(self) -> Result<(), BtError> {
-        self.close()
-    }
-}
+struct_ser!(SerializeStruct, SerializeStructVariant);
 
 /// Serialises a map key to its bytes: strings, bytes, chars, unit variants (by name) and
 /// newtypes around those. Anything else has no bt key form.
@@ -529,49 +476,21 @@ impl ser::Serializer for KeySerializer {
         value.serialize(self)
     }
 
-    fn serialize_bool(self, _: bool) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_i8(self, _: i8) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_i16(self, _: i16) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_i32(self, _: i32) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_i64(self, _: i64) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_u8(self, _: u8) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_u16(self, _: u16) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_u32(self, _: u32) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_u64(self, _: u64) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_f32(self, _: f32) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_f64(self, _: f64) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
+    reject!(
+        BAD_KEY;
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_unit_struct(&'static str),
+    );
 
     fn serialize_none(self) -> Result<Vec<u8>, BtError> {
         Err(BAD_KEY)
@@ -582,10 +501,6 @@ impl ser::Serializer for KeySerializer {
     }
 
     fn serialize_unit(self) -> Result<Vec<u8>, BtError> {
-        Err(BAD_KEY)
-    }
-
-    fn serialize_unit_struct(self, _: &'static str) -> Result<Vec<u8>, BtError> {
         Err(BAD_KEY)
     }
 

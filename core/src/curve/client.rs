@@ -181,18 +181,8 @@ impl CurveClient {
         else {
             return Err(CurveError::WrongState);
         };
-        if !Command::Welcome.matches(body) {
-            return Err(CurveError::UnexpectedCommand {
-                expected: Command::Welcome,
-            });
-        }
-        if body.len() != WELCOME_LEN {
-            return Err(CurveError::Malformed {
-                command: Command::Welcome,
-            });
-        }
-        let mut w = [0u8; LONG_SUFFIX_LEN];
-        w.copy_from_slice(&body[WELCOME_NONCE_AT..WELCOME_BOX_AT]);
+        Command::Welcome.check_body(body, WELCOME_LEN..=WELCOME_LEN)?;
+        let w: [u8; LONG_SUFFIX_LEN] = crypto::array_at(body, WELCOME_NONCE_AT);
         let mut plain = [0u8; WELCOME_LEN - WELCOME_BOX_AT];
         plain.copy_from_slice(&body[WELCOME_BOX_AT..]);
         crypto::open(
@@ -202,8 +192,7 @@ impl CurveClient {
             Stage::Welcome,
         )?;
         drop(hello_key);
-        let mut server_short = [0u8; 32];
-        server_short.copy_from_slice(&plain[TAG_LEN..TAG_LEN + 32]);
+        let server_short: [u8; 32] = crypto::array_at(&plain, TAG_LEN);
         let cookie = &plain[TAG_LEN + 32..];
 
         let session = crypto::precompute(short.as_dalek(), &server_short, Stage::Welcome)?;
@@ -254,16 +243,7 @@ impl CurveClient {
         else {
             return Err(CurveError::WrongState);
         };
-        if !Command::Ready.matches(body) {
-            return Err(CurveError::UnexpectedCommand {
-                expected: Command::Ready,
-            });
-        }
-        if body.len() < READY_MIN_LEN {
-            return Err(CurveError::Malformed {
-                command: Command::Ready,
-            });
-        }
+        Command::Ready.check_body(body, READY_MIN_LEN..)?;
         let n = nonce::counter_at(body, READY_NONCE_AT);
         let mut plain = body[READY_BOX_AT..].to_vec();
         crypto::open(

@@ -67,8 +67,7 @@ impl CookieKey {
             });
         }
         buf.copy_from_slice(cookie);
-        let mut kn = [0u8; LONG_SUFFIX_LEN];
-        kn.copy_from_slice(&buf[..LONG_SUFFIX_LEN]);
+        let kn: [u8; LONG_SUFFIX_LEN] = crypto::array_at(&buf, 0);
         let region = &mut buf[LONG_SUFFIX_LEN..];
         crypto::open(
             &self.0,

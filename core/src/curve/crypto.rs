@@ -59,10 +59,7 @@ pub(crate) fn seal(
     region: &mut [u8],
     stage: Stage,
 ) -> Result<(), CurveError> {
-    if region.len() < TAG_LEN {
-        return Err(CurveError::Cryptographic { stage });
-    }
-    let (tag_slot, data) = region.split_at_mut(TAG_LEN);
+    let (tag_slot, data) = split_box(region, stage)?;
     // Encryption only fails for non-empty associated data or a message beyond XSalsa20's
     // 2^70-byte keystream, neither of which a body in memory can reach.
     let tag = cipher
@@ -80,11 +77,16 @@ pub(crate) fn open(
     region: &mut [u8],
     stage: Stage,
 ) -> Result<(), CurveError> {
-    if region.len() < TAG_LEN {
-        return Err(CurveError::Cryptographic { stage });
-    }
-    let (tag, data) = region.split_at_mut(TAG_LEN);
+    let (tag, data) = split_box(region, stage)?;
     open_detached(cipher, nonce, tag, data, stage)
+}
+
+/// Splits a wire box region into its tag and its ciphertext; a region too short to hold a tag
+/// is [`CurveError::Cryptographic`] at `stage`.
+fn split_box(region: &mut [u8], stage: Stage) -> Result<(&mut [u8], &mut [u8]), CurveError> {
+    region
+        .split_at_mut_checked(TAG_LEN)
+        .ok_or(CurveError::Cryptographic { stage })
 }
 
 /// Opens a box whose tag (16 bytes) and ciphertext lie apart, decrypting `data` in place. On
@@ -110,6 +112,13 @@ pub(crate) fn open_detached(
 pub(crate) fn wipe(bytes: &mut [u8]) {
     bytes.fill(0);
     core::hint::black_box(bytes);
+}
+
+/// Copies the `N` bytes at `at` out of `bytes`; the caller has checked the length.
+pub(crate) fn array_at<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
+    let mut array = [0u8; N];
+    array.copy_from_slice(&bytes[at..at + N]);
+    array
 }
 
 /// Compares two byte strings without an early exit.

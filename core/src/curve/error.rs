@@ -1,6 +1,7 @@
 //! The CURVE layer's error type and the names it uses to say where a failure happened.
 
 use core::fmt;
+use core::ops::RangeBounds;
 
 /// A CurveZMQ command, as named on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,6 +56,23 @@ impl Command {
             Self::Message => "MESSAGE",
             Self::Error => "ERROR",
         }
+    }
+
+    /// Checks that `body` carries this command ([`CurveError::UnexpectedCommand`] otherwise),
+    /// then that its size lies in `sizes` ([`CurveError::Malformed`] otherwise): libzmq's first
+    /// two checks of every command, in its order.
+    pub(crate) fn check_body(
+        self,
+        body: &[u8],
+        sizes: impl RangeBounds<usize>,
+    ) -> Result<(), CurveError> {
+        if !self.matches(body) {
+            return Err(CurveError::UnexpectedCommand { expected: self });
+        }
+        if !sizes.contains(&body.len()) {
+            return Err(CurveError::Malformed { command: self });
+        }
+        Ok(())
     }
 
     /// Which CurveZMQ command a command body carries, judged by its name only (sizes and boxes

@@ -191,16 +191,7 @@ impl CurveCodec {
     /// Checks a received body's name, size and nonce (libzmq's order) without touching it,
     /// returning the nonce.
     fn check(&self, body: &[u8]) -> Result<u64, CurveError> {
-        if !Command::Message.matches(body) {
-            return Err(CurveError::UnexpectedCommand {
-                expected: Command::Message,
-            });
-        }
-        if body.len() < MESSAGE_OVERHEAD {
-            return Err(CurveError::Malformed {
-                command: Command::Message,
-            });
-        }
+        Command::Message.check_body(body, MESSAGE_OVERHEAD..)?;
         let n = u64::from_be_bytes(nonce::counter_at(body, 8));
         if n <= self.recv_last {
             return Err(CurveError::InvalidSequence {

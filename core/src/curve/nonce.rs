@@ -36,9 +36,7 @@ pub(crate) fn long(prefix: &[u8; 8], suffix: &[u8; LONG_SUFFIX_LEN]) -> Nonce {
 
 /// Reads the 8-byte big-endian counter at `at` in `body`; the caller has checked the length.
 pub(crate) fn counter_at(body: &[u8], at: usize) -> [u8; 8] {
-    let mut c = [0u8; 8];
-    c.copy_from_slice(&body[at..at + 8]);
-    c
+    super::crypto::array_at(body, at)
 }
 
 /// One side's outgoing short-nonce counter: starts at 1 and hands out every value up to and

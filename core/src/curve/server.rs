@@ -165,22 +165,12 @@ impl CurveServer {
         else {
             return Err(CurveError::WrongState);
         };
-        if !Command::Hello.matches(body) {
-            return Err(CurveError::UnexpectedCommand {
-                expected: Command::Hello,
-            });
-        }
-        if body.len() != HELLO_LEN {
-            return Err(CurveError::Malformed {
-                command: Command::Hello,
-            });
-        }
+        Command::Hello.check_body(body, HELLO_LEN..=HELLO_LEN)?;
         let (major, minor) = (body[HELLO_VERSION_AT], body[HELLO_VERSION_AT + 1]);
         if (major, minor) != (1, 0) {
             return Err(CurveError::Version { major, minor });
         }
-        let mut client_short = [0u8; 32];
-        client_short.copy_from_slice(&body[HELLO_C_SHORT_AT..HELLO_NONCE_AT]);
+        let client_short: [u8; 32] = crypto::array_at(body, HELLO_C_SHORT_AT);
         let hello_key =
             crypto::precompute(self.our.secret().as_dalek(), &client_short, Stage::Hello)?;
         let mut signature = [0u8; TAG_LEN + HELLO_SIGNATURE_LEN];
@@ -243,16 +233,7 @@ impl CurveServer {
         else {
             return Err(CurveError::WrongState);
         };
-        if !Command::Initiate.matches(body) {
-            return Err(CurveError::UnexpectedCommand {
-                expected: Command::Initiate,
-            });
-        }
-        if body.len() < INITIATE_MIN_LEN {
-            return Err(CurveError::Malformed {
-                command: Command::Initiate,
-            });
-        }
+        Command::Initiate.check_body(body, INITIATE_MIN_LEN..)?;
         cookie.check(
             &body[INITIATE_COOKIE_AT..INITIATE_NONCE_AT],
             &client_short,
@@ -270,10 +251,8 @@ impl CurveServer {
             Stage::Initiate,
         )?;
         let plain = &mut plain[TAG_LEN..];
-        let mut client_key = [0u8; 32];
-        client_key.copy_from_slice(&plain[..32]);
-        let mut vn = [0u8; LONG_SUFFIX_LEN];
-        vn.copy_from_slice(&plain[PLAIN_VOUCH_NONCE_AT..PLAIN_VOUCH_AT]);
+        let client_key: [u8; 32] = crypto::array_at(plain, 0);
+        let vn: [u8; LONG_SUFFIX_LEN] = crypto::array_at(plain, PLAIN_VOUCH_NONCE_AT);
 
         let vouch_key = crypto::precompute(short.as_dalek(), &client_key, Stage::Vouch)?;
         drop(short);

@@ -3,12 +3,11 @@
 //! with the module's own box primitives and secrets the tests chose (a scripted RNG hands them
 //! to the real constructors).
 
-use std::collections::VecDeque;
 use std::vec::Vec;
 
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
+use rand_core::{RngCore, SeedableRng};
 use x25519_dalek::StaticSecret;
 
 use super::crypto::{self, Cipher, TAG_LEN};
@@ -16,37 +15,9 @@ use super::*;
 use super::{cookie, nonce};
 use crate::keys::{Keypair, PublicKey};
 
-/// An RNG that hands out scripted chunks and insists each draw asks for exactly the next
-/// chunk's length, so the draw order of the real code is checked too.
-struct Script(VecDeque<Vec<u8>>);
-
-impl Script {
-    fn new(chunks: &[&[u8]]) -> Self {
-        Self(chunks.iter().map(|c| c.to_vec()).collect())
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl RngCore for Script {
-    fn next_u32(&mut self) -> u32 {
-        panic!("scripted RNG: next_u32 not expected")
-    }
-    fn next_u64(&mut self) -> u64 {
-        panic!("scripted RNG: next_u64 not expected")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        let chunk = self.0.pop_front().expect("scripted RNG exhausted");
-        assert_eq!(chunk.len(), dest.len(), "draw size differs from the script");
-        dest.copy_from_slice(&chunk);
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for Script {}
+#[path = "../../tests/common/script.rs"]
+mod script;
+use script::Script;
 
 fn pubkey(secret: &[u8; 32]) -> [u8; 32] {
     x25519_dalek::PublicKey::from(&StaticSecret::from(*secret)).to_bytes()
@@ -118,13 +89,13 @@ impl Fixture {
     fn client(&self) -> CurveClient {
         let mut rng = Script::new(&[&self.c_short]);
         let c = CurveClient::new(&self.client_kp, *self.server_kp.public(), &mut rng).unwrap();
-        assert!(rng.is_empty());
+        rng.assert_consumed();
         c
     }
     fn server(&self) -> CurveServer {
         let mut rng = Script::new(&[&self.s_short]);
         let s = CurveServer::new(&self.server_kp, &mut rng);
-        assert!(rng.is_empty());
+        rng.assert_consumed();
         s
     }
     fn client_rng(&self) -> Script {
@@ -160,6 +131,12 @@ impl Fixture {
         let mut s = self.server();
         let welcome = s.handle_hello(hello, &mut self.server_rng()).unwrap();
         (s, welcome)
+    }
+
+    /// A server that has answered a fresh client's HELLO and now expects INITIATE.
+    fn server_expecting_initiate(&self) -> CurveServer {
+        let (_, hello) = self.client_after_hello();
+        self.server_after_hello(&hello).0
     }
 
     fn run(&self) -> (CurveClient, CurveServer, Transcript) {
@@ -735,8 +712,7 @@ fn wrong_command_names_are_unexpected() {
             expected: Command::Welcome
         }
     );
-    let (_, hello) = f.client_after_hello();
-    let (mut s, _) = f.server_after_hello(&hello);
+    let mut s = f.server_expecting_initiate();
     let mut initiate = t.initiate.clone();
     initiate[5] ^= 0x20;
     assert_eq!(
@@ -955,8 +931,7 @@ fn null_client_public_key_in_initiate_is_refused() {
     // libzmq's test_null_client_public_key: C = 0 in INITIATE.
     let f = Fixture::new(55);
     let (_, _, t) = f.run();
-    let (_, hello) = f.client_after_hello();
-    let (mut s, _) = f.server_after_hello(&hello);
+    let mut s = f.server_expecting_initiate();
     let forged = f.reseal_initiate(&t.initiate, |p| p[..32].fill(0));
     assert_eq!(
         s.handle_initiate(&forged).unwrap_err(),
@@ -972,8 +947,7 @@ fn null_client_secret_key_with_real_public_key_is_refused() {
     // the real C, so the vouch does not open.
     let f = Fixture::new(56);
     let (_, _, t) = f.run();
-    let (_, hello) = f.client_after_hello();
-    let (mut s, _) = f.server_after_hello(&hello);
+    let mut s = f.server_expecting_initiate();
     let mut content = [0u8; 64];
     content[..32].copy_from_slice(&f.c_short_pub());
     content[32..].copy_from_slice(f.server_kp.public().as_bytes());
@@ -1040,8 +1014,7 @@ fn hello_nonce_zero_and_nonzero_padding_are_accepted_like_libzmq() {
 fn vouch_must_name_the_client_short_term_key() {
     let f = Fixture::new(62);
     let (_, _, t) = f.run();
-    let (_, hello) = f.client_after_hello();
-    let (mut s, _) = f.server_after_hello(&hello);
+    let mut s = f.server_expecting_initiate();
     let mut content = [0u8; 64];
     content[..32].copy_from_slice(&pubkey(&[0x77; 32]));
     content[32..].copy_from_slice(f.server_kp.public().as_bytes());
@@ -1058,8 +1031,7 @@ fn vouch_must_name_our_server_key() {
     let f = Fixture::new(63);
     let (_, _, t) = f.run();
     for wrong_s in [[0u8; 32], pubkey(&[0x78; 32])] {
-        let (_, hello) = f.client_after_hello();
-        let (mut s, _) = f.server_after_hello(&hello);
+        let mut s = f.server_expecting_initiate();
         let mut content = [0u8; 64];
         content[..32].copy_from_slice(&f.c_short_pub());
         content[32..].copy_from_slice(&wrong_s);
@@ -1071,8 +1043,7 @@ fn vouch_must_name_our_server_key() {
         );
     }
     // Control: resealing the genuine vouch is accepted.
-    let (_, hello) = f.client_after_hello();
-    let (mut s, _) = f.server_after_hello(&hello);
+    let mut s = f.server_expecting_initiate();
     s.handle_initiate(&f.reseal_initiate(&t.initiate, |_| ()))
         .unwrap();
 }

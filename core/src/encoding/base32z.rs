@@ -8,7 +8,6 @@
 //! docs](super#superfluous-trailing-bits) for how non-zero leftover bits are treated.
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{EncodingError, Scheme};
@@ -61,71 +60,36 @@ pub fn encode(bytes: impl AsRef<[u8]>) -> String {
     out
 }
 
+const CODEC: super::Codec = super::Codec {
+    scheme: Scheme::Base32z,
+    symbols: |input| super::length_checked(Scheme::Base32z, input, is_valid_len(input.len())),
+    decoded_len,
+    fill: |symbols, out| super::unpack(symbols, Scheme::Base32z, &TABLE, WIDTH, out),
+};
+
 /// Decodes z-base-32 of either case, ignoring the superfluous bits of the last character.
 pub fn decode(input: impl AsRef<[u8]>) -> Result<Vec<u8>, EncodingError> {
-    let input = input.as_ref();
-    check_len(input)?;
-    let mut out = vec![0; decoded_len(input.len())];
-    super::unpack(input, Scheme::Base32z, &TABLE, WIDTH, &mut out)?;
-    Ok(out)
+    CODEC.decode(input.as_ref())
 }
 
 /// Like [`decode`], but the superfluous bits of the last character must be zero, so every byte
 /// string has exactly one accepted spelling (up to letter case).
 pub fn decode_strict(input: impl AsRef<[u8]>) -> Result<Vec<u8>, EncodingError> {
-    let input = input.as_ref();
-    check_len(input)?;
-    let mut out = vec![0; decoded_len(input.len())];
-    let rest = super::unpack(input, Scheme::Base32z, &TABLE, WIDTH, &mut out)?;
-    if rest != 0 {
-        return Err(EncodingError::NonZeroTrailingBits {
-            scheme: Scheme::Base32z,
-        });
-    }
-    Ok(out)
+    CODEC.decode_strict(input.as_ref())
 }
 
 /// Decodes z-base-32 that must encode exactly `N` bytes (e.g. 52 characters for a 32-byte key),
 /// without allocating. Superfluous trailing bits are ignored as in [`decode`].
 pub fn decode_array<const N: usize>(input: impl AsRef<[u8]>) -> Result<[u8; N], EncodingError> {
-    let input = input.as_ref();
-    check_len(input)?;
-    let actual = decoded_len(input.len());
-    if actual != N {
-        return Err(EncodingError::WrongDecodedLength {
-            scheme: Scheme::Base32z,
-            expected: N,
-            actual,
-        });
-    }
-    let mut out = [0; N];
-    super::unpack(input, Scheme::Base32z, &TABLE, WIDTH, &mut out)?;
-    Ok(out)
-}
-
-fn check_len(input: &[u8]) -> Result<(), EncodingError> {
-    if is_valid_len(input.len()) {
-        Ok(())
-    } else {
-        Err(EncodingError::InvalidLength {
-            scheme: Scheme::Base32z,
-            len: input.len(),
-        })
-    }
+    CODEC.decode_array(input.as_ref())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoding::test_key::{PK, PK_B32Z};
     use alloc::string::ToString;
     use proptest::prelude::*;
-
-    const PK: [u8; 32] = [
-        0xf1, 0x6b, 0xa5, 0x59, 0x10, 0x39, 0xf0, 0x89, 0xb4, 0x2a, 0x83, 0x41, 0x75, 0x09, 0x30,
-        0x94, 0x07, 0x4d, 0x0d, 0x93, 0x7a, 0x79, 0xe5, 0x3e, 0x5c, 0xe7, 0x30, 0xf9, 0x46, 0xe1,
-        0x4b, 0x88,
-    ];
-    const PK_B32Z: &str = "6fi4kseo88aeupbkopyzknjo1odw4dcuxjh6kx1hhhax1tzbjqry";
 
     fn counting() -> Vec<u8> {
         [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef].repeat(4)

@@ -6,7 +6,6 @@
 //! [module docs](super#superfluous-trailing-bits) for how non-zero leftover bits are treated.
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{EncodingError, Scheme};
@@ -73,53 +72,34 @@ pub fn encode_unpadded(bytes: impl AsRef<[u8]>) -> String {
     out
 }
 
+const CODEC: super::Codec = super::Codec {
+    scheme: Scheme::Base64,
+    symbols: strip_padding,
+    decoded_len,
+    fill: unpack,
+};
+
 /// Decodes base64, padded or not, ignoring the superfluous bits of the last character.
 pub fn decode(input: impl AsRef<[u8]>) -> Result<Vec<u8>, EncodingError> {
-    let data = strip_padding(input.as_ref())?;
-    let mut out = vec![0; decoded_len(data.len())];
-    unpack(data, &mut out)?;
-    Ok(out)
+    CODEC.decode(input.as_ref())
 }
 
 /// Like [`decode`], but the superfluous bits of the last character must be zero, so every byte
 /// string has exactly one accepted spelling (with or without its padding).
 pub fn decode_strict(input: impl AsRef<[u8]>) -> Result<Vec<u8>, EncodingError> {
-    let data = strip_padding(input.as_ref())?;
-    let mut out = vec![0; decoded_len(data.len())];
-    if unpack(data, &mut out)? != 0 {
-        return Err(EncodingError::NonZeroTrailingBits {
-            scheme: Scheme::Base64,
-        });
-    }
-    Ok(out)
+    CODEC.decode_strict(input.as_ref())
 }
 
 /// Decodes base64 (padded or not) that must encode exactly `N` bytes, without allocating.
 /// Superfluous trailing bits are ignored as in [`decode`].
 pub fn decode_array<const N: usize>(input: impl AsRef<[u8]>) -> Result<[u8; N], EncodingError> {
-    let data = strip_padding(input.as_ref())?;
-    let actual = decoded_len(data.len());
-    if actual != N {
-        return Err(EncodingError::WrongDecodedLength {
-            scheme: Scheme::Base64,
-            expected: N,
-            actual,
-        });
-    }
-    let mut out = [0; N];
-    unpack(data, &mut out)?;
-    Ok(out)
+    CODEC.decode_array(input.as_ref())
 }
 
 /// Checks the length and returns the input without its (valid) trailing padding. Any `=` left in
 /// the result is misplaced, which [`unpack`] reports.
 fn strip_padding(input: &[u8]) -> Result<&[u8], EncodingError> {
-    if input.len() % 4 == 1 {
-        return Err(EncodingError::InvalidLength {
-            scheme: Scheme::Base64,
-            len: input.len(),
-        });
-    }
+    let input = super::length_checked(Scheme::Base64, input, input.len() % 4 != 1)?;
     if input.len() % 4 != 0 {
         return Ok(input);
     }
@@ -144,15 +124,9 @@ fn unpack(data: &[u8], out: &mut [u8]) -> Result<u32, EncodingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoding::test_key::{PK, PK_B64};
     use alloc::string::ToString;
     use proptest::prelude::*;
-
-    const PK: [u8; 32] = [
-        0xf1, 0x6b, 0xa5, 0x59, 0x10, 0x39, 0xf0, 0x89, 0xb4, 0x2a, 0x83, 0x41, 0x75, 0x09, 0x30,
-        0x94, 0x07, 0x4d, 0x0d, 0x93, 0x7a, 0x79, 0xe5, 0x3e, 0x5c, 0xe7, 0x30, 0xf9, 0x46, 0xe1,
-        0x4b, 0x88,
-    ];
-    const PK_B64: &str = "8WulWRA58Im0KoNBdQkwlAdNDZN6eeU+XOcw+UbhS4g=";
 
     const LEVIATHAN: &str = "Man is distinguished, not only by his reason, but by this singular passion from other animals, which is a lust of the mind, that by a perseverance of delight in the continued and indefatigable generation of knowledge, exceeds the short vehemence of any carnal pleasure.";
     const LEVIATHAN_B64: &str = "TWFuIGlzIGRpc3Rpbmd1aXNoZWQsIG5vdCBvbmx5IGJ5IGhpcyByZWFzb24sIGJ1dCBieSB0aGlzIHNpbmd1bGFyIHBhc3Npb24gZnJvbSBvdGhlciBhbmltYWxzLCB3aGljaCBpcyBhIGx1c3Qgb2YgdGhlIG1pbmQsIHRoYXQgYnkgYSBwZXJzZXZlcmFuY2Ugb2YgZGVsaWdodCBpbiB0aGUgY29udGludWVkIGFuZCBpbmRlZmF0aWdhYmxlIGdlbmVyYXRpb24gb2Yga25vd2xlZGdlLCBleGNlZWRzIHRoZSBzaG9ydCB2ZWhlbWVuY2Ugb2YgYW55IGNhcm5hbCBwbGVhc3VyZS4=";

@@ -1,7 +1,6 @@
 //! Hexadecimal: two digits per byte, written lower-case, read in either case.
 
 use alloc::string::String;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{EncodingError, Scheme};
@@ -45,45 +44,26 @@ pub fn encode(bytes: impl AsRef<[u8]>) -> String {
     out
 }
 
+const CODEC: super::Codec = super::Codec {
+    scheme: Scheme::Hex,
+    symbols: |input| super::length_checked(Scheme::Hex, input, input.len() % 2 == 0),
+    decoded_len,
+    fill: decode_into,
+};
+
 /// Decodes hex digits of either case; the length must be even.
 pub fn decode(input: impl AsRef<[u8]>) -> Result<Vec<u8>, EncodingError> {
-    let input = input.as_ref();
-    check_len(input)?;
-    let mut out = vec![0; decoded_len(input.len())];
-    decode_into(input, &mut out)?;
-    Ok(out)
+    CODEC.decode(input.as_ref())
 }
 
 /// Decodes hex that must encode exactly `N` bytes (e.g. a 32-byte key), without allocating.
 pub fn decode_array<const N: usize>(input: impl AsRef<[u8]>) -> Result<[u8; N], EncodingError> {
-    let input = input.as_ref();
-    check_len(input)?;
-    let actual = decoded_len(input.len());
-    if actual != N {
-        return Err(EncodingError::WrongDecodedLength {
-            scheme: Scheme::Hex,
-            expected: N,
-            actual,
-        });
-    }
-    let mut out = [0; N];
-    decode_into(input, &mut out)?;
-    Ok(out)
+    CODEC.decode_array(input.as_ref())
 }
 
-fn check_len(input: &[u8]) -> Result<(), EncodingError> {
-    if input.len() % 2 == 0 {
-        Ok(())
-    } else {
-        Err(EncodingError::InvalidLength {
-            scheme: Scheme::Hex,
-            len: input.len(),
-        })
-    }
-}
-
-/// `out` must be exactly half as long as `input`.
-fn decode_into(input: &[u8], out: &mut [u8]) -> Result<(), EncodingError> {
+/// `out` must be exactly half as long as `input`. Hex has no superfluous bits, so the rest is
+/// always zero.
+fn decode_into(input: &[u8], out: &mut [u8]) -> Result<u32, EncodingError> {
     let digit = |index: usize| {
         let byte = input[index];
         nibble(byte).ok_or(EncodingError::InvalidCharacter {
@@ -95,7 +75,7 @@ fn decode_into(input: &[u8], out: &mut [u8]) -> Result<(), EncodingError> {
     for (i, slot) in out.iter_mut().enumerate() {
         *slot = (digit(2 * i)? << 4) | digit(2 * i + 1)?;
     }
-    Ok(())
+    Ok(0)
 }
 
 const fn nibble(c: u8) -> Option<u8> {
@@ -110,16 +90,9 @@ const fn nibble(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoding::test_key::{PK, PK_HEX};
     use alloc::string::ToString;
     use proptest::prelude::*;
-
-    // The key oxenc and OxenMQ use in their own encoding and address tests.
-    const PK: [u8; 32] = [
-        0xf1, 0x6b, 0xa5, 0x59, 0x10, 0x39, 0xf0, 0x89, 0xb4, 0x2a, 0x83, 0x41, 0x75, 0x09, 0x30,
-        0x94, 0x07, 0x4d, 0x0d, 0x93, 0x7a, 0x79, 0xe5, 0x3e, 0x5c, 0xe7, 0x30, 0xf9, 0x46, 0xe1,
-        0x4b, 0x88,
-    ];
-    const PK_HEX: &str = "f16ba5591039f089b42a834175093094074d0d937a79e53e5ce730f946e14b88";
 
     #[test]
     fn encodes_lower_case() {

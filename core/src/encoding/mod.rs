@@ -35,6 +35,8 @@ pub mod base32z;
 pub mod base64;
 pub mod hex;
 
+use alloc::vec;
+use alloc::vec::Vec;
 use core::fmt;
 
 /// Which encoding an [`EncodingError`] is about.
@@ -118,6 +120,72 @@ pub enum EncodingError {
     },
 }
 
+/// How one scheme reads text. The length and size checks every decoder makes, and their order
+/// (length, then size, then characters, then trailing bits), are written once here.
+struct Codec {
+    scheme: Scheme,
+    /// Checks the input length and returns the symbols to read (base64 drops its padding).
+    symbols: fn(&[u8]) -> Result<&[u8], EncodingError>,
+    /// How many bytes that many symbols decode to.
+    decoded_len: fn(usize) -> usize,
+    /// Fills `out` (exactly `decoded_len` bytes) from the symbols and returns the superfluous
+    /// trailing bits, as [`unpack`] does.
+    fill: fn(&[u8], &mut [u8]) -> Result<u32, EncodingError>,
+}
+
+impl Codec {
+    /// Decodes to a new buffer; also returns the superfluous trailing bits.
+    fn decode_with_rest(&self, input: &[u8]) -> Result<(Vec<u8>, u32), EncodingError> {
+        let symbols = (self.symbols)(input)?;
+        let mut out = vec![0; (self.decoded_len)(symbols.len())];
+        let rest = (self.fill)(symbols, &mut out)?;
+        Ok((out, rest))
+    }
+
+    /// Decodes, ignoring superfluous trailing bits.
+    fn decode(&self, input: &[u8]) -> Result<Vec<u8>, EncodingError> {
+        Ok(self.decode_with_rest(input)?.0)
+    }
+
+    /// Decodes, rejecting non-zero superfluous trailing bits.
+    fn decode_strict(&self, input: &[u8]) -> Result<Vec<u8>, EncodingError> {
+        match self.decode_with_rest(input)? {
+            (out, 0) => Ok(out),
+            _ => Err(EncodingError::NonZeroTrailingBits {
+                scheme: self.scheme,
+            }),
+        }
+    }
+
+    /// Decodes exactly `N` bytes without allocating, ignoring superfluous trailing bits.
+    fn decode_array<const N: usize>(&self, input: &[u8]) -> Result<[u8; N], EncodingError> {
+        let symbols = (self.symbols)(input)?;
+        let actual = (self.decoded_len)(symbols.len());
+        if actual != N {
+            return Err(EncodingError::WrongDecodedLength {
+                scheme: self.scheme,
+                expected: N,
+                actual,
+            });
+        }
+        let mut out = [0; N];
+        (self.fill)(symbols, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Passes `input` on when `valid` (its length is one the scheme's encoder can produce).
+const fn length_checked(scheme: Scheme, input: &[u8], valid: bool) -> Result<&[u8], EncodingError> {
+    if valid {
+        Ok(input)
+    } else {
+        Err(EncodingError::InvalidLength {
+            scheme,
+            len: input.len(),
+        })
+    }
+}
+
 /// Marks bytes outside an alphabet in a reverse lookup table.
 const INVALID: u8 = 0xff;
 
@@ -199,6 +267,21 @@ fn unpack(
         "output longer than the input carries"
     );
     Ok(acc)
+}
+
+/// The key oxenc and OxenMQ use in their own encoding and address tests, in each spelling.
+#[cfg(test)]
+pub(crate) mod test_key {
+    pub(crate) const PK: [u8; 32] = [
+        0xf1, 0x6b, 0xa5, 0x59, 0x10, 0x39, 0xf0, 0x89, 0xb4, 0x2a, 0x83, 0x41, 0x75, 0x09, 0x30,
+        0x94, 0x07, 0x4d, 0x0d, 0x93, 0x7a, 0x79, 0xe5, 0x3e, 0x5c, 0xe7, 0x30, 0xf9, 0x46, 0xe1,
+        0x4b, 0x88,
+    ];
+    pub(crate) const PK_HEX: &str =
+        "f16ba5591039f089b42a834175093094074d0d937a79e53e5ce730f946e14b88";
+    pub(crate) const PK_B32Z: &str = "6fi4kseo88aeupbkopyzknjo1odw4dcuxjh6kx1hhhax1tzbjqry";
+    pub(crate) const PK_B64: &str = "8WulWRA58Im0KoNBdQkwlAdNDZN6eeU+XOcw+UbhS4g=";
+    pub(crate) const PK_B64_UNPADDED: &str = "8WulWRA58Im0KoNBdQkwlAdNDZN6eeU+XOcw+UbhS4g";
 }
 
 #[cfg(test)]

@@ -129,6 +129,21 @@ impl Net {
         self.nodes.len() - 1
     }
 
+    /// Node `n` sends a request with the default options at `now`.
+    fn request(
+        &mut self,
+        n: usize,
+        now: Instant,
+        to: &ConnectionId,
+        command: &'static str,
+        data: Vec<Bytes>,
+    ) -> RequestId {
+        self.nodes[n]
+            .node
+            .request(now, to, command, data, &RequestOptions::default())
+            .unwrap()
+    }
+
     fn pubkey(&self, n: usize) -> PublicKey {
         *self.nodes[n].node.pubkey()
     }
@@ -300,9 +315,9 @@ fn curve_addr(port: u16, pk: &PublicKey) -> Address {
     Address::tcp_curve("127.0.0.1", port, *pk)
 }
 
-#[test]
-fn remote_request_over_curve_gets_a_reply() {
-    let mut net = Net::new();
+/// A server listening for CURVE on port 4000 and a client connecting to it at the current
+/// time; the connect is not settled yet. Returns (server, client, connection).
+fn curve_pair(net: &mut Net) -> (usize, usize, ConnectionId) {
     let server = net.add(1, quiet_config());
     let client = net.add(2, quiet_config());
     let now = net.now;
@@ -314,19 +329,23 @@ fn remote_request_over_curve_gets_a_reply() {
         curve_addr(4000, &spk),
         &ConnectOptions::default(),
     );
+    (server, client, conn)
+}
+
+#[test]
+fn remote_request_over_curve_gets_a_reply() {
+    let mut net = Net::new();
+    let (_, client, conn) = curve_pair(&mut net);
     net.settle();
     assert_eq!(net.nodes[client].connected, vec![conn.clone()]);
     let now = net.now;
-    let req = net.nodes[client]
-        .node
-        .request(
-            now,
-            &conn,
-            "public.echo",
-            vec![Bytes::from_static(b"abc"), Bytes::new()],
-            &RequestOptions::default(),
-        )
-        .unwrap();
+    let req = net.request(
+        client,
+        now,
+        &conn,
+        "public.echo",
+        vec![Bytes::from_static(b"abc"), Bytes::new()],
+    );
     net.settle();
     assert_eq!(
         net.nodes[client].replies,
@@ -338,27 +357,15 @@ fn remote_request_over_curve_gets_a_reply() {
 fn byte_at_a_time_delivery_gives_the_same_result() {
     let mut net = Net::new();
     net.chunk = 1;
-    let server = net.add(1, quiet_config());
-    let client = net.add(2, quiet_config());
     let now = net.now;
-    net.nodes[server].node.listen_curve(now, tcp(4000));
-    net.settle();
-    let spk = net.pubkey(server);
-    let conn = net.nodes[client].node.connect_remote(
+    let (_, client, conn) = curve_pair(&mut net);
+    let req = net.request(
+        client,
         now,
-        curve_addr(4000, &spk),
-        &ConnectOptions::default(),
+        &conn,
+        "legacy.echo",
+        vec![Bytes::from_static(b"x")],
     );
-    let req = net.nodes[client]
-        .node
-        .request(
-            now,
-            &conn,
-            "legacy.echo",
-            vec![Bytes::from_static(b"x")],
-            &RequestOptions::default(),
-        )
-        .unwrap();
     net.settle();
     assert_eq!(
         net.nodes[client].replies,
@@ -408,16 +415,7 @@ fn requests_time_out() {
     let conn = net.nodes[client]
         .node
         .connect_remote(now, tcp(4999), &ConnectOptions::default());
-    let req = net.nodes[client]
-        .node
-        .request(
-            now,
-            &conn,
-            "public.echo",
-            vec![],
-            &RequestOptions::default(),
-        )
-        .unwrap();
+    let req = net.request(client, now, &conn, "public.echo", vec![]);
     net.advance(Duration::from_secs(11));
     assert_eq!(
         net.nodes[client].failed,
@@ -445,16 +443,7 @@ fn sn_send_opens_a_connection_via_lookup_and_expires_when_idle() {
     sns.insert(net.pubkey(client));
     net.nodes[server].node.set_active_sns(now, sns);
     let to = ConnectionId::Sn(spk);
-    let req = net.nodes[client]
-        .node
-        .request(
-            now,
-            &to,
-            "sn.echo",
-            vec![Bytes::from_static(b"q")],
-            &RequestOptions::default(),
-        )
-        .unwrap();
+    let req = net.request(client, now, &to, "sn.echo", vec![Bytes::from_static(b"q")]);
     net.settle();
     assert_eq!(
         net.nodes[client].replies,
@@ -478,16 +467,7 @@ fn inproc_connection_is_admin() {
     net.settle();
     assert_eq!(net.nodes[n].connected, vec![conn.clone()]);
     let now = net.now;
-    let req = net.nodes[n]
-        .node
-        .request(
-            now,
-            &conn,
-            "admin.echo",
-            vec![Bytes::from_static(b"z")],
-            &RequestOptions::default(),
-        )
-        .unwrap();
+    let req = net.request(n, now, &conn, "admin.echo", vec![Bytes::from_static(b"z")]);
     net.settle();
     assert_eq!(
         net.nodes[n].replies,

@@ -307,15 +307,7 @@ impl Session {
             } => {
                 self.decision = Some((user_id, properties));
                 self.phase = Phase::Handshake;
-                let step = self.handshake.on_auth_allowed(
-                    &mut HandshakeCtx {
-                        out: &mut self.out,
-                        our_metadata: &self.our_metadata,
-                        auth_required: self.auth_required,
-                    },
-                    rng,
-                );
-                self.apply_step(now, step);
+                self.handshake_step(now, |h, ctx| h.on_auth_allowed(ctx, rng));
                 let held = core::mem::take(&mut self.backlog);
                 let mut input = &held[..];
                 self.process(now, &mut input, rng);
@@ -498,15 +490,25 @@ impl Session {
     ) {
         self.peer_greeting = Some(greeting);
         self.phase = Phase::Handshake;
-        let step = self.handshake.start(
+        self.handshake_step(now, |h, ctx| h.start(ctx, rng));
+    }
+
+    /// Runs one step of the mechanism handshake against this session's output and metadata,
+    /// then acts on its result.
+    fn handshake_step(
+        &mut self,
+        now: Instant,
+        step: impl FnOnce(&mut Handshake, &mut HandshakeCtx<'_>) -> Result<Step, SessionError>,
+    ) {
+        let result = step(
+            &mut self.handshake,
             &mut HandshakeCtx {
                 out: &mut self.out,
                 our_metadata: &self.our_metadata,
                 auth_required: self.auth_required,
             },
-            rng,
         );
-        self.apply_step(now, step);
+        self.apply_step(now, result);
     }
 
     fn apply_step(&mut self, now: Instant, step: Result<Step, SessionError>) {
@@ -564,16 +566,7 @@ impl Session {
                 if !frame.command {
                     return self.fail(ZmtpError::UnexpectedDataFrame.into());
                 }
-                let step = self.handshake.on_command(
-                    &mut HandshakeCtx {
-                        out: &mut self.out,
-                        our_metadata: &self.our_metadata,
-                        auth_required: self.auth_required,
-                    },
-                    &frame.body,
-                    rng,
-                );
-                self.apply_step(now, step);
+                self.handshake_step(now, |h, ctx| h.on_command(ctx, &frame.body, rng));
             }
             Phase::Ready => {
                 let opened = match self.transform.as_mut() {

@@ -231,10 +231,7 @@ mod tests {
     use super::*;
 
     fn hex(s: &str) -> alloc::vec::Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        crate::encoding::hex::decode(s).unwrap()
     }
 
     // Greeting lines from vectors/null-handshake-capture.txt and vectors/curve-kat.txt.

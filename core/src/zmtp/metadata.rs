@@ -188,11 +188,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn hex(s: &str) -> Bytes {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect::<Vec<u8>>()
-            .into()
+        crate::encoding::hex::decode(s).unwrap().into()
     }
 
     #[test]

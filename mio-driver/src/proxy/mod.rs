@@ -26,7 +26,8 @@ use lokimq_core::address::Address;
 use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{BatchId, ConnId, ListenerId, TimerId};
 use lokimq_core::node::{
-    ConnectionId, DisconnectCause, Event, InDriver, Input, Job, Node, Output, RequestId,
+    ConnectionId, DisconnectCause, Event, InDriver, Input, Job, Node, NodeError, Output, RequestId,
+    Target,
 };
 use lokimq_core::time::{Instant, earliest};
 
@@ -157,6 +158,22 @@ impl Proxy {
     /// The current time on the node's clock.
     pub(crate) fn now(&self) -> Instant {
         self.clock.now()
+    }
+
+    /// Hands `task` to the node to run on `target`; if the node refuses it, the task is dropped
+    /// and the refusal returned for the caller to report.
+    pub(crate) fn queue_task(
+        &mut self,
+        now: Instant,
+        task: Task,
+        target: Target,
+    ) -> Result<(), NodeError> {
+        let id = self.cb.add_task(task);
+        let queued = self.node.job(now, id, target);
+        if queued.is_err() {
+            self.cb.tasks.remove(&id);
+        }
+        queued
     }
 
     /// The first bind failure seen while starting, if any.

@@ -13,6 +13,34 @@ use mio::{Interest, Registry, Token};
 
 use lokimq_core::ids::{ConnId, ListenerId};
 
+/// Evaluates `$body` with `$s` bound to whichever socket a TCP-or-unix enum holds: mio's TCP and
+/// unix types share their method names, so one expression serves both.
+macro_rules! on_either {
+    ($value:expr, $s:ident => $body:expr) => {
+        match $value {
+            Self::Tcp($s) => $body,
+            Self::Unix($s) => $body,
+        }
+    };
+}
+
+/// mio registration for a TCP-or-unix enum, passed through to the socket it holds.
+macro_rules! either_source {
+    ($t:ty) => {
+        impl Source for $t {
+            fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+                on_either!(self, s => s.register(r, t, i))
+            }
+            fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+                on_either!(self, s => s.reregister(r, t, i))
+            }
+            fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+                on_either!(self, s => s.deregister(r))
+            }
+        }
+    };
+}
+
 /// A connected (or connecting) byte stream.
 #[derive(Debug)]
 pub(super) enum StreamIo {
@@ -22,10 +50,7 @@ pub(super) enum StreamIo {
 
 impl StreamIo {
     pub(super) fn take_error(&self) -> io::Result<Option<io::Error>> {
-        match self {
-            Self::Tcp(s) => s.take_error(),
-            Self::Unix(s) => s.take_error(),
-        }
+        on_either!(self, s => s.take_error())
     }
 
     /// mio's documented completion check for a non-blocking connect: `Ok(true)` once connected,
@@ -34,10 +59,7 @@ impl StreamIo {
         if let Some(e) = self.take_error()? {
             return Err(e);
         }
-        let peer = match self {
-            Self::Tcp(s) => s.peer_addr().map(|_| ()),
-            Self::Unix(s) => s.peer_addr().map(|_| ()),
-        };
+        let peer = on_either!(self, s => s.peer_addr().map(|_| ()));
         match peer {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
@@ -48,10 +70,7 @@ impl StreamIo {
 
     pub(super) fn shutdown_write(&self) {
         // Best effort: the socket may already be half-closed or reset.
-        let _ = match self {
-            Self::Tcp(s) => s.shutdown(Shutdown::Write),
-            Self::Unix(s) => s.shutdown(Shutdown::Write),
-        };
+        let _ = on_either!(self, s => s.shutdown(Shutdown::Write));
     }
 
     pub(super) fn set_nodelay(&self) {
@@ -62,17 +81,11 @@ impl StreamIo {
     }
 
     pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.read(buf),
-            Self::Unix(s) => s.read(buf),
-        }
+        on_either!(self, s => s.read(buf))
     }
 
     pub(super) fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.write_vectored(bufs),
-            Self::Unix(s) => s.write_vectored(bufs),
-        }
+        on_either!(self, s => s.write_vectored(bufs))
     }
 }
 
@@ -83,26 +96,7 @@ const EINPROGRESS: i32 = 115;
 #[cfg(not(target_os = "linux"))]
 const EINPROGRESS: i32 = 36;
 
-impl Source for StreamIo {
-    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.register(r, t, i),
-            Self::Unix(s) => s.register(r, t, i),
-        }
-    }
-    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.reregister(r, t, i),
-            Self::Unix(s) => s.reregister(r, t, i),
-        }
-    }
-    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.deregister(r),
-            Self::Unix(s) => s.deregister(r),
-        }
-    }
-}
+either_source!(StreamIo);
 
 /// A bound listening socket.
 #[derive(Debug)]
@@ -126,26 +120,7 @@ impl ListenerIo {
     }
 }
 
-impl Source for ListenerIo {
-    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.register(r, t, i),
-            Self::Unix(s) => s.register(r, t, i),
-        }
-    }
-    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.reregister(r, t, i),
-            Self::Unix(s) => s.reregister(r, t, i),
-        }
-    }
-    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.deregister(r),
-            Self::Unix(s) => s.deregister(r),
-        }
-    }
-}
+either_source!(ListenerIo);
 
 /// A listener and, for unix sockets, the path to unlink when it closes (as libzmq does).
 #[derive(Debug)]

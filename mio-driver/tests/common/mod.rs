@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
-use lokimq::{AuthLevel, Builder, Bytes, LokiMq, RequestError};
+use lokimq::{AuthLevel, Builder, Bytes, ConnectOptions, Handle, LokiMq, RequestError};
 
 /// Every wait in the tests is bounded by this.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
@@ -106,4 +106,40 @@ pub(crate) fn start_server(listen: lokimq::Listen) -> (LokiMq, lokimq::Address) 
     let s = b.start().expect("server starts");
     let addr = s.bound_addresses()[0].clone();
     (s, addr)
+}
+
+/// Starts `b` with a plain loopback listener whose allow function grants every peer `level`;
+/// returns the node and its bound address.
+pub(crate) fn start_plain(mut b: Builder, level: AuthLevel) -> (LokiMq, lokimq::Address) {
+    b.listen_plain(loopback(), move |_, _, _| level).unwrap();
+    let s = b.start().unwrap();
+    let addr = s.bound_addresses()[0].clone();
+    (s, addr)
+}
+
+/// Connects `node` to `addr` with the default options and waits (bounded) until it is up.
+pub(crate) fn connect(node: &Handle, addr: &lokimq::Address) -> lokimq::ConnectionId {
+    let (ok, fail, connected) = connect_channel();
+    let conn = node
+        .connect_remote(addr, ok, fail, ConnectOptions::default())
+        .unwrap();
+    assert_eq!(wait(&connected, "connect").unwrap(), conn);
+    conn
+}
+
+/// Sends a request and waits (bounded, described as `what`) for its outcome.
+pub(crate) fn request_wait<D, B>(
+    node: &Handle,
+    conn: &lokimq::ConnectionId,
+    command: &'static str,
+    data: D,
+    what: &str,
+) -> Reply
+where
+    D: IntoIterator<Item = B>,
+    B: Into<Bytes>,
+{
+    let (cb, rx) = reply_channel();
+    node.request(conn, command, data, cb).unwrap();
+    wait(&rx, what)
 }

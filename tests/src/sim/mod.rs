@@ -358,6 +358,17 @@ impl Sim {
         self.with_node(n, |node, now| node.connect_remote(now, addr, opts))
     }
 
+    /// Adds a server and a client (each built by `spec`), a plain listener on the server and
+    /// the client's `connect_remote` to it; returns `(server, client, connection)`. Nothing has
+    /// run yet.
+    pub fn add_plain_pair(&mut self, spec: impl Fn() -> NodeSpec) -> (usize, usize, ConnectionId) {
+        let server = self.add_node(spec());
+        let client = self.add_node(spec());
+        let (_, addr) = self.listen_plain(server);
+        let conn = self.connect_remote(client, addr, &ConnectOptions::default());
+        (server, client, conn)
+    }
+
     /// `connect_sn`.
     pub fn connect_sn(&mut self, n: usize, pk: PublicKey, opts: &ConnectSnOptions) -> ConnectionId {
         let ka = opts
@@ -428,6 +439,28 @@ impl Sim {
         }
         self.drain(n);
         r
+    }
+
+    /// [`send`](Self::send) with the default options.
+    pub fn send_default(
+        &mut self,
+        n: usize,
+        to: &ConnectionId,
+        command: &str,
+        data: Vec<Bytes>,
+    ) -> Result<(), SendError> {
+        self.send(n, to, command, data, &SendOptions::default())
+    }
+
+    /// [`request`](Self::request) with the default options.
+    pub fn request_default(
+        &mut self,
+        n: usize,
+        to: &ConnectionId,
+        command: &str,
+        data: Vec<Bytes>,
+    ) -> Result<RequestId, SendError> {
+        self.request(n, to, command, data, &RequestOptions::default())
     }
 
     /// `request`; the outcome is recorded in the node's `requests`.

@@ -41,14 +41,32 @@ const CLIENT_PUBLIC: &str = "bb88471d65e2659b30c55a5321cebb5aab2b70a398645c26dca
 const SERVER_SECRET: &str = "8e0bdd697628b91d8f245587ee95c5b04d48963f79259877b49cd9063aead3b7";
 const SERVER_PUBLIC: &str = "54fcba24e93249969316fb617c872bb0c1d1ff14800427c594cbfacf1bc2d652";
 
+/// Our DEALER's mechanism: a CURVE client with the known keys if `curve`, else NULL.
+pub(crate) fn dealer_mechanism(curve: bool) -> MechanismConfig {
+    if curve {
+        MechanismConfig::CurveClient {
+            keypair: client_keys(),
+            server_key: *server_keys().public(),
+        }
+    } else {
+        MechanismConfig::Null
+    }
+}
+
+/// Our ROUTER's mechanism: a CURVE server with the known server keys if `curve`, else NULL.
+pub(crate) fn router_mechanism(curve: bool) -> MechanismConfig {
+    if curve {
+        MechanismConfig::CurveServer {
+            keypair: server_keys(),
+        }
+    } else {
+        MechanismConfig::Null
+    }
+}
+
 /// Decodes 64 hex digits.
 pub(crate) fn unhex32(s: &str) -> [u8; 32] {
-    assert_eq!(s.len(), 64, "a key is 64 hex digits");
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex digit");
-    }
-    out
+    lokimq_core::encoding::hex::decode_array(s).expect("a key is 64 hex digits")
 }
 
 /// The known client keypair (vectors/curve-kat.txt); also checks our derivation of C from c.
@@ -324,6 +342,26 @@ impl Conn {
         })
     }
 
+    /// Steps until the TCP stream ends (at most [`BOUND`]); returns how, `None` if it did not.
+    pub(crate) fn wait_end(&mut self) -> Option<StreamEnd> {
+        wait_until(BOUND, || {
+            self.step(STEP);
+            self.end
+        })
+    }
+
+    /// Steps until libzmq closes the connection, which it does with EOF or a reset.
+    pub(crate) fn wait_closed_by_libzmq(&mut self) {
+        let ended = self.wait_end();
+        assert!(
+            matches!(
+                ended,
+                Some(StreamEnd::Eof | StreamEnd::Error(ErrorKind::ConnectionReset))
+            ),
+            "libzmq closes the connection: {ended:?}"
+        );
+    }
+
     /// Steps until the handshake completes (panics after [`BOUND`]).
     pub(crate) fn wait_ready(&mut self) {
         let ok = wait_until(BOUND, || {
@@ -469,6 +507,25 @@ pub(crate) fn zsocket(ctx: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket 
     s.set_sndtimeo(i32::try_from(BOUND.as_millis()).expect("fits"))
         .expect("sndtimeo");
     s
+}
+
+/// Makes a libzmq socket a CURVE server with the known server keys.
+pub(crate) fn set_curve_server(socket: &zmq::Socket) {
+    socket.set_curve_server(true).unwrap();
+    socket
+        .set_curve_secretkey(&server_keys().secret().to_bytes())
+        .unwrap();
+}
+
+/// Makes a libzmq socket a CURVE client with `keys`, expecting the server key `server`.
+pub(crate) fn set_curve_client(socket: &zmq::Socket, server: &PublicKey, keys: &Keypair) {
+    socket.set_curve_serverkey(server.as_bytes()).unwrap();
+    socket
+        .set_curve_publickey(keys.public().as_bytes())
+        .unwrap();
+    socket
+        .set_curve_secretkey(&keys.secret().to_bytes())
+        .unwrap();
 }
 
 /// Binds `s` to an ephemeral loopback port and returns the address to connect to.
