@@ -12,7 +12,9 @@
 //! proptest, keeping this file well under 30 s in debug. The fuzz targets cover the same
 //! properties exhaustively in release builds.
 
-use std::collections::VecDeque;
+mod common;
+
+use common::Script;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -27,7 +29,6 @@ use lokimq_core::ids::{ConnId, ListenerId};
 use lokimq_core::keys::Keypair;
 use lokimq_core::node::{Config, Event, Input, Node, Output};
 use lokimq_core::registry::RegistryBuilder;
-use lokimq_core::rng::{CryptoRng, RngCore};
 use lokimq_core::session::{
     AuthDecision, MechanismConfig, Session, SessionConfig, SessionError, SessionEvent, SessionState,
 };
@@ -83,50 +84,23 @@ fn keys() -> &'static Keys {
     })
 }
 
-/// An RNG handing out the KAT's random values in order; any other draw fails the test.
-struct Script(VecDeque<Vec<u8>>);
-
-impl Script {
-    fn server() -> Self {
-        Self(
-            ["s' (server", "K  (cookie", "WELCOME nonce", "COOKIE nonce"]
-                .iter()
-                .map(|l| field(l))
-                .collect(),
-        )
-    }
-
-    fn client() -> Self {
-        Self(
-            ["c' (client", "VOUCH nonce"]
-                .iter()
-                .map(|l| field(l))
-                .collect(),
-        )
-    }
+/// The KAT's random values, in the order the server draws them.
+fn server_script() -> Script {
+    let fields: Vec<Vec<u8>> = ["s' (server", "K  (cookie", "WELCOME nonce", "COOKIE nonce"]
+        .iter()
+        .map(|l| field(l))
+        .collect();
+    Script::new(&fields.iter().map(Vec::as_slice).collect::<Vec<_>>())
 }
 
-impl RngCore for Script {
-    fn next_u32(&mut self) -> u32 {
-        panic!("unexpected next_u32")
-    }
-    fn next_u64(&mut self) -> u64 {
-        panic!("unexpected next_u64")
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        let chunk = self
-            .0
-            .pop_front()
-            .expect("drew more randomness than the KAT has");
-        assert_eq!(chunk.len(), dest.len(), "draw of unexpected size");
-        dest.copy_from_slice(&chunk);
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
+/// The KAT's random values, in the order the client draws them.
+fn client_script() -> Script {
+    let fields: Vec<Vec<u8>> = ["c' (client", "VOUCH nonce"]
+        .iter()
+        .map(|l| field(l))
+        .collect();
+    Script::new(&fields.iter().map(Vec::as_slice).collect::<Vec<_>>())
 }
-impl CryptoRng for Script {}
 
 /// What one byte of a recorded stream is, for deciding what tampering with it must do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,7 +241,7 @@ impl Target {
                         keypair: k.server.clone(),
                     },
                 ),
-                Script::server(),
+                server_script(),
             ),
             Side::Client => (
                 SessionConfig::new(
@@ -277,7 +251,7 @@ impl Target {
                         server_key: *k.server.public(),
                     },
                 ),
-                Script::client(),
+                client_script(),
             ),
         };
         Self::with(config, rng)
@@ -492,7 +466,7 @@ fn hostile_high_bit_of_the_hello_key_passes_hello_but_fails_the_handshake() {
 
     // The live client: it opens the new WELCOME (its box is keyed by S and c') and answers.
     let k = keys();
-    let mut client_rng = Script::client();
+    let mut client_rng = client_script();
     let mut client = CurveClient::new(&k.client, *k.server.public(), &mut client_rng).unwrap();
     let _ = client.hello().unwrap();
     let mut server = Target::new(Side::Server);
@@ -854,11 +828,11 @@ fn feed_subject(subject: Subject, chunks: &[&[u8]]) -> (Vec<SessionEvent>, Vec<u
         Subject::NullRouter { auth } => {
             let mut config = SessionConfig::new(SocketType::Router, MechanismConfig::Null);
             config.auth_required = auth;
-            (Target::with(config, Script(VecDeque::new())), Vec::new())
+            (Target::with(config, Script::new(&[])), Vec::new())
         }
         Subject::NullDealer => {
             let config = SessionConfig::new(SocketType::Dealer, MechanismConfig::Null);
-            (Target::with(config, Script(VecDeque::new())), Vec::new())
+            (Target::with(config, Script::new(&[])), Vec::new())
         }
         Subject::CurveServer { handshaken } => {
             let rec = client_to_server();
