@@ -928,6 +928,32 @@ fn expected_messages(records: &[Record]) -> Vec<Vec<Bytes>> {
 
 /// Feeds sealed records one by one (each in `chunk`-sized pieces, 0 = whole), checking after each
 /// that a refused record closed the session with the right kind of error.
+/// Feeds the attacker's payload once the scripted prefix is in: sealed by the genuine peer as
+/// MESSAGE records in the sealed stage (returned, to check what gets delivered), raw otherwise.
+fn feed_payload(
+    d: &mut Driver,
+    stream: &mut Vec<u8>,
+    stage: Stage,
+    codec: Option<&mut CurveCodec>,
+    payload: &[u8],
+    chunk: usize,
+) -> Vec<Record> {
+    match (stage, codec) {
+        (Stage::Sealed, Some(codec)) => {
+            let records = sealed_records(codec, payload);
+            feed_records(d, stream, &records, chunk);
+            records
+        }
+        _ => {
+            for c in plan(payload, chunk, &[]) {
+                stream.extend_from_slice(c);
+                d.feed(c);
+            }
+            Vec::new()
+        }
+    }
+}
+
 fn feed_records(d: &mut Driver, stream: &mut Vec<u8>, records: &[Record], chunk: usize) {
     for r in records {
         let was_open = d.session.error().is_none();
@@ -1051,18 +1077,14 @@ pub fn fuzz_curve_server_handshake(data: &[u8]) {
                 assert!(d.ready, "a genuine handshake did not complete");
             }
         }
-        match (stage, client.codec.as_mut()) {
-            (Stage::Sealed, Some(codec)) => {
-                records = sealed_records(codec, payload);
-                feed_records(&mut d, &mut stream, &records, chunk);
-            }
-            _ => {
-                for c in plan(payload, chunk, &[]) {
-                    stream.extend_from_slice(c);
-                    d.feed(c);
-                }
-            }
-        }
+        records = feed_payload(
+            &mut d,
+            &mut stream,
+            stage,
+            client.codec.as_mut(),
+            payload,
+            chunk,
+        );
     }
     let split = d.finish(&stream);
     match stage {
@@ -1135,18 +1157,14 @@ pub fn fuzz_curve_client_handshake(data: &[u8]) {
             d.feed(&ready);
             assert!(d.ready, "a genuine handshake did not complete");
         }
-        match (stage, server.codec.as_mut()) {
-            (Stage::Sealed, Some(codec)) => {
-                records = sealed_records(codec, payload);
-                feed_records(&mut d, &mut stream, &records, chunk);
-            }
-            _ => {
-                for c in plan(payload, chunk, &[]) {
-                    stream.extend_from_slice(c);
-                    d.feed(c);
-                }
-            }
-        }
+        records = feed_payload(
+            &mut d,
+            &mut stream,
+            stage,
+            server.codec.as_mut(),
+            payload,
+            chunk,
+        );
     }
     let split = d.finish(&stream);
     if stage == Stage::Sealed {
