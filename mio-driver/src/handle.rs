@@ -84,7 +84,7 @@ impl ThreadRole {
 /// timers and completions and carries on.
 pub(crate) fn run_guarded(what: &str, f: impl FnOnce()) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        log::error!("{what} panicked: {}", panic_message(payload.as_ref()));
+        tracing::error!("{what} panicked: {}", panic_message(payload.as_ref()));
     }
 }
 
@@ -160,8 +160,8 @@ where
 
 fn log_send_error(e: &SendError) {
     match e {
-        SendError::NoConnection(_) => log::debug!("{e}"),
-        _ => log::warn!("{e}"),
+        SendError::NoConnection(_) => tracing::debug!("{e}"),
+        _ => tracing::warn!("{e}"),
     }
 }
 
@@ -181,7 +181,7 @@ impl Handle {
         self.shared.tx.send(msg).map_err(|_| Error::Stopped)?;
         if !self.shared.wake_pending.swap(true, Ordering::SeqCst) {
             if let Err(e) = self.shared.waker.wake() {
-                log::error!("could not wake the proxy thread: {e}");
+                tracing::error!("could not wake the proxy thread: {e}");
             }
         }
         Ok(())
@@ -195,7 +195,7 @@ impl Handle {
     /// A worker's report; never fails while the proxy waits for it.
     pub(crate) fn job_finished(&self, worker: WorkerId) {
         if self.send_msg(ProxyMsg::JobFinished(worker)).is_err() {
-            log::debug!("worker {worker} finished after the proxy stopped");
+            tracing::debug!("worker {worker} finished after the proxy stopped");
         }
     }
 
@@ -354,7 +354,7 @@ impl Handle {
                     log_send_error(&e);
                     let report = Box::new(move || callback(Err(RequestError::Timeout)));
                     if let Err(e) = p.queue_task(now, report, Target::Worker) {
-                        log::debug!("request failure not reported: {e}");
+                        tracing::debug!("request failure not reported: {e}");
                     }
                 }
             }
@@ -477,7 +477,7 @@ impl Handle {
         self.post(move |p| {
             let now = p.now();
             if let Err(e) = p.queue_task(now, task, Target::from(thread)) {
-                log::warn!("job not queued: {e}");
+                tracing::warn!("job not queued: {e}");
             }
         })
     }
@@ -497,7 +497,7 @@ impl Handle {
                 Ok(id) => {
                     p.cb.batches.insert(id, erased);
                 }
-                Err(e) => log::warn!("batch not queued: {e}"),
+                Err(e) => tracing::warn!("batch not queued: {e}"),
             }
         })
     }
@@ -524,11 +524,11 @@ impl Handle {
             match p.node.inject_task(now, &category, id) {
                 Ok(true) => {}
                 Ok(false) => {
-                    log::warn!("injected task {what} dropped: queue full");
+                    tracing::warn!("injected task {what} dropped: queue full");
                     p.cb.tasks.remove(&id);
                 }
                 Err(e) => {
-                    log::warn!("injected task {what} not queued: {e}");
+                    tracing::warn!("injected task {what} not queued: {e}");
                     p.cb.tasks.remove(&id);
                 }
             }
@@ -651,12 +651,14 @@ impl Drop for LokiMq {
         match ThreadRole::current() {
             ThreadRole::Other => {
                 if join.join().is_err() {
-                    log::error!("the proxy thread panicked");
+                    tracing::error!("the proxy thread panicked");
                 }
             }
             role => {
                 // Waiting here would wait for ourselves: the proxy waits for this job to end.
-                log::warn!("LokiMq dropped on its own {role:?} thread; not waiting for shutdown");
+                tracing::warn!(
+                    "LokiMq dropped on its own {role:?} thread; not waiting for shutdown"
+                );
             }
         }
     }

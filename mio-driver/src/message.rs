@@ -29,7 +29,7 @@ where
 
 fn log_failure(r: Result<(), Error>) {
     if let Err(e) = r {
-        log::warn!("could not queue a reply: {e}");
+        tracing::warn!("could not queue a reply: {e}");
     }
 }
 

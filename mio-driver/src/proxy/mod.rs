@@ -233,7 +233,7 @@ impl Proxy {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                log::error!("poll failed: {e}; the proxy thread is stopping");
+                tracing::error!("poll failed: {e}; the proxy thread is stopping");
                 break;
             }
             for event in &events {
@@ -333,7 +333,7 @@ impl Proxy {
         self.workers.join_all();
         // Callbacks still held (pending requests and connects) are dropped uncalled, as OxenMQ
         // never calls them after shutdown.
-        log::debug!("proxy thread finished");
+        tracing::debug!("proxy thread finished");
     }
 
     // -----------------------------------------------------------------------------------------
@@ -368,7 +368,7 @@ impl Proxy {
             }
             Output::StopWorker { worker } => self.workers.stop(worker),
             Output::Event(event) => self.on_event(event),
-            other => log::debug!("ignoring an output this driver does not know: {other:?}"),
+            other => tracing::debug!("ignoring an output this driver does not know: {other:?}"),
         }
     }
 
@@ -393,7 +393,7 @@ impl Proxy {
                         f(&remote, pubkey.as_ref(), service_node)
                     }))
                     .unwrap_or_else(|_| {
-                        log::error!("the allow function panicked; denying {remote}");
+                        tracing::error!("the allow function panicked; denying {remote}");
                         AuthLevel::Denied
                     }),
                 };
@@ -403,7 +403,7 @@ impl Proxy {
                 let address = self.cb.sn_lookup.clone().and_then(|f| {
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&pubkey)))
                         .unwrap_or_else(|_| {
-                            log::error!("the sn_lookup function panicked for {pubkey}");
+                            tracing::error!("the sn_lookup function panicked for {pubkey}");
                             None
                         })
                 });
@@ -431,7 +431,9 @@ impl Proxy {
                 self.cb.timers.remove(&timer);
             }
             Event::Dropped { category } => {
-                log::warn!("No space to queue incoming command for category {category}; dropping");
+                tracing::warn!(
+                    "No space to queue incoming command for category {category}; dropping"
+                );
             }
             Event::ListenFailed { listener, reason } => {
                 if let Some(on_bind) = self
@@ -444,7 +446,7 @@ impl Proxy {
                 }
             }
             Event::Stopped => self.stopped = true,
-            other => log::debug!("ignoring an event this driver does not know: {other:?}"),
+            other => tracing::debug!("ignoring an event this driver does not know: {other:?}"),
         }
     }
 
@@ -463,7 +465,7 @@ impl Proxy {
                         })
                     }
                     None => {
-                        log::error!("no callback for {command:?}");
+                        tracing::error!("no callback for {command:?}");
                         noop
                     }
                 }
@@ -488,7 +490,7 @@ impl Proxy {
                     ..
                 }) => Box::new(move || f(conn, reason)),
                 _ => {
-                    log::warn!("connection to {conn} failed: {reason}");
+                    tracing::warn!("connection to {conn} failed: {reason}");
                     noop
                 }
             },
@@ -509,7 +511,7 @@ impl Proxy {
                 None => noop,
             },
             other => {
-                log::error!("a job this driver does not know: {other:?}");
+                tracing::error!("a job this driver does not know: {other:?}");
                 noop
             }
         }
@@ -559,7 +561,7 @@ impl Proxy {
                             self.insert_stream(Stream::new(conn, io, false));
                             self.drain();
                         }
-                        Err(e) => log::error!("could not accept a connection: {e}"),
+                        Err(e) => tracing::error!("could not accept a connection: {e}"),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -567,7 +569,7 @@ impl Proxy {
                 Err(e) => {
                     // EMFILE and friends: retrying at once would spin; the next connection
                     // attempt raises a new edge and the backlog is drained then.
-                    log::warn!("accept failed on {listener:?}: {e}");
+                    tracing::warn!("accept failed on {listener:?}: {e}");
                     return;
                 }
             }
@@ -584,7 +586,7 @@ impl Proxy {
             .registry()
             .register(&mut stream.io, Token(key), interest)
         {
-            log::error!("could not register a socket: {e}");
+            tracing::error!("could not register a socket: {e}");
             let conn = stream.conn;
             let now = self.now();
             let cause = DisconnectCause::Reset(e.to_string());
@@ -719,7 +721,7 @@ impl Proxy {
                 .reregister(&mut s.io, Token(key), wanted)
             {
                 Ok(()) => s.interest = wanted,
-                Err(e) => log::error!("could not update socket interest: {e}"),
+                Err(e) => tracing::error!("could not update socket interest: {e}"),
             }
         }
     }
@@ -765,7 +767,7 @@ impl Proxy {
 
     fn transmit(&mut self, conn: ConnId, data: Bytes) {
         let Some(&key) = self.by_conn.get(&conn) else {
-            log::debug!("dropping {} bytes for closed {conn:?}", data.len());
+            tracing::debug!("dropping {} bytes for closed {conn:?}", data.len());
             return;
         };
         if let Some(Entry::Stream(s)) = self.slab.get_mut(key) {
@@ -880,7 +882,7 @@ impl Proxy {
                     unix_path,
                 }));
                 let local = local.with_pubkey(curve.then(|| *self.node.pubkey()));
-                log::info!("listening on {local}");
+                tracing::info!("listening on {local}");
                 self.bound.push(local.clone());
                 if let Some(on_bind) = self
                     .cb
@@ -896,7 +898,7 @@ impl Proxy {
     }
 
     fn bind_failed(&mut self, listener: ListenerId, addr: &Address, reason: &str) {
-        log::error!("OxenMQ failed to listen on {addr}: {reason}");
+        tracing::error!("OxenMQ failed to listen on {addr}: {reason}");
         if self.startup_error.is_none() {
             self.startup_error = Some(Error::Bind {
                 address: addr.to_string(),

@@ -95,7 +95,7 @@ impl Workers {
     /// scheduler.
     pub(crate) fn run(&mut self, worker: WorkerId, task: Task) {
         if let Err(e) = self.spawn(worker, None) {
-            log::error!(
+            tracing::error!(
                 "could not start worker thread {worker}: {e}; running the job in the proxy"
             );
             run_guarded("worker job (inline)", task);
@@ -107,7 +107,7 @@ impl Workers {
         };
         if let Err(mpsc::SendError(WorkItem::Run(task))) = thread.tx.send(WorkItem::Run(task)) {
             // The thread is gone (it cannot exit on its own while its sender lives, but be safe).
-            log::error!("worker thread {worker} is gone; running the job in the proxy");
+            tracing::error!("worker thread {worker} is gone; running the job in the proxy");
             run_guarded("worker job (inline)", task);
             self.handle.job_finished(worker);
         }
@@ -130,7 +130,7 @@ impl Workers {
         }
         for join in self.stopped.drain(..) {
             if join.join().is_err() {
-                log::error!("a worker thread panicked outside a job");
+                tracing::error!("a worker thread panicked outside a job");
             }
         }
     }

@@ -309,7 +309,7 @@ pub(crate) fn listen(
     }
     .map_err(|e| e.to_string())?
     .allow(move |ip, key, _| {
-        log::info!("connection from {ip} key {key:?}: {level}");
+        tracing::info!("connection from {ip} key {key:?}: {level}");
         level
     });
     b.listen(listen);
@@ -338,7 +338,7 @@ pub(crate) fn request(
     let node = LokiMq::builder().start().map_err(|e| e.to_string())?;
     let total = Stopwatch::start();
     let (conn, took) = connect(&node, &addr, timeout)?;
-    log::info!("connected in {}", ms(took));
+    tracing::info!("connected in {}", ms(took));
     let data: Vec<&str> = data.iter().map(String::as_str).collect();
     let left = total.remaining(timeout).max(Duration::from_millis(1));
     let (r, took) = ask(&node, &conn, command, &data, left)?;

@@ -1,45 +1,26 @@
-//! A minimal stderr logger for the command-line tool (the library only uses the `log` facade).
+//! Logging for the command-line tool: a `tracing` subscriber writing to stderr. The library
+//! logs through `tracing`; the core logs through the `log` facade (it is `no_std`), whose
+//! records the subscriber's `tracing-log` bridge picks up.
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use tracing_subscriber::filter::LevelFilter;
 
-struct Stderr;
-
-impl Log for Stderr {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let thread = std::thread::current();
-            let name = thread.name().unwrap_or("?");
-            let level = match record.level() {
-                Level::Error => "ERROR",
-                Level::Warn => "warn",
-                Level::Info => "info",
-                Level::Debug => "debug",
-                Level::Trace => "trace",
-            };
-            eprintln!("[{level} {name} {}] {}", record.target(), record.args());
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-static LOGGER: Stderr = Stderr;
-
-/// Installs the logger: `verbosity` 0 = warnings (errors only if `quiet`), 1 = info,
-/// 2 = debug, 3+ = trace.
+/// Installs the subscriber: `verbosity` 0 = warnings (errors only if `quiet`), 1 = info,
+/// 2 = debug, 3+ = trace. `RUST_LOG`, when set, overrides the level.
 pub(crate) fn init(verbosity: u8, quiet: bool) {
-    let filter = match verbosity {
-        0 if quiet => LevelFilter::Error,
-        0 => LevelFilter::Warn,
-        1 => LevelFilter::Info,
-        2 => LevelFilter::Debug,
-        _ => LevelFilter::Trace,
+    let level = match verbosity {
+        0 if quiet => LevelFilter::ERROR,
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
     };
-    // Fails only if a logger is already installed, which this binary never does twice.
-    let _ = log::set_logger(&LOGGER);
-    log::set_max_level(filter);
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(level.into())
+        .from_env_lossy();
+    // Fails only if a subscriber is already installed, which this binary never does twice.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_thread_names(true)
+        .try_init();
 }
