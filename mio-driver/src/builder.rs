@@ -10,7 +10,7 @@ use lokimq_core::address::{Address, AddressError};
 use lokimq_core::auth::{Access, AuthLevel};
 use lokimq_core::ids::{CommandId, TaggedThreadId};
 use lokimq_core::keys::{KeyError, Keypair, PublicKey};
-use lokimq_core::node::{Config, Node};
+use lokimq_core::node::{BacklogLimit, Config, Node};
 use lokimq_core::registry::{DEFAULT_MAX_QUEUE, RegistryBuilder};
 use mio::Poll;
 use rand_core::OsRng;
@@ -182,10 +182,14 @@ impl Builder {
     pub fn new() -> Self {
         let cores = std::thread::available_parallelism()
             .map_or(1, |n| u16::try_from(n.get()).unwrap_or(u16::MAX));
+        let mut config = Config::new(cores);
+        // libzmq's per-peer high-water mark (OxenMQ never changes it), plus a byte cap: the
+        // driver reports its write queues, so a peer that stops reading costs bounded memory.
+        config.send_backlog_limit = Some(BacklogLimit::LIBZMQ);
         Self {
             keypair: None,
             service_node: false,
-            config: Config::new(cores),
+            config,
             registry: RegistryBuilder::new(),
             commands: BTreeMap::new(),
             categories: BTreeSet::new(),

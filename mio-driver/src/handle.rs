@@ -309,6 +309,48 @@ impl Handle {
         self.post_send(move |p, now| p.node.send(now, &to, command, data, &opts))
     }
 
+    /// [`send_with`](Self::send_with) with OxenMQ's `send_option::queue_failure`: if the
+    /// message cannot be queued (the peer's unsent backlog is over the high-water mark, there
+    /// is no connection for an `optional` send, the id is stale, …), `on_failure` runs on a
+    /// worker with the reason instead of the failure only being logged.
+    ///
+    /// ```no_run
+    /// # fn f(h: &lokimq::Handle, conn: &lokimq::ConnectionId) -> Result<(), lokimq::Error> {
+    /// use lokimq::{SendError, SendOptions};
+    /// h.send_with_queue_failure(conn, "chat.msg", ["hi"], SendOptions::default(), |e| {
+    ///     if matches!(e, SendError::WouldBlock(_)) {
+    ///         eprintln!("peer is not reading; dropping its notification");
+    ///     }
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn send_with_queue_failure<D, B>(
+        &self,
+        to: &ConnectionId,
+        command: impl Into<Bytes>,
+        data: D,
+        opts: SendOptions,
+        on_failure: impl FnOnce(SendError) + Send + 'static,
+    ) -> Result<(), Error>
+    where
+        D: IntoIterator<Item = B>,
+        B: Into<Bytes>,
+    {
+        let to = to.clone();
+        let command = command.into();
+        let data = frames(data);
+        self.post(move |p| {
+            let now = p.now();
+            if let Err(e) = p.node.send(now, &to, command, data, &opts) {
+                tracing::debug!("{e}");
+                let report = Box::new(move || on_failure(e));
+                if let Err(e) = p.queue_task(now, report, Target::Worker) {
+                    tracing::debug!("queue failure not reported: {e}");
+                }
+            }
+        })
+    }
+
     /// Sends a request (OxenMQ's `request`): `[command, tag, data…]`; `callback` runs on a
     /// worker with the reply parts, or an error: `TIMEOUT` (no reply in time, or the request
     /// could not be sent at all), `FORBIDDEN`, `UNKNOWNCOMMAND`, …

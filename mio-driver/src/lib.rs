@@ -127,8 +127,8 @@ pub use lokimq_core::auth::{Access, AuthLevel, PeerAccess};
 pub use lokimq_core::ids::{TaggedThreadId, TimerId};
 pub use lokimq_core::keys::{Keypair, PublicKey, SecretKey};
 pub use lokimq_core::node::{
-    Config, ConnectOptions, ConnectSnOptions, ConnectionId, RequestError, RequestOptions,
-    SendOptions, Stats, Target,
+    BacklogLimit, Config, ConnectOptions, ConnectSnOptions, ConnectionId, RequestError,
+    RequestOptions, SendError, SendOptions, Stats, Target,
 };
 
 /// No data parts, for sends and requests without any: `handle.send(&conn, "a.b", NO_DATA)`.

@@ -62,6 +62,30 @@ pub struct Config {
     /// Largest number of messages queued for one outgoing connection that is not up yet
     /// (libzmq's default high-water mark).
     pub max_queued_messages: usize,
+    /// Bound on a connected peer's unsent messages and bytes (the driver's write queue,
+    /// reported with [`Input::Flushed`](super::Input::Flushed)): at it, application sends to
+    /// that peer fail with [`SendError::WouldBlock`](super::SendError::WouldBlock), OxenMQ's
+    /// "HWM full". `None` (the default) for drivers that write synchronously or do not report;
+    /// a driver that sets it must report, or the peer blocks for good once at the limit.
+    pub send_backlog_limit: Option<BacklogLimit>,
+}
+
+/// A peer's high-water mark: see [`Config::send_backlog_limit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BacklogLimit {
+    /// Unsent application messages (libzmq's `ZMQ_SNDHWM`, 1000 by default).
+    pub messages: usize,
+    /// Unsent bytes, counting protocol overhead: a message is refused while more than this is
+    /// queued (so one message larger than the bound still goes out on an idle connection).
+    pub bytes: usize,
+}
+
+impl BacklogLimit {
+    /// libzmq's 1000-message high-water mark, plus a 64 MiB cap on the bytes behind it.
+    pub const LIBZMQ: Self = Self {
+        messages: 1000,
+        bytes: 64 * 1024 * 1024,
+    };
 }
 
 impl Config {
@@ -88,6 +112,7 @@ impl Config {
             inproc_connect_timeout: INPROC_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_queued_messages: 1000,
+            send_backlog_limit: None,
         }
     }
 }

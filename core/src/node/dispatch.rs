@@ -249,7 +249,7 @@ impl<R: CryptoRngCore> Node<R> {
             }
             b"HI" => {
                 if peer.incoming {
-                    self.send_raw(origin, alloc::vec![Bytes::from_static(b"HELLO")]);
+                    self.send_protocol(origin, alloc::vec![Bytes::from_static(b"HELLO")]);
                 } else {
                     log::warn!("Got invalid 'HI' message on an outgoing connection; ignoring");
                 }
@@ -376,7 +376,7 @@ impl<R: CryptoRngCore> Node<R> {
             }
             None => frames.push(cmd.clone()),
         }
-        self.send_raw(origin, frames);
+        self.send_protocol(origin, frames);
     }
 }
 

@@ -70,6 +70,17 @@ pub enum Input {
     /// `now` has reached [`Node::poll_timeout`](super::Node::poll_timeout); spurious calls are
     /// harmless.
     Timeout,
+    /// How many bytes of this connection's [`Output::Transmit`] data the driver still holds
+    /// unwritten (a level, not a delta). Only drivers that enable
+    /// [`Config::send_backlog_limit`](super::Config::send_backlog_limit) need to report it,
+    /// after each write that makes progress; the node then refuses application sends on a
+    /// connection whose backlog is over the limit, the way libzmq's high-water mark does.
+    Flushed {
+        /// The connection.
+        conn: ConnId,
+        /// Bytes handed out in `Transmit`s and not yet written to the transport.
+        unsent: usize,
+    },
 }
 
 /// Why a transport connection ended.

@@ -46,8 +46,8 @@ use crate::time::{Duration, Instant, earliest};
 use crate::zmtp::router::RouterTable;
 
 pub use config::{
-    Config, DEFAULT_CONNECT_SN_KEEP_ALIVE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SEND_KEEP_ALIVE,
-    FOREVER, INPROC_CONNECT_TIMEOUT, REMOTE_CONNECT_TIMEOUT,
+    BacklogLimit, Config, DEFAULT_CONNECT_SN_KEEP_ALIVE, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SEND_KEEP_ALIVE, FOREVER, INPROC_CONNECT_TIMEOUT, REMOTE_CONNECT_TIMEOUT,
 };
 pub use conn_id::ConnectionId;
 pub use io::{
@@ -312,6 +312,11 @@ impl<R: CryptoRngCore> Node<R> {
                 }
             }
             Input::Timeout => self.on_timeout(),
+            Input::Flushed { conn, unsent } => {
+                if let Some(c) = self.conns.get_mut(conn) {
+                    c.note_flushed(unsent);
+                }
+            }
         }
         self.pump();
     }
@@ -670,6 +675,7 @@ impl<R: CryptoRngCore> Node<R> {
                 return;
             };
             if let Some(data) = session.poll_transmit() {
+                conn.note_transmit(data.len());
                 self.outputs.push_back(Output::Transmit { conn: id, data });
                 continue;
             }
@@ -742,7 +748,9 @@ impl<R: CryptoRngCore> Node<R> {
                 let closing = link.closing.is_some();
                 let queued: Vec<Vec<Bytes>> = link.queue.drain(..).collect();
                 for frames in queued {
-                    self.conn_send(id, frames);
+                    if let Err(e) = self.conn_send(id, frames) {
+                        log::warn!("Unable to send queued message: {e}");
+                    }
                 }
                 if closing {
                     self.finish_closing_link(link_id);
@@ -751,21 +759,38 @@ impl<R: CryptoRngCore> Node<R> {
         }
     }
 
-    /// Sends frames on a ready transport connection (errors are logged: best effort).
-    fn conn_send(&mut self, id: ConnId, frames: Vec<Bytes>) -> bool {
-        let Some(session) = self.conns.get_mut(id).and_then(|c| c.session.as_mut()) else {
-            return false;
+    /// Sends frames on a ready transport connection. Refused while the driver's unsent
+    /// backlog for it is at [`Config::send_backlog_limit`] (libzmq's HWM: the message is not
+    /// queued and the sender hears "would block").
+    fn conn_send(&mut self, id: ConnId, frames: Vec<Bytes>) -> Result<(), SendError> {
+        let limit = self.config.send_backlog_limit;
+        let Some(conn) = self.conns.get_mut(id) else {
+            return Err(SendError::NotConnected(alloc::format!("{id:?}")));
         };
-        match session.send(self.now, frames) {
-            Ok(()) => {
-                self.pump_conn(id);
-                true
-            }
-            Err(e) => {
-                log::warn!("Unable to send message on {id:?}: {e}");
-                false
+        if let Some(limit) = limit {
+            if conn.unsent_ends.len() >= limit.messages || conn.unsent > limit.bytes {
+                return Err(SendError::WouldBlock(alloc::format!(
+                    "{id:?} ({} messages, {} bytes unsent)",
+                    conn.unsent_ends.len(),
+                    conn.unsent
+                )));
             }
         }
+        let Some(session) = conn.session.as_mut() else {
+            return Err(SendError::NotConnected(alloc::format!("{id:?}")));
+        };
+        session
+            .send(self.now, frames)
+            .map_err(|e| SendError::Session(alloc::format!("{id:?}: {e}")))?;
+        self.pump_conn(id);
+        if limit.is_some() {
+            if let Some(conn) = self.conns.get_mut(id) {
+                // Everything the session framed went out in `pump_conn`: the message ends here.
+                let end = conn.transmitted;
+                conn.unsent_ends.push_back(end);
+            }
+        }
+        Ok(())
     }
 
     /// Closes a transport connection on our initiative (flush, then `Close`).
@@ -779,12 +804,11 @@ impl<R: CryptoRngCore> Node<R> {
 
     /// Moves every byte a session has queued into `Transmit` outputs.
     fn flush_conn(&mut self, id: ConnId) {
-        while let Some(data) = self
-            .conns
-            .get_mut(id)
-            .and_then(|c| c.session.as_mut())
-            .and_then(Session::poll_transmit)
-        {
+        while let Some(conn) = self.conns.get_mut(id) {
+            let Some(data) = conn.session.as_mut().and_then(Session::poll_transmit) else {
+                return;
+            };
+            conn.note_transmit(data.len());
             self.outputs.push_back(Output::Transmit { conn: id, data });
         }
     }

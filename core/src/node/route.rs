@@ -56,9 +56,33 @@ pub(crate) struct Conn {
     pub(crate) ready: bool,
     /// True while an auth decision is outstanding.
     pub(crate) awaiting_auth: bool,
+    /// Bytes given to the driver and not yet written (see `Input::Flushed`).
+    pub(crate) unsent: usize,
+    /// Bytes ever given to the driver in `Transmit`s.
+    pub(crate) transmitted: u64,
+    /// For each application message not yet fully written: `transmitted` at its last byte.
+    /// Kept only while a backlog limit is configured, and never longer than its message limit.
+    pub(crate) unsent_ends: VecDeque<u64>,
 }
 
 impl Conn {
+    /// Counts bytes handed to the driver.
+    pub(crate) fn note_transmit(&mut self, len: usize) {
+        self.unsent = self.unsent.saturating_add(len);
+        self.transmitted = self.transmitted.saturating_add(len as u64);
+    }
+
+    /// The driver reports `unsent` bytes still queued: messages whose last byte is out leave
+    /// the backlog.
+    pub(crate) fn note_flushed(&mut self, unsent: usize) {
+        // A driver cannot hold more than it was given; clamp a bad report.
+        self.unsent = unsent.min(self.unsent);
+        let written = self.transmitted - self.unsent as u64;
+        while self.unsent_ends.front().is_some_and(|&end| end <= written) {
+            self.unsent_ends.pop_front();
+        }
+    }
+
     pub(crate) fn new(role: Role, remote: String) -> Self {
         Self {
             role,
@@ -69,6 +93,9 @@ impl Conn {
             pubkey: None,
             ready: false,
             awaiting_auth: false,
+            unsent: 0,
+            transmitted: 0,
+            unsent_ends: VecDeque::new(),
         }
     }
 }

@@ -34,9 +34,14 @@ pub enum SendError {
     /// The id names an incoming connection that is gone (the remote has probably disconnected).
     #[error("Unable to send message to incoming connection {0}: remote has probably disconnected")]
     IncomingGone(String),
-    /// Too many messages are queued for a connection that is not up yet.
+    /// Too many messages are queued for a connection that is not up yet, or a connected peer's
+    /// unsent backlog is over [`Config::send_backlog_limit`](super::Config::send_backlog_limit)
+    /// (libzmq's high-water mark).
     #[error("Unable to send message to {0}: sending would block")]
     WouldBlock(String),
+    /// The connection's session refused the message (it is closing, or failed).
+    #[error("Unable to send message on {0}")]
+    Session(String),
     /// A message needs at least a command frame.
     #[error("cannot send an empty command")]
     EmptyCommand,
@@ -147,8 +152,7 @@ impl<R: CryptoRngCore> Node<R> {
     fn send_back_frames(&mut self, to: &ReplyTarget, frames: Vec<Bytes>) -> Result<(), SendError> {
         if let Some(via) = to.via {
             if self.origin_alive(via) {
-                self.send_raw(via, frames);
-                return Ok(());
+                return self.send_raw(via, frames);
             }
         }
         let opts = SendOptions {
@@ -215,7 +219,7 @@ impl<R: CryptoRngCore> Node<R> {
                 let origin = self
                     .incoming_conn(*listener, route)
                     .ok_or_else(|| SendError::IncomingGone(to.to_string_lossy()))?;
-                self.send_raw(origin, frames);
+                self.send_raw(origin, frames)?;
                 Ok(Sent { via: origin })
             }
         }
@@ -253,7 +257,7 @@ impl<R: CryptoRngCore> Node<R> {
                     .find(|c| self.conns.get(*c).is_some_and(|c| c.ready))
             });
             if let Some(c) = incoming {
-                self.send_raw(Origin::Conn(c), frames);
+                self.send_raw(Origin::Conn(c), frames)?;
                 return Ok(Sent {
                     via: Origin::Conn(c),
                 });
@@ -321,10 +325,7 @@ impl<R: CryptoRngCore> Node<R> {
             return Ok(());
         }
         match (link.ready, link.conn) {
-            (true, Some(conn)) => {
-                self.conn_send(conn, frames);
-                Ok(())
-            }
+            (true, Some(conn)) => self.conn_send(conn, frames),
             _ if link.queue.len() >= max => Err(SendError::WouldBlock(alloc::format!(
                 "outgoing connection {link_id}"
             ))),
@@ -335,19 +336,27 @@ impl<R: CryptoRngCore> Node<R> {
         }
     }
 
-    /// Sends frames to the peer behind `origin` (best effort; failures are logged).
-    pub(super) fn send_raw(&mut self, origin: Origin, frames: Vec<Bytes>) {
+    /// Sends frames to the peer behind `origin`.
+    pub(super) fn send_raw(&mut self, origin: Origin, frames: Vec<Bytes>) -> Result<(), SendError> {
         match origin {
-            Origin::Conn(c) => {
-                self.conn_send(c, frames);
+            Origin::Conn(c) => self.conn_send(c, frames),
+            Origin::Link(l) => self.link_send(l, frames),
+            Origin::InprocServer(l) => {
+                self.inproc.push_back((Origin::InprocClient(l), frames));
+                Ok(())
             }
-            Origin::Link(l) => {
-                if let Err(e) = self.link_send(l, frames) {
-                    log::warn!("{e}");
-                }
+            Origin::InprocClient(l) => {
+                self.inproc.push_back((Origin::InprocServer(l), frames));
+                Ok(())
             }
-            Origin::InprocServer(l) => self.inproc.push_back((Origin::InprocClient(l), frames)),
-            Origin::InprocClient(l) => self.inproc.push_back((Origin::InprocServer(l), frames)),
+        }
+    }
+
+    /// [`send_raw`](Self::send_raw) for the node's own protocol messages (HELLO, error replies,
+    /// BYE): best effort, a failure is only logged.
+    pub(super) fn send_protocol(&mut self, origin: Origin, frames: Vec<Bytes>) {
+        if let Err(e) = self.send_raw(origin, frames) {
+            log::warn!("{e}");
         }
     }
 

@@ -474,3 +474,113 @@ fn inproc_connection_is_admin() {
         vec![(req, Ok(vec![Bytes::from_static(b"z")]))]
     );
 }
+
+#[test]
+fn unsent_backlog_over_the_limit_refuses_sends_until_flushed() {
+    let mut net = Net::new();
+    let (_, client, conn) = curve_pair(&mut net);
+    net.nodes[client].node.config.send_backlog_limit = Some(BacklogLimit {
+        messages: 3,
+        bytes: 2000,
+    });
+    net.settle();
+    assert_eq!(net.nodes[client].connected, vec![conn.clone()]);
+    let transport = net
+        .pipes
+        .keys()
+        .find(|(n, _)| *n == client)
+        .map(|&(_, c)| c)
+        .expect("the client's transport connection");
+    let now = net.now;
+    let big = || vec![Bytes::from(vec![7u8; 4000])];
+    // The harness never writes for real: report the handshake as written, then one 4 kB
+    // message puts the backlog over the limit.
+    let node = &mut net.nodes[client].node;
+    node.handle(
+        now,
+        Input::Flushed {
+            conn: transport,
+            unsent: 0,
+        },
+    );
+    assert_eq!(
+        node.send(now, &conn, "public.hello", big(), &SendOptions::default()),
+        Ok(())
+    );
+    let refused = node.send(now, &conn, "public.hello", big(), &SendOptions::default());
+    assert!(
+        matches!(refused, Err(SendError::WouldBlock(_))),
+        "{refused:?}"
+    );
+    // A request is refused the same way (and no reply job will come for it).
+    assert!(matches!(
+        node.request(now, &conn, "public.echo", big(), &RequestOptions::default()),
+        Err(SendError::WouldBlock(_))
+    ));
+    // The driver wrote some bytes but not enough: still refused.
+    node.handle(
+        now,
+        Input::Flushed {
+            conn: transport,
+            unsent: 2500,
+        },
+    );
+    assert!(
+        node.send(now, &conn, "public.hello", big(), &SendOptions::default())
+            .is_err()
+    );
+    // Written out: accepted again.
+    node.handle(
+        now,
+        Input::Flushed {
+            conn: transport,
+            unsent: 10,
+        },
+    );
+    assert_eq!(
+        node.send(now, &conn, "public.hello", big(), &SendOptions::default()),
+        Ok(())
+    );
+    // The message count is a bound too: small messages, all unsent, stop at three.
+    node.handle(
+        now,
+        Input::Flushed {
+            conn: transport,
+            unsent: 0,
+        },
+    );
+    let small = || vec![Bytes::from_static(b"x")];
+    for _ in 0..3 {
+        assert_eq!(
+            node.send(now, &conn, "public.hello", small(), &SendOptions::default()),
+            Ok(())
+        );
+    }
+    assert!(matches!(
+        node.send(now, &conn, "public.hello", small(), &SendOptions::default()),
+        Err(SendError::WouldBlock(_))
+    ));
+    // Written up to the end of the first one: one slot frees.
+    let unsent = node.conns.get(transport).unwrap().unsent;
+    node.handle(
+        now,
+        Input::Flushed {
+            conn: transport,
+            unsent: unsent * 2 / 3,
+        },
+    );
+    assert_eq!(
+        node.send(now, &conn, "public.hello", small(), &SendOptions::default()),
+        Ok(())
+    );
+    assert!(
+        node.send(now, &conn, "public.hello", small(), &SendOptions::default())
+            .is_err()
+    );
+    net.settle();
+    net.advance(Duration::from_secs(60));
+    assert!(
+        net.nodes[client].replies.is_empty(),
+        "a refused request left a reply job"
+    );
+}

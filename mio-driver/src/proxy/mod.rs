@@ -663,8 +663,24 @@ impl Proxy {
         }
     }
 
-    /// Writes queued bytes until the queue is empty or the socket would block.
+    /// Writes queued bytes until the queue is empty or the socket would block, then tells the
+    /// node how much is still unsent (its high-water-mark check).
     fn flush(&mut self, key: usize) {
+        let before = match self.slab.get(key) {
+            Some(Entry::Stream(s)) => s.queued,
+            _ => return,
+        };
+        self.write_queued(key);
+        if let Some(Entry::Stream(s)) = self.slab.get(key) {
+            if s.queued < before && !s.closing {
+                let (conn, unsent) = (s.conn, s.queued);
+                let now = self.now();
+                self.node.handle(now, Input::Flushed { conn, unsent });
+            }
+        }
+    }
+
+    fn write_queued(&mut self, key: usize) {
         loop {
             let result = {
                 let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
@@ -774,7 +790,7 @@ impl Proxy {
             if s.out.is_empty() {
                 self.dirty.push(key);
             }
-            s.out.push_back(data);
+            s.push(data);
         }
     }
 

@@ -148,6 +148,8 @@ pub(super) struct Stream {
     pub(super) connecting: bool,
     /// Bytes waiting to be written, oldest first (the front may be partly written).
     pub(super) out: VecDeque<Bytes>,
+    /// Total bytes in `out` (reported to the node as the connection's unsent backlog).
+    pub(super) queued: usize,
     /// The node closed the connection: flush, half-close, wait for EOF or the linger deadline.
     pub(super) closing: bool,
     /// Our write half is shut (closing and fully flushed).
@@ -163,6 +165,7 @@ impl Stream {
             io,
             connecting,
             out: VecDeque::new(),
+            queued: 0,
             closing: false,
             write_shut: false,
             interest: if connecting {
@@ -183,8 +186,15 @@ impl Stream {
         }
     }
 
+    /// Queues bytes for writing.
+    pub(super) fn push(&mut self, data: Bytes) {
+        self.queued += data.len();
+        self.out.push_back(data);
+    }
+
     /// Drops `n` written bytes from the front of the queue.
     pub(super) fn consume(&mut self, mut n: usize) {
+        self.queued = self.queued.saturating_sub(n);
         while n > 0 {
             let Some(front) = self.out.front_mut() else {
                 return;
@@ -238,15 +248,18 @@ mod tests {
             StreamIo::Unix(UnixStream::from_std(a)),
             false,
         );
-        s.out.push_back(Bytes::from_static(b"abc"));
-        s.out.push_back(Bytes::from_static(b"defg"));
+        s.push(Bytes::from_static(b"abc"));
+        s.push(Bytes::from_static(b"defg"));
+        assert_eq!(s.queued, 7);
         s.consume(4);
+        assert_eq!(s.queued, 3);
         assert_eq!(s.out.len(), 1);
         assert_eq!(s.out[0].as_ref(), b"efg");
         assert_eq!(s.out.iter().map(Bytes::len).sum::<usize>(), 3);
         assert_eq!(s.wanted_interest(), Interest::READABLE | Interest::WRITABLE);
         s.consume(3);
         assert!(s.out.is_empty());
+        assert_eq!(s.queued, 0);
         assert_eq!(s.wanted_interest(), Interest::READABLE);
     }
 }
