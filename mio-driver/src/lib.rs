@@ -112,6 +112,7 @@ mod error;
 mod handle;
 mod message;
 mod proxy;
+mod subscription;
 
 pub use batch::{Batch, JobPanicked};
 pub use builder::{Builder, Listen, ToAddress};
@@ -119,6 +120,7 @@ pub use clock::Stopwatch;
 pub use error::Error;
 pub use handle::{Handle, LokiMq};
 pub use message::{DeferredSend, Message};
+pub use subscription::Subscription;
 
 pub use bytes::Bytes;
 pub use lokimq_core as core;
