@@ -5,18 +5,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use lokimq_core::address::{Address, AddressError};
 use lokimq_core::auth::{Access, AuthLevel};
-use lokimq_core::ids::{CommandId, TaggedThreadId};
+use lokimq_core::ids::{CommandId, TaggedThreadId, TimerId};
 use lokimq_core::keys::{KeyError, Keypair, PublicKey};
-use lokimq_core::node::{BacklogLimit, Config, Node};
+use lokimq_core::node::{BacklogLimit, Config, Node, Target};
 use lokimq_core::registry::{DEFAULT_MAX_QUEUE, RegistryBuilder};
 use mio::Poll;
 use rand_core::OsRng;
 
 use crate::clock::Clock;
-use crate::handle::{AllowFn, CommandFn, Handle, OnBind, Shared, SnLookupFn};
+use crate::handle::{AllowFn, CommandFn, Handle, OnBind, Shared, SnLookupFn, TimerFn};
 use crate::message::Message;
 use crate::proxy::workers::{Task, Workers};
 use crate::proxy::{Callbacks, Proxy, WAKER};
@@ -156,6 +157,16 @@ pub struct Builder {
     tagged_starts: Vec<Option<Task>>,
     sn_lookup: Option<SnLookupFn>,
     active_sns: Option<BTreeSet<PublicKey>>,
+    timers: Vec<PendingTimer>,
+}
+
+/// A timer added before `start()`.
+struct PendingTimer {
+    id: TimerId,
+    f: TimerFn,
+    interval: Duration,
+    squelch: bool,
+    target: Target,
 }
 
 impl std::fmt::Debug for Builder {
@@ -197,6 +208,7 @@ impl Builder {
             tagged_starts: Vec::new(),
             sn_lookup: None,
             active_sns: None,
+            timers: Vec::new(),
         }
     }
 
@@ -327,6 +339,54 @@ impl Builder {
         Ok(TaggedThreadId(id))
     }
 
+    /// Adds a repeating timer that starts with the node (OxenMQ allows `add_timer` before
+    /// `start()`): see [`Handle::add_timer`](crate::Handle::add_timer). Its first firing is
+    /// `interval` after [`start`](Self::start). The returned id is the one the running node
+    /// uses, so it can be cancelled later with [`Handle::cancel_timer`](crate::Handle::cancel_timer).
+    ///
+    /// ```
+    /// use lokimq::{LokiMq, Target};
+    /// use std::time::Duration;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// let tick = b.add_timer(|| println!("tick"), Duration::from_secs(1), true, Target::Worker)?;
+    /// let node = b.start()?;
+    /// node.cancel_timer(tick)?;
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownTaggedThread`] for a tagged thread this builder did not add, and
+    /// [`Error::ZeroTimerInterval`] for an interval under a microsecond.
+    pub fn add_timer(
+        &mut self,
+        f: impl Fn() + Send + Sync + 'static,
+        interval: Duration,
+        squelch: bool,
+        target: Target,
+    ) -> Result<TimerId, Error> {
+        if let Target::Tagged(t) = target {
+            if t.index() >= self.config.tagged_threads.len() {
+                return Err(Error::UnknownTaggedThread(t.get()));
+            }
+        }
+        if interval < Duration::from_micros(1) {
+            return Err(Error::ZeroTimerInterval);
+        }
+        // The node numbers timers from 1 in the order they are added, and these are added
+        // first, in this order, by `start`.
+        let id = TimerId(self.timers.len() as u64 + 1);
+        self.timers.push(PendingTimer {
+            id,
+            f: Arc::new(f),
+            interval,
+            squelch,
+            target,
+        });
+        Ok(id)
+    }
+
     /// Adds a listener, bound by [`start`](Self::start).
     pub fn listen(&mut self, listen: Listen) -> &mut Self {
         self.listens.push(listen);
@@ -399,6 +459,18 @@ impl Builder {
         }
         for listen in self.listens {
             proxy.add_listener(listen);
+        }
+        for t in self.timers {
+            let now = proxy.now();
+            let id = proxy.node.add_timer(now, t.interval, t.squelch, t.target)?;
+            if id != t.id {
+                // Cannot happen (see `add_timer`), but a wrong id would cancel the wrong timer.
+                return Err(Error::TimerIdMismatch {
+                    promised: t.id,
+                    got: id,
+                });
+            }
+            proxy.cb.timers.insert(id, t.f);
         }
         proxy.drain();
         if let Some(e) = proxy.take_startup_error() {

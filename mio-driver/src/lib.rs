@@ -71,6 +71,17 @@
 //! zero poll timeout. Socket slots closed during a turn are freed only after it, so a stale
 //! event can never reach a socket that reused the slot.
 //!
+//! ## Backpressure
+//!
+//! Every socket has a write queue, and the proxy reports after each write how much of it is
+//! still unsent (`Input::Flushed`). The node refuses further application messages to a peer
+//! whose queue holds 1000 unsent messages or 64 MiB ([`BacklogLimit::LIBZMQ`], libzmq's
+//! default high-water mark, which OxenMQ never changes; tune it with
+//! [`Builder::config_mut`]`().send_backlog_limit`). A refused send is logged as OxenMQ logs
+//! "sending would block", or reported to the caller by
+//! [`Handle::send_with_queue_failure`] (OxenMQ's `send_option::queue_failure`); a refused
+//! request fails with `TIMEOUT`. So a peer that stops reading costs bounded memory.
+//!
 //! ## Callbacks
 //!
 //! * Command callbacks (`Fn(&mut Message)`) run on workers. A [`Message`] carries the data,

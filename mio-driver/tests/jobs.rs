@@ -158,6 +158,71 @@ fn timer_fires_repeatedly_and_cancels() {
 }
 
 #[test]
+fn timers_added_before_start_run_and_cancel_by_their_id() {
+    let mut b = builder();
+    let thread = b.add_tagged_thread("ticker").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&count);
+    let on_worker = b
+        .add_timer(
+            move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                let _ = tx.send(("worker", thread_name()));
+            },
+            Duration::from_millis(20),
+            true,
+            Target::Worker,
+        )
+        .unwrap();
+    let on_tagged = b
+        .add_timer(
+            move || {
+                let _ = tx2.send(("tagged", thread_name()));
+            },
+            Duration::from_millis(25),
+            false,
+            Target::Tagged(thread),
+        )
+        .unwrap();
+    assert_ne!(on_worker, on_tagged);
+    let node = b.start().unwrap();
+    let (mut worker, mut tagged) = (0, 0);
+    while worker < 2 || tagged < 2 {
+        match wait(&rx, "timer firings") {
+            ("worker", _) => worker += 1,
+            (_, name) => {
+                assert_eq!(name, "ticker");
+                tagged += 1;
+            }
+        }
+    }
+    // Cancelling by the ids the builder returned stops the right timers.
+    node.cancel_timer(on_worker).unwrap();
+    node.cancel_timer(on_tagged).unwrap();
+    let _ = node.stats().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let settled = count.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(count.load(Ordering::SeqCst), settled, "fired after cancel");
+}
+
+#[test]
+fn builder_timer_misuse_is_a_typed_error() {
+    let mut b = builder();
+    let bad = lokimq::TaggedThreadId(3);
+    assert!(matches!(
+        b.add_timer(|| {}, Duration::from_secs(1), true, Target::Tagged(bad)),
+        Err(Error::UnknownTaggedThread(3))
+    ));
+    assert!(matches!(
+        b.add_timer(|| {}, Duration::ZERO, true, Target::Worker),
+        Err(Error::ZeroTimerInterval)
+    ));
+}
+
+#[test]
 fn in_proxy_timer_cannot_make_blocking_calls() {
     let node = builder().start().unwrap();
     let (tx, rx) = mpsc::channel();
