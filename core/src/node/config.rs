@@ -68,6 +68,11 @@ pub struct Config {
     /// "HWM full". `None` (the default) for drivers that write synchronously or do not report;
     /// a driver that sets it must report, or the peer blocks for good once at the limit.
     pub send_backlog_limit: Option<BacklogLimit>,
+    /// Most connections accepted on listeners at once; `accept` refuses more with
+    /// [`NodeError::TooManyConnections`](super::NodeError::TooManyConnections). Every
+    /// connection costs buffers, so a flood of them must stop somewhere short of the fd limit.
+    /// Default 10 000 (OxenMQ's `MAX_SOCKETS`).
+    pub max_incoming_connections: usize,
 }
 
 /// A peer's high-water mark: see [`Config::send_backlog_limit`].
@@ -113,6 +118,7 @@ impl Config {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_queued_messages: 1000,
             send_backlog_limit: None,
+            max_incoming_connections: 10_000,
         }
     }
 }

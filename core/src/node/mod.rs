@@ -94,6 +94,9 @@ pub enum NodeError {
     /// The node has stopped.
     #[error("OxenMQ is shut down")]
     Stopped,
+    /// `accept` was refused: [`Config::max_incoming_connections`] are already open.
+    #[error("refusing a connection: already {0} incoming connections")]
+    TooManyConnections(usize),
 }
 
 /// The internal payload of scheduled jobs (mapped to the public [`Job`] on the way out).
@@ -410,6 +413,9 @@ impl<R: CryptoRngCore> Node<R> {
             .listeners
             .get(listener.index())
             .ok_or(NodeError::UnknownListener(listener))?;
+        if self.conns.incoming() >= self.config.max_incoming_connections {
+            return Err(NodeError::TooManyConnections(self.conns.incoming()));
+        }
         let mechanism = if l.curve {
             session::MechanismConfig::CurveServer {
                 keypair: self.keypair.clone(),

@@ -105,10 +105,15 @@ impl Conn {
 pub(crate) struct ConnTable {
     slab: Slab<Conn>,
     generations: Vec<u32>,
+    /// How many of the connections arrived on a listener.
+    incoming: usize,
 }
 
 impl ConnTable {
     pub(crate) fn insert(&mut self, conn: Conn) -> ConnId {
+        if matches!(conn.role, Role::Listener(_)) {
+            self.incoming += 1;
+        }
         let key = self.slab.insert(conn);
         if key >= self.generations.len() {
             self.generations.resize(key + 1, 0);
@@ -134,7 +139,16 @@ impl ConnTable {
         let key = self.key(id)?;
         // The next occupant of this slot gets a new generation.
         self.generations[key] = self.generations[key].wrapping_add(1);
-        Some(self.slab.remove(key))
+        let conn = self.slab.remove(key);
+        if matches!(conn.role, Role::Listener(_)) {
+            self.incoming -= 1;
+        }
+        Some(conn)
+    }
+
+    /// Connections that arrived on a listener.
+    pub(crate) fn incoming(&self) -> usize {
+        self.incoming
     }
 
     pub(crate) fn ids(&self) -> Vec<ConnId> {

@@ -584,3 +584,32 @@ fn unsent_backlog_over_the_limit_refuses_sends_until_flushed() {
         "a refused request left a reply job"
     );
 }
+
+#[test]
+fn accept_refuses_past_the_incoming_connection_cap() {
+    let mut net = Net::new();
+    let mut config = quiet_config();
+    config.max_incoming_connections = 2;
+    let server = net.add(1, config);
+    let now = net.now;
+    net.nodes[server].node.listen_plain(now, tcp(4000));
+    net.settle();
+    let listener = *net.nodes[server].listeners.keys().next().unwrap();
+    let node = &mut net.nodes[server].node;
+    let a = node.accept(now, listener, "10.0.0.1").unwrap();
+    node.accept(now, listener, "10.0.0.2").unwrap();
+    assert!(matches!(
+        node.accept(now, listener, "10.0.0.3"),
+        Err(NodeError::TooManyConnections(2))
+    ));
+    // A closed connection frees its place.
+    node.handle(
+        now,
+        Input::Disconnected {
+            conn: a,
+            cause: DisconnectCause::Eof,
+        },
+    );
+    while node.poll_output().is_some() {}
+    node.accept(now, listener, "10.0.0.3").unwrap();
+}

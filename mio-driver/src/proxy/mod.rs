@@ -561,6 +561,7 @@ impl Proxy {
                             self.insert_stream(Stream::new(conn, io, false));
                             self.drain();
                         }
+                        Err(e @ NodeError::TooManyConnections(_)) => tracing::warn!("{e}"),
                         Err(e) => tracing::error!("could not accept a connection: {e}"),
                     }
                 }
