@@ -186,9 +186,8 @@ pub(crate) fn render(parts: &[Bytes], format: Format) -> Result<String, Failure>
             Format::Text => escape_text(part, &mut out),
             Format::Hex => out.push_str(&hex::encode(part)),
             Format::Bt => {
-                let value = bt::decode(part).map_err(|e| {
-                    Failure::other(format!("reply part {} is not bt: {e}", i + 1))
-                })?;
+                let value = bt::decode(part)
+                    .map_err(|e| Failure::other(format!("reply part {} is not bt: {e}", i + 1)))?;
                 json(&value, &mut out);
             }
         }
@@ -310,7 +309,10 @@ mod tests {
     #[test]
     fn bt_becomes_json() {
         assert_eq!(one(b"d3:fooi42ee", Format::Bt), "{\"foo\":42}\n");
-        assert_eq!(one(b"li-3e4:\"q\\\ne", Format::Bt), "[-3,\"\\\"q\\\\\\n\"]\n");
+        assert_eq!(
+            one(b"li-3e4:\"q\\\ne", Format::Bt),
+            "[-3,\"\\\"q\\\\\\n\"]\n"
+        );
         assert_eq!(one(b"2:\xff\x00", Format::Bt), "{\"hex\":\"ff00\"}\n");
         assert_eq!(one(b"d1:\xffi1ee", Format::Bt), "{\"hex:ff\":1}\n");
         assert_eq!(one(b"1:\x01", Format::Bt), "\"\\u0001\"\n");
@@ -320,6 +322,10 @@ mod tests {
         );
         let e = render(&[Bytes::from_static(b"hello")], Format::Bt).unwrap_err();
         assert_eq!(e.exit.code(), 1);
-        assert!(e.message.contains("reply part 1 is not bt"), "{}", e.message);
+        assert!(
+            e.message.contains("reply part 1 is not bt"),
+            "{}",
+            e.message
+        );
     }
 }

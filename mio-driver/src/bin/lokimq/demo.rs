@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use lokimq::core::encoding::hex;
 use lokimq::{
-    AuthLevel, Batch, Builder, Bytes, ConnectionId, Listen, LokiMq, RequestError, Stopwatch,
-    Target,
+    AuthLevel, Batch, Builder, Bytes, ConnectionId, Listen, LokiMq, RequestError, Stopwatch, Target,
 };
 
 use crate::call::connect;

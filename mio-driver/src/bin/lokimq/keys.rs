@@ -67,9 +67,8 @@ pub(crate) fn read_key_file(path: &Path) -> Result<Keypair, Failure> {
             text.len()
         )));
     }
-    let secret: [u8; 32] = hex::decode_array(text).map_err(|e| {
-        Failure::bad_input(format!("key file {} is not hex: {e}", path.display()))
-    })?;
+    let secret: [u8; 32] = hex::decode_array(text)
+        .map_err(|e| Failure::bad_input(format!("key file {} is not hex: {e}", path.display())))?;
     warn_if_readable_by_others(path);
     Ok(Keypair::from_secret_bytes(secret))
 }
@@ -156,7 +155,10 @@ pub(crate) fn keygen(out: Option<&Path>, force: bool) -> Result<(), Failure> {
         eprintln!("secret key written to {} (mode 0600)", path.display());
     }
     println!("pubkey hex: {}", kp.public().to_hex());
-    println!("pubkey base32z: {}", base32z::encode(kp.public().as_bytes()));
+    println!(
+        "pubkey base32z: {}",
+        base32z::encode(kp.public().as_bytes())
+    );
     if out.is_none() {
         println!("secret hex: {}", hex::encode(kp.secret().to_bytes()));
     }

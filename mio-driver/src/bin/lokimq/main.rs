@@ -154,8 +154,7 @@ struct CallArgs {
     address: String,
     /// The command, `category.name`, e.g. echo.echo.
     command: String,
-    /// Data parts (UTF-8), in order.
-    #[arg(allow_hyphen_values = true)]
+    /// Data parts (UTF-8), in order. Put `--` before them if one starts with `-`.
     args: Vec<String>,
     /// Seconds (fractions allowed) for connecting and the reply together.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_seconds)]

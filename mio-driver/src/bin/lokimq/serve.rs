@@ -52,7 +52,9 @@ pub(crate) fn parse_listen(text: &str, ours: &PublicKey) -> Result<(Listen, bool
             let curve = scheme == "ipc+curve";
             // A trailing component that is a key is the key; the rest is the socket path.
             let (path, key) = match rest.rsplit_once('/') {
-                Some((path, key)) if curve && !path.is_empty() && keys::parse_pubkey(key).is_ok() => {
+                Some((path, key))
+                    if curve && !path.is_empty() && keys::parse_pubkey(key).is_ok() =>
+                {
                     (path, Some(key))
                 }
                 _ => (rest, None),
