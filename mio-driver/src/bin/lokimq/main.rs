@@ -8,6 +8,17 @@
 //! * `lokimq call ADDRESS COMMAND [ARG…]` — one request (or `--send`: one command), reply parts
 //!   printed one per line.
 //!
+//! # Output
+//!
+//! * `keygen`: `pubkey hex: HEX`, `pubkey base32z: Z32`, and `secret hex: HEX` unless `--out`
+//!   got the secret (a file holding 64 lower-case hex digits and a newline, mode 0600).
+//! * `serve`: `listening on ADDRESS` per listener, in `--listen` order, with the real port;
+//!   CURVE addresses carry the node's key in z-base-32 (`curve://HOST:PORT/KEY`,
+//!   `ipc+curve://PATH/KEY`). Logs (`-v` shows each connection and its level) go to stderr.
+//! * `call`: one line per reply part: text (UTF-8, with `\\`, `\n`, `\t`, `\r` and `\xNN`
+//!   escapes so a part is one line), `--hex`, or `--bt` (compact JSON; non-UTF-8 byte strings
+//!   as `{"hex":"…"}`, non-UTF-8 dict keys as `"hex:…"`). `--send` prints nothing.
+//!
 //! # Exit codes
 //!
 //! | code | meaning |
@@ -66,33 +77,40 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Two nodes in one process: node B connects to node A over CURVE on 127.0.0.1 and makes
-    /// requests, provokes FORBIDDEN and UNKNOWNCOMMAND, runs a batch and a timer, then measures
-    /// pipelined request throughput.
+    /// Two nodes in one process talking over CURVE on 127.0.0.1: a guided tour.
+    ///
+    /// Node B connects to node A, makes requests, provokes FORBIDDEN and UNKNOWNCOMMAND, runs
+    /// a batch and a timer, then measures pipelined request throughput. Every step is printed
+    /// and checked; any failed check exits 1.
     #[command(after_help = EXIT_CODES)]
     Demo(DemoArgs),
-    /// Generate an x25519 keypair: prints `pubkey hex: …` and `pubkey base32z: …`, and either
-    /// `secret hex: …` (without --out) or writes the secret to FILE.
+    /// Generate an x25519 keypair.
+    ///
+    /// Prints `pubkey hex: …` and `pubkey base32z: …`, then either `secret hex: …` (without
+    /// --out) or nothing more: the secret goes to FILE.
     #[command(after_help = EXIT_CODES)]
     Keygen(KeygenArgs),
-    /// Run a node with the `echo` category (auth level none) until SIGINT or SIGTERM:
-    /// request `echo.echo` replies with its data parts unchanged; `echo.ping` as a request
-    /// replies `pong`, as a plain command (no data parts) it sends back `echo.pong`.
+    /// Run a node with the `echo` category until SIGINT or SIGTERM.
+    ///
+    /// Commands (auth level none): request `echo.echo` replies with its data parts unchanged;
+    /// `echo.ping` as a request replies `pong`, and as a plain command (without data parts) it
+    /// sends back `echo.pong`.
     ///
     /// Once every listener is bound, prints one line per listener, `listening on ADDRESS`, in
     /// the order given, with the real port; CURVE listeners are printed as
     /// `curve://HOST:PORT/PUBKEY` or `ipc+curve://PATH/PUBKEY` with the key in z-base-32, ready
-    /// to pass to `lokimq call`.
+    /// to pass to `lokimq call`. Exits 0 after a clean shutdown on SIGINT or SIGTERM.
     #[command(after_help = EXIT_CODES)]
     Serve(ServeArgs),
-    /// Connect to ADDRESS and send one request (or, with --send, one plain command).
+    /// Send one request (or, with --send, one plain command) and print the reply.
     ///
     /// Reply parts are printed one per line. Default (text): a part is printed as UTF-8 with
-    /// `\` written `\\`, newline `\n`, tab `\t`, carriage return `\r`, other control characters
-    /// and bytes that are not UTF-8 as `\xNN`. --hex: each part as lower-case hex. --bt: each
-    /// part bt-decoded and printed as one line of JSON: integers as numbers, lists as arrays,
-    /// dicts as objects, byte strings as JSON strings when UTF-8 and otherwise as
-    /// `{"hex":"…"}` (dict keys that are not UTF-8 as the string `"hex:…"`).
+    /// `\` written `\\`, newline `\n`, tab `\t`, carriage return `\r`, and other control
+    /// characters and bytes that are not UTF-8 as `\xNN` (per byte). --hex: each part as
+    /// lower-case hex. --bt: each part bt-decoded and printed as one line of compact JSON:
+    /// integers as numbers, lists as arrays, dicts as objects, byte strings as JSON strings when
+    /// UTF-8 and otherwise as `{"hex":"…"}` (dict keys that are not UTF-8 as the string
+    /// `"hex:…"`).
     #[command(alias = "request", after_help = EXIT_CODES)]
     Call(CallArgs),
 }
