@@ -611,13 +611,14 @@ impl Embedded {
         self.pending.timers.len()
     }
 
-    /// Shuts down: pending request and connect callbacks are dropped uncalled, then every
-    /// connection is flushed and closed. Turns until that is done or `budget` has passed;
+    /// Shuts down: listeners close, pending request and connect callbacks are dropped
+    /// uncalled, then every connection is flushed and closed. Turns until that is done or `budget` has passed;
     /// returns whether it finished.
     pub fn shutdown(&mut self, budget: Duration) -> bool {
         let start = self.clock.now();
-        let now = self.clock.now();
-        self.node.shutdown(now);
+        // The core has no output for listeners: stopping to accept is the embedder's call.
+        self.listeners.clear();
+        self.node.shutdown(start);
         self.drain();
         self.pending.replies.clear();
         self.pending.connects.clear();

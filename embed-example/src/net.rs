@@ -123,14 +123,15 @@ impl Stream {
 /// Binds a non-blocking TCP listener for a `tcp://` address (`*` means every interface).
 /// Returns it and the address actually bound (with the real port).
 pub(crate) fn bind(addr: &Address) -> io::Result<(TcpListener, Address)> {
-    let port = addr
-        .port()
-        .ok_or_else(|| unsupported("this example listens on tcp:// addresses only"))?;
-    let sa = match (addr.socket_addr(), addr.host()) {
-        (Some(sa), _) => sa,
-        (None, Some("*")) => SocketAddr::from(([0, 0, 0, 0], port)),
-        (None, Some(host)) => resolve(host, port)?,
-        (None, None) => return Err(unsupported("no host to listen on")),
+    let (Some(host), Some(port)) = (addr.host(), addr.port()) else {
+        return Err(unsupported("this example listens on tcp:// addresses only"));
+    };
+    let sa = if host == "*" {
+        SocketAddr::from(([0, 0, 0, 0], port))
+    } else if let Some(sa) = addr.socket_addr() {
+        sa
+    } else {
+        resolve(host, port)?
     };
     let listener = TcpListener::bind(sa)?;
     listener.set_nonblocking(true)?;
@@ -174,12 +175,14 @@ pub(crate) fn dial(addr: &Address, timeout: Duration) -> Result<TcpStream, Disco
 
 /// Resolves `host:port`, preferring IPv4 as OxenMQ does.
 fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
-    let addrs: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
+    let mut fallback = None;
+    for sa in (host, port).to_socket_addrs()? {
+        if sa.is_ipv4() {
+            return Ok(sa);
+        }
+        fallback.get_or_insert(sa);
+    }
+    fallback
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address")))
 }
 
