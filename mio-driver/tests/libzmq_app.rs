@@ -201,6 +201,16 @@ impl App {
     }
 
     fn dealer_monitored(&self, me: &Keypair, routing_id: bool, monitor: i32) -> Dealer {
+        self.dealer_tweaked(me, routing_id, monitor, None)
+    }
+
+    fn dealer_tweaked(
+        &self,
+        me: &Keypair,
+        routing_id: bool,
+        monitor: i32,
+        tweak: Option<&dyn Fn(&zmq::Socket)>,
+    ) -> Dealer {
         let server = *self.node.pubkey();
         Dealer::connect(
             &self.endpoint,
@@ -209,6 +219,7 @@ impl App {
                 server: self.curve.then_some(&server),
                 routing_id,
                 monitor,
+                tweak,
             },
         )
     }
@@ -524,11 +535,55 @@ fn sn_category_follows_the_active_set_per_message() {
     assert!(!sn);
     let d2 = app.dealer(&me, false);
     d2.exchange(&[b"sn.echo", &t, b"g"], &[b"REPLY", &t, b"g"]);
+    // Two connections from one SN key: the reply went back on the one the request came in on
+    // (OxenMQ 1.2.16 uses whichever connection to the key it finds first).
+    assert!(
+        d.try_recv(200).is_none(),
+        "the other connection got nothing"
+    );
     let (ip, k, sn) = app.allow_call();
     assert_eq!(
         (ip.as_str(), k, sn),
         ("127.0.0.1", Some(*me.public()), true)
     );
+}
+
+#[test]
+fn sends_to_an_sn_reuse_its_incoming_connection() {
+    // An SN that connected to us (its key active, over CURVE) is reached by key over that
+    // connection: no lookup, no new outgoing connection (this node has no sn_lookup at all).
+    let me = keypair(19);
+    let mut b = app_builder(false);
+    b.set_active_sns([*me.public()]);
+    let app = App::start(b, true, |_| AuthLevel::None);
+    let d = app.dealer(&me, true);
+    let t = tag(65);
+    // OxenMQ learns the route from the SN's first command.
+    d.exchange(&[b"sn.echo", &t, b"hi"], &[b"REPLY", &t, b"hi"]);
+
+    let sn = ConnectionId::Sn(*me.public());
+    app.node.send(&sn, "peer.note", ["n"]).unwrap();
+    assert_eq!(d.recv(), msg(&[b"peer.note", b"n"]));
+    let incoming_only = lokimq::SendOptions {
+        incoming: true,
+        ..lokimq::SendOptions::default()
+    };
+    app.node
+        .send_with(&sn, "peer.incoming", ["i"], incoming_only)
+        .unwrap();
+    assert_eq!(d.recv(), msg(&[b"peer.incoming", b"i"]));
+
+    let (cb, rx) = reply_channel();
+    app.node.request(&sn, "peer.q", ["q"], cb).unwrap();
+    let req = d.recv();
+    assert_eq!(req.len(), 3, "{}", show(&req));
+    assert_eq!(
+        (req[0].as_slice(), req[2].as_slice()),
+        (&b"peer.q"[..], &b"q"[..])
+    );
+    assert_eq!(req[1].len(), 15);
+    d.send(&[b"REPLY", &req[1], b"a"]);
+    assert_eq!(wait(&rx, "SN reply").unwrap(), frames_of(&[b"a"]));
 }
 
 #[test]
@@ -681,6 +736,199 @@ fn oversize_frame_drops_the_connection(curve: bool) {
     d.exchange(&[b"public.echo", &t, b"after"], &[b"REPLY", &t, b"after"]);
 }
 
+plain_and_curve! {
+    same_routing_id_takes_over_the_route => same_routing_id_takes_over_the_route;
+    deferred_replies_and_requests_to_the_dealer => deferred_replies_and_requests_to_the_dealer;
+    heartbeats_are_answered_both_ways => heartbeats_are_answered_both_ways;
+}
+
+fn same_routing_id_takes_over_the_route(curve: bool) {
+    // OxenMQ's listeners set ROUTER_HANDOVER: a new connection presenting a routing id in use
+    // takes the route, so a peer that reconnects with its L + pubkey id is reached by the
+    // same connection id.
+    let (tx, kept) = mpsc::channel();
+    let mut b = app_builder(false);
+    b.add_category("keep", AuthLevel::None)
+        .unwrap()
+        .add_command("keep", "me", move |m| {
+            let _ = tx.send(m.conn().clone());
+        })
+        .unwrap();
+    let app = App::start(b, curve, |_| AuthLevel::None);
+    let me = keypair(31);
+    let t = tag(120);
+
+    // The first socket must not reconnect once displaced, or the two would take the route
+    // from each other forever.
+    let no_reconnect = |s: &zmq::Socket| s.set_reconnect_ivl(-1).unwrap();
+    let first = app.dealer_tweaked(
+        &me,
+        true,
+        SocketEvent::DISCONNECTED as i32,
+        Some(&no_reconnect),
+    );
+    first.send(&[b"keep.me"]);
+    let conn = wait(&kept, "the first connection's id");
+    app.node.send(&conn, "public.pushed", ["one"]).unwrap();
+    assert_eq!(first.recv(), msg(&[b"public.pushed", b"one"]));
+
+    let second = app.dealer(&me, true);
+    second.exchange(&[b"public.echo", &t, b"two"], &[b"REPLY", &t, b"two"]);
+    assert!(
+        first
+            .monitor
+            .as_ref()
+            .unwrap()
+            .wait_for(SocketEvent::DISCONNECTED)
+            .is_some(),
+        "the displaced connection was closed"
+    );
+    second.send(&[b"keep.me"]);
+    assert_eq!(
+        wait(&kept, "the second connection's id"),
+        conn,
+        "same id after handover"
+    );
+    app.node.send(&conn, "public.pushed", ["three"]).unwrap();
+    assert_eq!(second.recv(), msg(&[b"public.pushed", b"three"]));
+    assert!(
+        first.try_recv(200).is_none(),
+        "nothing reaches the displaced socket"
+    );
+}
+
+/// A multipart message written inline: `&[b"cmd", b"data"]`.
+type Parts<'a> = &'a [&'a [u8]];
+
+fn deferred_replies_and_requests_to_the_dealer(curve: bool) {
+    let mut b = app_builder(false);
+    b.add_category("defer", AuthLevel::None)
+        .unwrap()
+        // Replies from another thread after the handler returned (OxenMQ's send_later).
+        .add_request_command("defer", "later", |m| {
+            let later = m.send_later();
+            let data = m.data().to_vec();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                later.reply(data).unwrap();
+            });
+        })
+        .unwrap()
+        .add_command("defer", "back", |m| {
+            let later = m.send_later();
+            let data = m.data().to_vec();
+            std::thread::spawn(move || later.back("defer.backed", data).unwrap());
+        })
+        .unwrap()
+        // A request from the listener to the caller; the outcome is reported to the caller.
+        .add_command("defer", "ask", |m| {
+            let h = m.handle().clone();
+            let conn = m.conn().clone();
+            m.send_request("client.q", m.data().to_vec(), move |r| {
+                let report: Vec<Bytes> = match r {
+                    Ok(mut parts) => {
+                        parts.insert(0, Bytes::from_static(b"ok"));
+                        parts
+                    }
+                    Err(e) => vec![Bytes::from(e.to_string())],
+                };
+                h.send(&conn, "defer.answered", report).unwrap();
+            });
+        })
+        .unwrap();
+    let app = App::start(b, curve, |_| AuthLevel::None);
+    let d = app.dealer(&keypair(32), true);
+    let t = tag(130);
+
+    d.exchange(&[b"defer.later", &t, b"l", b""], &[b"REPLY", &t, b"l", b""]);
+    d.exchange(&[b"defer.back", b"b"], &[b"defer.backed", b"b"]);
+
+    // The listener's request arrives as [command, 15-byte tag, data…]; each answer the DEALER
+    // gives (a reply, an error reply, UNKNOWNCOMMAND) reaches the request's callback.
+    let answers: [(Parts<'_>, Parts<'_>); 3] = [
+        (
+            &[b"REPLY", b"<tag>", b"ans", b""],
+            &[b"defer.answered", b"ok", b"ans", b""],
+        ),
+        (
+            &[b"FORBIDDEN", b"REPLY", b"<tag>"],
+            &[b"defer.answered", b"FORBIDDEN"],
+        ),
+        (
+            &[b"UNKNOWNCOMMAND", b"client.q"],
+            &[b"defer.answered", b"UNKNOWNCOMMAND"],
+        ),
+    ];
+    for (answer, report) in answers {
+        d.send(&[b"defer.ask", b"q1", b""]);
+        let req = d.recv();
+        assert_eq!(req.len(), 4, "request shape: {}", show(&req));
+        assert_eq!(req[0], b"client.q");
+        assert_eq!(req[1].len(), 15, "a 15-byte tag");
+        assert_eq!(&req[2..], msg(&[b"q1", b""]).as_slice());
+        let answer: Vec<&[u8]> = answer
+            .iter()
+            .map(|p| {
+                if *p == b"<tag>" {
+                    req[1].as_slice()
+                } else {
+                    *p
+                }
+            })
+            .collect();
+        d.send(&answer);
+        assert_eq!(
+            d.recv(),
+            msg(report),
+            "after answering {}",
+            show(&msg(&answer))
+        );
+    }
+}
+
+fn heartbeats_are_answered_both_ways(curve: bool) {
+    // Fast ZMTP heartbeats on both sides of both kinds of connection. A side that failed to
+    // answer PINGs would be dropped by the other after the 1.5 s timeout, well inside the
+    // 3 s idle window (a monitor would report the disconnect).
+    let heartbeat = |s: &zmq::Socket| {
+        s.set_heartbeat_ivl(100).unwrap();
+        s.set_heartbeat_timeout(1500).unwrap();
+    };
+    let events = SocketEvent::DISCONNECTED as i32 | SocketEvent::ACCEPTED as i32;
+    let mut b = app_builder(false);
+    b.config_mut().heartbeat_interval = Duration::from_millis(100);
+    b.config_mut().heartbeat_timeout = Duration::from_millis(1500);
+    let app = App::start(b, curve, |_| AuthLevel::None);
+    let d = app.dealer_tweaked(&keypair(33), true, events, Some(&heartbeat));
+    let t = tag(140);
+    d.exchange(&[b"public.echo", &t, b"1"], &[b"REPLY", &t, b"1"]);
+
+    let client = {
+        let mut b = builder();
+        b.config_mut().heartbeat_interval = Duration::from_millis(100);
+        b.config_mut().heartbeat_timeout = Duration::from_millis(1500);
+        b.start().unwrap()
+    };
+    let router = Router::bind_with(curve.then(|| keypair(40)).as_ref(), events, heartbeat);
+    let (conn, route) = handshake(&client, &router, ConnectOptions::default());
+    let rmon = router.monitor.as_ref().unwrap();
+    assert!(rmon.wait_for(SocketEvent::ACCEPTED).is_some());
+
+    // Idle for 3 s: only heartbeats flow.
+    std::thread::sleep(Duration::from_secs(3));
+    let dmon = d.monitor.as_ref().unwrap();
+    assert_eq!(dmon.next(0), None, "the DEALER kept its connection");
+    assert_eq!(rmon.next(0), None, "the ROUTER kept our connection");
+    d.exchange(&[b"public.echo", &t, b"2"], &[b"REPLY", &t, b"2"]);
+    let rx = ask(&client, &conn, "x.after", frames_of(&[b"idle"]));
+    let tg = expect_request(&router, &route, b"x.after", &[b"idle"]);
+    router.send(&route, &[b"REPLY", &tg, b"alive"]);
+    assert_eq!(
+        wait(&rx, "reply after idling").unwrap(),
+        frames_of(&[b"alive"])
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3 (listener side). Volume through a libzmq DEALER
 // ---------------------------------------------------------------------------------------------
@@ -831,7 +1079,7 @@ fn ask(
     rx
 }
 
-fn b(parts: &[&[u8]]) -> Vec<Bytes> {
+fn frames_of(parts: &[&[u8]]) -> Vec<Bytes> {
     parts.iter().map(|p| Bytes::copy_from_slice(p)).collect()
 }
 
@@ -860,11 +1108,16 @@ fn connect_remote_frames_and_replies(curve: bool) {
     );
 
     // request = [cmd, tag, data…]; the reply's parts reach the callback exactly.
-    let rx = ask(&client, &conn, "x.y", b(&[b"hello", b"", b"\0bin\xff"]));
+    let rx = ask(
+        &client,
+        &conn,
+        "x.y",
+        frames_of(&[b"hello", b"", b"\0bin\xff"]),
+    );
     let t = expect_request(&router, &route, b"x.y", &[b"hello", b"", b"\0bin\xff"]);
     router.send(&route, &[b"REPLY", &t, b"world", b"", b"\x00\x01"]);
     let got = wait(&rx, "the reply").expect("success");
-    assert_eq!(got, b(&[b"world", b"", b"\x00\x01"]));
+    assert_eq!(got, frames_of(&[b"world", b"", b"\x00\x01"]));
 
     // A request without data; a reply without parts.
     let rx = ask(&client, &conn, "x.empty", Vec::new());
@@ -883,7 +1136,7 @@ fn connect_remote_frames_and_replies(curve: bool) {
 
     // Pipelined requests get distinct tags; answered out of order, each callback gets its own.
     let rxs: Vec<_> = (0..3)
-        .map(|i: u8| ask(&client, &conn, "x.p", b(&[&[i]])))
+        .map(|i: u8| ask(&client, &conn, "x.p", frames_of(&[&[i]])))
         .collect();
     let tags: Vec<_> = (0..3u8)
         .map(|i| expect_request(&router, &route, b"x.p", &[&[i]]))
@@ -893,8 +1146,110 @@ fn connect_remote_frames_and_replies(curve: bool) {
         router.send(&route, &[b"REPLY", &tags[i], b"r", &[i as u8]]);
     }
     for (i, rx) in rxs.iter().enumerate() {
-        assert_eq!(wait(rx, "pipelined reply").unwrap(), b(&[b"r", &[i as u8]]));
+        assert_eq!(
+            wait(rx, "pipelined reply").unwrap(),
+            frames_of(&[b"r", &[i as u8]])
+        );
     }
+}
+
+#[test]
+fn messages_sent_before_hello_follow_hi() {
+    // connect_remote returns at once; what is sent before HELLO is queued behind HI.
+    let client = client_node(55);
+    let router = router_for(false, 0);
+    let (ok, fail, connected) = connect_channel();
+    let conn = client
+        .connect_remote(
+            router.address().as_str(),
+            ok,
+            fail,
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    client.send(&conn, "x.early", ["e"]).unwrap();
+    let rx = ask(&client, &conn, "x.earlyq", frames_of(&[b"q"]));
+    let route = l_route(client.pubkey());
+    assert_eq!(router.recv(), msg(&[&route, b"HI"]));
+    assert_eq!(router.recv(), msg(&[&route, b"x.early", b"e"]));
+    let t = expect_request(&router, &route, b"x.earlyq", &[b"q"]);
+    router.send(&route, &[b"REPLY", &t, b"r"]);
+    // The reply is delivered even though HELLO has not come yet.
+    assert_eq!(wait(&rx, "early reply").unwrap(), frames_of(&[b"r"]));
+    router.send(&route, &[b"HELLO"]);
+    assert_eq!(wait(&connected, "on_connect"), Ok(conn));
+}
+
+#[test]
+fn connect_remote_without_hello_times_out_and_closes() {
+    let client = client_node(56);
+    let router = router_for(
+        false,
+        SocketEvent::DISCONNECTED as i32 | SocketEvent::ACCEPTED as i32,
+    );
+    let (ok, fail, connected) = connect_channel();
+    let opts = ConnectOptions {
+        timeout: Some(Duration::from_millis(800)),
+        ..ConnectOptions::default()
+    };
+    let conn = client
+        .connect_remote(router.address().as_str(), ok, fail, opts)
+        .unwrap();
+    assert_eq!(router.recv()[1], b"HI");
+    // The ROUTER never says HELLO.
+    assert_eq!(
+        wait(&connected, "on_failure"),
+        Err("connection attempt timed out".to_owned())
+    );
+    let monitor = router.monitor.as_ref().unwrap();
+    assert!(monitor.wait_for(SocketEvent::ACCEPTED).is_some());
+    assert!(
+        monitor.wait_for(SocketEvent::DISCONNECTED).is_some(),
+        "the socket was closed"
+    );
+    assert!(!client.is_connected(&conn).unwrap());
+    assert!(monitor.next(1000).is_none(), "and not reopened");
+}
+
+#[test]
+fn disconnect_flushes_then_closes() {
+    let client = client_node(57);
+    let router = router_for(true, SocketEvent::DISCONNECTED as i32);
+    let (conn, route) = handshake(&client, &router, ConnectOptions::default());
+    client.send(&conn, "x.last", ["bye"]).unwrap();
+    client.disconnect(&conn, Duration::from_secs(1)).unwrap();
+    assert_eq!(router.recv(), msg(&[&route, b"x.last", b"bye"]));
+    assert!(
+        router
+            .monitor
+            .as_ref()
+            .unwrap()
+            .wait_for(SocketEvent::DISCONNECTED)
+            .is_some()
+    );
+    assert!(!client.is_connected(&conn).unwrap());
+}
+
+#[test]
+fn connect_sn_with_ephemeral_routing_id() {
+    let sn = keypair(58);
+    let router = Router::bind(Some(&sn), 0);
+    let client = client_node(59);
+    let opts = ConnectSnOptions {
+        hint: Some(router.endpoint.parse().unwrap()),
+        ephemeral_routing_id: Some(true),
+        ..ConnectSnOptions::default()
+    };
+    let conn = client.connect_sn(*sn.public(), opts).unwrap();
+    client.send(&conn, "sn.hello", ["x"]).unwrap();
+    let m = router.recv();
+    assert_eq!(m.len(), 3, "{}", show(&m));
+    assert_eq!(
+        (m[0].len(), m[0][0]),
+        (5, 0),
+        "a libzmq-assigned routing id"
+    );
+    assert_eq!(&m[1..], msg(&[b"sn.hello", b"x"]).as_slice());
 }
 
 #[test]
@@ -909,10 +1264,10 @@ fn connect_remote_with_ephemeral_routing_id() {
     // libzmq assigns `\0` + 4 bytes to a DEALER that presents no identity.
     assert_eq!(route.len(), 5, "assigned id {route:?}");
     assert_eq!(route[0], 0);
-    let rx = ask(&client, &conn, "x.y", b(&[b"e"]));
+    let rx = ask(&client, &conn, "x.y", frames_of(&[b"e"]));
     let t = expect_request(&router, &route, b"x.y", &[b"e"]);
     router.send(&route, &[b"REPLY", &t, b"ok"]);
-    assert_eq!(wait(&rx, "reply").unwrap(), b(&[b"ok"]));
+    assert_eq!(wait(&rx, "reply").unwrap(), frames_of(&[b"ok"]));
 }
 
 #[test]
@@ -930,13 +1285,13 @@ fn connect_sn_with_hint_sends_no_hi() {
     assert_eq!(conn, ConnectionId::Sn(*sn.public()));
 
     // The first message is the request itself: no HI on service-node connections.
-    let rx = ask(&client, &conn, "sn.q", b(&[b"d"]));
+    let rx = ask(&client, &conn, "sn.q", frames_of(&[b"d"]));
     let route = l_route(client.pubkey());
     let t = expect_request(&router, &route, b"sn.q", &[b"d"]);
     router.send(&route, &[b"REPLY", &t, b"sn-reply"]);
     assert_eq!(
         wait(&rx, "reply over the SN connection").unwrap(),
-        b(&[b"sn-reply"])
+        frames_of(&[b"sn-reply"])
     );
     client.send(&conn, "sn.c", ["z"]).unwrap();
     assert_eq!(router.recv(), msg(&[&route, b"sn.c", b"z"]));
@@ -981,7 +1336,7 @@ fn router_error_replies_become_request_errors(curve: bool) {
         (b"NO_REPLY_TAG", RequestError::NoReplyTag),
     ];
     for (word, error) in words {
-        let rx = ask(&client, &conn, "r.q", b(&[word]));
+        let rx = ask(&client, &conn, "r.q", frames_of(&[word]));
         let t = expect_request(&router, &route, b"r.q", &[word]);
         router.send(&route, &[word, b"REPLY", &t]);
         assert_eq!(
@@ -994,7 +1349,7 @@ fn router_error_replies_become_request_errors(curve: bool) {
 
     // Non-reply-form errors and UNKNOWNCOMMAND for some other command only get logged: the
     // pending request is untouched and its real reply still lands.
-    let rx = ask(&client, &conn, "r.keep", b(&[b"k"]));
+    let rx = ask(&client, &conn, "r.keep", frames_of(&[b"k"]));
     let t = expect_request(&router, &route, b"r.keep", &[b"k"]);
     for parts in [
         &[&b"FORBIDDEN"[..], b"r.keep"][..],
@@ -1008,13 +1363,16 @@ fn router_error_replies_become_request_errors(curve: bool) {
         router.send(&route, parts);
     }
     router.send(&route, &[b"REPLY", &t, b"kept"]);
-    assert_eq!(wait(&rx, "reply after noise").unwrap(), b(&[b"kept"]));
+    assert_eq!(
+        wait(&rx, "reply after noise").unwrap(),
+        frames_of(&[b"kept"])
+    );
 
     // UNKNOWNCOMMAND names no tag; this port fails the pending requests for that command at
     // once (OxenMQ would leave them to time out).
-    let rx1 = ask(&client, &conn, "r.unknown", b(&[b"1"]));
-    let rx2 = ask(&client, &conn, "r.unknown", b(&[b"2"]));
-    let rx3 = ask(&client, &conn, "r.known", b(&[b"3"]));
+    let rx1 = ask(&client, &conn, "r.unknown", frames_of(&[b"1"]));
+    let rx2 = ask(&client, &conn, "r.unknown", frames_of(&[b"2"]));
+    let rx3 = ask(&client, &conn, "r.known", frames_of(&[b"3"]));
     expect_request(&router, &route, b"r.unknown", &[b"1"]);
     expect_request(&router, &route, b"r.unknown", &[b"2"]);
     let t3 = expect_request(&router, &route, b"r.known", &[b"3"]);
@@ -1022,7 +1380,7 @@ fn router_error_replies_become_request_errors(curve: bool) {
     assert_eq!(wait(&rx1, "unknown 1"), Err(RequestError::UnknownCommand));
     assert_eq!(wait(&rx2, "unknown 2"), Err(RequestError::UnknownCommand));
     router.send(&route, &[b"REPLY", &t3, b"3"]);
-    assert_eq!(wait(&rx3, "known").unwrap(), b(&[b"3"]));
+    assert_eq!(wait(&rx3, "known").unwrap(), frames_of(&[b"3"]));
 }
 
 #[test]
@@ -1043,18 +1401,18 @@ fn late_reply_after_timeout_is_ignored() {
 
     // The stale reply (and a stale error reply) arrive before the next request's answer; only
     // the latter is delivered, to the right callback.
-    let rx2 = ask(&client, &conn, "x.next", b(&[b"n"]));
+    let rx2 = ask(&client, &conn, "x.next", frames_of(&[b"n"]));
     let t2 = expect_request(&router, &route, b"x.next", &[b"n"]);
     router.send(&route, &[b"REPLY", &late, b"stale"]);
     router.send(&route, &[b"FORBIDDEN", b"REPLY", &late]);
     router.send(&route, &[b"REPLY", &t2, b"fresh"]);
-    assert_eq!(wait(&rx2, "fresh reply").unwrap(), b(&[b"fresh"]));
+    assert_eq!(wait(&rx2, "fresh reply").unwrap(), frames_of(&[b"fresh"]));
     // A reply to an already answered tag is ignored as well.
     router.send(&route, &[b"REPLY", &t2, b"again"]);
-    let rx3 = ask(&client, &conn, "x.last", b(&[]));
+    let rx3 = ask(&client, &conn, "x.last", frames_of(&[]));
     let t3 = expect_request(&router, &route, b"x.last", &[]);
     router.send(&route, &[b"REPLY", &t3, b"last"]);
-    assert_eq!(wait(&rx3, "last reply").unwrap(), b(&[b"last"]));
+    assert_eq!(wait(&rx3, "last reply").unwrap(), frames_of(&[b"last"]));
 }
 
 fn router_commands_on_our_outgoing_connection(curve: bool) {
@@ -1152,7 +1510,7 @@ fn router_bye_closes_our_connection(curve: bool) {
     );
     assert!(!client.is_connected(&conn).unwrap());
     // The connection is gone for good: no reconnect, and later sends fail.
-    let rx = ask(&client, &conn, "x.after", b(&[]));
+    let rx = ask(&client, &conn, "x.after", frames_of(&[]));
     assert_eq!(wait(&rx, "request after BYE"), Err(RequestError::Timeout));
     client.send(&conn, "x.after", ["s"]).unwrap();
     assert!(
@@ -1222,7 +1580,14 @@ fn our_pipelined_and_large_requests(curve: bool) {
 
     // 1000 requests in flight at once; the ROUTER answers them in reverse order.
     let rxs: Vec<_> = (0..N)
-        .map(|i| ask(&client, &conn, "bulk.q", b(&[i.to_string().as_bytes()])))
+        .map(|i| {
+            ask(
+                &client,
+                &conn,
+                "bulk.q",
+                frames_of(&[i.to_string().as_bytes()]),
+            )
+        })
         .collect();
     let mut tags = BTreeMap::new();
     for _ in 0..N {
@@ -1242,14 +1607,14 @@ fn our_pipelined_and_large_requests(curve: bool) {
     for (i, rx) in rxs.iter().enumerate() {
         assert_eq!(
             wait(rx, "bulk reply").unwrap(),
-            b(&[format!("r{i}").as_bytes()])
+            frames_of(&[format!("r{i}").as_bytes()])
         );
     }
 
     // Near-1 MiB parts both ways.
     let up = payload(NEAR_MIB, 7);
     let down = payload(NEAR_MIB, 8);
-    let rx = ask(&client, &conn, "big.q", b(&[b"", &up, b"tail"]));
+    let rx = ask(&client, &conn, "big.q", frames_of(&[b"", &up, b"tail"]));
     let t = expect_request(&router, &route, b"big.q", &[b"", &up, b"tail"]);
     router.send(&route, &[b"REPLY", &t, &down, b"", &up]);
     let got = wait(&rx, "big reply").unwrap();

@@ -128,6 +128,8 @@ pub(crate) struct DealerOpts<'a> {
     pub(crate) routing_id: bool,
     /// Attach a monitor for these events before connecting (0: none).
     pub(crate) monitor: i32,
+    /// Extra socket options, applied before connecting (heartbeats, reconnect interval…).
+    pub(crate) tweak: Option<&'a dyn Fn(&zmq::Socket)>,
 }
 
 impl Dealer {
@@ -145,6 +147,9 @@ impl Dealer {
             s.set_curve_serverkey(server.as_bytes()).unwrap();
             s.set_curve_publickey(o.me.public().as_bytes()).unwrap();
             s.set_curve_secretkey(&o.me.secret().to_bytes()).unwrap();
+        }
+        if let Some(tweak) = o.tweak {
+            tweak(&s);
         }
         let monitor = (o.monitor != 0).then(|| Monitor::new(&ctx, &s, o.monitor));
         s.connect(endpoint).unwrap();
@@ -207,6 +212,16 @@ impl Router {
     /// Binds a ROUTER on an ephemeral loopback port, optionally as a CURVE server and with a
     /// monitor for `monitor` events (0: none).
     pub(crate) fn bind(curve: Option<&Keypair>, monitor: i32) -> Self {
+        Self::bind_with(curve, monitor, |_| {})
+    }
+
+    /// [`bind`](Self::bind) with extra socket options applied before binding (a listener
+    /// copies its options to the connections it accepts).
+    pub(crate) fn bind_with(
+        curve: Option<&Keypair>,
+        monitor: i32,
+        tweak: impl FnOnce(&zmq::Socket),
+    ) -> Self {
         let ctx = zmq::Context::new();
         let r = ctx.socket(zmq::ROUTER).unwrap();
         r.set_rcvtimeo(RECV_MS).unwrap();
@@ -219,6 +234,7 @@ impl Router {
             r.set_curve_publickey(k.public().as_bytes()).unwrap();
             r.set_curve_secretkey(&k.secret().to_bytes()).unwrap();
         }
+        tweak(&r);
         let monitor = (monitor != 0).then(|| Monitor::new(&ctx, &r, monitor));
         r.bind("tcp://127.0.0.1:*").unwrap();
         let endpoint = r.get_last_endpoint().unwrap().unwrap();
