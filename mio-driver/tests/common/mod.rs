@@ -16,7 +16,7 @@ pub(crate) fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-/// A builder with few workers and heartbeats off (keeps threads and traffic down).
+/// A builder with two general workers (keeps thread counts down on small CI machines).
 pub(crate) fn builder() -> Builder {
     let mut b = LokiMq::builder();
     b.config_mut().general_workers = 2;
