@@ -125,9 +125,9 @@ impl Listen {
         Self::new(addr, true)
     }
 
-    /// A plain (unencrypted, unauthenticated) listener (OxenMQ's `listen_plain`): clients are
-    /// told apart only by their address, so it suits unix sockets and local tools. A unix
-    /// socket's file is created on bind.
+    /// A plain (unencrypted, unauthenticated) listener (OxenMQ's `listen_plain`): the allow
+    /// function sees only the client's address, so it suits unix sockets and local tools. A
+    /// unix socket's file is created on bind.
     ///
     /// ```
     /// use lokimq::{AuthLevel, Listen, LokiMq};
