@@ -11,7 +11,32 @@ use crate::handle::panic_message;
 use crate::proxy::workers::Task;
 
 /// A batch job that panicked; its panic message is kept (OxenMQ's `job_result` holding an
-/// exception).
+/// exception). The other jobs and the completion run as usual.
+///
+/// ```
+/// use lokimq::{Batch, LokiMq};
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+///
+/// let node = LokiMq::builder().start()?;
+/// let (tx, rx) = mpsc::channel();
+/// let mut batch = Batch::new();
+/// for input in ["12", "x", "30"] {
+///     batch.add_job(move || input.parse::<u32>().expect("not a number"));
+/// }
+/// batch.completion(move |results| {
+///     let texts: Vec<String> = results.into_iter()
+///         .map(|r| r.map_or_else(|e| e.message().to_owned(), |n| n.to_string()))
+///         .collect();
+///     let _ = tx.send(texts);
+/// })?;
+/// node.batch(batch)?;
+/// let texts = rx.recv_timeout(Duration::from_secs(10))?;
+/// assert_eq!(texts[0], "12");
+/// assert!(texts[1].starts_with("not a number")); // the panic message
+/// assert_eq!(texts[2], "30");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("batch job panicked: {message}")]
 pub struct JobPanicked {
@@ -30,20 +55,28 @@ type JobFn<R> = Box<dyn FnOnce() -> R + Send>;
 type CompletionFn<R> = Box<dyn FnOnce(Vec<Result<R, JobPanicked>>) + Send>;
 
 /// A batch of jobs returning `R` (OxenMQ's `Batch<R>`): the jobs run in parallel on the batch
-/// pool (or tagged threads), in no particular order, then the completion runs once with every
-/// result, in the order the jobs were added. Hand it over with
-/// [`Handle::batch`](crate::Handle::batch).
+/// pool (or tagged threads), in no particular order, then the completion (if any) runs once
+/// with every result, in the order the jobs were added; a job that panicked gives a
+/// [`JobPanicked`]. Hand it over with [`Handle::batch`](crate::Handle::batch).
 ///
 /// ```
-/// let mut batch = lokimq::Batch::new();
+/// use lokimq::{Batch, LokiMq};
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+///
+/// let node = LokiMq::builder().start()?;
+/// let (tx, rx) = mpsc::channel();
+/// let mut batch = Batch::new();
 /// for i in 0..4u64 {
 ///     batch.add_job(move || i * i);
 /// }
-/// batch.completion(|results| {
-///     let sum: u64 = results.into_iter().map(|r| r.unwrap()).sum();
-///     assert_eq!(sum, 14);
+/// batch.completion(move |results| {
+///     let squares: Vec<u64> = results.into_iter().map(|r| r.unwrap_or(0)).collect();
+///     let _ = tx.send(squares);
 /// })?;
-/// # Ok::<(), lokimq::Error>(())
+/// node.batch(batch)?;
+/// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, [0, 1, 4, 9]); // in job order
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Batch<R> {
     jobs: Vec<(JobFn<R>, Target)>,
@@ -86,7 +119,26 @@ impl<R: Send + 'static> Batch<R> {
         self
     }
 
-    /// Adds a job for a tagged thread.
+    /// Adds a job for a tagged thread (which runs it in turn with everything else addressed
+    /// to it).
+    ///
+    /// ```
+    /// use lokimq::{Batch, LokiMq};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// let db = b.add_tagged_thread("db")?;
+    /// let node = b.start()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let mut batch = Batch::new();
+    /// batch.add_job(|| "computed on the pool".len())
+    ///     .add_job_on(|| "read on the db thread".len(), db);
+    /// batch.completion(move |r| { let _ = tx.send(r.into_iter().flatten().sum::<usize>()); })?;
+    /// node.batch(batch)?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, 20 + 21);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_job_on(
         &mut self,
         job: impl FnOnce() -> R + Send + 'static,
@@ -96,7 +148,8 @@ impl<R: Send + 'static> Batch<R> {
         self
     }
 
-    /// Sets the completion, run on the batch pool.
+    /// Sets the completion, run on the batch pool. It can be set only once
+    /// ([`Error::CompletionAlreadySet`]).
     pub fn completion(
         &mut self,
         completion: impl FnOnce(Vec<Result<R, JobPanicked>>) + Send + 'static,
@@ -105,7 +158,36 @@ impl<R: Send + 'static> Batch<R> {
     }
 
     /// Sets the completion, run on the batch pool, a tagged thread, or the proxy thread itself
-    /// ([`Target::InDriver`], OxenMQ's `run_in_proxy`: keep it short).
+    /// ([`Target::InDriver`], OxenMQ's `run_in_proxy`): keep that one trivial, since every
+    /// socket and worker waits for it, and do not make calls that wait for the proxy there
+    /// (they return [`Error::OnProxyThread`]). It can be set only once
+    /// ([`Error::CompletionAlreadySet`]).
+    ///
+    /// ```
+    /// use lokimq::{Batch, LokiMq, Target};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// let ui = b.add_tagged_thread("ui")?;
+    /// let node = b.start()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx2 = tx.clone();
+    /// let name = || std::thread::current().name().map(str::to_owned);
+    ///
+    /// let mut batch = Batch::new();
+    /// batch.add_job(|| 1).add_job(|| 2);
+    /// batch.completion_on(move |r| { let _ = tx.send((r.len(), name())); }, Target::Tagged(ui))?;
+    /// node.batch(batch)?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, (2, Some("ui".to_owned())));
+    ///
+    /// let mut batch = Batch::new();
+    /// batch.add_job(|| 3);
+    /// batch.completion_on(move |r| { let _ = tx2.send((r.len(), name())); }, Target::InDriver)?;
+    /// node.batch(batch)?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, (1, Some("lmq-proxy".to_owned())));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn completion_on(
         &mut self,
         completion: impl FnOnce(Vec<Result<R, JobPanicked>>) + Send + 'static,

@@ -24,8 +24,24 @@ use crate::proxy::{Callbacks, Proxy, WAKER};
 use crate::{Error, LokiMq};
 
 /// Anything that names an address: OxenMQ's text forms (`tcp://…`, `curve://…/KEY`,
-/// `ipc://…`, `ipc+curve://…/KEY`), a parsed [`Address`], or a socket address (plain TCP; port
-/// 0 binds an ephemeral port).
+/// `ipc://…`, `ipc+curve://…/KEY`), a parsed [`Address`], or a socket address (plain TCP).
+/// Text needs a real port (1–65535, as in OxenMQ); to listen on an ephemeral port, pass a
+/// socket address with port 0 and read the port back from
+/// [`LokiMq::bound_addresses`](crate::LokiMq::bound_addresses) or [`Listen::on_bind`].
+///
+/// ```
+/// use lokimq::{Address, ToAddress};
+/// use std::net::SocketAddr;
+///
+/// let text = "tcp://127.0.0.1:22020".to_address()?;
+/// assert_eq!((text.host(), text.port()), (Some("127.0.0.1"), Some(22020)));
+/// let ephemeral = SocketAddr::from(([127, 0, 0, 1], 0)).to_address()?;
+/// assert_eq!(ephemeral.port(), Some(0));
+/// assert!("tcp://127.0.0.1:0".to_address().is_err());
+/// let unix = Address::ipc("/run/node.sock").to_address()?;
+/// assert_eq!(unix.socket(), Some("/run/node.sock"));
+/// # Ok::<(), lokimq::AddressError>(())
+/// ```
 pub trait ToAddress {
     /// Converts, or says why the text is not an address.
     fn to_address(self) -> Result<Address, AddressError>;
@@ -94,12 +110,38 @@ impl std::fmt::Debug for Listen {
 
 impl Listen {
     /// A CURVE listener (OxenMQ's `listen_curve`) on a `tcp://` or `ipc://` address; any key
-    /// in the address is ignored (the node's own key is used).
+    /// in the address is ignored (the node's own key is used). Clients connect to the bound
+    /// address, which carries that key.
+    ///
+    /// ```
+    /// use lokimq::{Keypair, Listen};
+    ///
+    /// let key = Keypair::from_secret_bytes([7; 32]);
+    /// let l = Listen::curve(format!("curve://127.0.0.1:4000/{}", key.public().to_hex()))?;
+    /// assert_eq!(l.address().to_string(), "tcp://127.0.0.1:4000"); // key dropped
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn curve(addr: impl ToAddress) -> Result<Self, Error> {
         Self::new(addr, true)
     }
 
-    /// A plain (unencrypted, unauthenticated) listener (OxenMQ's `listen_plain`).
+    /// A plain (unencrypted, unauthenticated) listener (OxenMQ's `listen_plain`): the allow
+    /// function sees only the client's address, so it suits unix sockets and local tools. A
+    /// unix socket's file is created on bind.
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, Listen, LokiMq};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("admin.sock");
+    /// let mut b = LokiMq::builder();
+    /// // Whoever can open the socket file is trusted.
+    /// b.listen(Listen::plain(format!("ipc://{}", path.display()))?.allow(|_, _, _| AuthLevel::Admin));
+    /// let node = b.start()?;
+    /// assert!(node.bound_addresses()[0].is_ipc());
+    /// assert!(path.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn plain(addr: impl ToAddress) -> Result<Self, Error> {
         Self::new(addr, false)
     }
@@ -114,9 +156,28 @@ impl Listen {
         })
     }
 
-    /// Decides each incoming connection: `(ip, client key (CURVE only), is an active service
-    /// node) -> level`; [`AuthLevel::Denied`] refuses it. Without one, everyone gets `none`.
-    /// Runs on the proxy thread: keep it quick.
+    /// Decides each incoming connection once its handshake is done: `(ip, client key (CURVE
+    /// only), is an active service node) -> level`; [`AuthLevel::Denied`] refuses it. The level
+    /// is what the client's commands are checked against. Without one, everyone gets `none`.
+    /// Runs on the proxy thread: keep it quick (a panic denies the connection).
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, Listen, PublicKey};
+    /// use std::collections::BTreeSet;
+    ///
+    /// let operators: BTreeSet<PublicKey> = BTreeSet::new(); // e.g. from a config file
+    /// let l = Listen::curve("tcp://0.0.0.0:22020")?.allow(move |ip, key, is_sn| {
+    ///     if key.is_some_and(|k| operators.contains(k)) {
+    ///         AuthLevel::Admin
+    ///     } else if is_sn || ip.starts_with("10.") {
+    ///         AuthLevel::Basic
+    ///     } else {
+    ///         AuthLevel::None
+    ///     }
+    /// });
+    /// # let _ = l;
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     #[must_use]
     pub fn allow(
         mut self,
@@ -127,8 +188,23 @@ impl Listen {
     }
 
     /// Called once with the bound address (actual port; the node's key for CURVE listeners)
-    /// or the reason binding failed. Before `start()` it runs in `start()`; after, on the proxy
-    /// thread.
+    /// or the reason binding failed. For a listener given to the builder it runs inside
+    /// [`Builder::start`], on the calling thread, before `start` returns; for one given to
+    /// [`Handle::listen`](crate::Handle::listen), on the proxy thread.
+    ///
+    /// ```
+    /// use lokimq::{Listen, LokiMq};
+    /// use std::sync::mpsc;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let mut b = LokiMq::builder();
+    /// b.listen(Listen::plain(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?
+    ///     .on_bind(move |r| { let _ = tx.send(r); }));
+    /// let node = b.start()?;
+    /// let addr = rx.try_recv()??; // already there: no waiting
+    /// assert_eq!(node.bound_addresses(), [addr]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn on_bind(mut self, f: impl FnOnce(Result<Address, String>) + Send + 'static) -> Self {
         self.on_bind = Some(Box::new(f));
@@ -142,10 +218,28 @@ impl Listen {
     }
 }
 
-/// Builds a node (OxenMQ's constructor plus everything that must happen before `start()`).
+/// Builds a node (OxenMQ's constructor plus everything that must happen before `start()`):
+/// keys, tunables, command categories and commands, tagged threads, listeners, timers.
 ///
-/// Registration methods take `&mut self` and return `Result<&mut Self, Error>`, so they chain
-/// with `?`; [`start`](Self::start) consumes the builder.
+/// Registration methods take `&mut self` and return `Result<&mut Self, Error>` (or `&mut Self`
+/// when they cannot fail), so they chain with `?`; [`start`](Self::start) consumes the
+/// builder, and the registry is frozen from then on.
+///
+/// ```
+/// use lokimq::{AuthLevel, LokiMq};
+/// use std::time::Duration;
+///
+/// let mut b = LokiMq::builder();
+/// b.config_mut().request_timeout = Duration::from_secs(5);
+/// b.add_category("system", AuthLevel::None)?
+///     .add_request_command("system", "ping", |m| m.send_reply(["pong"]))?
+///     .add_category("admin", AuthLevel::Admin)?
+///     .add_command("admin", "log_level", |m| println!("log level: {:?}", m.data()))?
+///     .listen_curve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+/// let node = b.start()?;
+/// # let _ = node;
+/// # Ok::<(), lokimq::Error>(())
+/// ```
 pub struct Builder {
     keypair: Option<Keypair>,
     service_node: bool,
@@ -212,14 +306,41 @@ impl Builder {
         }
     }
 
-    /// Uses this long-term keypair.
+    /// Uses this long-term keypair (its public key is the node's identity, and a service
+    /// node's address in the network). Without one, a keypair is generated at start.
+    ///
+    /// ```
+    /// use lokimq::{Keypair, LokiMq};
+    ///
+    /// let secret = [0x42; 32]; // e.g. read from the node's key file
+    /// let mut b = LokiMq::builder();
+    /// b.keypair(Keypair::from_secret_bytes(secret));
+    /// let node = b.start()?;
+    /// assert_eq!(node.pubkey(), Keypair::from_secret_bytes(secret).public());
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn keypair(&mut self, keypair: Keypair) -> &mut Self {
         self.keypair = Some(keypair);
         self
     }
 
-    /// OxenMQ's key arguments: both empty generates a keypair at start; otherwise both must be
-    /// 32 bytes and match (this guards against passing an ed25519 key).
+    /// OxenMQ's key arguments: both empty generates a keypair at start (unless this is a
+    /// service node); otherwise both must be 32 bytes and match (this guards against passing
+    /// an ed25519 key). A refusal is an [`Error::Key`].
+    ///
+    /// ```
+    /// use lokimq::{Error, Keypair, LokiMq};
+    ///
+    /// let stored = Keypair::from_secret_bytes([0x42; 32]);
+    /// let (pk, sk) = (stored.public().to_bytes(), stored.secret().to_bytes());
+    /// let mut b = LokiMq::builder();
+    /// b.keys(&pk, &sk)?;
+    /// assert_eq!(b.start()?.pubkey(), stored.public());
+    ///
+    /// assert!(matches!(LokiMq::builder().keys(&[1; 32], &sk), Err(Error::Key(_)))); // mismatch
+    /// assert!(matches!(LokiMq::builder().keys(&[], &sk), Err(Error::Key(_)))); // one missing
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn keys(&mut self, pubkey: &[u8], privkey: &[u8]) -> Result<&mut Self, Error> {
         self.keypair = match (pubkey.is_empty(), privkey.is_empty()) {
             (true, true) => None,
@@ -229,20 +350,91 @@ impl Builder {
         Ok(self)
     }
 
-    /// Runs this node as a service node (enables `local_sn` categories). Needs a keypair.
+    /// Runs this node as a service node (enables `local_sn` categories). Needs a keypair:
+    /// without one [`start`](Self::start) fails with an [`Error::Key`]. Other nodes reach it by
+    /// key, finding its address through their [`sn_lookup`](Self::sn_lookup) or a hint.
+    ///
+    /// ```
+    /// use lokimq::{Access, AuthLevel, Error, Keypair, LokiMq};
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.service_node(true)
+    ///     .keypair(Keypair::from_secret_bytes([0x42; 32]))
+    ///     // Commands only a service node answers:
+    ///     .add_category("storage", Access::new(AuthLevel::None, false, true))?
+    ///     .add_request_command("storage", "retrieve", |m| m.send_reply(["…"]))?
+    ///     .listen_curve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+    /// let sn = b.start()?;
+    /// # let _ = sn;
+    ///
+    /// let mut keyless = LokiMq::builder();
+    /// keyless.service_node(true);
+    /// assert!(matches!(keyless.start(), Err(Error::Key(_))));
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn service_node(&mut self, service_node: bool) -> &mut Self {
         self.service_node = service_node;
         self
     }
 
     /// The node's tunables (OxenMQ's public members: worker counts, timeouts, limits, …).
+    /// The builder starts from [`Config::new`] with one general worker per CPU core and
+    /// libzmq's high-water mark as `send_backlog_limit`. `service_node` and `tagged_threads`
+    /// belong to [`service_node`](Self::service_node) and
+    /// [`add_tagged_thread`](Self::add_tagged_thread): [`start`](Self::start) overwrites
+    /// `service_node` with the builder's flag.
+    ///
+    /// ```
+    /// use lokimq::{BacklogLimit, LokiMq};
+    /// use std::time::Duration;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// let c = b.config_mut();
+    /// c.general_workers = 4;
+    /// c.batch_threads = Some(2); // of which 2 are kept for jobs, batches and timers
+    /// c.request_timeout = Duration::from_secs(5);
+    /// c.heartbeat_interval = Duration::ZERO; // no ZMTP heartbeats
+    /// c.max_message_size = Some(16 << 20);
+    /// c.send_backlog_limit = Some(BacklogLimit { messages: 10_000, bytes: 256 << 20 });
+    /// let node = b.start()?;
+    /// assert_eq!(node.stats()?.sched.general_workers, 4);
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn config_mut(&mut self) -> &mut Config {
         &mut self.config
     }
 
     /// Answers "where does this service node listen?" when a connection to a service node
-    /// must be opened and no hint was given (OxenMQ's `sn_lookup`); `None` means unknown.
-    /// Runs on the proxy thread: keep it quick.
+    /// must be opened and no hint was given (OxenMQ's `sn_lookup`); `None` means unknown: the
+    /// messages queued for it are dropped and its requests fail at once. Runs on the proxy
+    /// thread: keep it quick (look the key up in a table you keep current, don't query the
+    /// network).
+    ///
+    /// ```
+    /// # use lokimq::{AuthLevel, Keypair};
+    /// # let mut b = LokiMq::builder();
+    /// # b.service_node(true).keypair(Keypair::from_secret_bytes([0x42; 32]))
+    /// #     .add_category("sn", AuthLevel::None)?
+    /// #     .add_request_command("sn", "info", |m| m.send_reply(["ok"]))?
+    /// #     .listen_curve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+    /// # let sn = b.start()?;
+    /// use lokimq::{ConnectionId, LokiMq, NO_DATA};
+    /// use std::collections::BTreeMap;
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// // `sn` is a running service node with an `sn.info` request command.
+    /// let directory = BTreeMap::from([(*sn.pubkey(), sn.bound_addresses()[0].clone())]);
+    /// let mut b = LokiMq::builder();
+    /// b.sn_lookup(move |pk| directory.get(pk).cloned());
+    /// let client = b.start()?;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let to = ConnectionId::Sn(*sn.pubkey()); // by key alone
+    /// client.request(&to, "sn.info", NO_DATA, move |r| { let _ = tx.send(r); })?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["ok"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn sn_lookup(
         &mut self,
         f: impl Fn(&PublicKey) -> Option<Address> + Send + Sync + 'static,
@@ -251,14 +443,31 @@ impl Builder {
         self
     }
 
-    /// The initial active service-node set.
+    /// The initial active service-node set; change it later with
+    /// [`Handle::set_active_sns`](crate::Handle::set_active_sns) and
+    /// [`Handle::update_active_sns`](crate::Handle::update_active_sns).
     pub fn set_active_sns(&mut self, sns: impl IntoIterator<Item = PublicKey>) -> &mut Self {
         self.active_sns = Some(sns.into_iter().collect());
         self
     }
 
-    /// Adds a category (OxenMQ's `add_category`) with the default queue limit and no reserved
-    /// threads.
+    /// Adds a category (OxenMQ's `add_category`) with the default queue limit (200) and no
+    /// reserved threads. `access` is what a caller needs for every command in it: an
+    /// [`AuthLevel`], or an [`Access`] that can also require the caller to be a service node
+    /// (`remote_sn`) or this node to be one (`local_sn`). Names are 1–50 bytes without a `.`,
+    /// and new; a refusal is an [`Error::Registry`] with OxenMQ's message.
+    ///
+    /// ```
+    /// use lokimq::{Access, AuthLevel, Error, LokiMq};
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.add_category("public", AuthLevel::None)?
+    ///     .add_category("admin", AuthLevel::Admin)?
+    ///     .add_category("quorum", Access::new(AuthLevel::None, true, true))?; // SN to SN only
+    /// assert!(matches!(b.add_category("admin", AuthLevel::Basic), Err(Error::Registry(_))));
+    /// assert!(b.add_category("a.b", AuthLevel::None).is_err());
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn add_category(
         &mut self,
         name: &str,
@@ -267,7 +476,22 @@ impl Builder {
         self.add_category_with(name, access, 0, DEFAULT_MAX_QUEUE)
     }
 
-    /// Adds a category with `reserved_threads` and `max_queue` (negative: unlimited).
+    /// [`add_category`](Self::add_category) with `reserved_threads` (workers kept for this
+    /// category on top of the general pool, so it keeps running when the pool is busy) and
+    /// `max_queue` (how many of its commands may wait for a worker; beyond that they are
+    /// dropped with a log and no reply, as in OxenMQ; negative: unlimited).
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, LokiMq};
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.add_category_with("blocks", AuthLevel::Basic, 2, 500)? // never starved, 500 waiting at most
+    ///     .add_category_with("firehose", AuthLevel::None, 0, -1)?; // no reservation, no limit
+    /// let node = b.start()?;
+    /// let s = node.stats()?.sched; // the 2 reserved threads come on top of the pools
+    /// assert_eq!(s.max_workers, s.general_workers + s.batch_reserved + s.reply_reserved + 2);
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn add_category_with(
         &mut self,
         name: &str,
@@ -281,7 +505,28 @@ impl Builder {
         Ok(self)
     }
 
-    /// Adds a command to a category; `callback` runs on a worker for each one received.
+    /// Adds a command `category.name` to an existing category; `callback` runs on a worker for
+    /// each one received from a caller with the category's access. To answer, it can
+    /// [`send_back`](Message::send_back) a command of its own.
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, LokiMq};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let mut b = LokiMq::builder();
+    /// b.add_category("log", AuthLevel::Basic)?
+    ///     .add_command("log", "line", move |m| {
+    ///         let _ = tx.send(String::from_utf8_lossy(&m.data()[0]).into_owned());
+    ///     })?;
+    /// let node = b.start()?;
+    ///
+    /// let conn = node.connect_inproc(|_| {}, |_, _| {}, None)?; // admin: enough for `basic`
+    /// node.send(&conn, "log.line", ["disk almost full"])?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "disk almost full");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_command(
         &mut self,
         category: &str,
@@ -293,8 +538,30 @@ impl Builder {
         Ok(self)
     }
 
-    /// Adds a request command (its first data frame is the reply tag; answer with
-    /// [`Message::send_reply`]).
+    /// Adds a request command (on the wire its first data frame is the reply tag, which the
+    /// callback does not see in [`Message::data`]); answer with [`Message::send_reply`], now
+    /// or later through [`Message::send_later`]. A caller without access gets `FORBIDDEN`.
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, Bytes, LokiMq};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.add_category("math", AuthLevel::None)?.add_request_command("math", "sum", |m| {
+    ///     let sum: i64 = m.data().iter()
+    ///         .filter_map(|f| std::str::from_utf8(f).ok()?.parse::<i64>().ok())
+    ///         .sum();
+    ///     m.send_reply([sum.to_string()]);
+    /// })?;
+    /// let node = b.start()?;
+    ///
+    /// let conn = node.connect_inproc(|_| {}, |_, _| {}, None)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// node.request(&conn, "math.sum", ["2", "3", "37"], move |r| { let _ = tx.send(r); })?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, [Bytes::from("42")]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_request_command(
         &mut self,
         category: &str,
@@ -306,20 +573,80 @@ impl Builder {
         Ok(self)
     }
 
-    /// Makes `from` an alias of `to` (`category.command`).
+    /// Makes `from` an alias of `to` (`category.command`; OxenMQ's `add_command_alias`): an
+    /// incoming `from` runs, and is access-checked as, `to`. Handy for renamed commands. `to`
+    /// need not be registered yet; `from` must not name an existing command.
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, LokiMq, NO_DATA};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.add_category("rpc", AuthLevel::None)?
+    ///     .add_request_command("rpc", "get_height", |m| m.send_reply(["1234"]))?
+    ///     .add_command_alias("legacy.height", "rpc.get_height")?; // the pre-2.0 name
+    /// let node = b.start()?;
+    ///
+    /// let conn = node.connect_inproc(|_| {}, |_, _| {}, None)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// node.request(&conn, "legacy.height", NO_DATA, move |r| { let _ = tx.send(r); })?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["1234"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_command_alias(&mut self, from: &str, to: &str) -> Result<&mut Self, Error> {
         self.registry.add_command_alias(from, to)?;
         Ok(self)
     }
 
-    /// Adds a tagged thread: a thread that runs only the jobs, batch jobs, completions and
-    /// timers addressed to it, one at a time, in order.
+    /// Adds a tagged thread (OxenMQ's `add_tagged_thread`): a thread, started by
+    /// [`start`](Self::start), that runs only the jobs, batch jobs, completions and timers
+    /// addressed to it by the returned id, one at a time, in order. Use it for work that must
+    /// stay on one thread (a database handle, a non-`Send` library). The name (the OS thread
+    /// name, truncated to 15 bytes) must not be empty or `_proxy` or contain a NUL.
+    ///
+    /// ```
+    /// use lokimq::{Error, LokiMq, Target};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// let db = b.add_tagged_thread("db")?;
+    /// assert!(matches!(b.add_tagged_thread("_proxy"), Err(Error::InvalidTaggedThreadName(_))));
+    /// let (tx, rx) = mpsc::channel();
+    /// b.add_timer(move || { let _ = tx.send(std::thread::current().name() == Some("db")); },
+    ///             Duration::from_millis(10), true, Target::Tagged(db))?;
+    /// let node = b.start()?;
+    /// assert!(rx.recv_timeout(Duration::from_secs(10))?); // the timer ran on "db"
+    /// node.job(|| println!("also on db"), Some(db))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_tagged_thread(&mut self, name: &str) -> Result<TaggedThreadId, Error> {
         self.tagged(name, None)
     }
 
     /// [`add_tagged_thread`](Self::add_tagged_thread) with a callback run in the thread when
-    /// the node starts.
+    /// the node starts, before anything addressed to it: the place to set up thread-local
+    /// state. It runs concurrently with the rest of `start` (which does not wait for it).
+    ///
+    /// ```
+    /// use lokimq::LokiMq;
+    /// use std::cell::RefCell;
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// thread_local!(static CACHE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) });
+    ///
+    /// let mut b = LokiMq::builder();
+    /// let cache = b.add_tagged_thread_with_start("cache", || {
+    ///     CACHE.with(|c| c.borrow_mut().push("warm".to_owned())); // e.g. open a database
+    /// })?;
+    /// let node = b.start()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// node.job(move || { let _ = tx.send(CACHE.with(|c| c.borrow().clone())); }, Some(cache))?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["warm"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_tagged_thread_with_start(
         &mut self,
         name: &str,
@@ -387,13 +714,40 @@ impl Builder {
         Ok(id)
     }
 
-    /// Adds a listener, bound by [`start`](Self::start).
+    /// Adds a listener, bound by [`start`](Self::start) (which fails if it cannot be bound).
+    /// [`listen_curve`](Self::listen_curve) and [`listen_plain`](Self::listen_plain) are
+    /// shorthands; this form also takes an [`on_bind`](Listen::on_bind).
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, Listen, LokiMq};
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.listen(Listen::curve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?
+    ///     .allow(|_, _, _| AuthLevel::Basic)
+    ///     .on_bind(|r| println!("bound: {r:?}")));
+    /// let node = b.start()?;
+    /// assert!(node.bound_addresses()[0].is_curve());
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn listen(&mut self, listen: Listen) -> &mut Self {
         self.listens.push(listen);
         self
     }
 
-    /// A CURVE listener with an allow function (shorthand for [`Listen::curve`]).
+    /// A CURVE listener with an allow function (shorthand for [`Listen::curve`] and
+    /// [`Listen::allow`]): encrypted, and the allow function sees each client's key.
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, LokiMq};
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.listen_curve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |ip, _key, is_sn| {
+    ///     if ip == "127.0.0.1" || is_sn { AuthLevel::Admin } else { AuthLevel::None }
+    /// })?;
+    /// let node = b.start()?;
+    /// assert_eq!(node.bound_addresses()[0].pubkey(), Some(node.pubkey()));
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn listen_curve(
         &mut self,
         addr: impl ToAddress,
@@ -402,7 +756,20 @@ impl Builder {
         Ok(self.listen(Listen::curve(addr)?.allow(allow)))
     }
 
-    /// A plain listener with an allow function (shorthand for [`Listen::plain`]).
+    /// A plain listener with an allow function (shorthand for [`Listen::plain`] and
+    /// [`Listen::allow`]); the allow function's key argument is always `None`.
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, LokiMq};
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.listen_plain(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |ip, _no_key, _sn| {
+    ///     if ip == "127.0.0.1" { AuthLevel::Basic } else { AuthLevel::Denied }
+    /// })?;
+    /// let node = b.start()?;
+    /// assert!(!node.bound_addresses()[0].is_curve());
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn listen_plain(
         &mut self,
         addr: impl ToAddress,
@@ -413,7 +780,18 @@ impl Builder {
 
     /// Starts the node: binds every listener (a failure makes this return
     /// [`Error::Bind`] and nothing keeps running), starts the tagged threads, and spawns the
-    /// proxy thread. Worker threads start on first use.
+    /// proxy thread. Worker threads start on first use. The node runs until the returned
+    /// [`LokiMq`] is dropped.
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, Error, LokiMq};
+    ///
+    /// let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let mut b = LokiMq::builder();
+    /// b.listen_plain(taken.local_addr()?, |_, _, _| AuthLevel::None)?;
+    /// assert!(matches!(b.start(), Err(Error::Bind { .. }))); // address in use
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn start(self) -> Result<LokiMq, Error> {
         let clock = Clock::new();
         let keypair = match self.keypair {

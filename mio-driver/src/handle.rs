@@ -131,11 +131,40 @@ impl Shared {
 /// A cheap, cloneable, `Send + Sync` handle to a running node: everything OxenMQ lets any
 /// thread do (send, request, connect, jobs, batches, timers, …).
 ///
-/// Every call posts a message to the proxy thread and returns without waiting, except the
-/// few that return an id the proxy assigns (`connect_remote`, `connect_inproc`, `add_timer`,
-/// `stats`, `is_connected`): those wait for the proxy's answer, which takes microseconds, and
-/// return [`Error::OnProxyThread`] when called on the proxy thread itself. After shutdown every
-/// call returns [`Error::Stopped`].
+/// Get one from [`LokiMq::handle`] (or [`Message::handle`] inside a command callback) and
+/// clone it into every thread that needs the node. Every call posts a message to the proxy
+/// thread and returns without waiting, except the few that return something only the proxy
+/// knows (`connect_remote`, `connect_inproc`, `add_timer`, `stats`, `is_connected`): those
+/// wait for the proxy's answer, which takes microseconds, and return [`Error::OnProxyThread`]
+/// when called on the proxy thread itself. Calls made from one thread are handled in the order
+/// they were made. Once the node has shut down every call returns [`Error::Stopped`].
+///
+/// ```
+/// use lokimq::{Error, LokiMq};
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+///
+/// let node = LokiMq::builder().start()?;
+/// let (tx, rx) = mpsc::channel();
+/// let threads: Vec<_> = (0..3u32)
+///     .map(|i| {
+///         let (h, tx) = (node.handle(), tx.clone()); // one clone per thread
+///         std::thread::spawn(move || h.job(move || { let _ = tx.send(i * 10); }, None))
+///     })
+///     .collect();
+/// for t in threads {
+///     t.join().expect("thread panicked")?;
+/// }
+/// let mut got = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10))).collect::<Result<Vec<_>, _>>()?;
+/// got.sort_unstable();
+/// assert_eq!(got, [0, 10, 20]);
+///
+/// // A handle may outlive its node; it is then refused, never dangling.
+/// let h = node.handle();
+/// drop(node);
+/// assert!(matches!(h.job(|| {}, None), Err(Error::Stopped)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct Handle {
     shared: Arc<Shared>,
@@ -276,7 +305,31 @@ impl Handle {
 
     /// Sends `[command, data…]` to `to` (OxenMQ's `send`): fire and forget. To a service node by
     /// key, this opens a connection if there is none (looking the address up with `sn_lookup`).
-    /// Failures to queue are logged by the proxy, as OxenMQ logs them.
+    /// On a connection that is not up yet the message is queued until it is. Failures to queue
+    /// are logged by the proxy, as OxenMQ logs them (see
+    /// [`send_with_queue_failure`](Self::send_with_queue_failure) to be told instead).
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, ConnectOptions, LokiMq};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    /// let mut b = LokiMq::builder();
+    /// b.add_category("chat", AuthLevel::None)?
+    ///     .add_command("chat", "msg", move |m| { let _ = tx.send(m.data().to_vec()); })?
+    ///     .listen_plain(any_port, |_ip, _key, _sn| AuthLevel::None)?;
+    /// let server = b.start()?;
+    ///
+    /// let client = LokiMq::builder().start()?;
+    /// let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+    ///                                  ConnectOptions::default())?;
+    /// // No need to wait for the connection: the message waits for it.
+    /// client.send(&conn, "chat.msg", ["hello", "world"])?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["hello", "world"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send<D, B>(
         &self,
         to: &ConnectionId,
@@ -290,8 +343,43 @@ impl Handle {
         self.send_with(to, command, data, SendOptions::default())
     }
 
-    /// [`send`](Self::send) with OxenMQ's send options (`optional`, `incoming`, `outgoing`,
-    /// `hint`, `keep_alive`).
+    /// [`send`](Self::send) with OxenMQ's send options: `optional` (only over an existing
+    /// connection, never open one), `incoming` (only over a connection the peer made to us),
+    /// `outgoing` (only over one we made; for a service node, open one if needed), and for a
+    /// service node that needs a new connection, `hint` (its address, instead of asking
+    /// `sn_lookup`) and `keep_alive` (how long the connection may stay idle).
+    ///
+    /// ```
+    /// # use lokimq::{AuthLevel, LokiMq};
+    /// # use std::sync::mpsc;
+    /// # use std::time::Duration;
+    /// # let (tx, rx) = mpsc::channel();
+    /// # let mut b = LokiMq::builder();
+    /// # b.add_category("sn", AuthLevel::None)?
+    /// #     .add_command("sn", "ping", move |m| { let _ = tx.send(m.data().to_vec()); })?
+    /// #     .listen_curve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+    /// # let sn = b.start()?;
+    /// use lokimq::{ConnectionId, SendOptions};
+    /// // `sn` is a node with a CURVE listener and an `sn.ping` command.
+    /// let to = ConnectionId::Sn(*sn.pubkey());
+    /// let client = LokiMq::builder().start()?;
+    /// let optional = || SendOptions { optional: true, ..SendOptions::default() };
+    ///
+    /// // No connection yet: an optional send is dropped (and logged), nothing is opened.
+    /// client.send_with(&to, "sn.ping", ["first"], optional())?;
+    /// // A strong send opens one, to the hinted address, idle-closed after a minute.
+    /// let opts = SendOptions {
+    ///     hint: Some(sn.bound_addresses()[0].clone()),
+    ///     keep_alive: Some(Duration::from_secs(60)),
+    ///     ..SendOptions::default()
+    /// };
+    /// client.send_with(&to, "sn.ping", ["second"], opts)?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["second"]);
+    /// // Now there is a connection, so optional sends go out.
+    /// client.send_with(&to, "sn.ping", ["third"], optional())?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["third"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn send_with<D, B>(
         &self,
         to: &ConnectionId,
@@ -351,9 +439,45 @@ impl Handle {
         })
     }
 
-    /// Sends a request (OxenMQ's `request`): `[command, tag, data…]`; `callback` runs on a
-    /// worker with the reply parts, or an error: `TIMEOUT` (no reply in time, or the request
-    /// could not be sent at all), `FORBIDDEN`, `UNKNOWNCOMMAND`, …
+    /// Sends a request (OxenMQ's `request`): `[command, tag, data…]`; `callback` runs once, on a
+    /// worker, with the reply parts or a [`RequestError`]: `Timeout` (no reply within the
+    /// config's `request_timeout`, 15 s by default, or the request could not be sent at all),
+    /// or the remote's refusal (`Forbidden`, `ForbiddenSn`, `NotAServiceNode`,
+    /// `UnknownCommand`, …).
+    ///
+    /// ```
+    /// # use lokimq::{AuthLevel, ConnectOptions, LokiMq};
+    /// # let mut b = LokiMq::builder();
+    /// # b.add_category("demo", AuthLevel::None)?
+    /// #     .add_request_command("demo", "echo", |m| m.send_reply(m.data().to_vec()))?
+    /// #     .listen_plain(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+    /// # let server = b.start()?;
+    /// # let client = LokiMq::builder().start()?;
+    /// # let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+    /// #                                  ConnectOptions::default())?;
+    /// use lokimq::{Bytes, RequestError};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// fn describe(reply: Result<Vec<Bytes>, RequestError>) -> String {
+    ///     match reply {
+    ///         Ok(parts) => format!("{} part(s)", parts.len()),
+    ///         Err(RequestError::Timeout) => "no answer".to_owned(),
+    ///         Err(RequestError::UnknownCommand) => "no such command".to_owned(),
+    ///         Err(RequestError::Forbidden | RequestError::ForbiddenSn) => "not allowed".to_owned(),
+    ///         Err(other) => format!("refused: {other}"),
+    ///     }
+    /// }
+    ///
+    /// // `server` has a `demo.echo` request command and nothing else.
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx2 = tx.clone();
+    /// client.request(&conn, "demo.echo", ["a", "b"], move |r| { let _ = tx.send(describe(r)); })?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "2 part(s)");
+    /// client.request(&conn, "demo.nonesuch", ["a"], move |r| { let _ = tx2.send(describe(r)); })?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "no such command");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn request<D, B>(
         &self,
         to: &ConnectionId,
@@ -368,7 +492,31 @@ impl Handle {
         self.request_with(to, command, data, RequestOptions::default(), callback)
     }
 
-    /// [`request`](Self::request) with options (send options and the reply timeout).
+    /// [`request`](Self::request) with options: the reply timeout (instead of the config's
+    /// `request_timeout`) and how the request is sent ([`SendOptions`], as for
+    /// [`send_with`](Self::send_with)).
+    ///
+    /// ```
+    /// # use lokimq::{AuthLevel, ConnectOptions, LokiMq};
+    /// # let mut b = LokiMq::builder();
+    /// # b.add_category("demo", AuthLevel::None)?
+    /// #     .add_request_command("demo", "slow", |_m| {})?
+    /// #     .listen_plain(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+    /// # let server = b.start()?;
+    /// # let client = LokiMq::builder().start()?;
+    /// # let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+    /// #                                  ConnectOptions::default())?;
+    /// use lokimq::{RequestError, RequestOptions};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// // `demo.slow` never replies; give up after 200 ms instead of 15 s.
+    /// let opts = RequestOptions { timeout: Some(Duration::from_millis(200)), ..Default::default() };
+    /// let (tx, rx) = mpsc::channel();
+    /// client.request_with(&conn, "demo.slow", ["x"], opts, move |r| { let _ = tx.send(r); })?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, Err(RequestError::Timeout));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn request_with<D, B>(
         &self,
         to: &ConnectionId,
@@ -421,8 +569,49 @@ impl Handle {
     /// Connects to `addr` (`tcp://`, `ipc://`, or their CURVE forms `curve://HOST:PORT/KEY`,
     /// `ipc+curve://PATH/KEY`), sends `HI`, and calls `on_connect` (on a worker) when the
     /// remote answers `HELLO`, or `on_failure` with OxenMQ's reason (e.g. "connection attempt
-    /// timed out"). Returns the connection's id at once; messages sent before it is up are
-    /// queued. The connection persists (reconnecting) until [`disconnect`](Self::disconnect).
+    /// timed out"); exactly one of them is called, unless the node shuts down first. Returns
+    /// the connection's id at once; messages sent before it is up are queued. Once up, the
+    /// connection persists (reconnecting) until [`disconnect`](Self::disconnect).
+    ///
+    /// [`ConnectOptions`]: `auth_level` is what the remote's commands to us over this
+    /// connection are granted (default `none`), `timeout` bounds the wait for `HELLO` (default
+    /// the config's `remote_connect_timeout`, 10 s), and `ephemeral_routing_id` lets the
+    /// remote assign our routing id instead of `L` + our key.
+    ///
+    /// ```
+    /// # use lokimq::{AuthLevel, LokiMq};
+    /// # let mut b = LokiMq::builder();
+    /// # b.listen_curve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+    /// # let server = b.start()?;
+    /// use lokimq::ConnectOptions;
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let client = LokiMq::builder().start()?;
+    /// let opts = ConnectOptions {
+    ///     auth_level: Some(AuthLevel::Basic),
+    ///     timeout: Some(Duration::from_secs(2)),
+    ///     ephemeral_routing_id: Some(true),
+    /// };
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx2 = tx.clone();
+    /// let conn = client.connect_remote(
+    ///     &server.bound_addresses()[0], // curve://127.0.0.1:PORT/<server key>
+    ///     move |c| { let _ = tx.send(Ok(c)); },
+    ///     move |_, why| { let _ = tx2.send(Err(why)); },
+    ///     opts,
+    /// )?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, Ok(conn.clone()));
+    /// assert_eq!(conn.pubkey(), Some(server.pubkey()));
+    ///
+    /// // Something that accepts TCP but never speaks ZMTP: no HELLO, so `on_failure` runs.
+    /// let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let opts = ConnectOptions { timeout: Some(Duration::from_millis(200)), ..Default::default() };
+    /// let (tx, rx) = mpsc::channel();
+    /// client.connect_remote(silent.local_addr()?, |_| {}, move |_, why| { let _ = tx.send(why); }, opts)?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "connection attempt timed out");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connect_remote(
         &self,
         addr: impl ToAddress,
@@ -437,7 +626,27 @@ impl Handle {
     }
 
     /// Connects to the node itself without a socket (OxenMQ's `connect_inproc`); commands the
-    /// node receives over it have `auth` (default admin).
+    /// node receives over it have `auth` (default admin) and come from remote `"inproc"`. The
+    /// callbacks are those of [`connect_remote`](Self::connect_remote); the wait for `HELLO` is
+    /// the config's `inproc_connect_timeout`.
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, LokiMq, NO_DATA};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.add_category("admin", AuthLevel::Admin)?.add_request_command("admin", "whoami", |m| {
+    ///     m.send_reply([m.access().auth.to_string(), m.remote().to_owned()])
+    /// })?;
+    /// let node = b.start()?;
+    ///
+    /// let conn = node.connect_inproc(|_| {}, |_, why| eprintln!("{why}"), None)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// node.request(&conn, "admin.whoami", NO_DATA, move |r| { let _ = tx.send(r); })?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["admin", "inproc"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connect_inproc(
         &self,
         on_connect: impl FnOnce(ConnectionId) + Send + 'static,
@@ -450,7 +659,37 @@ impl Handle {
     }
 
     /// Opens (or keeps alive) a CURVE connection to the service node `pubkey` (OxenMQ's
-    /// `connect_sn`); the address comes from `opts.hint` or the `sn_lookup` callback.
+    /// `connect_sn`); the address comes from `opts.hint` or the
+    /// [`sn_lookup`](Builder::sn_lookup) function. Returns `ConnectionId::Sn(pubkey)` at once,
+    /// without waiting for the connection; there is no `HI`/`HELLO` and no callback. An
+    /// existing connection's idle expiry is raised to `opts.keep_alive` (default the config's
+    /// `connect_sn_keep_alive`, 5 minutes), never lowered.
+    ///
+    /// ```
+    /// # use lokimq::{AuthLevel, LokiMq};
+    /// # let mut b = LokiMq::builder();
+    /// # b.add_category("sn", AuthLevel::None)?
+    /// #     .add_request_command("sn", "version", |m| m.send_reply(["1.2.3"]))?
+    /// #     .listen_curve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+    /// # let sn = b.start()?;
+    /// use lokimq::{ConnectSnOptions, ConnectionId, NO_DATA};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// // `sn` listens with CURVE and has an `sn.version` request command.
+    /// let client = LokiMq::builder().start()?;
+    /// let opts = ConnectSnOptions {
+    ///     hint: Some(sn.bound_addresses()[0].clone()),
+    ///     keep_alive: Some(Duration::from_secs(600)),
+    ///     ..Default::default()
+    /// };
+    /// let conn = client.connect_sn(*sn.pubkey(), opts)?;
+    /// assert_eq!(conn, ConnectionId::Sn(*sn.pubkey()));
+    /// let (tx, rx) = mpsc::channel();
+    /// client.request(&conn, "sn.version", NO_DATA, move |r| { let _ = tx.send(r); })?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["1.2.3"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn connect_sn(
         &self,
         pubkey: PublicKey,
@@ -463,8 +702,31 @@ impl Handle {
         Ok(ConnectionId::Sn(pubkey))
     }
 
-    /// Closes an outgoing connection after flushing for at most `linger` (OxenMQ's default is
-    /// one second). An unknown id is logged.
+    /// Closes an outgoing connection (a `connect_remote`/`connect_inproc` id, or a service
+    /// node's by key) after flushing for at most `linger` (OxenMQ's default is one second).
+    /// The id is forgotten at once; a later send to a service node opens a new connection. An
+    /// unknown or incoming id is logged.
+    ///
+    /// ```
+    /// # use lokimq::{AuthLevel, ConnectOptions, LokiMq};
+    /// # use std::sync::mpsc;
+    /// # let mut b = LokiMq::builder();
+    /// # b.listen_plain(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+    /// # let server = b.start()?;
+    /// # let client = LokiMq::builder().start()?;
+    /// # let (tx, rx) = mpsc::channel();
+    /// # let conn = client.connect_remote(&server.bound_addresses()[0],
+    /// #     move |_| { let _ = tx.send(()); }, |_, _| {}, ConnectOptions::default())?;
+    /// use std::time::Duration;
+    ///
+    /// # rx.recv_timeout(Duration::from_secs(10))?;
+    /// // `conn` is an established `connect_remote` connection.
+    /// assert!(client.is_connected(&conn)?);
+    /// client.disconnect(&conn, Duration::from_secs(1))?;
+    /// // Calls from one thread are handled in order: it is already gone.
+    /// assert!(!client.is_connected(&conn)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn disconnect(&self, conn: &ConnectionId, linger: Duration) -> Result<(), Error> {
         let conn = conn.clone();
         self.post(move |p| {
@@ -474,7 +736,39 @@ impl Handle {
         })
     }
 
-    /// Replaces the set of active service nodes.
+    /// Replaces the set of active service nodes (OxenMQ's `set_active_sns`). A peer whose key
+    /// is in the set counts as a service node for commands that require one (`remote_sn`
+    /// categories) from its next message on, and this node's outgoing connections to keys
+    /// that left the set are closed. Like every posted call it takes effect on the proxy
+    /// thread shortly after; a later call that waits for the proxy (such as
+    /// [`stats`](Self::stats)) from the same thread sees it applied.
+    ///
+    /// ```
+    /// use lokimq::{Access, AuthLevel, ConnectOptions, LokiMq, RequestError, NO_DATA};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// // Only service nodes may call `sn.ping`.
+    /// let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    /// let mut b = LokiMq::builder();
+    /// b.add_category("sn", Access::new(AuthLevel::None, true, false))?
+    ///     .add_request_command("sn", "ping", |m| m.send_reply(["pong"]))?
+    ///     .listen_curve(any_port, |_, _, _| AuthLevel::None)?;
+    /// let server = b.start()?;
+    /// let client = LokiMq::builder().start()?;
+    /// let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+    ///                                  ConnectOptions::default())?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let ping = |tx: mpsc::Sender<_>| client.request(&conn, "sn.ping", NO_DATA, move |r| { let _ = tx.send(r); });
+    ///
+    /// ping(tx.clone())?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, Err(RequestError::ForbiddenSn));
+    /// server.set_active_sns([*client.pubkey()])?;
+    /// server.stats()?; // waits for the proxy, so the new set is in force
+    /// ping(tx)?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["pong"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_active_sns(&self, sns: impl IntoIterator<Item = PublicKey>) -> Result<(), Error> {
         let sns: BTreeSet<PublicKey> = sns.into_iter().collect();
         self.post(move |p| {
@@ -483,7 +777,21 @@ impl Handle {
         })
     }
 
-    /// Adds and removes active service nodes (a key in both counts as added).
+    /// Adds and removes active service nodes (OxenMQ's `update_active_sns`; a key in both
+    /// counts as added). Otherwise as [`set_active_sns`](Self::set_active_sns).
+    ///
+    /// ```
+    /// # use lokimq::LokiMq;
+    /// use lokimq::Keypair;
+    ///
+    /// let node = LokiMq::builder().start()?;
+    /// // Keys as they come from the chain (here made up from fixed secrets).
+    /// let [a, b, c] = [1u8, 2, 3].map(|i| *Keypair::from_secret_bytes([i; 32]).public());
+    /// node.set_active_sns([a, b])?;
+    /// // A new block: `c` registered, `a` deregistered.
+    /// node.update_active_sns([c], [a])?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn update_active_sns(
         &self,
         added: impl IntoIterator<Item = PublicKey>,
@@ -497,8 +805,31 @@ impl Handle {
         })
     }
 
-    /// Starts listening on another address after start (OxenMQ's post-start `listen_*`); the
-    /// listen's `on_bind` runs on the proxy thread with the result, so keep it short.
+    /// Starts listening on another address after start (OxenMQ's post-start `listen_*`). The
+    /// result is only reported to the listen's [`on_bind`](Listen::on_bind), which runs on the
+    /// proxy thread, so keep it short; the address is not added to
+    /// [`LokiMq::bound_addresses`].
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, Listen, LokiMq};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let node = LokiMq::builder().start()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx2 = tx.clone();
+    /// let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    /// node.listen(Listen::plain(any_port)?
+    ///     .allow(|_ip, _key, _sn| AuthLevel::Basic)
+    ///     .on_bind(move |r| { let _ = tx.send(r); }))?;
+    /// let addr = rx.recv_timeout(Duration::from_secs(10))??; // Err(reason) if it failed
+    /// assert_ne!(addr.port(), Some(0)); // the port actually bound
+    ///
+    /// // A failure does not stop the node; it is only reported.
+    /// node.listen(Listen::plain(addr)?.on_bind(move |r| { let _ = tx2.send(r); }))?;
+    /// assert!(rx.recv_timeout(Duration::from_secs(10))?.is_err()); // address in use
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn listen(&self, listen: Listen) -> Result<(), Error> {
         self.post(move |p| p.add_listener(listen))
     }
@@ -506,7 +837,29 @@ impl Handle {
     // ----- jobs -----
 
     /// Runs `f` once on the batch pool, or on a tagged thread (OxenMQ's `job`). A panic is
-    /// logged and swallowed.
+    /// logged and swallowed. An id of a tagged thread this node does not have is refused with
+    /// [`Error::UnknownTaggedThread`].
+    ///
+    /// ```
+    /// use lokimq::{Error, LokiMq, TaggedThreadId};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// let db = b.add_tagged_thread("db")?;
+    /// let node = b.start()?;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let thread_name = || std::thread::current().name().map(str::to_owned);
+    /// let tx2 = tx.clone();
+    /// node.job(move || { let _ = tx.send(thread_name()); }, Some(db))?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?.as_deref(), Some("db"));
+    /// node.job(move || { let _ = tx2.send(thread_name()); }, None)?; // the batch pool
+    /// assert!(rx.recv_timeout(Duration::from_secs(10))?.is_some_and(|n| n.starts_with("lmq-w")));
+    ///
+    /// assert!(matches!(node.job(|| {}, Some(TaggedThreadId(7))), Err(Error::UnknownTaggedThread(7))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn job(
         &self,
         f: impl FnOnce() + Send + 'static,
@@ -524,7 +877,31 @@ impl Handle {
         })
     }
 
-    /// Runs a [`Batch`]: its jobs in parallel, then its completion with every result.
+    /// Runs a [`Batch`] (OxenMQ's `batch`): its jobs in parallel, then its completion with
+    /// every result. An empty batch is refused with [`Error::EmptyBatch`], and a tagged thread
+    /// this node does not have with [`Error::UnknownTaggedThread`].
+    ///
+    /// ```
+    /// use lokimq::{Batch, Error, LokiMq};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let node = LokiMq::builder().start()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let mut batch = Batch::new();
+    /// for chunk in [vec![1u64, 2, 3], vec![4, 5], vec![6]] {
+    ///     batch.add_job(move || chunk.iter().sum::<u64>());
+    /// }
+    /// batch.completion(move |results| {
+    ///     let total: u64 = results.into_iter().map(|r| r.unwrap_or(0)).sum();
+    ///     let _ = tx.send(total);
+    /// })?;
+    /// node.batch(batch)?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, 21);
+    ///
+    /// assert!(matches!(node.batch(Batch::<()>::new()), Err(Error::EmptyBatch)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn batch<R: Send + 'static>(&self, batch: Batch<R>) -> Result<(), Error> {
         let (targets, completion, erased) = into_erased(batch)?;
         for t in &targets {
@@ -545,8 +922,28 @@ impl Handle {
     }
 
     /// Runs `f` as if it were an incoming command of `category`, under that category's
-    /// reserved threads and queue limit (OxenMQ's `inject_task`). `command_name` and `remote`
-    /// are for logs.
+    /// reserved threads and queue limit (OxenMQ's `inject_task`): the way to feed work that
+    /// arrives by another channel (HTTP, say) through the same scheduling. `command_name` and
+    /// `remote` are for logs. A task over the category's queue limit is dropped and logged;
+    /// a category this node does not have is refused with [`Error::UnknownCategory`].
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, Error, LokiMq};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.add_category_with("rpc", AuthLevel::None, 1, 100)?; // 1 reserved thread, 100 queued
+    /// let node = b.start()?;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// node.inject_task("rpc", "get_info", "https://10.0.0.7", move || {
+    ///     let _ = tx.send("answered over HTTP");
+    /// })?;
+    /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "answered over HTTP");
+    /// assert!(matches!(node.inject_task("nope", "x", "y", || {}), Err(Error::UnknownCategory(_))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn inject_task(
         &self,
         category: &str,
@@ -577,9 +974,49 @@ impl Handle {
         })
     }
 
-    /// Adds a repeating timer (OxenMQ's `add_timer`): `f` runs every `interval` on the batch
-    /// pool, a tagged thread, or the proxy thread itself ([`Target::InDriver`], keep it short).
-    /// With `squelch`, a firing is skipped while the previous one is still queued or running.
+    /// Adds a repeating timer (OxenMQ's `add_timer`): `f` runs every `interval` (first
+    /// `interval` from now) on the batch pool, a tagged thread, or the proxy thread itself
+    /// ([`Target::InDriver`]). With `squelch`, a firing is skipped while the previous one is
+    /// still queued or running, so a slow `f` never piles up. Keep it with
+    /// [`cancel_timer`](Self::cancel_timer). An unknown tagged thread is refused with
+    /// [`Error::UnknownTaggedThread`], and an interval under a microsecond with an
+    /// [`Error::Node`] holding the scheduler's `ZeroTimerInterval` (unlike
+    /// [`Builder::add_timer`], which returns [`Error::ZeroTimerInterval`]).
+    ///
+    /// ```
+    /// use lokimq::{LokiMq, Target};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let node = LokiMq::builder().start()?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let tick = node.add_timer(move || { let _ = tx.send(()); }, Duration::from_millis(10),
+    ///                           true, Target::Worker)?;
+    /// for _ in 0..3 {
+    ///     rx.recv_timeout(Duration::from_secs(10))?;
+    /// }
+    /// node.cancel_timer(tick)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// A [`Target::InDriver`] timer runs on the proxy thread: every socket and worker waits
+    /// for it, and calls that wait for the proxy refuse to run there instead of deadlocking
+    /// (posting calls such as `send` or `job` are fine):
+    ///
+    /// ```
+    /// use lokimq::{Error, LokiMq, Target};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let node = LokiMq::builder().start()?;
+    /// let (h, (tx, rx)) = (node.handle(), mpsc::channel());
+    /// let timer = node.add_timer(move || {
+    ///     let _ = tx.send(matches!(h.stats(), Err(Error::OnProxyThread)));
+    /// }, Duration::from_millis(10), true, Target::InDriver)?;
+    /// assert!(rx.recv_timeout(Duration::from_secs(10))?);
+    /// node.cancel_timer(timer)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_timer(
         &self,
         f: impl Fn() + Send + Sync + 'static,
@@ -597,7 +1034,19 @@ impl Handle {
         })?
     }
 
-    /// Cancels a timer (idempotent); a firing already running finishes.
+    /// Cancels a timer (OxenMQ's `cancel_timer`; idempotent, an unknown id is ignored).
+    /// Firings not yet started are discarded; one already running finishes.
+    ///
+    /// ```
+    /// # use lokimq::{LokiMq, Target};
+    /// # use std::time::Duration;
+    /// # let node = LokiMq::builder().start()?;
+    /// let heartbeat = node.add_timer(|| println!("still here"), Duration::from_secs(30),
+    ///                                false, Target::Worker)?;
+    /// node.cancel_timer(heartbeat)?;
+    /// node.cancel_timer(heartbeat)?; // no-op
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cancel_timer(&self, timer: TimerId) -> Result<(), Error> {
         self.post(move |p| {
             let now = p.now();
@@ -607,7 +1056,21 @@ impl Handle {
 
     // ----- introspection -----
 
-    /// The node's counters.
+    /// A snapshot of the node's counters: connections, outgoing links, pending requests,
+    /// dropped commands, and the scheduler's worker and queue counts.
+    ///
+    /// ```
+    /// use lokimq::LokiMq;
+    ///
+    /// let mut b = LokiMq::builder();
+    /// b.config_mut().general_workers = 4;
+    /// let node = b.start()?;
+    /// let stats = node.stats()?;
+    /// assert_eq!(stats.sched.general_workers, 4);
+    /// assert_eq!((stats.connections, stats.pending_requests), (0, 0));
+    /// println!("{} of {} worker threads busy", stats.sched.active, stats.sched.max_workers);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn stats(&self) -> Result<Stats, Error> {
         self.call(|p| p.node.stats())
     }
@@ -620,12 +1083,27 @@ impl Handle {
     }
 }
 
-/// A started node: owns the proxy thread, and dereferences to its [`Handle`].
+/// A started node, made by [`Builder::start`]: owns the proxy thread, and dereferences to its
+/// [`Handle`], so every handle method can be called on it directly.
 ///
-/// Dropping it shuts the node down as OxenMQ's destructor does: queued work is discarded,
-/// pending request and connect callbacks are never called, running handlers are waited for,
-/// connections are closed (lingering up to `close_linger` for unsent bytes), and every thread
-/// is joined.
+/// The node lives as long as this value. Dropping it (or [`shutdown`](Self::shutdown)) shuts
+/// the node down as OxenMQ's destructor does: queued work is discarded, pending request and
+/// connect callbacks are never called, running handlers are waited for, connections are
+/// closed (lingering up to the `close_linger` tunable for unsent bytes and the peer's close),
+/// and every thread is joined. Dropping it on one of its own threads (in a handler, job,
+/// timer or callback) starts the shutdown without waiting for it. Handles that outlive it get
+/// [`Error::Stopped`].
+///
+/// ```
+/// use lokimq::{Error, LokiMq};
+///
+/// let node = LokiMq::builder().start()?;
+/// println!("node key: {}", node.pubkey()); // a `Handle` method, through `Deref`
+/// let h = node.handle(); // an owned handle, for other threads
+/// node.shutdown(); // the same as `drop(node)`: returns once everything has stopped
+/// assert!(matches!(h.stats(), Err(Error::Stopped)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct LokiMq {
     handle: Handle,
     proxy: Option<JoinHandle<()>>,
@@ -642,7 +1120,7 @@ impl fmt::Debug for LokiMq {
 }
 
 impl LokiMq {
-    /// A builder with OxenMQ's defaults.
+    /// A builder with OxenMQ's defaults (the same as [`Builder::new`]).
     #[must_use]
     pub fn builder() -> Builder {
         Builder::new()
@@ -656,20 +1134,37 @@ impl LokiMq {
         }
     }
 
-    /// A handle for other threads.
+    /// An owned handle for other threads (a clone of the one this value derefs to).
     #[must_use]
     pub fn handle(&self) -> Handle {
         self.handle.clone()
     }
 
     /// The addresses the builder's listeners were bound to (actual ports, and the node's key
-    /// for CURVE listeners), in the order they were added.
+    /// for CURVE listeners), in the order they were added. Listeners added after start with
+    /// [`Handle::listen`] are not included (their [`on_bind`](Listen::on_bind) gets the
+    /// address).
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, LokiMq};
+    ///
+    /// let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    /// let mut b = LokiMq::builder();
+    /// b.listen_curve(any_port, |_, _, _| AuthLevel::None)?
+    ///     .listen_plain(any_port, |_, _, _| AuthLevel::None)?;
+    /// let node = b.start()?;
+    /// let [curve, plain] = node.bound_addresses() else { unreachable!() };
+    /// // curve://127.0.0.1:PORT/<node key>: what clients pass to `connect_remote`.
+    /// assert_eq!(curve.pubkey(), Some(node.pubkey()));
+    /// assert!(!plain.is_curve() && plain.port() != Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[must_use]
     pub fn bound_addresses(&self) -> &[Address] {
         &self.bound
     }
 
-    /// Shuts down and waits (the same as dropping it, spelled out).
+    /// Shuts down and waits (the same as dropping it, spelled out): see [`LokiMq`].
     pub fn shutdown(self) {
         drop(self);
     }
