@@ -979,9 +979,8 @@ impl Handle {
     /// ([`Target::InDriver`]). With `squelch`, a firing is skipped while the previous one is
     /// still queued or running, so a slow `f` never piles up. Keep it with
     /// [`cancel_timer`](Self::cancel_timer). An unknown tagged thread is refused with
-    /// [`Error::UnknownTaggedThread`], and an interval under a microsecond with an
-    /// [`Error::Node`] holding the scheduler's `ZeroTimerInterval` (unlike
-    /// [`Builder::add_timer`], which returns [`Error::ZeroTimerInterval`]).
+    /// [`Error::UnknownTaggedThread`], and an interval under a microsecond with
+    /// [`Error::ZeroTimerInterval`] (as [`Builder::add_timer`] does).
     ///
     /// ```
     /// use lokimq::{LokiMq, Target};
@@ -1025,6 +1024,9 @@ impl Handle {
         target: Target,
     ) -> Result<TimerId, Error> {
         self.check_target(target)?;
+        if interval < Duration::from_micros(1) {
+            return Err(Error::ZeroTimerInterval);
+        }
         let f: TimerFn = Arc::new(f);
         self.call(move |p| {
             let now = p.now();

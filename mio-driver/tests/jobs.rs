@@ -220,6 +220,12 @@ fn builder_timer_misuse_is_a_typed_error() {
         b.add_timer(|| {}, Duration::ZERO, true, Target::Worker),
         Err(Error::ZeroTimerInterval)
     ));
+    // The running node refuses the same way.
+    let node = b.start().unwrap();
+    assert!(matches!(
+        node.add_timer(|| {}, Duration::from_nanos(999), true, Target::Worker),
+        Err(Error::ZeroTimerInterval)
+    ));
 }
 
 #[test]
