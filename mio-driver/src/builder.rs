@@ -97,6 +97,16 @@ pub struct Listen {
     pub(crate) curve: bool,
     pub(crate) allow: Option<AllowFn>,
     pub(crate) on_bind: Option<OnBind>,
+    pub(crate) unix: UnixSocketAccess,
+}
+
+/// Who may connect to a unix-socket listener: permission bits and owner applied to the socket
+/// file right after binding (OxenMQ's `STARTUP_UMASK`, `SOCKET_UID` and `SOCKET_GID`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct UnixSocketAccess {
+    pub(crate) mode: Option<u32>,
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
 }
 
 impl std::fmt::Debug for Listen {
@@ -153,6 +163,7 @@ impl Listen {
             curve,
             allow: None,
             on_bind: None,
+            unix: UnixSocketAccess::default(),
         })
     }
 
@@ -208,6 +219,40 @@ impl Listen {
     #[must_use]
     pub fn on_bind(mut self, f: impl FnOnce(Result<Address, String>) + Send + 'static) -> Self {
         self.on_bind = Some(Box::new(f));
+        self
+    }
+
+    /// For an `ipc://` listener: sets the socket file's permission bits (e.g. `0o660`) right
+    /// after binding, as OxenMQ's `STARTUP_UMASK` does. A failure fails the bind. Ignored for
+    /// TCP. The file briefly has the process umask's permissions first; for a socket that must
+    /// never be reachable by others, bind it in a directory only the intended users can enter.
+    ///
+    /// ```
+    /// use lokimq::{Listen, LokiMq};
+    /// use std::os::unix::fs::PermissionsExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("rpc.sock");
+    /// let mut b = LokiMq::builder();
+    /// b.listen(Listen::plain(format!("ipc://{}", path.display()).as_str())?.unix_mode(0o660));
+    /// let _node = b.start()?;
+    /// assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o660);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn unix_mode(mut self, mode: u32) -> Self {
+        self.unix.mode = Some(mode & 0o7777);
+        self
+    }
+
+    /// For an `ipc://` listener: changes the socket file's owner and/or group right after
+    /// binding (OxenMQ's `SOCKET_UID`/`SOCKET_GID`; `None` leaves that one unchanged). A
+    /// failure (typically: not permitted) fails the bind with OxenMQ's "cannot set group on
+    /// PATH: …" text. Ignored for TCP.
+    #[must_use]
+    pub fn unix_owner(mut self, uid: Option<u32>, gid: Option<u32>) -> Self {
+        self.unix.uid = uid;
+        self.unix.gid = gid;
         self
     }
 

@@ -238,6 +238,31 @@ fn unix_socket_request_and_reply() {
 }
 
 #[test]
+fn unix_socket_mode_and_owner_are_applied_after_bind() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    // Our own uid and gid: changing a file to them is always permitted.
+    let probe = dir.path().join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    let me = std::fs::metadata(&probe).unwrap();
+    let path = dir.path().join("node.sock");
+    let listen = Listen::plain(format!("ipc://{}", path.display()).as_str())
+        .unwrap()
+        .unix_mode(0o600)
+        .unix_owner(Some(me.uid()), Some(me.gid()));
+    let (server, addr) = start_server(listen);
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!((meta.uid(), meta.gid()), (me.uid(), me.gid()));
+    // The owner can still connect.
+    let client = builder().start().unwrap();
+    let conn = connect(&client, &addr);
+    assert!(request_wait(&client, &conn, "public.echo", ["x"], "echo").is_ok());
+    drop(client);
+    drop(server);
+}
+
+#[test]
 fn bind_failure_makes_start_fail() {
     let taken = TcpListener::bind(loopback()).unwrap();
     let addr = taken.local_addr().unwrap();

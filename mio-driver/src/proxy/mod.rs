@@ -32,6 +32,7 @@ use lokimq_core::node::{
 use lokimq_core::time::{Instant, earliest};
 
 use crate::batch::ErasedBatch;
+use crate::builder::UnixSocketAccess;
 use crate::clock::{Clock, duration_micros};
 use crate::handle::{
     AllowFn, CommandFn, ConnectCallbacks, Handle, OnBind, ProxyMsg, ReplyFn, SnLookupFn,
@@ -62,6 +63,7 @@ pub(crate) struct ListenerCallbacks {
     pub(crate) curve: bool,
     pub(crate) allow: Option<AllowFn>,
     pub(crate) on_bind: Option<OnBind>,
+    pub(crate) unix: UnixSocketAccess,
 }
 
 /// The closures the proxy holds for the node, keyed by the ids the node hands out.
@@ -190,6 +192,7 @@ impl Proxy {
             curve,
             allow,
             on_bind,
+            unix,
         } = listen;
         let id = if curve {
             self.node.listen_curve(now, address)
@@ -202,6 +205,7 @@ impl Proxy {
                 curve,
                 allow,
                 on_bind,
+                unix,
             },
         );
     }
@@ -880,8 +884,11 @@ impl Proxy {
     }
 
     fn bind(&mut self, listener: ListenerId, addr: &Address) {
-        let curve = self.cb.listeners.get(&listener).is_some_and(|l| l.curve);
-        match open_listener(addr) {
+        let (curve, unix) = self.cb.listeners.get(&listener).map_or_else(
+            || (false, UnixSocketAccess::default()),
+            |l| (l.curve, l.unix),
+        );
+        match open_listener(addr, unix) {
             Ok((mut io, local, unix_path)) => {
                 let entry = self.slab.vacant_entry();
                 let key = entry.key();
@@ -947,10 +954,40 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("could not resolve {host}: no addresses"))
 }
 
+/// Applies a unix listener's permission bits and owner (OxenMQ's umask, uid and gid options).
+fn apply_unix_access(path: &std::path::Path, access: UnixSocketAccess) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(mode) = access.mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot set permissions on {}: {e}", path.display()),
+            )
+        })?;
+    }
+    if access.uid.is_some() || access.gid.is_some() {
+        std::os::unix::fs::chown(path, access.uid, access.gid).map_err(|e| {
+            let what = if access.gid.is_some() {
+                "group"
+            } else {
+                "owner"
+            };
+            io::Error::new(
+                e.kind(),
+                format!("cannot set {what} on {}: {e}", path.display()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
 /// Binds a listener: TCP (`*` meaning every interface) or a unix socket, replacing a stale
 /// socket file as libzmq does. Returns the socket, the address actually bound, and the unix
 /// path to remove on close.
-fn open_listener(addr: &Address) -> io::Result<(ListenerIo, Address, Option<PathBuf>)> {
+fn open_listener(
+    addr: &Address,
+    access: UnixSocketAccess,
+) -> io::Result<(ListenerIo, Address, Option<PathBuf>)> {
     if let Some(path) = addr.socket() {
         let path = PathBuf::from(path);
         if std::fs::symlink_metadata(&path).is_ok_and(|m| {
@@ -960,6 +997,11 @@ fn open_listener(addr: &Address) -> io::Result<(ListenerIo, Address, Option<Path
             std::fs::remove_file(&path)?;
         }
         let l = mio::net::UnixListener::bind(&path)?;
+        if let Err(e) = apply_unix_access(&path, access) {
+            // Best effort: a socket file nobody may use must not linger.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         return Ok((
             ListenerIo::Unix(l),
             Address::ipc(path.to_string_lossy().into_owned()),
