@@ -55,18 +55,20 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use lokimq::core::encoding::hex;
-use lokimq::{Access, AuthLevel, Builder, Bytes, Keypair, Listen, LokiMq, Message, PublicKey};
+use lokimq::{
+    Access, AuthLevel, Builder, Bytes, Keypair, Listen, LokiMq, Message, PublicKey, Stopwatch,
+};
 use rand_core::OsRng;
 
 /// Longest sleep `slow.sleep` accepts, so a request cannot pin a worker forever.
 const MAX_SLEEP_MS: u64 = 60_000;
 /// After a signal, exit by this time even if shutdown is still waiting (for a peer's EOF, say):
 /// the contract promises an exit within 5 s.
-const EXIT_DEADLINE: Duration = Duration::from_millis(4_000);
+const EXIT_DEADLINE: Duration = Duration::from_secs(3);
 const GENERAL_WORKERS: u16 = 2;
 
 #[derive(Parser, Debug)]
@@ -189,7 +191,7 @@ impl Stop {
 
     /// Sleeps `d` unless stopped first; true if the whole time passed.
     fn sleep(&self, d: Duration) -> bool {
-        let deadline = Instant::now() + d;
+        let clock = Stopwatch::start();
         let mut stopped = self
             .stopped
             .lock()
@@ -198,13 +200,13 @@ impl Stop {
             if *stopped {
                 return false;
             }
-            let now = Instant::now();
-            if now >= deadline {
+            let left = clock.remaining(d);
+            if left.is_zero() {
                 return true;
             }
             stopped = self
                 .wake
-                .wait_timeout(stopped, deadline - now)
+                .wait_timeout(stopped, left)
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }

@@ -5,12 +5,12 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
-use lokimq::Keypair;
+use lokimq::{Keypair, Stopwatch};
 
 /// Every wait on the child is bounded by this (a debug build under load starts slowly).
 pub(crate) const CHILD_WAIT: Duration = Duration::from_secs(20);
@@ -27,12 +27,20 @@ pub(crate) fn binary() -> PathBuf {
         "conformance_server{}",
         std::env::consts::EXE_SUFFIX
     ));
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build -p lokimq --example conformance_server` \
-         (plain `cargo test -p lokimq` builds it; `--test conformance` alone does not)",
-        bin.display()
-    );
+    let hint = "build it with `cargo build -p lokimq --example conformance_server` (plain \
+                `cargo test -p lokimq` builds it; `cargo test --test conformance` alone does not)";
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{} is missing ({e}): {hint}", bin.display()));
+    // Catches the likeliest stale binary: the example edited, then only this test rebuilt.
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/conformance_server.rs");
+    if let Ok(edited) = std::fs::metadata(&source).and_then(|m| m.modified()) {
+        assert!(
+            built >= edited,
+            "{} is older than its source: {hint}",
+            bin.display()
+        );
+    }
     bin
 }
 
@@ -55,7 +63,7 @@ fn free_ports() -> (u16, u16) {
 pub(crate) struct Captured(Arc<Mutex<String>>);
 
 impl Captured {
-    fn collect(&self, mut from: impl Read + Send + 'static) {
+    fn collect(&self, mut from: impl Read + Send + 'static) -> JoinHandle<()> {
         let into = Arc::clone(&self.0);
         thread::spawn(move || {
             let mut buf = [0u8; 4096];
@@ -66,7 +74,7 @@ impl Captured {
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();
                 into.lock().unwrap().push_str(&text);
             }
-        });
+        })
     }
 
     /// Everything captured so far.
@@ -80,6 +88,7 @@ pub(crate) struct Proc {
     child: Child,
     lines: Receiver<String>,
     stderr: Captured,
+    stderr_reader: Option<JoinHandle<()>>,
     exited: Option<ExitStatus>,
 }
 
@@ -94,7 +103,7 @@ impl Proc {
             .spawn()
             .expect("spawn conformance_server");
         let stderr = Captured::default();
-        stderr.collect(child.stderr.take().unwrap());
+        let stderr_reader = Some(stderr.collect(child.stderr.take().unwrap()));
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         thread::spawn(move || {
@@ -109,21 +118,19 @@ impl Proc {
             child,
             lines,
             stderr,
+            stderr_reader,
             exited: None,
         }
     }
 
     /// The next stdout line, or `None` if stdout closed or nothing came within `CHILD_WAIT`.
     pub(crate) fn next_line(&self) -> Option<String> {
-        match self.lines.recv_timeout(CHILD_WAIT) {
-            Ok(l) => Some(l),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.lines.recv_timeout(CHILD_WAIT).ok()
     }
 
     /// Waits (bounded by `limit`) for the child to exit.
     pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
+        let start = Stopwatch::start();
         loop {
             if let Some(s) = self.exited {
                 return Some(s);
@@ -149,8 +156,14 @@ impl Proc {
         assert!(status.success(), "kill -{sig} failed");
     }
 
-    /// What the child wrote on stderr so far.
-    pub(crate) fn stderr(&self) -> String {
+    /// What the child wrote on stderr so far; all of it once the child has exited.
+    pub(crate) fn stderr(&mut self) -> String {
+        if self.exited.is_some() {
+            // The pipe reaches EOF when the child is gone: wait for the reader to get there.
+            if let Some(reader) = self.stderr_reader.take() {
+                let _ = reader.join();
+            }
+        }
         self.stderr.text()
     }
 }

@@ -3,7 +3,9 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use lokimq::Stopwatch;
 
 const MORE: u8 = 0x01;
 const LONG: u8 = 0x02;
@@ -143,7 +145,7 @@ pub(crate) enum End {
 
 /// Reads and discards until the server closes the connection, at most `limit`.
 pub(crate) fn read_until_closed(s: &mut TcpStream, limit: Duration) -> End {
-    let start = Instant::now();
+    let start = Stopwatch::start();
     let mut total = 0;
     let mut buf = [0u8; 4096];
     loop {
