@@ -11,12 +11,16 @@
 //!                    [--allow HEXPUBKEY=LEVEL ...] [--service-node] [--active-sn HEXPUBKEY ...]
 //! ```
 //!
-//! * `FILE` holds the node's 32-byte x25519 secret key as 64 hex digits (one trailing newline
-//!   allowed). If it does not exist, a new key is generated and written there (mode 0600).
+//! * `FILE` holds the node's 32-byte x25519 secret key as 64 hex digits of either case (one
+//!   trailing `\n` or `\r\n` allowed, nothing else). If it does not exist, a new key is
+//!   generated and written there (lower-case hex and a newline, mode 0600).
 //! * Once both listeners are bound, the first line on stdout is `pubkey <64 lowercase hex>`
-//!   (flushed). The node then serves until SIGTERM or SIGINT and exits 0 within 5 s.
+//!   (flushed). The node then serves until SIGTERM or SIGINT and exits 0 within 5 s: running
+//!   `slow.sleep` handlers are cut short (without a reply), and if the orderly shutdown (which
+//!   lingers for peers to close their end) is not done after 3 s, the process exits anyway.
 //! * `--allow KEY=LEVEL` (repeatable; LEVEL is `none`, `basic` or `admin`) sets the auth level of
 //!   CURVE clients with that key; every other CURVE client, and every plain client, gets `none`.
+//!   One key given two different levels is an error.
 //! * `--active-sn KEY` (repeatable) puts KEY in the active service-node set; whether a caller is
 //!   a service node is judged per message, from its CURVE key.
 //! * `--service-node` runs the node itself as a service node (enables `local_sn` categories).
@@ -26,7 +30,7 @@
 //! counts them, so under CURVE the encrypted body), a 10 s handshake timeout, ZMTP heartbeats
 //! answered, ZMTP 1.0/2.0 peers refused. Two general worker threads.
 //!
-//! Commands (category: access, reserved threads, queue limit):
+//! Commands:
 //!
 //! | command | kind | behaviour |
 //! |---|---|---|

@@ -489,13 +489,13 @@ fn zmtp_heartbeats_are_answered() {
         .unwrap();
     assert_eq!(raw::read_message(&mut s), reply(&[b"raw"]));
 
-    // libzmq over CURVE, pinging every 100 ms and giving up after 1 s without traffic: the
+    // libzmq over CURVE, pinging every 100 ms and giving up after 2 s without traffic: the
     // server's (encrypted) PONGs keep the connection up.
     let ctx = zmq::Context::new();
     let mut monitor = None;
     let z = dealer_with(&ctx, &key(61), &server, true, |z| {
         z.set_heartbeat_ivl(100).unwrap();
-        z.set_heartbeat_timeout(1_000).unwrap();
+        z.set_heartbeat_timeout(2_000).unwrap();
         monitor = Some(monitor_disconnects(&ctx, z, "mon-heartbeat"));
     });
     let monitor = monitor.unwrap();
