@@ -180,7 +180,9 @@ fn tagged_demo(
 
 /// 4. An in-proxy timer (`Target::InDriver`, OxenMQ's `run_in_proxy`): it runs on the
 ///    proxy thread itself, so it costs no thread hop, but the whole node waits while it runs.
-///    It must be quick and must not wait for the proxy (that would be waiting for itself).
+///    It must be quick and must not wait for the proxy (that would be waiting for itself):
+///    `stats` and `is_connected` refuse to run there, while posting calls (send, add_timer,
+///    cancel_timer, job, …) are fine.
 fn in_proxy_demo(node: &Handle) -> Result<(), Box<dyn std::error::Error>> {
     let fired = Arc::new(AtomicUsize::new(0));
     // The timer cancels itself, so it needs its own id, known only once `add_timer` returns.
@@ -192,11 +194,10 @@ fn in_proxy_demo(node: &Handle) -> Result<(), Box<dyn std::error::Error>> {
             let n = f.fetch_add(1, Ordering::SeqCst) + 1;
             if n == 1 {
                 // Calls that wait for the proxy's answer refuse to run here instead of
-                // deadlocking; `add_timer` is one of them (it returns the proxy's id).
-                let r = h.add_timer(|| {}, Duration::from_secs(1), true, Target::Worker);
-                let text = match r {
-                    Err(Error::OnProxyThread) => format!("add_timer refused on {}", thread_name()),
-                    other => format!("add_timer unexpectedly gave {other:?}"),
+                // deadlocking; `stats` is one of them.
+                let text = match h.stats() {
+                    Err(Error::OnProxyThread) => format!("stats refused on {}", thread_name()),
+                    other => format!("stats unexpectedly gave {other:?}"),
                 };
                 let _ = tx.send(text);
             }
@@ -215,7 +216,7 @@ fn in_proxy_demo(node: &Handle) -> Result<(), Box<dyn std::error::Error>> {
     let _ = own_id.set(timer);
     let refusal = rx.recv_timeout(WAIT)?;
     println!("in-proxy: {refusal}");
-    if !refusal.starts_with("add_timer refused on lmq-proxy") {
+    if !refusal.starts_with("stats refused on lmq-proxy") {
         return Err("the in-proxy timer did not see OnProxyThread".into());
     }
     let done = rx.recv_timeout(WAIT)?;

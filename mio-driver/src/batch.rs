@@ -159,8 +159,8 @@ impl<R: Send + 'static> Batch<R> {
 
     /// Sets the completion, run on the batch pool, a tagged thread, or the proxy thread itself
     /// ([`Target::InDriver`], OxenMQ's `run_in_proxy`): keep that one trivial, since every
-    /// socket and worker waits for it, and do not make calls that wait for the proxy there
-    /// (they return [`Error::OnProxyThread`]). It can be set only once
+    /// socket and worker waits for it; the calls that wait for the proxy (`stats`,
+    /// `is_connected`) return [`Error::OnProxyThread`] there. It can be set only once
     /// ([`Error::CompletionAlreadySet`]).
     ///
     /// ```

@@ -746,8 +746,7 @@ impl Builder {
         if interval < Duration::from_micros(1) {
             return Err(Error::ZeroTimerInterval);
         }
-        // The node numbers timers from 1 in the order they are added, and these are added
-        // first, in this order, by `start`.
+        // These take the first ids; the running node's handles continue after them.
         let id = TimerId(self.timers.len() as u64 + 1);
         self.timers.push(PendingTimer {
             id,
@@ -866,6 +865,7 @@ impl Builder {
             pubkey,
             tagged_count,
             self.categories,
+            self.timers.len() as u64 + 1,
         ));
         let handle = Handle::new(shared);
         let max_workers = node.stats().sched.max_workers;
@@ -885,15 +885,10 @@ impl Builder {
         }
         for t in self.timers {
             let now = proxy.now();
-            let id = proxy.node.add_timer(now, t.interval, t.squelch, t.target)?;
-            if id != t.id {
-                // Cannot happen (see `add_timer`), but a wrong id would cancel the wrong timer.
-                return Err(Error::TimerIdMismatch {
-                    promised: t.id,
-                    got: id,
-                });
-            }
-            proxy.cb.timers.insert(id, t.f);
+            proxy
+                .node
+                .add_timer_as(now, t.id, t.interval, t.squelch, t.target)?;
+            proxy.cb.timers.insert(t.id, t.f);
         }
         proxy.drain();
         if let Some(e) = proxy.take_startup_error() {

@@ -1,7 +1,6 @@
 //! [`Error`]: everything the driver's API can refuse, in one enum.
 
 use lokimq_core::address::AddressError;
-use lokimq_core::ids::TimerId;
 use lokimq_core::keys::KeyError;
 use lokimq_core::node::{ConfigError, NodeError};
 use lokimq_core::registry::RegistryError;
@@ -69,12 +68,4 @@ pub enum Error {
     /// A timer interval under one microsecond.
     #[error("timer interval must be at least 1 µs")]
     ZeroTimerInterval,
-    /// The node numbered a timer added before `start()` differently than promised (a bug).
-    #[error("timer added before start() got id {got} instead of {promised}")]
-    TimerIdMismatch {
-        /// The id `Builder::add_timer` returned.
-        promised: TimerId,
-        /// The id the node assigned.
-        got: TimerId,
-    },
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -17,8 +17,8 @@ use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{TaggedThreadId, TimerId, WorkerId};
 use lokimq_core::keys::PublicKey;
 use lokimq_core::node::{
-    ConnectOptions, ConnectSnOptions, ConnectionId, ReplyTarget, RequestError, RequestOptions,
-    SendError, SendOptions, Stats, Target,
+    ConnectOptions, ConnectSnOptions, ConnectionId, NodeError, ReplyTarget, RequestError,
+    RequestOptions, SendError, SendOptions, Stats, Target,
 };
 use lokimq_core::time::Instant;
 
@@ -107,6 +107,11 @@ pub(crate) struct Shared {
     pubkey: PublicKey,
     tagged_threads: u16,
     categories: BTreeSet<String>,
+    /// Ids for `connect_remote`/`connect_inproc` and for timers are handed out here, as
+    /// OxenMQ hands them out from a shared counter, so those calls return at once (and work on
+    /// the proxy thread) instead of waiting for the proxy to pick one.
+    next_conn_id: AtomicU64,
+    next_timer_id: AtomicU64,
 }
 
 impl Shared {
@@ -116,6 +121,7 @@ impl Shared {
         pubkey: PublicKey,
         tagged_threads: u16,
         categories: BTreeSet<String>,
+        first_timer_id: u64,
     ) -> Self {
         Self {
             tx,
@@ -124,6 +130,8 @@ impl Shared {
             pubkey,
             tagged_threads,
             categories,
+            next_conn_id: AtomicU64::new(1),
+            next_timer_id: AtomicU64::new(first_timer_id),
         }
     }
 }
@@ -133,10 +141,11 @@ impl Shared {
 ///
 /// Get one from [`LokiMq::handle`] (or [`Message::handle`] inside a command callback) and
 /// clone it into every thread that needs the node. Every call posts a message to the proxy
-/// thread and returns without waiting, except the few that return something only the proxy
-/// knows (`connect_remote`, `connect_inproc`, `add_timer`, `stats`, `is_connected`): those
-/// wait for the proxy's answer, which takes microseconds, and return [`Error::OnProxyThread`]
-/// when called on the proxy thread itself. Calls made from one thread are handled in the order
+/// thread and returns without waiting (ids for `connect_remote`, `connect_inproc` and
+/// `add_timer` are handed out by the handle itself, as OxenMQ does), except the two that
+/// return something only the proxy knows (`stats`, `is_connected`): those wait for the proxy's
+/// answer, which takes microseconds, and return [`Error::OnProxyThread`] when called on the
+/// proxy thread itself. Calls made from one thread are handled in the order
 /// they were made. Once the node has shut down every call returns [`Error::Stopped`].
 ///
 /// ```
@@ -258,24 +267,40 @@ impl Handle {
     }
 
     /// Opens a connection on the proxy thread and registers its callbacks under the id it got.
-    fn call_connect(
+    /// Opens a connection under a fresh id on the proxy thread, with its callbacks; returns
+    /// the id at once.
+    fn post_connect(
         &self,
+        pubkey: Option<PublicKey>,
         on_connect: impl FnOnce(ConnectionId) + Send + 'static,
         on_failure: impl FnOnce(ConnectionId, String) + Send + 'static,
-        connect: impl FnOnce(&mut Proxy, Instant) -> ConnectionId + Send + 'static,
+        connect: impl FnOnce(&mut Proxy, Instant, u64) -> Result<ConnectionId, NodeError>
+        + Send
+        + 'static,
     ) -> Result<ConnectionId, Error> {
+        let id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        let conn = ConnectionId::Outgoing { id, pubkey };
         let callbacks = ConnectCallbacks {
             on_connect: Some(Box::new(on_connect)),
             on_failure: Some(Box::new(on_failure)),
         };
-        self.call(move |p| {
+        let failed = conn.clone();
+        self.post(move |p| {
             let now = p.now();
-            let conn = connect(p, now);
-            if let ConnectionId::Outgoing { id, .. } = &conn {
-                p.cb.connects.insert(*id, callbacks);
+            p.cb.connects.insert(id, callbacks);
+            if let Err(e) = connect(p, now, id) {
+                // Only this counter hands out ids, so they are never in use; but if one were,
+                // the caller must still hear about it.
+                tracing::error!("connection {id} not opened: {e}");
+                if let Some(on_failure) = p.cb.connects.remove(&id).and_then(|c| c.on_failure) {
+                    let report = Box::new(move || on_failure(failed, e.to_string()));
+                    if let Err(e) = p.queue_task(now, report, Target::Worker) {
+                        tracing::debug!("connect failure not reported: {e}");
+                    }
+                }
             }
-            conn
-        })
+        })?;
+        Ok(conn)
     }
 
     fn check_thread(&self, thread: TaggedThreadId) -> Result<(), Error> {
@@ -620,8 +645,9 @@ impl Handle {
         opts: ConnectOptions,
     ) -> Result<ConnectionId, Error> {
         let addr = addr.to_address()?;
-        self.call_connect(on_connect, on_failure, move |p, now| {
-            p.node.connect_remote(now, addr, &opts)
+        let pubkey = addr.pubkey().copied();
+        self.post_connect(pubkey, on_connect, on_failure, move |p, now, id| {
+            p.node.connect_remote_as(now, id, addr, &opts)
         })
     }
 
@@ -653,8 +679,8 @@ impl Handle {
         on_failure: impl FnOnce(ConnectionId, String) + Send + 'static,
         auth: Option<AuthLevel>,
     ) -> Result<ConnectionId, Error> {
-        self.call_connect(on_connect, on_failure, move |p, now| {
-            p.node.connect_inproc(now, auth)
+        self.post_connect(None, on_connect, on_failure, move |p, now, id| {
+            p.node.connect_inproc_as(now, id, auth)
         })
     }
 
@@ -1028,12 +1054,18 @@ impl Handle {
             return Err(Error::ZeroTimerInterval);
         }
         let f: TimerFn = Arc::new(f);
-        self.call(move |p| {
+        let id = TimerId(self.shared.next_timer_id.fetch_add(1, Ordering::Relaxed));
+        self.post(move |p| {
             let now = p.now();
-            let id = p.node.add_timer(now, interval, squelch, target)?;
-            p.cb.timers.insert(id, f);
-            Ok(id)
-        })?
+            match p.node.add_timer_as(now, id, interval, squelch, target) {
+                Ok(()) => {
+                    p.cb.timers.insert(id, f);
+                }
+                // Shutting down: the timer would never fire anyway.
+                Err(e) => tracing::debug!("timer {id} not added: {e}"),
+            }
+        })?;
+        Ok(id)
     }
 
     /// Cancels a timer (OxenMQ's `cancel_timer`; idempotent, an unknown id is ignored).

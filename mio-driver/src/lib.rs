@@ -93,9 +93,10 @@
 //!   (or tagged threads when addressed to one).
 //! * Allow functions ([`Listen::allow`]), the `sn_lookup` function, `on_bind` after start,
 //!   in-proxy batch completions and in-proxy timers ([`Target::InDriver`]) run **on the proxy
-//!   thread** and must be quick: the whole node waits for them. Calls that wait for the
-//!   proxy's answer ([`Handle::connect_remote`], [`Handle::add_timer`], …) return
-//!   [`Error::OnProxyThread`] there instead of deadlocking.
+//!   thread** and must be quick: the whole node waits for them. They may send, connect, add
+//!   timers and queue jobs; only the calls that wait for the proxy's answer
+//!   ([`Handle::stats`], [`Handle::is_connected`]) return [`Error::OnProxyThread`] there
+//!   instead of deadlocking.
 //! * A panicking callback is caught and logged, and the worker carries on (OxenMQ logs
 //!   exceptions and continues); a panicking batch job yields a [`JobPanicked`] result.
 //!

@@ -378,7 +378,7 @@ fn timers_runs_its_demonstrations_and_exits() {
             "at most 1 running at once",
             "squelch off: ",
             "tagged: the timer fired on ticker and ticker",
-            "in-proxy: add_timer refused on lmq-proxy",
+            "in-proxy: stats refused on lmq-proxy",
             "in-proxy: cancelled itself after ",
             "all timer demonstrations done",
         ],

@@ -229,7 +229,7 @@ fn builder_timer_misuse_is_a_typed_error() {
 }
 
 #[test]
-fn in_proxy_timer_cannot_make_blocking_calls() {
+fn in_proxy_timer_may_connect_and_add_timers_but_not_wait() {
     let node = builder().start().unwrap();
     let (tx, rx) = mpsc::channel();
     let handle = node.handle();
@@ -237,18 +237,55 @@ fn in_proxy_timer_cannot_make_blocking_calls() {
     let timer = node
         .add_timer(
             move || {
-                if !sent.swap(true, Ordering::SeqCst) {
-                    let _ = tx.send((thread_name(), handle.stats().err().map(|e| e.to_string())));
+                if sent.swap(true, Ordering::SeqCst) {
+                    return;
                 }
+                // Waiting for the proxy's answer on the proxy thread would deadlock.
+                let waited = handle.stats().err().map(|e| e.to_string());
+                // Ids come from the handle, so these return at once, even here.
+                let connected = tx.clone();
+                let conn = handle.connect_inproc(
+                    move |c| {
+                        let _ = connected.send(format!("connected {c}"));
+                    },
+                    |_, why| panic!("inproc connect failed: {why}"),
+                    None,
+                );
+                let fired = tx.clone();
+                let added = handle.add_timer(
+                    move || {
+                        let _ = fired.send(String::from("inner timer fired"));
+                    },
+                    Duration::from_millis(5),
+                    true,
+                    Target::Worker,
+                );
+                let _ = tx.send(format!(
+                    "{} {waited:?} {} {}",
+                    thread_name(),
+                    conn.is_ok(),
+                    added.is_ok()
+                ));
             },
             Duration::from_millis(10),
             true,
             Target::InDriver,
         )
         .unwrap();
-    let (thread, err) = wait(&rx, "in-proxy timer");
-    assert_eq!(thread, "lmq-proxy");
-    assert_eq!(err, Some(Error::OnProxyThread.to_string()));
+    let first = wait(&rx, "in-proxy timer");
+    assert_eq!(
+        first,
+        format!(
+            "lmq-proxy {:?} true true",
+            Some(Error::OnProxyThread.to_string())
+        )
+    );
+    let (mut connected, mut fired) = (false, false);
+    while !(connected && fired) {
+        let m = wait(&rx, "the connection and the inner timer");
+        connected |= m.starts_with("connected");
+        fired |= m == "inner timer fired";
+    }
     node.cancel_timer(timer).unwrap();
 }
 

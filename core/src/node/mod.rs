@@ -94,6 +94,9 @@ pub enum NodeError {
     /// The node has stopped.
     #[error("OxenMQ is shut down")]
     Stopped,
+    /// `connect_remote_as`/`connect_inproc_as` was given 0 or the id of an open connection.
+    #[error("connection id {0} is not free")]
+    ConnectionIdInUse(u64),
     /// `accept` was refused: [`Config::max_incoming_connections`] are already open.
     #[error("refusing a connection: already {0} incoming connections")]
     TooManyConnections(usize),
@@ -1124,6 +1127,27 @@ impl<R: CryptoRngCore> Node<R> {
         let id = self.sched.add_timer(now, interval, squelch, target)?;
         self.pump();
         Ok(id)
+    }
+
+    /// [`add_timer`](Self::add_timer) under an id the embedder hands out itself (see
+    /// [`Scheduler::add_timer_as`](crate::sched::Scheduler::add_timer_as)).
+    ///
+    /// # Errors
+    ///
+    /// As `add_timer`, plus `TimerIdInUse` for id 0 or the id of a timer that still exists.
+    pub fn add_timer_as(
+        &mut self,
+        now: Instant,
+        id: TimerId,
+        interval: Duration,
+        squelch: bool,
+        target: TimerTarget,
+    ) -> Result<(), NodeError> {
+        self.advance(now);
+        self.sched
+            .add_timer_as(now, id, interval, squelch, target)?;
+        self.pump();
+        Ok(())
     }
 
     /// Cancels a timer (idempotent; returns false if it was unknown or already cancelled).

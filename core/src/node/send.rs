@@ -396,8 +396,47 @@ impl<R: CryptoRngCore> Node<R> {
         opts: &ConnectOptions,
     ) -> ConnectionId {
         self.advance(now);
+        let id = self.fresh_remote_id();
+        self.open_remote(id, addr, opts)
+    }
+
+    /// [`connect_remote`](Self::connect_remote) under an id the embedder hands out itself, so
+    /// it can return the [`ConnectionId`] without waiting for the node (OxenMQ takes its ids
+    /// from a shared counter for the same reason). The id must not be 0 or name an open
+    /// connection; later automatic ids are always higher than it.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::ConnectionIdInUse`].
+    pub fn connect_remote_as(
+        &mut self,
+        now: Instant,
+        id: u64,
+        addr: Address,
+        opts: &ConnectOptions,
+    ) -> Result<ConnectionId, NodeError> {
+        self.advance(now);
+        self.claim_remote_id(id)?;
+        Ok(self.open_remote(id, addr, opts))
+    }
+
+    /// The next automatic `connect_remote`/`connect_inproc` id.
+    fn fresh_remote_id(&mut self) -> u64 {
         let id = self.next_remote_id;
         self.next_remote_id += 1;
+        id
+    }
+
+    /// Checks an embedder-chosen connection id and keeps automatic ids clear of it.
+    fn claim_remote_id(&mut self, id: u64) -> Result<(), NodeError> {
+        if id == 0 || self.remote_ids.contains_key(&id) {
+            return Err(NodeError::ConnectionIdInUse(id));
+        }
+        self.next_remote_id = self.next_remote_id.max(id.saturating_add(1));
+        Ok(())
+    }
+
+    fn open_remote(&mut self, id: u64, addr: Address, opts: &ConnectOptions) -> ConnectionId {
         let pubkey = addr.pubkey().copied();
         let mut link = Link::new(
             LinkKind::Remote {
@@ -426,8 +465,28 @@ impl<R: CryptoRngCore> Node<R> {
     /// remote side's commands get `auth` (default admin), ours are admin on the listening side.
     pub fn connect_inproc(&mut self, now: Instant, auth: Option<AuthLevel>) -> ConnectionId {
         self.advance(now);
-        let id = self.next_remote_id;
-        self.next_remote_id += 1;
+        let id = self.fresh_remote_id();
+        self.open_inproc(id, auth)
+    }
+
+    /// [`connect_inproc`](Self::connect_inproc) under an embedder-chosen id (see
+    /// [`connect_remote_as`](Self::connect_remote_as)).
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::ConnectionIdInUse`].
+    pub fn connect_inproc_as(
+        &mut self,
+        now: Instant,
+        id: u64,
+        auth: Option<AuthLevel>,
+    ) -> Result<ConnectionId, NodeError> {
+        self.advance(now);
+        self.claim_remote_id(id)?;
+        Ok(self.open_inproc(id, auth))
+    }
+
+    fn open_inproc(&mut self, id: u64, auth: Option<AuthLevel>) -> ConnectionId {
         let mut link = Link::new(
             LinkKind::Inproc {
                 id,

@@ -613,3 +613,87 @@ fn accept_refuses_past_the_incoming_connection_cap() {
     while node.poll_output().is_some() {}
     node.accept(now, listener, "10.0.0.3").unwrap();
 }
+
+#[test]
+fn embedder_chosen_connection_and_timer_ids() {
+    let mut net = Net::new();
+    let server = net.add(1, quiet_config());
+    let client = net.add(2, quiet_config());
+    let now = net.now;
+    net.nodes[server].node.listen_curve(now, tcp(4000));
+    net.settle();
+    let spk = net.pubkey(server);
+    let node = &mut net.nodes[client].node;
+    let opts = ConnectOptions::default();
+    let chosen = node
+        .connect_remote_as(now, 40, curve_addr(4000, &spk), &opts)
+        .unwrap();
+    assert_eq!(
+        chosen,
+        ConnectionId::Outgoing {
+            id: 40,
+            pubkey: Some(spk)
+        }
+    );
+    // Taken and reserved ids are refused; automatic ids stay above every chosen one.
+    assert!(matches!(
+        node.connect_remote_as(now, 40, curve_addr(4000, &spk), &opts),
+        Err(NodeError::ConnectionIdInUse(40))
+    ));
+    assert!(matches!(
+        node.connect_inproc_as(now, 0, None),
+        Err(NodeError::ConnectionIdInUse(0))
+    ));
+    let inproc = node.connect_inproc_as(now, 7, None).unwrap();
+    let auto = node.connect_inproc(now, None);
+    assert!(
+        matches!(auto, ConnectionId::Outgoing { id: 41, .. }),
+        "{auto:?}"
+    );
+
+    let second = Duration::from_secs(1);
+    node.add_timer_as(now, TimerId(9), second, true, TimerTarget::Worker)
+        .unwrap();
+    assert!(matches!(
+        node.add_timer_as(now, TimerId(9), second, true, TimerTarget::Worker),
+        Err(NodeError::Sched(sched::SchedError::TimerIdInUse(TimerId(
+            9
+        ))))
+    ));
+    assert!(
+        node.add_timer_as(now, TimerId(0), second, true, TimerTarget::Worker)
+            .is_err()
+    );
+    assert_eq!(
+        node.add_timer(now, second, true, TimerTarget::Worker)
+            .unwrap(),
+        TimerId(10)
+    );
+    // A cancelled and released timer's id may be used again.
+    assert!(node.cancel_timer(now, TimerId(9)));
+    node.add_timer_as(now, TimerId(9), second, true, TimerTarget::Worker)
+        .unwrap();
+
+    // The chosen-id connections work like automatic ones.
+    net.settle();
+    let connected = &net.nodes[client].connected;
+    for conn in [&chosen, &inproc, &auto] {
+        assert!(
+            connected.contains(conn),
+            "{conn:?} not connected: {connected:?}"
+        );
+    }
+    let now = net.now;
+    let req = net.request(
+        client,
+        now,
+        &chosen,
+        "public.echo",
+        vec![Bytes::from_static(b"q")],
+    );
+    net.settle();
+    assert_eq!(
+        net.nodes[client].replies,
+        vec![(req, Ok(vec![Bytes::from_static(b"q")]))]
+    );
+}

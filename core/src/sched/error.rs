@@ -2,7 +2,7 @@
 
 use alloc::string::String;
 
-use crate::ids::{CategoryId, TaggedThreadId, WorkerId};
+use crate::ids::{CategoryId, TaggedThreadId, TimerId, WorkerId};
 
 /// Why the scheduler refused an input. Where OxenMQ throws for the same misuse, the message is
 /// OxenMQ's text, typos included, so logs and tests read the same.
@@ -59,6 +59,10 @@ pub enum SchedError {
     /// `job_finished` named a worker that is not running a job.
     #[error("worker {0} is not running a job")]
     WorkerIdle(WorkerId),
+    /// [`add_timer_as`](super::Scheduler::add_timer_as) was given id 0 (which means "no
+    /// timer") or the id of a timer that still exists.
+    #[error("timer id {0} is not free")]
+    TimerIdInUse(TimerId),
     /// New work was offered after [`shutdown`](super::Scheduler::shutdown).
     #[error("scheduler is shutting down")]
     ShuttingDown,

@@ -417,13 +417,43 @@ impl<J> Scheduler<J> {
         squelch: bool,
         target: TimerTarget,
     ) -> Result<TimerId, SchedError> {
+        let micros = self.check_timer(interval, target)?;
+        Ok(self.timers.add(now, micros, squelch, target))
+    }
+
+    /// Validates a new timer; returns its interval in microseconds.
+    fn check_timer(&self, interval: Duration, target: TimerTarget) -> Result<u64, SchedError> {
         self.check_running()?;
         let micros = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
         if micros == 0 {
             return Err(SchedError::ZeroTimerInterval);
         }
         self.check_target(target)?;
-        Ok(self.timers.add(now, micros, squelch, target))
+        Ok(micros)
+    }
+
+    /// [`add_timer`](Self::add_timer) under an id the caller chose, for embedders that hand out
+    /// timer ids themselves (the mio driver does, so that any thread can add a timer without
+    /// waiting for the proxy). The id must not be 0 or belong to a timer that still exists;
+    /// later automatic ids are always higher than it.
+    ///
+    /// # Errors
+    ///
+    /// As [`add_timer`](Self::add_timer), plus [`SchedError::TimerIdInUse`].
+    pub fn add_timer_as(
+        &mut self,
+        now: Instant,
+        id: TimerId,
+        interval: Duration,
+        squelch: bool,
+        target: TimerTarget,
+    ) -> Result<(), SchedError> {
+        let micros = self.check_timer(interval, target)?;
+        if !self.timers.is_free(id) {
+            return Err(SchedError::TimerIdInUse(id));
+        }
+        self.timers.insert(now, id, micros, squelch, target);
+        Ok(())
     }
 
     /// Cancels a timer: no further firing is scheduled and queued firings are discarded; a

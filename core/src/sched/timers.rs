@@ -47,7 +47,28 @@ impl Timers {
         target: Target,
     ) -> TimerId {
         let id = TimerId(self.next_id);
-        self.next_id += 1;
+        self.insert(now, id, interval_us, squelch, target);
+        id
+    }
+
+    /// True if `id` can name a new timer: not 0, and not a timer that still exists.
+    pub(super) fn is_free(&self, id: TimerId) -> bool {
+        id.0 != 0 && !self.entries.contains_key(&id)
+    }
+
+    /// Schedules a timer under an id the embedder chose (checked with [`is_free`]).
+    ///
+    /// [`is_free`]: Self::is_free
+    pub(super) fn insert(
+        &mut self,
+        now: Instant,
+        id: TimerId,
+        interval_us: u64,
+        squelch: bool,
+        target: Target,
+    ) {
+        // Automatic ids stay clear of every id used so far.
+        self.next_id = self.next_id.max(id.0.saturating_add(1));
         let deadline = Instant::from_micros(now.as_micros().saturating_add(interval_us));
         self.deadlines.insert((deadline, id));
         self.entries.insert(
@@ -61,7 +82,6 @@ impl Timers {
                 in_flight: 0,
             },
         );
-        id
     }
 
     pub(super) fn next_deadline(&self) -> Option<Instant> {
