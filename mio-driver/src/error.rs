@@ -60,7 +60,7 @@ pub enum Error {
     /// The node has shut down (or is shutting down and no longer takes commands).
     #[error("Unable to reach the LokiMQ proxy thread: it is shutting down")]
     Stopped,
-    /// A call that must wait for the proxy thread's answer (it returns an id the proxy assigns)
+    /// A call that must wait for the proxy thread's answer (`stats`, `is_connected`)
     /// was made on the proxy thread itself, from an in-proxy completion, timer, allow function,
     /// lookup or bind callback; it would wait for itself forever.
     #[error("this call waits for the proxy thread and cannot be made from it")]
