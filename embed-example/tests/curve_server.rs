@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::mpsc;
 
-use common::{loopback, strings, turn_recv};
+use common::{loopback, mq_ask, mq_connect, strings, turn_recv};
 use lokimq::{AuthLevel, Bytes, ConnectOptions, LokiMq, PublicKey};
 use lokimq_core::address::Address;
 use lokimq_core::node::RequestError;
@@ -74,45 +74,6 @@ fn mq_client() -> (LokiMq, mpsc::Receiver<Vec<String>>) {
     (b.start().unwrap(), rx)
 }
 
-/// Connects `client` to the embedded `server`, turning the server until it is up.
-fn connect(server: &mut Embedded, client: &LokiMq, addr: &Address) -> lokimq::ConnectionId {
-    let (tx, rx) = mpsc::channel();
-    let tx2 = tx.clone();
-    let conn = client
-        .connect_remote(
-            addr,
-            move |c| {
-                let _ = tx.send(Ok(c));
-            },
-            move |_, why| {
-                let _ = tx2.send(Err(why));
-            },
-            ConnectOptions::default(),
-        )
-        .unwrap();
-    assert_eq!(turn_recv(server, &rx, "connect"), Ok(conn.clone()));
-    conn
-}
-
-type MqReply = Result<Vec<Bytes>, RequestError>;
-
-/// Sends a request from `client` and turns `server` until the reply arrives.
-fn ask(
-    server: &mut Embedded,
-    client: &LokiMq,
-    conn: &lokimq::ConnectionId,
-    command: &'static str,
-    data: &[&'static str],
-) -> MqReply {
-    let (tx, rx) = mpsc::channel();
-    client
-        .request(conn, command, data.iter().copied(), move |r| {
-            let _ = tx.send(r);
-        })
-        .unwrap();
-    turn_recv(server, &rx, command)
-}
-
 /// Shuts the embedded server down first: a client's own shutdown waits (up to its linger) for
 /// the peer's EOF, which an embedded loop nobody turns would never send.
 fn finish(mut s: Embedded, clients: impl IntoIterator<Item = LokiMq>) {
@@ -127,24 +88,24 @@ fn handlers_run_inline_and_reply() {
     let handled = Rc::new(Cell::new(0));
     let (mut s, addr) = server(None, &handled);
     let (client, pongs) = mq_client();
-    let conn = connect(&mut s, &client, &addr);
+    let conn = mq_connect(&mut s, &client, &addr);
 
-    let r = ask(&mut s, &client, &conn, "rpc.echo", &["a", "b"]).unwrap();
+    let r = mq_ask(&mut s, &client, &conn, "rpc.echo", &["a", "b"]).unwrap();
     assert_eq!(strings(&r), ["a", "b"]);
     assert_eq!(handled.get(), 1);
 
-    let r = ask(&mut s, &client, &conn, "rpc.whoami", &[]).unwrap();
+    let r = mq_ask(&mut s, &client, &conn, "rpc.whoami", &[]).unwrap();
     assert_eq!(strings(&r), ["basic", &client.handle().pubkey().to_hex()]);
 
     client.send(&conn, "rpc.ping", ["p"]).unwrap();
     assert_eq!(turn_recv(&mut s, &pongs, "client.pong"), ["p"]);
 
     assert_eq!(
-        ask(&mut s, &client, &conn, "rpcadmin.echo", &[]),
+        mq_ask(&mut s, &client, &conn, "rpcadmin.echo", &[]),
         Err(RequestError::Forbidden)
     );
     assert_eq!(
-        ask(&mut s, &client, &conn, "rpc.missing", &[]),
+        mq_ask(&mut s, &client, &conn, "rpc.missing", &[]),
         Err(RequestError::UnknownCommand)
     );
     finish(s, [client]);
@@ -155,7 +116,10 @@ fn several_clients_at_once() {
     let handled = Rc::new(Cell::new(0));
     let (mut s, addr) = server(None, &handled);
     let clients: Vec<LokiMq> = (0..3).map(|_| mq_client().0).collect();
-    let conns: Vec<_> = clients.iter().map(|c| connect(&mut s, c, &addr)).collect();
+    let conns: Vec<_> = clients
+        .iter()
+        .map(|c| mq_connect(&mut s, c, &addr))
+        .collect();
     let (tx, rx) = mpsc::channel();
     for (i, (c, conn)) in clients.iter().zip(&conns).enumerate() {
         for j in 0..5 {
@@ -219,8 +183,8 @@ fn a_denied_client_never_reaches_a_handler() {
 
     // Another client is let in by the same listener.
     let (other, _) = mq_client();
-    let conn = connect(&mut s, &other, &addr);
-    assert!(ask(&mut s, &other, &conn, "rpc.echo", &["ok"]).is_ok());
+    let conn = mq_connect(&mut s, &other, &addr);
+    assert!(mq_ask(&mut s, &other, &conn, "rpc.echo", &["ok"]).is_ok());
     assert_eq!(handled.get(), 1);
     finish(s, [client, other]);
 }

@@ -5,14 +5,12 @@ mod common;
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::mpsc;
 
 use common::{
-    WAIT, connect, into_slot, loopback, loopback_sa, mq_server_builder, request, slot, strings,
-    turn_recv,
+    WAIT, connect, into_slot, loopback, loopback_sa, mq_ask, mq_connect, mq_server_builder,
+    request, slot, strings,
 };
-use lokimq::{AuthLevel, Bytes, ConnectOptions, Stopwatch};
-use lokimq_core::node::RequestError;
+use lokimq::{AuthLevel, Bytes, Stopwatch};
 use lokimq_embed_example::{Builder, Embedded};
 
 #[test]
@@ -76,14 +74,7 @@ fn lokimq_client_to_an_embedded_plain_server() {
 
     let client = LokiMqClient::start();
     let conn = client.connect(&mut s, &addr);
-    let (tx, rx) = mpsc::channel();
-    client
-        .mq
-        .request(&conn, "svc.upper", ["abc", "xyz"], move |r| {
-            let _ = tx.send(r);
-        })
-        .unwrap();
-    let r: Result<Vec<Bytes>, RequestError> = turn_recv(&mut s, &rx, "svc.upper");
+    let r = mq_ask(&mut s, &client.mq, &conn, "svc.upper", &["abc", "xyz"]);
     assert_eq!(strings(&r.unwrap()), ["ABC", "XYZ"]);
     assert_eq!(*remotes.borrow(), ["127.0.0.1"]);
     assert!(s.shutdown(WAIT));
@@ -105,24 +96,7 @@ impl LokiMqClient {
     }
 
     fn connect(&self, server: &mut Embedded, addr: &lokimq::Address) -> lokimq::ConnectionId {
-        let (tx, rx) = mpsc::channel();
-        let tx2 = tx.clone();
-        let conn = self
-            .mq
-            .connect_remote(
-                addr,
-                move |c| {
-                    let _ = tx.send(Ok(c));
-                },
-                move |_, why| {
-                    let _ = tx2.send(Err(why));
-                },
-                ConnectOptions::default(),
-            )
-            .unwrap();
-        let up: Result<lokimq::ConnectionId, String> = turn_recv(server, &rx, "connect");
-        assert_eq!(up, Ok(conn.clone()));
-        conn
+        mq_connect(server, &self.mq, addr)
     }
 }
 

@@ -4,6 +4,7 @@
 //!
 //! The example must be built: `cargo test -p lokimq` builds it along with this file.
 
+mod common;
 #[path = "conformance/harness.rs"]
 mod harness;
 #[path = "conformance/raw.rs"]
@@ -13,11 +14,11 @@ use std::io::Write;
 use std::thread;
 use std::time::Duration;
 
+use common::libzmq::{dealer_socket, l_route};
 use harness::{CHILD_WAIT, Options, Proc, Server};
 use lokimq::{Keypair, Stopwatch};
 use raw::End;
 
-const TIMEOUT_MS: i32 = 10_000;
 const TAG: &[u8] = b"fifteen-bytes!!";
 const MIB: usize = 1 << 20;
 /// The bytes CURVE adds to a frame: `\x07MESSAGE`, the 8-byte short nonce, the 16-byte MAC
@@ -38,18 +39,7 @@ fn dealer_with(
     curve: bool,
     prepare: impl FnOnce(&zmq::Socket),
 ) -> zmq::Socket {
-    let s = ctx.socket(zmq::DEALER).unwrap();
-    let mut id = vec![b'L'];
-    id.extend_from_slice(me.public().as_bytes());
-    s.set_identity(&id).unwrap();
-    s.set_rcvtimeo(TIMEOUT_MS).unwrap();
-    s.set_sndtimeo(TIMEOUT_MS).unwrap();
-    s.set_linger(0).unwrap();
-    if curve {
-        s.set_curve_serverkey(&server.pubkey).unwrap();
-        s.set_curve_publickey(me.public().as_bytes()).unwrap();
-        s.set_curve_secretkey(&me.secret().to_bytes()).unwrap();
-    }
+    let s = dealer_socket(ctx, me, curve.then_some(&server.pubkey), true);
     prepare(&s);
     let endpoint = if curve {
         server.curve_endpoint()
@@ -95,6 +85,11 @@ fn reply(parts: &[&[u8]]) -> Vec<Vec<u8>> {
     let mut v = frames(&[b"REPLY", TAG]);
     v.extend(frames(parts));
     v
+}
+
+/// Calls `cmd` as a request with the data `e` (answered `reply(&[b"e"])` when allowed).
+fn echo(s: &zmq::Socket, cmd: &[u8]) -> Vec<Vec<u8>> {
+    ask(s, &[cmd, TAG, b"e"])
 }
 
 fn refused(word: &[u8]) -> Vec<Vec<u8>> {
@@ -266,7 +261,6 @@ fn auth_levels_and_remote_service_nodes() {
         ..Options::default()
     });
     let ctx = zmq::Context::new();
-    let echo = |s: &zmq::Socket, cmd: &[u8]| ask(s, &[cmd, TAG, b"e"]);
     let ok = reply(&[b"e"]);
 
     {
@@ -331,7 +325,6 @@ fn service_node_mode_with_a_generated_key_file() {
     );
 
     let ctx = zmq::Context::new();
-    let echo = |s: &zmq::Socket, cmd: &[u8]| ask(s, &[cmd, TAG, b"e"]);
     let ok = reply(&[b"e"]);
     {
         let s = dealer(&ctx, &sn, &server, true);
@@ -469,9 +462,7 @@ fn zmtp_heartbeats_are_answered() {
 
     // Raw NULL session: PING (with and without context) gets PONG echoing the context.
     let mut s = raw::connect(server.plain_port, Duration::from_secs(10));
-    let mut id = vec![b'L'];
-    id.extend_from_slice(key(60).public().as_bytes());
-    raw::null_handshake(&mut s, &id);
+    raw::null_handshake(&mut s, &l_route(key(60).public()));
     for context in [&b""[..], b"ctx-42"] {
         let mut ping = vec![0u8, 0]; // TTL 0: no deadline imposed on the server
         ping.extend_from_slice(context);
@@ -546,9 +537,7 @@ fn signal_exits_zero(sig: &str) {
     assert_eq!(ask(&p, &[b"public.echo", TAG]), reply(&[]));
     // A peer that never closes its end: the server must not wait on it past the deadline.
     let mut idle = raw::connect(server.plain_port, Duration::from_secs(10));
-    let mut id = vec![b'L'];
-    id.extend_from_slice(key(72).public().as_bytes());
-    raw::null_handshake(&mut idle, &id);
+    raw::null_handshake(&mut idle, &l_route(key(72).public()));
     server.proc.signal(sig);
     // The contract says 5 s; the bound here is looser so a loaded machine cannot fail it.
     let status = server

@@ -8,7 +8,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use common::*;
-use lokimq::{AuthLevel, Batch, Error, Listen, NO_DATA, RequestError, Stopwatch, Target};
+use lokimq::{AuthLevel, Batch, Error, Handle, Listen, NO_DATA, RequestError, Stopwatch, Target};
 
 fn thread_name() -> String {
     std::thread::current().name().unwrap_or("").to_owned()
@@ -126,6 +126,17 @@ fn bad_tagged_thread_names_are_refused() {
     }
 }
 
+/// Call after cancelling the timers that bump `count`: waits until the proxy has processed the
+/// cancels (`stats` queues behind them) and a firing already under way has finished, then
+/// asserts that nothing more fires.
+fn assert_no_firing_after_cancel(node: &Handle, count: &AtomicUsize) {
+    let _ = node.stats().unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    let settled = count.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(120));
+    assert_eq!(count.load(Ordering::SeqCst), settled, "fired after cancel");
+}
+
 #[test]
 fn timer_fires_repeatedly_and_cancels() {
     let node = builder().start().unwrap();
@@ -149,12 +160,7 @@ fn timer_fires_repeatedly_and_cancels() {
     while wait(&rx, "timer") < 3 {}
     assert!(t.elapsed() >= Duration::from_millis(55), "fired too fast");
     node.cancel_timer(timer).unwrap();
-    // Wait until the proxy has processed the cancel, then nothing more may fire.
-    let _ = node.stats().unwrap();
-    std::thread::sleep(Duration::from_millis(30));
-    let settled = count.load(Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(120));
-    assert_eq!(count.load(Ordering::SeqCst), settled, "fired after cancel");
+    assert_no_firing_after_cancel(&node, &count);
 }
 
 #[test]
@@ -201,11 +207,7 @@ fn timers_added_before_start_run_and_cancel_by_their_id() {
     // Cancelling by the ids the builder returned stops the right timers.
     node.cancel_timer(on_worker).unwrap();
     node.cancel_timer(on_tagged).unwrap();
-    let _ = node.stats().unwrap();
-    std::thread::sleep(Duration::from_millis(30));
-    let settled = count.load(Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(120));
-    assert_eq!(count.load(Ordering::SeqCst), settled, "fired after cancel");
+    assert_no_firing_after_cancel(&node, &count);
 }
 
 #[test]

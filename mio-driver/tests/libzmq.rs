@@ -8,31 +8,14 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use common::libzmq::{RECV_MS, dealer_socket, l_route};
 use common::*;
 use lokimq::{AuthLevel, ConnectOptions, Keypair, Listen};
 
-const TIMEOUT_MS: i32 = 10_000;
 const TAG: &[u8; 15] = b"fifteen-bytes!!";
 
 fn keypair(seed: u8) -> Keypair {
     Keypair::from_secret_bytes([seed; 32])
-}
-
-/// A libzmq DEALER, with OxenMQ's routing id `L` + pubkey, optionally a CURVE client.
-fn dealer(ctx: &zmq::Context, me: &Keypair, server: Option<&[u8; 32]>) -> zmq::Socket {
-    let s = ctx.socket(zmq::DEALER).unwrap();
-    let mut id = vec![b'L'];
-    id.extend_from_slice(me.public().as_bytes());
-    s.set_identity(&id).unwrap();
-    s.set_rcvtimeo(TIMEOUT_MS).unwrap();
-    s.set_sndtimeo(TIMEOUT_MS).unwrap();
-    s.set_linger(0).unwrap();
-    if let Some(server) = server {
-        s.set_curve_serverkey(server).unwrap();
-        s.set_curve_publickey(me.public().as_bytes()).unwrap();
-        s.set_curve_secretkey(&me.secret().to_bytes()).unwrap();
-    }
-    s
 }
 
 fn recv(s: &zmq::Socket) -> Vec<Vec<u8>> {
@@ -51,7 +34,7 @@ fn dealer_session(curve: bool) {
     let ctx = zmq::Context::new();
     let me = keypair(3);
     let server_key = *server.pubkey().as_bytes();
-    let s = dealer(&ctx, &me, curve.then_some(&server_key));
+    let s = dealer_socket(&ctx, &me, curve.then_some(&server_key), true);
     s.connect(&addr.zmq_address()).unwrap();
 
     s.send_multipart([&b"HI"[..]], 0).unwrap();
@@ -116,7 +99,7 @@ fn router(
     thread::spawn(move || {
         let ctx = zmq::Context::new();
         let r = ctx.socket(zmq::ROUTER).unwrap();
-        r.set_rcvtimeo(TIMEOUT_MS).unwrap();
+        r.set_rcvtimeo(RECV_MS).unwrap();
         r.set_linger(0).unwrap();
         r.set_router_mandatory(true).unwrap();
         if let Some(k) = &server {
@@ -179,9 +162,11 @@ fn router_session(curve: bool) {
         .unwrap();
     wait(&connected, "HELLO from libzmq").unwrap();
     let route = wait(&seen, "router saw HI").unwrap();
-    let mut expected = vec![b'L'];
-    expected.extend_from_slice(client.pubkey().as_bytes());
-    assert_eq!(route, expected, "routing id is L + our pubkey");
+    assert_eq!(
+        route,
+        l_route(client.pubkey()),
+        "routing id is L + our pubkey"
+    );
     let reply = request_wait(
         &client,
         &conn,

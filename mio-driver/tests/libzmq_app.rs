@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use common::libzmq::{RECV_MS, l_route};
 use common::*;
 use lokimq::{
     Access, AuthLevel, Builder, Bytes, ConnectOptions, ConnectSnOptions, ConnectionId, Keypair,
@@ -101,31 +102,10 @@ fn app_builder(service_node: bool) -> Builder {
     let mut b = builder();
     // OxenMQ requires a service node to be given its keys.
     b.keypair(keypair(60)).service_node(service_node);
-    b.add_category("public", AuthLevel::None)
-        .unwrap()
-        .add_request_command("public", "echo", echo)
-        .unwrap()
-        .add_command("public", "hello", |m| {
-            m.send_back("public.hi", m.data().to_vec())
-        })
-        .unwrap()
-        .add_request_command("public", "whoami", whoami)
-        .unwrap()
-        .add_category("basic", AuthLevel::Basic)
-        .unwrap()
-        .add_request_command("basic", "echo", echo)
-        .unwrap()
+    add_shared_categories(&mut b)
         .add_command("basic", "note", |m| {
             m.send_back("public.noted", m.data().to_vec())
         })
-        .unwrap()
-        .add_category("admin", AuthLevel::Admin)
-        .unwrap()
-        .add_request_command("admin", "echo", echo)
-        .unwrap()
-        .add_category("sn", Access::new(AuthLevel::None, true, false))
-        .unwrap()
-        .add_request_command("sn", "echo", echo)
         .unwrap()
         .add_command("sn", "ping", |m| m.send_back("sn.pong", m.data().to_vec()))
         .unwrap()
@@ -152,6 +132,34 @@ fn app_builder(service_node: bool) -> Builder {
         .add_command_alias("legacy.echo", "basic.echo")
         .unwrap();
     b
+}
+
+/// What our listening node ([`app_builder`]) and our client node ([`client_node`]) both offer:
+/// `public` (echo and whoami requests, hello → send_back `public.hi`) and an `echo` request in
+/// `basic`, `admin` and `sn` (remote_sn).
+fn add_shared_categories(b: &mut Builder) -> &mut Builder {
+    b.add_category("public", AuthLevel::None)
+        .unwrap()
+        .add_request_command("public", "echo", echo)
+        .unwrap()
+        .add_command("public", "hello", |m| {
+            m.send_back("public.hi", m.data().to_vec())
+        })
+        .unwrap()
+        .add_request_command("public", "whoami", whoami)
+        .unwrap()
+        .add_category("basic", AuthLevel::Basic)
+        .unwrap()
+        .add_request_command("basic", "echo", echo)
+        .unwrap()
+        .add_category("admin", AuthLevel::Admin)
+        .unwrap()
+        .add_request_command("admin", "echo", echo)
+        .unwrap()
+        .add_category("sn", Access::new(AuthLevel::None, true, false))
+        .unwrap()
+        .add_request_command("sn", "echo", echo)
+        .unwrap()
 }
 
 /// What the allow function was called with: `(ip, key, service node)`.
@@ -1020,28 +1028,7 @@ plain_and_curve! {
 fn client_node(seed: u8) -> LokiMq {
     let mut b = builder();
     b.keypair(keypair(seed));
-    b.add_category("public", AuthLevel::None)
-        .unwrap()
-        .add_request_command("public", "echo", echo)
-        .unwrap()
-        .add_command("public", "hello", |m| {
-            m.send_back("public.hi", m.data().to_vec())
-        })
-        .unwrap()
-        .add_request_command("public", "whoami", whoami)
-        .unwrap()
-        .add_category("basic", AuthLevel::Basic)
-        .unwrap()
-        .add_request_command("basic", "echo", echo)
-        .unwrap()
-        .add_category("admin", AuthLevel::Admin)
-        .unwrap()
-        .add_request_command("admin", "echo", echo)
-        .unwrap()
-        .add_category("sn", Access::new(AuthLevel::None, true, false))
-        .unwrap()
-        .add_request_command("sn", "echo", echo)
-        .unwrap();
+    add_shared_categories(&mut b);
     b.start().expect("client starts")
 }
 
@@ -1076,6 +1063,23 @@ fn ask(
 ) -> mpsc::Receiver<Reply> {
     let (cb, rx) = reply_channel();
     client.request(conn, cmd, data, cb).unwrap();
+    rx
+}
+
+/// [`ask`] with a request timeout.
+fn ask_within(
+    client: &LokiMq,
+    conn: &ConnectionId,
+    cmd: &'static str,
+    data: Vec<Bytes>,
+    timeout: Duration,
+) -> mpsc::Receiver<Reply> {
+    let opts = RequestOptions {
+        timeout: Some(timeout),
+        ..RequestOptions::default()
+    };
+    let (cb, rx) = reply_channel();
+    client.request_with(conn, cmd, data, opts, cb).unwrap();
     rx
 }
 
@@ -1388,14 +1392,13 @@ fn late_reply_after_timeout_is_ignored() {
     let client = client_node(46);
     let router = router_for(false, 0);
     let (conn, route) = handshake(&client, &router, ConnectOptions::default());
-    let opts = RequestOptions {
-        timeout: Some(Duration::from_millis(300)),
-        ..RequestOptions::default()
-    };
-    let (cb, rx) = reply_channel();
-    client
-        .request_with(&conn, "x.slow", ["s"], opts, cb)
-        .unwrap();
+    let rx = ask_within(
+        &client,
+        &conn,
+        "x.slow",
+        frames_of(&[b"s"]),
+        Duration::from_millis(300),
+    );
     let late = expect_request(&router, &route, b"x.slow", &[b"s"]);
     assert_eq!(wait(&rx, "timeout"), Err(RequestError::Timeout));
 
@@ -1489,14 +1492,13 @@ fn router_bye_closes_our_connection(curve: bool) {
 
     // A request pending when BYE arrives can never be answered: it fails with TIMEOUT (this
     // port fails it when the connection closes rather than at its deadline, 60 s away).
-    let opts = RequestOptions {
-        timeout: Some(Duration::from_secs(60)),
-        ..RequestOptions::default()
-    };
-    let (cb, pending) = reply_channel();
-    client
-        .request_with(&conn, "x.wait", ["w"], opts, cb)
-        .unwrap();
+    let pending = ask_within(
+        &client,
+        &conn,
+        "x.wait",
+        frames_of(&[b"w"]),
+        Duration::from_secs(60),
+    );
     expect_request(&router, &route, b"x.wait", &[b"w"]);
     router.send(&route, &[b"BYE"]);
 

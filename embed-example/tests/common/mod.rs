@@ -5,10 +5,10 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use lokimq::{AuthLevel, Builder as MqBuilder, Bytes, LokiMq, Stopwatch};
+use lokimq::{AuthLevel, Builder as MqBuilder, Bytes, ConnectOptions, LokiMq, Stopwatch};
 use lokimq_core::address::Address;
 use lokimq_core::node::{ConnectionId, RequestError};
 use lokimq_embed_example::{Ctx, Embedded};
@@ -91,6 +91,46 @@ pub(crate) fn connect(node: &mut Embedded, addr: &Address) -> ConnectionId {
     let got = turn_for(node, &up, "connect").expect("connected");
     assert_eq!(got, conn);
     conn
+}
+
+/// Connects the `lokimq` node `client` to the embedded `server`, turning the server until the
+/// connection is up.
+pub(crate) fn mq_connect(server: &mut Embedded, client: &LokiMq, addr: &Address) -> ConnectionId {
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    let conn = client
+        .connect_remote(
+            addr,
+            move |c| {
+                let _ = tx.send(Ok(c));
+            },
+            move |_, why| {
+                let _ = tx2.send(Err(why));
+            },
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let up: Result<ConnectionId, String> = turn_recv(server, &rx, "connect");
+    assert_eq!(up, Ok(conn.clone()));
+    conn
+}
+
+/// Sends a request from the `lokimq` node `client` and turns the embedded `server` until the
+/// reply arrives.
+pub(crate) fn mq_ask(
+    server: &mut Embedded,
+    client: &LokiMq,
+    conn: &ConnectionId,
+    command: &'static str,
+    data: &[&'static str],
+) -> Reply {
+    let (tx, rx) = mpsc::channel();
+    client
+        .request(conn, command, data.iter().copied(), move |r| {
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    turn_recv(server, &rx, command)
 }
 
 /// Frames as strings, for readable assertions.

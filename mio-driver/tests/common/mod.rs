@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub(crate) mod libzmq;
+
 use std::net::SocketAddr;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use lokimq::{Keypair, PublicKey, Stopwatch};
 
-/// Every blocking libzmq receive gives up after this (a test fails instead of hanging).
-pub(crate) const RECV_MS: i32 = 10_000;
+use crate::common::libzmq::{RECV_MS, dealer_socket};
 
 /// A multipart message as libzmq hands it over.
 pub(crate) type Frames = Vec<Vec<u8>>;
@@ -18,13 +17,6 @@ pub(crate) type Frames = Vec<Vec<u8>>;
 /// Builds a frame list from anything byte-like, for readable expectations.
 pub(crate) fn msg(parts: &[&[u8]]) -> Frames {
     parts.iter().map(|p| p.to_vec()).collect()
-}
-
-/// OxenMQ's default routing id: `L` followed by the 32-byte public key.
-pub(crate) fn l_route(key: &PublicKey) -> Vec<u8> {
-    let mut id = vec![b'L'];
-    id.extend_from_slice(key.as_bytes());
-    id
 }
 
 /// A 15-byte reply tag, as OxenMQ draws them (binary, may contain NULs), made unique by `n`.
@@ -54,6 +46,22 @@ pub(crate) fn show(frames: &[Vec<u8>]) -> String {
         })
         .collect();
     format!("[{}]", parts.join(", "))
+}
+
+/// Receives one message on `sock` (a `kind` socket), panicking if none arrives within its
+/// receive timeout (`RECV_MS`).
+fn recv(sock: &zmq::Socket, kind: &str) -> Frames {
+    sock.recv_multipart(0)
+        .unwrap_or_else(|e| panic!("libzmq {kind} receive failed (timed out?): {e}"))
+}
+
+/// Receives one message on `sock` within `ms`, or `None`; the receive timeout is back at
+/// `RECV_MS` afterwards.
+fn try_recv(sock: &zmq::Socket, ms: i32) -> Option<Frames> {
+    sock.set_rcvtimeo(ms).unwrap();
+    let r = sock.recv_multipart(0).ok();
+    sock.set_rcvtimeo(RECV_MS).unwrap();
+    r
 }
 
 /// Unique inproc endpoint names for monitors within one process.
@@ -136,18 +144,7 @@ impl Dealer {
     /// Connects a DEALER to `endpoint` (`tcp://…`).
     pub(crate) fn connect(endpoint: &str, o: DealerOpts<'_>) -> Self {
         let ctx = zmq::Context::new();
-        let s = ctx.socket(zmq::DEALER).unwrap();
-        if o.routing_id {
-            s.set_identity(&l_route(o.me.public())).unwrap();
-        }
-        s.set_rcvtimeo(RECV_MS).unwrap();
-        s.set_sndtimeo(RECV_MS).unwrap();
-        s.set_linger(0).unwrap();
-        if let Some(server) = o.server {
-            s.set_curve_serverkey(server.as_bytes()).unwrap();
-            s.set_curve_publickey(o.me.public().as_bytes()).unwrap();
-            s.set_curve_secretkey(&o.me.secret().to_bytes()).unwrap();
-        }
+        let s = dealer_socket(&ctx, o.me, o.server.map(PublicKey::as_bytes), o.routing_id);
         if let Some(tweak) = o.tweak {
             tweak(&s);
         }
@@ -169,17 +166,12 @@ impl Dealer {
 
     /// Receives one message, panicking if none arrives within `RECV_MS`.
     pub(crate) fn recv(&self) -> Frames {
-        self.sock
-            .recv_multipart(0)
-            .unwrap_or_else(|e| panic!("libzmq DEALER receive failed (timed out?): {e}"))
+        recv(&self.sock, "DEALER")
     }
 
     /// Receives one message within `ms`, or `None`.
     pub(crate) fn try_recv(&self, ms: i32) -> Option<Frames> {
-        self.sock.set_rcvtimeo(ms).unwrap();
-        let r = self.sock.recv_multipart(0).ok();
-        self.sock.set_rcvtimeo(RECV_MS).unwrap();
-        r
+        try_recv(&self.sock, ms)
     }
 
     /// Sends `parts` and asserts the next message received is exactly `expected`.
@@ -263,17 +255,12 @@ impl Router {
 
     /// Receives one message (`[route, command, data…]`), panicking after `RECV_MS`.
     pub(crate) fn recv(&self) -> Frames {
-        self.sock
-            .recv_multipart(0)
-            .unwrap_or_else(|e| panic!("libzmq ROUTER receive failed (timed out?): {e}"))
+        recv(&self.sock, "ROUTER")
     }
 
     /// Receives one message within `ms`, or `None`.
     pub(crate) fn try_recv(&self, ms: i32) -> Option<Frames> {
-        self.sock.set_rcvtimeo(ms).unwrap();
-        let r = self.sock.recv_multipart(0).ok();
-        self.sock.set_rcvtimeo(RECV_MS).unwrap();
-        r
+        try_recv(&self.sock, ms)
     }
 
     /// Sends `[route, parts…]`.
