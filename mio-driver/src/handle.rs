@@ -41,6 +41,8 @@ pub(crate) type SnLookupFn = Arc<dyn Fn(&PublicKey) -> Option<Address> + Send + 
 pub(crate) type ReplyFn = Box<dyn FnOnce(Result<Vec<Bytes>, RequestError>) + Send>;
 /// A timer's callback.
 pub(crate) type TimerFn = Arc<dyn Fn() + Send + Sync>;
+/// `send_with_queue_failure`'s callback.
+type QueueFailureFn = Box<dyn FnOnce(SendError) + Send>;
 type OnConnect = Box<dyn FnOnce(ConnectionId) + Send>;
 type OnFailure = Box<dyn FnOnce(ConnectionId, String) + Send>;
 
@@ -416,10 +418,7 @@ impl Handle {
         D: IntoIterator<Item = B>,
         B: Into<Bytes>,
     {
-        let to = to.clone();
-        let command = command.into();
-        let data = frames(data);
-        self.post_send(move |p, now| p.node.send(now, &to, command, data, &opts))
+        self.post_node_send(to, command.into(), frames(data), opts, None)
     }
 
     /// [`send_with`](Self::send_with) with OxenMQ's `send_option::queue_failure`: if the
@@ -449,17 +448,33 @@ impl Handle {
         D: IntoIterator<Item = B>,
         B: Into<Bytes>,
     {
+        let on_failure: QueueFailureFn = Box::new(on_failure);
+        self.post_node_send(to, command.into(), frames(data), opts, Some(on_failure))
+    }
+
+    /// `Node::send` on the proxy thread; a failure goes to `on_failure` on a worker, or to the
+    /// log without one.
+    fn post_node_send(
+        &self,
+        to: &ConnectionId,
+        command: Bytes,
+        data: Vec<Bytes>,
+        opts: SendOptions,
+        on_failure: Option<QueueFailureFn>,
+    ) -> Result<(), Error> {
         let to = to.clone();
-        let command = command.into();
-        let data = frames(data);
         self.post(move |p| {
             let now = p.now();
-            if let Err(e) = p.node.send(now, &to, command, data, &opts) {
-                tracing::debug!("{e}");
-                let report = Box::new(move || on_failure(e));
-                if let Err(e) = p.queue_task(now, report, Target::Worker) {
-                    tracing::debug!("queue failure not reported: {e}");
-                }
+            let Err(e) = p.node.send(now, &to, command, data, &opts) else {
+                return;
+            };
+            let Some(on_failure) = on_failure else {
+                log_send_error(&e);
+                return;
+            };
+            tracing::debug!("{e}");
+            if let Err(e) = p.queue_task(now, Box::new(move || on_failure(e)), Target::Worker) {
+                tracing::debug!("queue failure not reported: {e}");
             }
         })
     }
