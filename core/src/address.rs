@@ -607,19 +607,18 @@ fn parse_tcp(text: &str, qr: bool, curve: bool) -> Result<Address, AddressError>
 /// Decodes the key at the start of `text` (hex, then z-base-32, then base64 unless `qr`, as
 /// OxenMQ tries them) and returns it with the text after it.
 fn decode_leading_pubkey(text: &str, qr: bool) -> Result<(PublicKey, &str), AddressError> {
-    // `str::get` returns `None` off a character boundary, which can only be a non-key anyway.
-    let try_prefix = |len: usize, decode: fn(&str) -> Option<[u8; KEY_LEN]>| {
-        let key = decode(text.get(..len)?)?;
-        Some((PublicKey::from_bytes(key), &text[len..]))
+    // `PublicKey`'s `FromStr` picks the encoding by length, so parsing a 64-, 52- or 43-byte
+    // prefix tries exactly hex, z-base-32 or base64. `str::get` returns `None` off a character
+    // boundary, which can only be a non-key anyway.
+    let try_prefix = |len: usize| {
+        let key = text.get(..len)?.parse::<PublicKey>().ok()?;
+        Some((key, &text[len..]))
     };
-    if let Some(found) = try_prefix(64, |t| hex::decode_array(t).ok()) {
-        return Ok(found);
-    }
-    if let Some(found) = try_prefix(52, |t| base32z::decode_array(t).ok()) {
+    if let Some(found) = try_prefix(64).or_else(|| try_prefix(52)) {
         return Ok(found);
     }
     if !qr {
-        if let Some((key, rest)) = try_prefix(43, |t| base64::decode_array(t).ok()) {
+        if let Some((key, rest)) = try_prefix(43) {
             return Ok((key, rest.strip_prefix('=').unwrap_or(rest)));
         }
     }

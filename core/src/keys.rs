@@ -7,9 +7,12 @@
 //! generation draws from the injected RNG; nothing here touches OS randomness.
 
 use core::fmt;
+use core::str::FromStr;
 
 use rand_core::CryptoRngCore;
 use x25519_dalek::StaticSecret;
+
+use crate::encoding::{EncodingError, base32z, base64, hex};
 
 /// Length in bytes of every x25519 key.
 pub const KEY_LEN: usize = 32;
@@ -40,6 +43,36 @@ pub enum KeyError {
     /// A public key given on its own (e.g. a peer's) is not 32 bytes.
     #[error("Invalid pubkey: expected 32 bytes")]
     InvalidPubkey,
+    /// Text given as a public key ([`PublicKey`]'s [`FromStr`]) is not 64 hex digits, 52
+    /// z-base-32 characters or 43 base64 characters optionally followed by one `=`. The text is
+    /// ours (OxenMQ has no such parser outside its address class).
+    #[error("invalid public key: {}", PubkeyTextReason { len: *len, encoding: *encoding })]
+    InvalidPubkeyText {
+        /// The length of the text in bytes.
+        len: usize,
+        /// Why the text did not decode, when its length is one an encoding of 32 bytes has;
+        /// `None` when the length alone rules it out.
+        encoding: Option<EncodingError>,
+    },
+}
+
+/// The detail of [`KeyError::InvalidPubkeyText`]'s message.
+struct PubkeyTextReason {
+    len: usize,
+    encoding: Option<EncodingError>,
+}
+
+impl fmt::Display for PubkeyTextReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.encoding {
+            Some(e) => write!(f, "{e}"),
+            None => write!(
+                f,
+                "expected 64 hex digits, 52 z-base-32 characters or 43 base64 characters, got {} bytes",
+                self.len
+            ),
+        }
+    }
 }
 
 /// An x25519 public key: a node's identity on the wire.
@@ -113,6 +146,48 @@ impl fmt::Debug for PublicKey {
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_hex(f)
+    }
+}
+
+/// Parses a whole string as a key in any encoding an OxenMQ address accepts: 64 hex digits
+/// (either case), 52 z-base-32 characters (either case), or 43 base64 characters optionally
+/// followed by one `=`. The length picks the encoding, so nothing else (no surrounding
+/// whitespace, no `0x`) is accepted.
+///
+/// ```
+/// use lokimq_core::keys::PublicKey;
+///
+/// let hex: PublicKey = "f16ba5591039f089b42a834175093094074d0d937a79e53e5ce730f946e14b88".parse()?;
+/// let b32z: PublicKey = "6fi4kseo88aeupbkopyzknjo1odw4dcuxjh6kx1hhhax1tzbjqry".parse()?;
+/// let b64: PublicKey = "8WulWRA58Im0KoNBdQkwlAdNDZN6eeU+XOcw+UbhS4g=".parse()?;
+/// assert_eq!(hex, b32z);
+/// assert_eq!(hex, b64);
+/// assert!("f16b".parse::<PublicKey>().is_err());
+/// # Ok::<(), lokimq_core::keys::KeyError>(())
+/// ```
+impl FromStr for PublicKey {
+    type Err = KeyError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        // Bytes, not chars: the decoders reject non-ASCII, and no slicing can split a character.
+        let bytes = text.as_bytes();
+        let decoded = match bytes.len() {
+            64 => hex::decode_array(bytes),
+            52 => base32z::decode_array(bytes),
+            // The base64 decoder strips padding only from a length-4n text, so a 44th byte
+            // decodes to 32 bytes only when it is a single `=`.
+            43 | 44 => base64::decode_array(bytes),
+            len => {
+                return Err(KeyError::InvalidPubkeyText {
+                    len,
+                    encoding: None,
+                });
+            }
+        };
+        decoded.map(Self).map_err(|e| KeyError::InvalidPubkeyText {
+            len: bytes.len(),
+            encoding: Some(e),
+        })
     }
 }
 
@@ -235,7 +310,7 @@ mod tests {
     use rand_core::SeedableRng;
 
     fn unhex(s: &str) -> [u8; 32] {
-        crate::encoding::hex::decode_array(s).unwrap()
+        hex::decode_array(s).unwrap()
     }
 
     // The long-term keys of vectors/curve-kat.txt.
@@ -322,6 +397,146 @@ mod tests {
             "Invalid pubkey: expected 32 bytes"
         );
         assert!(PublicKey::from_slice(&[1u8; 32]).is_ok());
+    }
+
+    #[test]
+    fn public_keys_parse_from_every_encoding() {
+        use crate::encoding::test_key::{PK, PK_B32Z, PK_B64, PK_B64_UNPADDED, PK_HEX};
+        let want = PublicKey::from_bytes(PK);
+        let upper_b32z = PK_B32Z.to_ascii_uppercase();
+        let upper_hex = PK_HEX.to_ascii_uppercase();
+        for text in [
+            PK_HEX,
+            upper_hex.as_str(),
+            PK_B32Z,
+            upper_b32z.as_str(),
+            PK_B64,
+            PK_B64_UNPADDED,
+        ] {
+            assert_eq!(text.parse::<PublicKey>(), Ok(want), "{text}");
+        }
+        // Display writes hex, which parses back.
+        assert_eq!(want.to_string().parse::<PublicKey>(), Ok(want));
+    }
+
+    #[test]
+    fn public_key_text_of_a_wrong_length_is_refused() {
+        use crate::encoding::test_key::{PK_B32Z, PK_B64_UNPADDED, PK_HEX};
+        for text in [
+            "",
+            &PK_HEX[..63],
+            &PK_HEX[..62],
+            &alloc::format!("{PK_HEX}0"),
+            &alloc::format!("{PK_HEX}00"),
+            &PK_B32Z[..51],
+            &alloc::format!("{PK_B32Z}y"),
+            &PK_B64_UNPADDED[..42],
+            &alloc::format!("{PK_B64_UNPADDED}=="),
+        ] {
+            assert_eq!(
+                text.parse::<PublicKey>(),
+                Err(KeyError::InvalidPubkeyText {
+                    len: text.len(),
+                    encoding: None
+                }),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            "abc".parse::<PublicKey>().unwrap_err().to_string(),
+            "invalid public key: expected 64 hex digits, 52 z-base-32 characters or 43 base64 \
+             characters, got 3 bytes"
+        );
+    }
+
+    #[test]
+    fn public_key_text_with_bad_characters_is_refused() {
+        use crate::encoding::Scheme;
+        use crate::encoding::test_key::{PK_B32Z, PK_B64_UNPADDED, PK_HEX};
+        let bad_char = |text: &str, scheme, index, byte| {
+            assert_eq!(
+                text.parse::<PublicKey>(),
+                Err(KeyError::InvalidPubkeyText {
+                    len: text.len(),
+                    encoding: Some(EncodingError::InvalidCharacter {
+                        scheme,
+                        index,
+                        byte
+                    })
+                }),
+                "{text}"
+            );
+        };
+        bad_char(&alloc::format!("g{}", &PK_HEX[1..]), Scheme::Hex, 0, b'g');
+        bad_char(&alloc::format!("{} ", &PK_HEX[..63]), Scheme::Hex, 63, b' ');
+        // z-base-32 has no `l` (nor `v`, `0`, `2`).
+        bad_char(
+            &alloc::format!("{}l", &PK_B32Z[..51]),
+            Scheme::Base32z,
+            51,
+            b'l',
+        );
+        bad_char(
+            &alloc::format!("-{}", &PK_B64_UNPADDED[1..]),
+            Scheme::Base64,
+            0,
+            b'-',
+        );
+        // A 44-character base64 text: one `=` is padding; anything else is one byte too many.
+        let two_pads = alloc::format!("{}==", &PK_B64_UNPADDED[..42]);
+        assert!(matches!(
+            two_pads.parse::<PublicKey>(),
+            Err(KeyError::InvalidPubkeyText {
+                len: 44,
+                encoding: Some(EncodingError::WrongDecodedLength { actual: 31, .. })
+            })
+        ));
+        let extra = alloc::format!("{PK_B64_UNPADDED}A");
+        assert!(matches!(
+            extra.parse::<PublicKey>(),
+            Err(KeyError::InvalidPubkeyText {
+                len: 44,
+                encoding: Some(EncodingError::WrongDecodedLength { actual: 33, .. })
+            })
+        ));
+        assert_eq!(
+            alloc::format!("x{}", &PK_HEX[1..])
+                .parse::<PublicKey>()
+                .unwrap_err()
+                .to_string(),
+            "invalid public key: invalid hex character 'x' at index 0"
+        );
+    }
+
+    #[test]
+    fn non_ascii_public_key_text_is_refused_without_panicking() {
+        use crate::encoding::test_key::{PK_B32Z, PK_B64_UNPADDED, PK_HEX};
+        // Multi-byte characters placed so that every length an encoding accepts is reached and
+        // byte offsets 43, 52 and 64 fall inside a character.
+        let texts = [
+            alloc::format!("{}é", &PK_HEX[..62]),
+            alloc::format!("{}€", &PK_HEX[..61]),
+            alloc::format!("é{}", &PK_B32Z[..50]),
+            alloc::format!("{}é", &PK_B64_UNPADDED[..41]),
+            alloc::format!("{}€=", &PK_B64_UNPADDED[..40]),
+            "é".repeat(32),
+            "é".repeat(26),
+            alloc::format!("{}abc", "\u{1F600}".repeat(10)),
+            "\u{1F600}".repeat(16),
+            "\u{1F600}".repeat(13),
+        ];
+        for text in &texts {
+            assert!(
+                matches!(
+                    text.parse::<PublicKey>(),
+                    Err(KeyError::InvalidPubkeyText {
+                        encoding: Some(EncodingError::InvalidCharacter { .. }),
+                        ..
+                    })
+                ),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! ```text
 //! cargo build --release -p lokimq --example conformance_server
 //! conformance_server --curve tcp://127.0.0.1:PORT1 --plain tcp://127.0.0.1:PORT2 --key-file FILE
-//!                    [--allow HEXPUBKEY=LEVEL ...] [--service-node] [--active-sn HEXPUBKEY ...]
+//!                    [--allow PUBKEY=LEVEL ...] [--service-node] [--active-sn PUBKEY ...]
 //! ```
 //!
+//! * `PUBKEY` is an x25519 public key as 64 hex digits (either case), 52 z-base-32 characters
+//!   or 43 base64 characters optionally followed by one `=`, the encodings OxenMQ addresses
+//!   accept.
 //! * `FILE` holds the node's 32-byte x25519 secret key as 64 hex digits of either case (one
 //!   trailing `\n` or `\r\n` allowed, nothing else). If it does not exist, a new key is
 //!   generated and written there (lower-case hex and a newline, mode 0600).
@@ -53,20 +56,18 @@
 //! Logging goes to stderr at warn level; `RUST_LOG` overrides it.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use clap::Parser;
-use lokimq::core::encoding::hex;
+use lokimq::core::keys::KeyError;
 use lokimq::{
-    Access, AuthLevel, Builder, Bytes, Keypair, Listen, LokiMq, Message, PublicKey, Stopwatch,
+    Access, AuthLevel, Builder, Bytes, Listen, LokiMq, Message, PublicKey, Stopwatch, keyfile,
 };
-use rand_core::OsRng;
 
 /// Longest sleep `slow.sleep` accepts, so a request cannot pin a worker forever.
 const MAX_SLEEP_MS: u64 = 60_000;
@@ -90,90 +91,33 @@ struct Args {
     /// File with the node's x25519 secret key in hex (created if missing).
     #[arg(long, value_name = "FILE")]
     key_file: PathBuf,
-    /// Auth level of a CURVE client: HEXPUBKEY=none|basic|admin (repeatable).
-    #[arg(long, value_name = "HEXPUBKEY=LEVEL", value_parser = parse_allow)]
+    /// Auth level of a CURVE client: PUBKEY=none|basic|admin (repeatable).
+    #[arg(long, value_name = "PUBKEY=LEVEL", value_parser = parse_allow)]
     allow: Vec<(PublicKey, AuthLevel)>,
     /// Run this node as a service node.
     #[arg(long)]
     service_node: bool,
     /// A key in the active service-node set (repeatable).
-    #[arg(long, value_name = "HEXPUBKEY", value_parser = parse_pubkey)]
+    #[arg(long, value_name = "PUBKEY", value_parser = parse_pubkey)]
     active_sn: Vec<PublicKey>,
 }
 
 fn parse_pubkey(text: &str) -> Result<PublicKey, String> {
-    if text.len() != 64 {
-        return Err(format!(
-            "a public key is 64 hex digits, got {} characters",
-            text.len()
-        ));
-    }
-    let bytes: [u8; 32] = hex::decode_array(text).map_err(|e| format!("not hex: {e}"))?;
-    Ok(PublicKey::from(bytes))
+    text.parse().map_err(|e: KeyError| e.to_string())
 }
 
 fn parse_allow(text: &str) -> Result<(PublicKey, AuthLevel), String> {
     let (key, level) = text
-        .split_once('=')
-        .ok_or_else(|| String::from("expected HEXPUBKEY=LEVEL"))?;
+        .rsplit_once('=')
+        .ok_or_else(|| String::from("expected PUBKEY=LEVEL"))?;
     let key = parse_pubkey(key)?;
-    let level = match level {
-        "none" => AuthLevel::None,
-        "basic" => AuthLevel::Basic,
-        "admin" => AuthLevel::Admin,
-        other => {
-            return Err(format!(
-                "unknown level {other:?} (expected none, basic or admin)"
-            ));
-        }
-    };
-    Ok((key, level))
-}
-
-/// Reads the secret key from `path`, or creates the file with a new key if it does not exist.
-fn load_or_create_key(path: &Path) -> Result<Keypair, String> {
-    match fs::read(path) {
-        Ok(content) => {
-            parse_key_file(&content).map_err(|e| format!("key file {}: {e}", path.display()))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => create_key_file(path),
-        Err(e) => Err(format!("cannot read key file {}: {e}", path.display())),
+    // `denied` refuses connections; it is not a level to grant.
+    match level.parse() {
+        Ok(AuthLevel::Denied) | Err(_) => Err(format!(
+            "unknown level {level:?} (expected none, basic or admin)"
+        )),
+        Ok(level) => Ok((key, level)),
     }
-}
-
-fn parse_key_file(content: &[u8]) -> Result<Keypair, String> {
-    let digits = content
-        .strip_suffix(b"\r\n")
-        .or_else(|| content.strip_suffix(b"\n"))
-        .unwrap_or(content);
-    if digits.len() != 64 {
-        return Err(format!(
-            "expected 64 hex digits (the x25519 secret key), found {} bytes",
-            digits.len()
-        ));
-    }
-    let secret: [u8; 32] = hex::decode_array(digits).map_err(|e| format!("not hex: {e}"))?;
-    Ok(Keypair::from_secret_bytes(secret))
-}
-
-fn create_key_file(path: &Path) -> Result<Keypair, String> {
-    let keypair = Keypair::generate(&mut OsRng);
-    let mut options = fs::OpenOptions::new();
-    // `create_new`: never clobber a key file another process wrote in the meantime.
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("cannot create key file {}: {e}", path.display()))?;
-    let text = format!("{}\n", hex::encode(keypair.secret().to_bytes()));
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write key file {}: {e}", path.display()))?;
-    Ok(keypair)
 }
 
 /// Set once a signal arrived: wakes sleeping `slow.sleep` handlers so shutdown (which waits for
@@ -295,7 +239,7 @@ fn run(args: Args) -> Result<(), String> {
             }
         }
     }
-    let keypair = load_or_create_key(&args.key_file)?;
+    let (keypair, _created) = keyfile::load_or_create(&args.key_file).map_err(|e| e.to_string())?;
 
     // Installed before the node starts, so a signal is never missed once the pubkey is out.
     let (signal_tx, signal_rx) = mpsc::channel();

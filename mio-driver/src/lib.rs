@@ -122,6 +122,7 @@ mod builder;
 mod clock;
 mod error;
 mod handle;
+pub mod keyfile;
 mod message;
 mod proxy;
 mod subscription;
