@@ -144,6 +144,22 @@ impl Net {
             .unwrap()
     }
 
+    /// Requests an echo command from node `n` now, settles, and checks that the only reply
+    /// node `n` has is `parts` for it.
+    fn assert_echo(
+        &mut self,
+        n: usize,
+        to: &ConnectionId,
+        command: &'static str,
+        parts: &[&'static [u8]],
+    ) {
+        let parts: Vec<Bytes> = parts.iter().map(|p| Bytes::from_static(p)).collect();
+        let now = self.now;
+        let req = self.request(n, now, to, command, parts.clone());
+        self.settle();
+        assert_eq!(self.nodes[n].replies, vec![(req, Ok(parts))]);
+    }
+
     fn pubkey(&self, n: usize) -> PublicKey {
         *self.nodes[n].node.pubkey()
     }
@@ -338,39 +354,15 @@ fn remote_request_over_curve_gets_a_reply() {
     let (_, client, conn) = curve_pair(&mut net);
     net.settle();
     assert_eq!(net.nodes[client].connected, vec![conn.clone()]);
-    let now = net.now;
-    let req = net.request(
-        client,
-        now,
-        &conn,
-        "public.echo",
-        vec![Bytes::from_static(b"abc"), Bytes::new()],
-    );
-    net.settle();
-    assert_eq!(
-        net.nodes[client].replies,
-        vec![(req, Ok(vec![Bytes::from_static(b"abc"), Bytes::new()]))]
-    );
+    net.assert_echo(client, &conn, "public.echo", &[b"abc", b""]);
 }
 
 #[test]
 fn byte_at_a_time_delivery_gives_the_same_result() {
     let mut net = Net::new();
     net.chunk = 1;
-    let now = net.now;
     let (_, client, conn) = curve_pair(&mut net);
-    let req = net.request(
-        client,
-        now,
-        &conn,
-        "legacy.echo",
-        vec![Bytes::from_static(b"x")],
-    );
-    net.settle();
-    assert_eq!(
-        net.nodes[client].replies,
-        vec![(req, Ok(vec![Bytes::from_static(b"x")]))]
-    );
+    net.assert_echo(client, &conn, "legacy.echo", &[b"x"]);
 }
 
 #[test]
@@ -443,12 +435,7 @@ fn sn_send_opens_a_connection_via_lookup_and_expires_when_idle() {
     sns.insert(net.pubkey(client));
     net.nodes[server].node.set_active_sns(now, sns);
     let to = ConnectionId::Sn(spk);
-    let req = net.request(client, now, &to, "sn.echo", vec![Bytes::from_static(b"q")]);
-    net.settle();
-    assert_eq!(
-        net.nodes[client].replies,
-        vec![(req, Ok(vec![Bytes::from_static(b"q")]))]
-    );
+    net.assert_echo(client, &to, "sn.echo", &[b"q"]);
     assert!(net.nodes[client].node.has_outgoing_sn(&spk));
     // Default send keep-alive is 30 s: still open just before, closed exactly at the deadline.
     let opened = now;
@@ -466,13 +453,7 @@ fn inproc_connection_is_admin() {
     let conn = net.nodes[n].node.connect_inproc(now, None);
     net.settle();
     assert_eq!(net.nodes[n].connected, vec![conn.clone()]);
-    let now = net.now;
-    let req = net.request(n, now, &conn, "admin.echo", vec![Bytes::from_static(b"z")]);
-    net.settle();
-    assert_eq!(
-        net.nodes[n].replies,
-        vec![(req, Ok(vec![Bytes::from_static(b"z")]))]
-    );
+    net.assert_echo(n, &conn, "admin.echo", &[b"z"]);
 }
 
 #[test]
@@ -683,17 +664,5 @@ fn embedder_chosen_connection_and_timer_ids() {
             "{conn:?} not connected: {connected:?}"
         );
     }
-    let now = net.now;
-    let req = net.request(
-        client,
-        now,
-        &chosen,
-        "public.echo",
-        vec![Bytes::from_static(b"q")],
-    );
-    net.settle();
-    assert_eq!(
-        net.nodes[client].replies,
-        vec![(req, Ok(vec![Bytes::from_static(b"q")]))]
-    );
+    net.assert_echo(client, &chosen, "public.echo", &[b"q"]);
 }
