@@ -331,15 +331,22 @@ fn curve_addr(port: u16, pk: &PublicKey) -> Address {
     Address::tcp_curve("127.0.0.1", port, *pk)
 }
 
-/// A server listening for CURVE on port 4000 and a client connecting to it at the current
-/// time; the connect is not settled yet. Returns (server, client, connection).
-fn curve_pair(net: &mut Net) -> (usize, usize, ConnectionId) {
+/// A server (seed 1) listening for CURVE on `port`, settled, and a client (seed 2).
+/// Returns (server, client, server key).
+fn curve_nodes(net: &mut Net, port: u16) -> (usize, usize, PublicKey) {
     let server = net.add(1, quiet_config());
     let client = net.add(2, quiet_config());
     let now = net.now;
-    net.nodes[server].node.listen_curve(now, tcp(4000));
+    net.nodes[server].node.listen_curve(now, tcp(port));
     net.settle();
-    let spk = net.pubkey(server);
+    (server, client, net.pubkey(server))
+}
+
+/// A server listening for CURVE on port 4000 and a client connecting to it at the current
+/// time; the connect is not settled yet. Returns (server, client, connection).
+fn curve_pair(net: &mut Net) -> (usize, usize, ConnectionId) {
+    let (server, client, spk) = curve_nodes(net, 4000);
+    let now = net.now;
     let conn = net.nodes[client].node.connect_remote(
         now,
         curve_addr(4000, &spk),
@@ -424,12 +431,8 @@ fn requests_time_out() {
 #[test]
 fn sn_send_opens_a_connection_via_lookup_and_expires_when_idle() {
     let mut net = Net::new();
-    let server = net.add(1, quiet_config());
-    let client = net.add(2, quiet_config());
+    let (server, client, spk) = curve_nodes(&mut net, 4002);
     let now = net.now;
-    net.nodes[server].node.listen_curve(now, tcp(4002));
-    net.settle();
-    let spk = net.pubkey(server);
     net.nodes[client].sn_addresses.insert(spk, tcp(4002));
     let mut sns = BTreeSet::new();
     sns.insert(net.pubkey(client));
@@ -598,12 +601,8 @@ fn accept_refuses_past_the_incoming_connection_cap() {
 #[test]
 fn embedder_chosen_connection_and_timer_ids() {
     let mut net = Net::new();
-    let server = net.add(1, quiet_config());
-    let client = net.add(2, quiet_config());
+    let (_, client, spk) = curve_nodes(&mut net, 4000);
     let now = net.now;
-    net.nodes[server].node.listen_curve(now, tcp(4000));
-    net.settle();
-    let spk = net.pubkey(server);
     let node = &mut net.nodes[client].node;
     let opts = ConnectOptions::default();
     let chosen = node
