@@ -27,7 +27,7 @@ use crate::{Error, LokiMq};
 /// `ipc://…`, `ipc+curve://…/KEY`), a parsed [`Address`], or a socket address (plain TCP).
 /// Text needs a real port (1–65535, as in OxenMQ); to listen on an ephemeral port, pass a
 /// socket address with port 0 and read the port back from
-/// [`LokiMq::bound_addresses`](crate::LokiMq::bound_addresses) or [`Listen::on_bind`].
+/// [`Handle::bound_addresses`](crate::Handle::bound_addresses) or [`Listen::on_bind`].
 ///
 /// ```
 /// use lokimq::{Address, ToAddress};
@@ -898,10 +898,9 @@ impl Builder {
             let worker = proxy.workers.tagged_worker(i);
             proxy.workers.spawn(worker, start)?;
         }
-        let bound = proxy.bound.clone();
         let join = std::thread::Builder::new()
             .name(String::from("lmq-proxy"))
             .spawn(move || proxy.run())?;
-        Ok(LokiMq::new(handle, join, bound))
+        Ok(LokiMq::new(handle, join))
     }
 }

@@ -4,9 +4,9 @@ use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -114,6 +114,8 @@ pub(crate) struct Shared {
     /// the proxy thread) instead of waiting for the proxy to pick one.
     next_conn_id: AtomicU64,
     next_timer_id: AtomicU64,
+    /// Every address a listener is bound to, for `bound_addresses`.
+    bound: Mutex<Vec<Address>>,
 }
 
 impl Shared {
@@ -134,6 +136,7 @@ impl Shared {
             categories,
             next_conn_id: AtomicU64::new(1),
             next_timer_id: AtomicU64::new(first_timer_id),
+            bound: Mutex::new(Vec::new()),
         }
     }
 }
@@ -847,9 +850,9 @@ impl Handle {
     }
 
     /// Starts listening on another address after start (OxenMQ's post-start `listen_*`). The
-    /// result is only reported to the listen's [`on_bind`](Listen::on_bind), which runs on the
-    /// proxy thread, so keep it short; the address is not added to
-    /// [`LokiMq::bound_addresses`].
+    /// result is reported to the listen's [`on_bind`](Listen::on_bind), which runs on the
+    /// proxy thread, so keep it short; once bound, the address also appears in
+    /// [`bound_addresses`](Self::bound_addresses).
     ///
     /// ```
     /// use lokimq::{AuthLevel, Listen, LokiMq};
@@ -1083,6 +1086,42 @@ impl Handle {
         Ok(id)
     }
 
+    /// The addresses the node's listeners are bound to (actual ports, and the node's key for
+    /// CURVE listeners): the builder's in the order they were added, then those added with
+    /// [`listen`](Self::listen) after start, in the order they were bound.
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, LokiMq};
+    ///
+    /// let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    /// let mut b = LokiMq::builder();
+    /// b.listen_curve(any_port, |_, _, _| AuthLevel::None)?
+    ///     .listen_plain(any_port, |_, _, _| AuthLevel::None)?;
+    /// let node = b.start()?;
+    /// let [curve, plain] = &node.bound_addresses()[..] else { unreachable!() };
+    /// // curve://127.0.0.1:PORT/<node key>: what clients pass to `connect_remote`.
+    /// assert_eq!(curve.pubkey(), Some(node.pubkey()));
+    /// assert!(!plain.is_curve() && plain.port() != Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn bound_addresses(&self) -> Vec<Address> {
+        self.shared
+            .bound
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records a listener the proxy bound.
+    pub(crate) fn note_bound(&self, address: Address) {
+        self.shared
+            .bound
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(address);
+    }
+
     /// Cancels a timer (OxenMQ's `cancel_timer`; idempotent, an unknown id is ignored).
     /// Firings not yet started are discarded; one already running finishes.
     ///
@@ -1156,14 +1195,13 @@ impl Handle {
 pub struct LokiMq {
     handle: Handle,
     proxy: Option<JoinHandle<()>>,
-    bound: Vec<Address>,
 }
 
 impl fmt::Debug for LokiMq {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LokiMq")
             .field("pubkey", self.handle.pubkey())
-            .field("bound", &self.bound)
+            .field("bound", &self.handle.bound_addresses())
             .finish_non_exhaustive()
     }
 }
@@ -1175,11 +1213,10 @@ impl LokiMq {
         Builder::new()
     }
 
-    pub(crate) fn new(handle: Handle, proxy: JoinHandle<()>, bound: Vec<Address>) -> Self {
+    pub(crate) fn new(handle: Handle, proxy: JoinHandle<()>) -> Self {
         Self {
             handle,
             proxy: Some(proxy),
-            bound,
         }
     }
 
@@ -1187,30 +1224,6 @@ impl LokiMq {
     #[must_use]
     pub fn handle(&self) -> Handle {
         self.handle.clone()
-    }
-
-    /// The addresses the builder's listeners were bound to (actual ports, and the node's key
-    /// for CURVE listeners), in the order they were added. Listeners added after start with
-    /// [`Handle::listen`] are not included (their [`on_bind`](Listen::on_bind) gets the
-    /// address).
-    ///
-    /// ```
-    /// use lokimq::{AuthLevel, LokiMq};
-    ///
-    /// let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    /// let mut b = LokiMq::builder();
-    /// b.listen_curve(any_port, |_, _, _| AuthLevel::None)?
-    ///     .listen_plain(any_port, |_, _, _| AuthLevel::None)?;
-    /// let node = b.start()?;
-    /// let [curve, plain] = node.bound_addresses() else { unreachable!() };
-    /// // curve://127.0.0.1:PORT/<node key>: what clients pass to `connect_remote`.
-    /// assert_eq!(curve.pubkey(), Some(node.pubkey()));
-    /// assert!(!plain.is_curve() && plain.port() != Some(0));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    #[must_use]
-    pub fn bound_addresses(&self) -> &[Address] {
-        &self.bound
     }
 
     /// Shuts down and waits (the same as dropping it, spelled out): see [`LokiMq`].

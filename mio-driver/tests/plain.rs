@@ -289,6 +289,8 @@ fn listen_after_start_calls_on_bind() {
         }))
         .unwrap();
     let addr = wait(&rx, "on_bind").unwrap();
+    // on_bind runs after the address is recorded.
+    assert_eq!(server.bound_addresses(), [addr.clone()]);
     let client = builder().start().unwrap();
     let conn = connect(&client, &addr);
     assert_eq!(

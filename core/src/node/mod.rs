@@ -136,7 +136,8 @@ pub struct Stats {
     pub links: usize,
     /// Requests waiting for a reply.
     pub pending_requests: usize,
-    /// Incoming commands dropped because their category's queue was full.
+    /// Incoming commands (and injected tasks, which count as commands of their category)
+    /// dropped because their category's queue was full.
     pub dropped_commands: u64,
     /// The scheduler's counters.
     pub sched: sched::SchedStats,

@@ -119,8 +119,6 @@ pub(crate) struct Proxy {
     more_messages: bool,
     /// While `start()` binds on the caller's thread: the first bind failure.
     startup_error: Option<Error>,
-    /// Addresses bound so far (with the node's key for CURVE listeners).
-    pub(crate) bound: Vec<Address>,
 }
 
 impl Proxy {
@@ -153,7 +151,6 @@ impl Proxy {
             stopped: false,
             more_messages: false,
             startup_error: None,
-            bound: Vec::new(),
         }
     }
 
@@ -907,7 +904,7 @@ impl Proxy {
                 }));
                 let local = local.with_pubkey(curve.then(|| *self.node.pubkey()));
                 tracing::info!("listening on {local}");
-                self.bound.push(local.clone());
+                self.handle.note_bound(local.clone());
                 if let Some(on_bind) = self
                     .cb
                     .listeners
