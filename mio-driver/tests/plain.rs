@@ -290,7 +290,7 @@ fn listen_after_start_calls_on_bind() {
         .unwrap();
     let addr = wait(&rx, "on_bind").unwrap();
     // on_bind runs after the address is recorded.
-    assert_eq!(server.bound_addresses(), [addr.clone()]);
+    assert_eq!(server.bound_addresses(), std::slice::from_ref(&addr));
     let client = builder().start().unwrap();
     let conn = connect(&client, &addr);
     assert_eq!(
