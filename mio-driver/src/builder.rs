@@ -18,9 +18,10 @@ use rand_core::OsRng;
 
 use crate::clock::Clock;
 use crate::handle::{AllowFn, CommandFn, Handle, OnBind, Shared, SnLookupFn, TimerFn};
+use crate::jobs::{JobTable, Task};
 use crate::message::Message;
-use crate::proxy::workers::{Task, Workers};
-use crate::proxy::{Callbacks, Proxy, WAKER};
+use crate::proxy::workers::Workers;
+use crate::proxy::{Callbacks, Proxy, SharedScheduler, WAKER};
 use crate::{Error, LokiMq};
 
 /// Anything that names an address: OxenMQ's text forms (`tcp://…`, `curve://…/KEY`,
@@ -846,8 +847,7 @@ impl Builder {
         let pubkey = *keypair.public();
         let mut config = self.config;
         config.service_node = self.service_node;
-        let tagged_names = config.tagged_threads.clone();
-        let tagged_count = u16::try_from(tagged_names.len()).unwrap_or(u16::MAX);
+        let tagged_count = u16::try_from(config.tagged_threads.len()).unwrap_or(u16::MAX);
         let registry = self.registry.build();
         let mut commands = vec![None; registry.command_count()];
         for (id, cb) in self.commands {
@@ -855,7 +855,14 @@ impl Builder {
                 *slot = Some(cb);
             }
         }
-        let node = Node::new(config, registry, keypair, OsRng, clock.now())?;
+        let node = Node::with_scheduler(
+            config,
+            registry,
+            keypair,
+            OsRng,
+            clock.now(),
+            SharedScheduler::new,
+        )?;
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKER)?;
         let (tx, rx) = mpsc::channel();
@@ -868,10 +875,9 @@ impl Builder {
             self.timers.len() as u64 + 1,
         ));
         let handle = Handle::new(shared);
-        let max_workers = node.stats().sched.max_workers;
-        let workers = Workers::new(max_workers, tagged_names, handle.clone());
+        let jobs = Arc::new(JobTable::new(commands, handle.clone()));
+        let workers = Arc::new(Workers::new(node.scheduler(), jobs, handle.clone()));
         let cb = Callbacks {
-            commands,
             sn_lookup: self.sn_lookup,
             ..Callbacks::default()
         };
@@ -885,18 +891,19 @@ impl Builder {
         }
         for t in self.timers {
             let now = proxy.now();
+            proxy.jobs().closures().timers.insert(t.id, t.f);
             proxy
                 .node
                 .add_timer_as(now, t.id, t.interval, t.squelch, t.target)?;
-            proxy.cb.timers.insert(t.id, t.f);
         }
         proxy.drain();
         if let Some(e) = proxy.take_startup_error() {
             return Err(e);
         }
         for (i, start) in self.tagged_starts.into_iter().enumerate() {
-            let worker = proxy.workers.tagged_worker(i);
-            proxy.workers.spawn(worker, start)?;
+            if let Some(worker) = proxy.workers.tagged_worker(i) {
+                proxy.workers.start_thread(worker, start)?;
+            }
         }
         let join = std::thread::Builder::new()
             .name(String::from("lmq-proxy"))

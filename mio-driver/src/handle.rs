@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use lokimq_core::address::Address;
 use lokimq_core::auth::AuthLevel;
-use lokimq_core::ids::{TaggedThreadId, TimerId, WorkerId};
+use lokimq_core::ids::{TaggedThreadId, TimerId};
 use lokimq_core::keys::PublicKey;
 use lokimq_core::node::{
     ConnectOptions, ConnectSnOptions, ConnectionId, NodeError, ReplyTarget, RequestError,
@@ -24,9 +24,9 @@ use lokimq_core::time::Instant;
 
 use crate::batch::{Batch, into_erased};
 use crate::builder::Builder;
+use crate::jobs::Task;
 use crate::message::Message;
 use crate::proxy::Proxy;
-use crate::proxy::workers::Task;
 use crate::{Error, Listen, ToAddress};
 
 /// A command callback: runs on a worker thread for each incoming command.
@@ -55,7 +55,8 @@ pub(crate) struct ConnectCallbacks {
 /// What other threads post to the proxy. Worker completions and application commands share
 /// one channel, so a reply a handler sent is handled before that handler's `JobFinished`.
 pub(crate) enum ProxyMsg {
-    JobFinished(WorkerId),
+    /// A worker left scheduler outputs (or jobs it could not run) for the proxy.
+    Poke,
     Call(Box<dyn FnOnce(&mut Proxy) + Send>),
 }
 
@@ -104,8 +105,11 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 pub(crate) struct Shared {
     tx: Sender<ProxyMsg>,
     waker: mio::Waker,
-    /// Set when a wake is pending, so a burst of posts costs one wake.
+    /// Set when a post is waiting for the proxy, so a burst of posts costs one wake.
     wake_pending: AtomicBool,
+    /// Clear only while the proxy sleeps (or is about to) in `poll`: posts made while it is
+    /// awake need no wake-up system call, since it looks at `wake_pending` before sleeping.
+    proxy_awake: AtomicBool,
     pubkey: PublicKey,
     tagged_threads: u16,
     categories: BTreeSet<String>,
@@ -131,6 +135,7 @@ impl Shared {
             tx,
             waker,
             wake_pending: AtomicBool::new(false),
+            proxy_awake: AtomicBool::new(true),
             pubkey,
             tagged_threads,
             categories,
@@ -222,7 +227,11 @@ impl Handle {
 
     fn send_msg(&self, msg: ProxyMsg) -> Result<(), Error> {
         self.shared.tx.send(msg).map_err(|_| Error::Stopped)?;
-        if !self.shared.wake_pending.swap(true, Ordering::SeqCst) {
+        // Both sides use SeqCst: either the proxy sees `wake_pending` before it sleeps, or
+        // this thread sees it asleep and wakes it (see `Handle::proxy_may_sleep`).
+        if !self.shared.wake_pending.swap(true, Ordering::SeqCst)
+            && !self.shared.proxy_awake.load(Ordering::SeqCst)
+        {
             if let Err(e) = self.shared.waker.wake() {
                 tracing::error!("could not wake the proxy thread: {e}");
             }
@@ -235,10 +244,32 @@ impl Handle {
         self.shared.wake_pending.store(false, Ordering::SeqCst);
     }
 
-    /// A worker's report; never fails while the proxy waits for it.
-    pub(crate) fn job_finished(&self, worker: WorkerId) {
-        if self.send_msg(ProxyMsg::JobFinished(worker)).is_err() {
-            tracing::debug!("worker {worker} finished after the proxy stopped");
+    /// True if something was posted since the proxy last drained the channel.
+    pub(crate) fn posts_pending(&self) -> bool {
+        self.shared.wake_pending.load(Ordering::SeqCst)
+    }
+
+    /// Called by the proxy just before it sleeps in `poll`: from here on a post wakes it.
+    /// Returns false (and stays awake) if a post is already waiting, which it must then
+    /// handle instead of sleeping.
+    pub(crate) fn proxy_may_sleep(&self) -> bool {
+        self.shared.proxy_awake.store(false, Ordering::SeqCst);
+        if self.shared.wake_pending.load(Ordering::SeqCst) {
+            self.shared.proxy_awake.store(true, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Called by the proxy when it wakes from `poll`.
+    pub(crate) fn proxy_woke(&self) {
+        self.shared.proxy_awake.store(true, Ordering::SeqCst);
+    }
+
+    /// Makes the proxy drain the node: a worker left scheduler outputs behind.
+    pub(crate) fn poke(&self) {
+        if self.send_msg(ProxyMsg::Poke).is_err() {
+            tracing::debug!("a worker poked the proxy after it stopped");
         }
     }
 
@@ -292,12 +323,13 @@ impl Handle {
         let failed = conn.clone();
         self.post(move |p| {
             let now = p.now();
-            p.cb.connects.insert(id, callbacks);
+            p.jobs().closures().connects.insert(id, callbacks);
             if let Err(e) = connect(p, now, id) {
                 // Only this counter hands out ids, so they are never in use; but if one were,
                 // the caller must still hear about it.
                 tracing::error!("connection {id} not opened: {e}");
-                if let Some(on_failure) = p.cb.connects.remove(&id).and_then(|c| c.on_failure) {
+                let callbacks = p.jobs().closures().connects.remove(&id);
+                if let Some(on_failure) = callbacks.and_then(|c| c.on_failure) {
                     let report = Box::new(move || on_failure(failed, e.to_string()));
                     if let Err(e) = p.queue_task(now, report, Target::Worker) {
                         tracing::debug!("connect failure not reported: {e}");
@@ -578,11 +610,17 @@ impl Handle {
         let callback: ReplyFn = Box::new(callback);
         self.post(move |p| {
             let now = p.now();
+            // Workers take jobs from the shared scheduler themselves, so one could run this
+            // request's reply job (a failure decided inside `request`) before its callback is
+            // in the table: hold the table's lock until it is.
+            let jobs = p.jobs();
+            let mut closures = jobs.closures();
             match p.node.request(now, &to, command, data, &opts) {
                 Ok(id) => {
-                    p.cb.requests.insert(id, callback);
+                    closures.requests.insert(id, callback);
                 }
                 Err(e) => {
+                    drop(closures);
                     // OxenMQ: a request that cannot be sent fails with TIMEOUT, on a worker.
                     log_send_error(&e);
                     let report = Box::new(move || callback(Err(RequestError::Timeout)));
@@ -956,9 +994,13 @@ impl Handle {
         }
         self.post(move |p| {
             let now = p.now();
+            // As for requests: no worker may take a job of the batch before its closures are
+            // in the table.
+            let jobs = p.jobs();
+            let mut closures = jobs.closures();
             match p.node.submit_batch(now, &targets, completion) {
                 Ok(id) => {
-                    p.cb.batches.insert(id, erased);
+                    closures.batches.insert(id, erased);
                 }
                 Err(e) => tracing::warn!("batch not queued: {e}"),
             }
@@ -1003,16 +1045,17 @@ impl Handle {
         let task: Task = Box::new(f);
         self.post(move |p| {
             let now = p.now();
-            let id = p.cb.add_task(task);
+            let jobs = p.jobs();
+            let id = jobs.closures().add_task(task);
             match p.node.inject_task(now, &category, id) {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!("injected task {what} dropped: queue full");
-                    p.cb.tasks.remove(&id);
+                    jobs.closures().tasks.remove(&id);
                 }
                 Err(e) => {
                     tracing::warn!("injected task {what} not queued: {e}");
-                    p.cb.tasks.remove(&id);
+                    jobs.closures().tasks.remove(&id);
                 }
             }
         })
@@ -1075,12 +1118,13 @@ impl Handle {
         let id = TimerId(self.shared.next_timer_id.fetch_add(1, Ordering::Relaxed));
         self.post(move |p| {
             let now = p.now();
-            match p.node.add_timer_as(now, id, interval, squelch, target) {
-                Ok(()) => {
-                    p.cb.timers.insert(id, f);
-                }
+            // In the table before the node can fire it.
+            let jobs = p.jobs();
+            jobs.closures().timers.insert(id, f);
+            if let Err(e) = p.node.add_timer_as(now, id, interval, squelch, target) {
                 // Shutting down: the timer would never fire anyway.
-                Err(e) => tracing::debug!("timer {id} not added: {e}"),
+                tracing::debug!("timer {id} not added: {e}");
+                jobs.closures().timers.remove(&id);
             }
         })?;
         Ok(id)

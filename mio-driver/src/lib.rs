@@ -122,6 +122,7 @@ mod builder;
 mod clock;
 mod error;
 mod handle;
+mod jobs;
 pub mod keyfile;
 mod message;
 mod proxy;

@@ -11,7 +11,7 @@ use crate::rng::CryptoRngCore;
 
 use super::io::{Message, ReplyTarget, RequestError};
 use super::route::{LinkKind, Origin, Role};
-use super::{ConnectionId, INPROC_LISTENER, Node, NodeJob, Pool};
+use super::{ConnectionId, INPROC_LISTENER, Job, Node, Pool, SchedulerCell};
 
 /// The error words a node answers bad commands with; never answered themselves.
 const ERROR_WORDS: [&[u8]; 5] = [
@@ -34,7 +34,7 @@ struct Peer {
     link: Option<u64>,
 }
 
-impl<R: CryptoRngCore> Node<R> {
+impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     /// Handles one complete multipart message from `origin`.
     pub(super) fn dispatch(&mut self, origin: Origin, frames: Vec<Bytes>) {
         let Some(peer) = self.peer_of(origin) else {
@@ -128,11 +128,12 @@ impl<R: CryptoRngCore> Node<R> {
                 via,
             },
         };
-        let job = NodeJob::Command {
+        let job = Job::Command {
             command: resolved.command,
             message,
         };
-        if let Err(e) = self.sched.offer_command(resolved.category, job) {
+        let category = resolved.category;
+        if let Err(e) = self.sched.with(|s| s.offer_command(category, job)) {
             log::warn!("command not scheduled: {e}");
         }
     }
@@ -235,7 +236,7 @@ impl<R: CryptoRngCore> Node<R> {
                 };
                 match self.requests.take(tag) {
                     Some(request) => self.submit(
-                        NodeJob::Reply {
+                        Job::Reply {
                             request,
                             result: Ok(frames[2..].to_vec()),
                         },
@@ -264,7 +265,7 @@ impl<R: CryptoRngCore> Node<R> {
                     Some(link) if !peer.incoming => {
                         link.connect_deadline = None;
                         let conn = peer.conn.clone();
-                        self.submit(NodeJob::Connected(conn), Pool::Reply);
+                        self.submit(Job::Connected { conn }, Pool::Reply);
                     }
                     _ => log::warn!(
                         "Got invalid 'HELLO' message on an incoming or already handshaked connection; ignoring"
@@ -307,7 +308,7 @@ impl<R: CryptoRngCore> Node<R> {
             };
             match self.requests.take(&frames[2]) {
                 Some(request) => self.submit(
-                    NodeJob::Reply {
+                    Job::Reply {
                         request,
                         result: Err(error),
                     },
@@ -335,7 +336,7 @@ impl<R: CryptoRngCore> Node<R> {
                 .take_unknown(self.request_route(origin), &frames[1])
             {
                 self.submit(
-                    NodeJob::Reply {
+                    Job::Reply {
                         request,
                         result: Err(RequestError::UnknownCommand),
                     },

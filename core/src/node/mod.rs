@@ -36,7 +36,7 @@ use bytes::Bytes;
 
 use crate::address::Address;
 use crate::auth::AuthLevel;
-use crate::ids::{BatchId, CategoryId, ConnId, ListenerId, TimerId};
+use crate::ids::{BatchId, ConnId, ListenerId, TimerId};
 use crate::keys::{Keypair, PublicKey};
 use crate::registry::Registry;
 use crate::rng::CryptoRngCore;
@@ -102,21 +102,51 @@ pub enum NodeError {
     TooManyConnections(usize),
 }
 
-/// The internal payload of scheduled jobs (mapped to the public [`Job`] on the way out).
-#[derive(Debug)]
-pub(crate) enum NodeJob {
-    Command {
-        command: crate::ids::CommandId,
-        message: Message,
-    },
-    Task(u64),
-    Reply {
-        request: RequestId,
-        result: Result<Vec<Bytes>, RequestError>,
-    },
-    Connected(ConnectionId),
-    ConnectFailed(ConnectionId, String),
-    Job(u64),
+/// Where a node keeps its [`Scheduler`].
+///
+/// By default a node owns its scheduler, and the embedder reports every finished job with
+/// [`Input::JobFinished`]. A multi-threaded embedder can instead share the scheduler with its
+/// worker threads (behind a lock), so that a worker that finishes a job calls
+/// [`Scheduler::job_finished`] itself and takes its next job from
+/// [`Scheduler::poll_dispatch`] at once, without a round trip through the embedder's loop; the
+/// scheduling rules are the same, because every decision is still made by the one scheduler.
+/// The node then sees the scheduler's other outputs (batch completions, timer releases,
+/// shutdown) the next time [`Node::poll_output`] is called, so a worker that leaves such
+/// outputs behind must make the embedder's loop drain the node.
+///
+/// Build a node with a shared scheduler with [`Node::with_scheduler`].
+pub trait SchedulerCell {
+    /// Runs `f` with exclusive access to the scheduler.
+    fn with<T>(&mut self, f: impl FnOnce(&mut Scheduler<Job>) -> T) -> T;
+
+    /// Runs `f` with read access to the scheduler (for getters).
+    fn with_ref<T>(&self, f: impl FnOnce(&Scheduler<Job>) -> T) -> T;
+}
+
+impl SchedulerCell for Scheduler<Job> {
+    fn with<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        f(self)
+    }
+
+    fn with_ref<T>(&self, f: impl FnOnce(&Self) -> T) -> T {
+        f(self)
+    }
+}
+
+impl From<sched::SchedJob<Self>> for Job {
+    /// The job a worker runs for a scheduler output: payload jobs are the node's own [`Job`]
+    /// values; batch items, completions and timer firings name the embedder's closures.
+    fn from(job: sched::SchedJob<Self>) -> Self {
+        match job {
+            sched::SchedJob::Command { job, .. }
+            | sched::SchedJob::Task { job, .. }
+            | sched::SchedJob::Reply(job)
+            | sched::SchedJob::Job(job) => job,
+            sched::SchedJob::BatchItem { batch, index } => Self::BatchItem { batch, index },
+            sched::SchedJob::Completion { batch } => Self::Completion { batch },
+            sched::SchedJob::Timer { timer } => Self::Timer { timer },
+        }
+    }
 }
 
 struct Listener {
@@ -143,8 +173,9 @@ pub struct Stats {
     pub sched: sched::SchedStats,
 }
 
-/// A LokiMQ node: see the [module documentation](self) for how to drive it.
-pub struct Node<R> {
+/// A LokiMQ node: see the [module documentation](self) for how to drive it. `S` is where the
+/// node keeps its job scheduler (see [`SchedulerCell`]); by default the node owns it.
+pub struct Node<R, S = Scheduler<Job>> {
     config: Config,
     registry: Registry,
     keypair: Keypair,
@@ -164,7 +195,7 @@ pub struct Node<R> {
     requests: Requests,
     next_request: u64,
     next_remote_id: u64,
-    sched: Scheduler<NodeJob>,
+    sched: S,
     outputs: VecDeque<Output>,
     /// In-process deliveries waiting to be dispatched (avoids re-entrancy).
     inproc: VecDeque<(Origin, Vec<Bytes>)>,
@@ -182,6 +213,22 @@ impl<R: CryptoRngCore> Node<R> {
         rng: R,
         now: Instant,
     ) -> Result<Self, ConfigError> {
+        Self::with_scheduler(config, registry, keypair, rng, now, |s| s)
+    }
+}
+
+impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
+    /// Builds a node whose scheduler is kept in `S`: `wrap` receives the scheduler the node's
+    /// configuration describes and returns the cell that will hold it (for example one shared
+    /// with worker threads behind a mutex; see [`SchedulerCell`]).
+    pub fn with_scheduler(
+        config: Config,
+        registry: Registry,
+        keypair: Keypair,
+        rng: R,
+        now: Instant,
+        wrap: impl FnOnce(Scheduler<Job>) -> S,
+    ) -> Result<Self, ConfigError> {
         let sched_config = sched::SchedulerConfig {
             general_workers: config.general_workers,
             batch_threads: config.batch_threads,
@@ -195,7 +242,7 @@ impl<R: CryptoRngCore> Node<R> {
                 .collect(),
             tagged_threads: config.tagged_threads.clone(),
         };
-        let sched = Scheduler::new(sched_config)?;
+        let sched = wrap(Scheduler::new(sched_config)?);
         Ok(Self {
             config,
             registry,
@@ -231,6 +278,12 @@ impl<R: CryptoRngCore> Node<R> {
         self.keypair.public()
     }
 
+    /// Where the node keeps its scheduler (see [`SchedulerCell`]).
+    #[must_use]
+    pub fn scheduler(&self) -> &S {
+        &self.sched
+    }
+
     /// The frozen command registry.
     #[must_use]
     pub fn registry(&self) -> &Registry {
@@ -257,7 +310,7 @@ impl<R: CryptoRngCore> Node<R> {
             links: self.links.len(),
             pending_requests: self.requests.len(),
             dropped_commands: self.dropped_commands,
-            sched: self.sched.stats(),
+            sched: self.sched.with_ref(Scheduler::stats),
         }
     }
 
@@ -314,7 +367,7 @@ impl<R: CryptoRngCore> Node<R> {
             Input::AuthDecision { conn, level } => self.on_auth_decision(conn, level),
             Input::SnAddress { pubkey, address } => self.on_sn_address(pubkey, address),
             Input::JobFinished { worker } => {
-                if let Err(e) = self.sched.job_finished(worker) {
+                if let Err(e) = self.sched.with(|s| s.job_finished(worker)) {
                     log::error!("JobFinished for {worker:?} rejected: {e}");
                 }
             }
@@ -328,9 +381,24 @@ impl<R: CryptoRngCore> Node<R> {
         self.pump();
     }
 
+    /// Feeds bytes received on `conn`, borrowed: the same as `handle(now, Input::Received {
+    /// conn, data })` without making the caller copy each read into an owned buffer first (the
+    /// session copies only what it must keep: partial frames and small bodies).
+    pub fn handle_received(&mut self, now: Instant, conn: ConnId, data: &[u8]) {
+        self.advance(now);
+        self.on_received(conn, data);
+        self.pump();
+    }
+
     /// Drains the next output. Call until `None` after every input or command.
+    ///
+    /// With a shared scheduler (see [`SchedulerCell`]) this also collects what worker threads
+    /// left in the scheduler since the last call.
     #[must_use]
     pub fn poll_output(&mut self) -> Option<Output> {
+        if self.outputs.is_empty() {
+            self.pump();
+        }
         self.outputs.pop_front()
     }
 
@@ -341,7 +409,7 @@ impl<R: CryptoRngCore> Node<R> {
             return None;
         }
         let mut t = self.requests.next_deadline();
-        t = earliest(t, self.sched.poll_timeout());
+        t = earliest(t, self.sched.with_ref(Scheduler::poll_timeout));
         for id in self.conns.ids() {
             if let Some(s) = self.conns.get(id).and_then(|c| c.session.as_ref()) {
                 t = earliest(t, s.poll_timeout());
@@ -662,14 +730,14 @@ impl<R: CryptoRngCore> Node<R> {
         // Requests.
         for request in self.requests.expire(now) {
             self.submit(
-                NodeJob::Reply {
+                Job::Reply {
                     request,
                     result: Err(RequestError::Timeout),
                 },
                 Pool::Batch,
             );
         }
-        self.sched.handle_timeout(now);
+        self.sched.with(|s| s.handle_timeout(now));
     }
 
     // ---------------------------------------------------------------------------------------
@@ -934,7 +1002,10 @@ impl<R: CryptoRngCore> Node<R> {
             if link.connect_deadline.is_some() {
                 let conn = ConnectionId::Outgoing { id, pubkey };
                 self.submit(
-                    NodeJob::ConnectFailed(conn, String::from(reason)),
+                    Job::ConnectFailed {
+                        conn,
+                        reason: String::from(reason),
+                    },
                     Pool::Batch,
                 );
             }
@@ -970,7 +1041,7 @@ impl<R: CryptoRngCore> Node<R> {
         for via in [Origin::InprocClient(link_id), Origin::Link(link_id)] {
             for request in self.requests.take_via(via) {
                 self.submit(
-                    NodeJob::Reply {
+                    Job::Reply {
                         request,
                         result: Err(RequestError::Timeout),
                     },
@@ -1064,11 +1135,11 @@ impl<R: CryptoRngCore> Node<R> {
     // ---------------------------------------------------------------------------------------
     // jobs
 
-    fn submit(&mut self, job: NodeJob, pool: Pool) {
-        let result = match pool {
-            Pool::Reply => self.sched.submit_reply_job(job),
-            Pool::Batch => self.sched.submit_job(job, Target::Worker),
-        };
+    fn submit(&mut self, job: Job, pool: Pool) {
+        let result = self.sched.with(|s| match pool {
+            Pool::Reply => s.submit_reply_job(job),
+            Pool::Batch => s.submit_job(job, Target::Worker),
+        });
         if let Err(e) = result {
             log::debug!("job not scheduled: {e}");
         }
@@ -1078,7 +1149,8 @@ impl<R: CryptoRngCore> Node<R> {
     /// ([`Target::InDriver`] is refused, as OxenMQ's `job()` refuses `run_in_proxy`).
     pub fn job(&mut self, now: Instant, job: u64, target: Target) -> Result<(), NodeError> {
         self.advance(now);
-        self.sched.submit_job(NodeJob::Job(job), target)?;
+        self.sched
+            .with(|s| s.submit_job(Job::Job { job }, target))?;
         self.pump();
         Ok(())
     }
@@ -1097,7 +1169,15 @@ impl<R: CryptoRngCore> Node<R> {
             .registry
             .find_category(category)
             .ok_or_else(|| NodeError::UnknownCategory(String::from(category)))?;
-        let offer = self.sched.inject_task(cat, NodeJob::Task(task))?;
+        let offer = self.sched.with(|s| {
+            s.inject_task(
+                cat,
+                Job::Task {
+                    category: cat,
+                    task,
+                },
+            )
+        })?;
         self.pump();
         Ok(!matches!(offer, sched::Offer::Dropped))
     }
@@ -1111,7 +1191,7 @@ impl<R: CryptoRngCore> Node<R> {
         completion: Completion,
     ) -> Result<BatchId, NodeError> {
         self.advance(now);
-        let id = self.sched.submit_batch(jobs, completion)?;
+        let id = self.sched.with(|s| s.submit_batch(jobs, completion))?;
         self.pump();
         Ok(id)
     }
@@ -1125,7 +1205,9 @@ impl<R: CryptoRngCore> Node<R> {
         target: TimerTarget,
     ) -> Result<TimerId, NodeError> {
         self.advance(now);
-        let id = self.sched.add_timer(now, interval, squelch, target)?;
+        let id = self
+            .sched
+            .with(|s| s.add_timer(now, interval, squelch, target))?;
         self.pump();
         Ok(id)
     }
@@ -1146,7 +1228,7 @@ impl<R: CryptoRngCore> Node<R> {
     ) -> Result<(), NodeError> {
         self.advance(now);
         self.sched
-            .add_timer_as(now, id, interval, squelch, target)?;
+            .with(|s| s.add_timer_as(now, id, interval, squelch, target))?;
         self.pump();
         Ok(())
     }
@@ -1156,7 +1238,7 @@ impl<R: CryptoRngCore> Node<R> {
     /// free the timer's closure.
     pub fn cancel_timer(&mut self, now: Instant, timer: TimerId) -> bool {
         self.advance(now);
-        let known = self.sched.cancel_timer(timer);
+        let known = self.sched.with(|s| s.cancel_timer(timer));
         self.pump();
         known
     }
@@ -1175,7 +1257,7 @@ impl<R: CryptoRngCore> Node<R> {
             link.connect_deadline = None;
             link.reconnect_at = None;
         }
-        let report = self.sched.shutdown();
+        let report = self.sched.with(Scheduler::shutdown);
         log::debug!("shutting down: discarded {report:?}");
         self.pump();
     }
@@ -1194,12 +1276,12 @@ impl<R: CryptoRngCore> Node<R> {
                 self.dispatch(origin, frames);
                 continue;
             }
-            let Some(out) = self.sched.poll_output() else {
+            let Some(out) = self.sched.with(Scheduler::poll_output) else {
                 break;
             };
             match out {
                 sched::SchedOutput::RunJob { worker, job } => {
-                    let job = self.public_job(job);
+                    let job = Job::from(job);
                     self.outputs.push_back(Output::RunJob { worker, job });
                 }
                 sched::SchedOutput::RunInDriver(d) => self.event(Event::RunInDriver(d)),
@@ -1232,35 +1314,9 @@ impl<R: CryptoRngCore> Node<R> {
             self.close_conn(id, linger);
         }
         // Jobs queued by the closes above are discarded: the scheduler is stopped.
-        while self.sched.poll_output().is_some() {}
+        self.sched.with(|s| while s.poll_output().is_some() {});
         self.stopped = true;
         self.event(Event::Stopped);
-    }
-
-    fn public_job(&self, job: sched::SchedJob<NodeJob>) -> Job {
-        match job {
-            sched::SchedJob::Task {
-                category,
-                job: NodeJob::Task(task),
-            } => Job::Task { category, task },
-            sched::SchedJob::Command { job, .. }
-            | sched::SchedJob::Task { job, .. }
-            | sched::SchedJob::Reply(job)
-            | sched::SchedJob::Job(job) => match job {
-                NodeJob::Command { command, message } => Job::Command { command, message },
-                NodeJob::Task(task) => Job::Task {
-                    category: CategoryId(0),
-                    task,
-                },
-                NodeJob::Reply { request, result } => Job::Reply { request, result },
-                NodeJob::Connected(conn) => Job::Connected { conn },
-                NodeJob::ConnectFailed(conn, reason) => Job::ConnectFailed { conn, reason },
-                NodeJob::Job(job) => Job::Job { job },
-            },
-            sched::SchedJob::BatchItem { batch, index } => Job::BatchItem { batch, index },
-            sched::SchedJob::Completion { batch } => Job::Completion { batch },
-            sched::SchedJob::Timer { timer } => Job::Timer { timer },
-        }
     }
 
     /// The transport (or in-process end) currently behind an incoming id.

@@ -17,7 +17,7 @@ use super::io::{
 };
 use super::requests::{TAG_LEN, Tag};
 use super::route::{Link, LinkKind, Origin};
-use super::{ConnectionId, Node, NodeError};
+use super::{ConnectionId, Node, NodeError, SchedulerCell};
 
 /// Why a message could not be queued. Display texts follow OxenMQ's log lines.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +58,7 @@ struct Sent {
     via: Origin,
 }
 
-impl<R: CryptoRngCore> Node<R> {
+impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     /// Sends `[command, data…]` to `to` (OxenMQ's `send`). Never blocks; a new service-node
     /// connection is opened if needed (unless `opts.optional`/`opts.incoming`).
     pub fn send(

@@ -556,6 +556,32 @@ impl<J> Scheduler<J> {
         self.outputs.pop_front()
     }
 
+    /// The next [`SchedOutput::RunJob`] or [`SchedOutput::StopWorker`], leaving every other
+    /// output queued in order for [`poll_output`](Self::poll_output).
+    ///
+    /// For embedders whose worker threads share the scheduler: a worker that finishes a job
+    /// calls [`job_finished`](Self::job_finished) itself and hands out the jobs this returns
+    /// (its own next job first of all, as the freed slot is reused first) without waiting for
+    /// the driver's loop; the loop still drains the rest (batch completions, timer releases,
+    /// shutdown) with `poll_output`. Per worker, jobs and stops come out in the order they were
+    /// decided.
+    #[must_use]
+    pub fn poll_dispatch(&mut self) -> Option<SchedOutput<J>> {
+        let at = self.outputs.iter().position(|o| {
+            matches!(
+                o,
+                SchedOutput::RunJob { .. } | SchedOutput::StopWorker { .. }
+            )
+        })?;
+        self.outputs.remove(at)
+    }
+
+    /// True if outputs are waiting to be drained.
+    #[must_use]
+    pub fn has_output(&self) -> bool {
+        !self.outputs.is_empty()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) should next be called (the earliest timer
     /// deadline); `None` without timers or once shutting down.
     #[must_use]

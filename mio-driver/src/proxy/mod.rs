@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Duration;
 
@@ -24,25 +25,18 @@ use slab::Slab;
 
 use lokimq_core::address::Address;
 use lokimq_core::auth::AuthLevel;
-use lokimq_core::ids::{BatchId, ConnId, ListenerId, TimerId};
-use lokimq_core::node::{
-    ConnectionId, DisconnectCause, Event, InDriver, Input, Job, Node, NodeError, Output, RequestId,
-    Target,
-};
+use lokimq_core::ids::{ConnId, ListenerId};
+use lokimq_core::node::{DisconnectCause, Event, InDriver, Input, Node, NodeError, Output, Target};
 use lokimq_core::time::{Instant, earliest};
 
-use crate::batch::ErasedBatch;
 use crate::builder::UnixSocketAccess;
 use crate::clock::{Clock, duration_micros};
-use crate::handle::{
-    AllowFn, CommandFn, ConnectCallbacks, Handle, OnBind, ProxyMsg, ReplyFn, SnLookupFn,
-    ThreadRole, TimerFn, run_guarded,
-};
-use crate::message::Message;
+use crate::handle::{AllowFn, Handle, OnBind, ProxyMsg, SnLookupFn, ThreadRole, run_guarded};
+use crate::jobs::{JobTable, Task};
 use crate::{Error, Listen};
 
 use net::{Dial, Entry, ListenerIo, ListenerSock, Stream};
-use workers::{Task, Workers};
+pub(crate) use workers::{SharedScheduler, Workers};
 
 /// The waker's token; sockets use their slab key, which never reaches `usize::MAX`.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -57,6 +51,10 @@ const MESSAGE_BUDGET: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Largest number of buffers handed to one vectored write.
 const MAX_IOV: usize = 64;
+/// After a turn that did some work, the proxy polls without blocking for this long before it
+/// sleeps: in a request/reply exchange the next event (a worker's reply, the peer's answer)
+/// usually comes within it, and catching it awake saves a wake-up on both sides.
+const SPIN: Duration = Duration::from_micros(50);
 
 /// A listener's callbacks.
 pub(crate) struct ListenerCallbacks {
@@ -66,35 +64,16 @@ pub(crate) struct ListenerCallbacks {
     pub(crate) unix: UnixSocketAccess,
 }
 
-/// The closures the proxy holds for the node, keyed by the ids the node hands out.
+/// The callbacks only the proxy calls (the closures behind jobs are in the [`JobTable`]).
 #[derive(Default)]
 pub(crate) struct Callbacks {
-    /// Indexed by `CommandId`.
-    pub(crate) commands: Vec<Option<CommandFn>>,
     pub(crate) listeners: BTreeMap<ListenerId, ListenerCallbacks>,
     pub(crate) sn_lookup: Option<SnLookupFn>,
-    pub(crate) requests: BTreeMap<RequestId, ReplyFn>,
-    /// `connect_remote`/`connect_inproc` callbacks by the outgoing id's number.
-    pub(crate) connects: BTreeMap<u64, ConnectCallbacks>,
-    /// `job()` and `inject_task` closures by the handle given to the node.
-    pub(crate) tasks: BTreeMap<u64, Task>,
-    pub(crate) next_task: u64,
-    pub(crate) batches: BTreeMap<BatchId, Box<dyn ErasedBatch>>,
-    pub(crate) timers: BTreeMap<TimerId, TimerFn>,
-}
-
-impl Callbacks {
-    pub(crate) fn add_task(&mut self, task: Task) -> u64 {
-        let id = self.next_task;
-        self.next_task += 1;
-        self.tasks.insert(id, task);
-        id
-    }
 }
 
 /// The proxy: see the [module documentation](self).
 pub(crate) struct Proxy {
-    pub(crate) node: Node<OsRng>,
+    pub(crate) node: Node<OsRng, SharedScheduler>,
     clock: Clock,
     poll: Poll,
     slab: Slab<Entry>,
@@ -111,7 +90,7 @@ pub(crate) struct Proxy {
     resolving: BTreeSet<ConnId>,
     scratch: Box<[u8]>,
     pub(crate) cb: Callbacks,
-    pub(crate) workers: Workers,
+    pub(crate) workers: Arc<Workers>,
     rx: Receiver<ProxyMsg>,
     pub(crate) handle: Handle,
     shutting_down: bool,
@@ -123,13 +102,13 @@ pub(crate) struct Proxy {
 
 impl Proxy {
     pub(crate) fn new(
-        node: Node<OsRng>,
+        node: Node<OsRng, SharedScheduler>,
         clock: Clock,
         poll: Poll,
         rx: Receiver<ProxyMsg>,
         handle: Handle,
         cb: Callbacks,
-        workers: Workers,
+        workers: Arc<Workers>,
     ) -> Self {
         Self {
             node,
@@ -159,6 +138,11 @@ impl Proxy {
         self.clock.now()
     }
 
+    /// The closures behind the node's jobs.
+    pub(crate) fn jobs(&self) -> Arc<JobTable> {
+        Arc::clone(&self.workers.jobs)
+    }
+
     /// Hands `task` to the node to run on `target`; if the node refuses it, the task is dropped
     /// and the refusal returned for the caller to report.
     pub(crate) fn queue_task(
@@ -167,10 +151,11 @@ impl Proxy {
         task: Task,
         target: Target,
     ) -> Result<(), NodeError> {
-        let id = self.cb.add_task(task);
+        let jobs = self.jobs();
+        let id = jobs.closures().add_task(task);
         let queued = self.node.job(now, id, target);
         if queued.is_err() {
-            self.cb.tasks.remove(&id);
+            jobs.closures().tasks.remove(&id);
         }
         queued
     }
@@ -225,18 +210,19 @@ impl Proxy {
     pub(crate) fn run(mut self) {
         ThreadRole::Proxy.enter();
         let mut events = Events::with_capacity(256);
+        let mut busy = true;
         loop {
             if self.stopped && !self.has_streams() {
                 break;
             }
-            let timeout = self.poll_timeout();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.wait(&mut events, busy) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 tracing::error!("poll failed: {e}; the proxy thread is stopping");
                 break;
             }
+            busy = !events.is_empty() || self.handle.posts_pending();
             for event in &events {
                 if event.token() == WAKER {
                     continue; // the channel is drained every turn anyway
@@ -249,6 +235,37 @@ impl Proxy {
             self.bury();
         }
         self.finish();
+    }
+
+    /// Waits for socket events, posts or the next deadline. After a busy turn it first polls
+    /// without blocking for up to [`SPIN`] (posts made meanwhile need no wake-up); then it
+    /// tells posters it is going to sleep and blocks.
+    fn wait(&mut self, events: &mut Events, busy: bool) -> io::Result<()> {
+        let timeout = self.poll_timeout();
+        if timeout == Some(Duration::ZERO) {
+            return self.poll.poll(events, timeout);
+        }
+        if busy {
+            let spin = timeout.map_or(SPIN, |t| t.min(SPIN));
+            let until = self.now() + spin;
+            loop {
+                self.poll.poll(events, Some(Duration::ZERO))?;
+                if !events.is_empty() || self.handle.posts_pending() {
+                    return Ok(());
+                }
+                if self.now() >= until {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+        }
+        if !self.handle.proxy_may_sleep() {
+            return self.poll.poll(events, Some(Duration::ZERO));
+        }
+        let timeout = self.poll_timeout();
+        let result = self.poll.poll(events, timeout);
+        self.handle.proxy_woke();
+        result
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
@@ -272,9 +289,8 @@ impl Proxy {
         self.handle.clear_wake_flag();
         for _ in 0..MESSAGE_BUDGET {
             match self.rx.try_recv() {
-                Ok(ProxyMsg::JobFinished(worker)) => {
-                    let now = self.now();
-                    self.node.handle(now, Input::JobFinished { worker });
+                Ok(ProxyMsg::Poke) => {
+                    self.workers.run_homeless();
                     self.drain();
                 }
                 Ok(ProxyMsg::Call(call)) => {
@@ -363,10 +379,7 @@ impl Proxy {
             Output::Connect { conn, addr } => self.connect(conn, &addr),
             Output::Close { conn, linger } => self.close(conn, linger),
             Output::Listen { listener, addr } => self.bind(listener, &addr),
-            Output::RunJob { worker, job } => {
-                let task = self.job_task(job);
-                self.workers.run(worker, task);
-            }
+            Output::RunJob { worker, job } => self.workers.run(worker, job),
             Output::StopWorker { worker } => self.workers.stop(worker),
             Output::Event(event) => self.on_event(event),
             other => tracing::debug!("ignoring an output this driver does not know: {other:?}"),
@@ -411,25 +424,20 @@ impl Proxy {
                 self.node.handle(now, Input::SnAddress { pubkey, address });
             }
             Event::RunInDriver(InDriver::Completion { batch }) => {
-                if let Some(task) = self
-                    .cb
-                    .batches
-                    .get_mut(&batch)
-                    .and_then(|b| b.take_completion())
-                {
+                if let Some(task) = self.workers.jobs.take_completion(batch) {
                     run_guarded("in-proxy batch completion", task);
                 }
             }
             Event::RunInDriver(InDriver::Timer { timer }) => {
-                if let Some(f) = self.cb.timers.get(&timer).cloned() {
+                if let Some(f) = self.workers.jobs.timer(timer) {
                     run_guarded("in-proxy timer", move || f());
                 }
             }
             Event::BatchDone { batch } => {
-                self.cb.batches.remove(&batch);
+                self.workers.jobs.closures().batches.remove(&batch);
             }
             Event::TimerReleased { timer } => {
-                self.cb.timers.remove(&timer);
+                self.workers.jobs.closures().timers.remove(&timer);
             }
             Event::Dropped { category } => {
                 tracing::warn!(
@@ -448,80 +456,6 @@ impl Proxy {
             }
             Event::Stopped => self.stopped = true,
             other => tracing::debug!("ignoring an event this driver does not know: {other:?}"),
-        }
-    }
-
-    /// Turns a core job into the closure a worker runs. A job whose closure is gone (it cannot
-    /// happen with this driver's bookkeeping) becomes a no-op, so the worker still reports it.
-    fn job_task(&mut self, job: Job) -> Task {
-        let noop: Task = Box::new(|| {});
-        match job {
-            Job::Command { command, message } => {
-                match self.cb.commands.get(command.index()).cloned().flatten() {
-                    Some(callback) => {
-                        let handle = self.handle.clone();
-                        Box::new(move || {
-                            let mut m = Message::new(message, handle);
-                            callback(&mut m);
-                        })
-                    }
-                    None => {
-                        tracing::error!("no callback for {command:?}");
-                        noop
-                    }
-                }
-            }
-            Job::Task { task, .. } | Job::Job { job: task } => {
-                self.cb.tasks.remove(&task).unwrap_or(noop)
-            }
-            Job::Reply { request, result } => match self.cb.requests.remove(&request) {
-                Some(callback) => Box::new(move || callback(result)),
-                None => noop,
-            },
-            Job::Connected { conn } => match self.take_connect(&conn) {
-                Some(ConnectCallbacks {
-                    on_connect: Some(f),
-                    ..
-                }) => Box::new(move || f(conn)),
-                _ => noop,
-            },
-            Job::ConnectFailed { conn, reason } => match self.take_connect(&conn) {
-                Some(ConnectCallbacks {
-                    on_failure: Some(f),
-                    ..
-                }) => Box::new(move || f(conn, reason)),
-                _ => {
-                    tracing::warn!("connection to {conn} failed: {reason}");
-                    noop
-                }
-            },
-            Job::BatchItem { batch, index } => self
-                .cb
-                .batches
-                .get_mut(&batch)
-                .and_then(|b| b.take_job(index))
-                .unwrap_or(noop),
-            Job::Completion { batch } => self
-                .cb
-                .batches
-                .get_mut(&batch)
-                .and_then(|b| b.take_completion())
-                .unwrap_or(noop),
-            Job::Timer { timer } => match self.cb.timers.get(&timer).cloned() {
-                Some(f) => Box::new(move || f()),
-                None => noop,
-            },
-            other => {
-                tracing::error!("a job this driver does not know: {other:?}");
-                noop
-            }
-        }
-    }
-
-    fn take_connect(&mut self, conn: &ConnectionId) -> Option<ConnectCallbacks> {
-        match conn {
-            ConnectionId::Outgoing { id, .. } => self.cb.connects.remove(id),
-            _ => None,
         }
     }
 
@@ -643,9 +577,8 @@ impl Proxy {
                 }
                 Ok(n) => {
                     if !closing {
-                        let data = Bytes::copy_from_slice(&self.scratch[..n]);
                         let now = self.now();
-                        self.node.handle(now, Input::Received { conn, data });
+                        self.node.handle_received(now, conn, &self.scratch[..n]);
                         self.drain();
                     }
                     budget = budget.saturating_sub(n);
