@@ -805,6 +805,91 @@ fn same_routing_id_takes_over_the_route(curve: bool) {
     );
 }
 
+#[test]
+fn curve_routing_id_cannot_be_taken_by_another_key() {
+    // The outside probe's attack: a client with another key connects with the victim's
+    // `L` + pubkey routing id while the victim waits for a slow reply. libzmq's ROUTER
+    // handover (and OxenMQ) give the route to the attacker, with the victim's reply, and close
+    // the victim. Over CURVE the route is bound to the key that authenticated it.
+    let mut b = app_builder(false);
+    b.add_category("slow", AuthLevel::None)
+        .unwrap()
+        .add_request_command("slow", "sleep", |m| {
+            std::thread::sleep(Duration::from_millis(300));
+            m.send_reply(["slept"]);
+        })
+        .unwrap();
+    let app = App::start(b, true, |_| AuthLevel::None);
+    let victim = keypair(41);
+    let attacker = keypair(42);
+    let victim_id = l_route(victim.public());
+    let claim_victims_id = |s: &zmq::Socket| s.set_identity(&victim_id).unwrap();
+
+    let v = app.dealer_monitored(&victim, true, SocketEvent::DISCONNECTED as i32);
+    let t = tag(130);
+    v.exchange(&[b"public.echo", &t, b"up"], &[b"REPLY", &t, b"up"]);
+    let slow = tag(131);
+    v.send(&[b"slow.sleep", &slow]);
+
+    let a = app.dealer_tweaked(&attacker, false, 0, Some(&claim_victims_id));
+    let t2 = tag(132);
+    a.exchange(&[b"public.echo", &t2, b"mine"], &[b"REPLY", &t2, b"mine"]);
+
+    assert_eq!(
+        v.recv(),
+        msg(&[b"REPLY", &slow, b"slept"]),
+        "the victim keeps its reply"
+    );
+    assert!(
+        a.try_recv(300).is_none(),
+        "nothing of the victim's reaches the attacker"
+    );
+    assert!(
+        v.monitor.as_ref().unwrap().next(100).is_none(),
+        "the victim's connection stays open"
+    );
+    let t3 = tag(133);
+    v.exchange(&[b"public.echo", &t3, b"still"], &[b"REPLY", &t3, b"still"]);
+}
+
+#[test]
+fn curve_routing_id_cannot_be_squatted_by_another_key() {
+    // The attacker connects first with the victim's `L` + pubkey id; the route still goes to
+    // the victim when it comes, and messages the node sends to the victim's id reach it.
+    let (tx, seen) = mpsc::channel();
+    let mut b = app_builder(false);
+    b.add_category("keep", AuthLevel::None)
+        .unwrap()
+        .add_command("keep", "me", move |m| {
+            let _ = tx.send(m.conn().clone());
+        })
+        .unwrap();
+    let app = App::start(b, true, |_| AuthLevel::None);
+    let victim = keypair(43);
+    let attacker = keypair(44);
+    let victim_id = l_route(victim.public());
+    let claim_victims_id = |s: &zmq::Socket| s.set_identity(&victim_id).unwrap();
+
+    let a = app.dealer_tweaked(&attacker, false, 0, Some(&claim_victims_id));
+    a.send(&[b"keep.me"]);
+    let squatter = wait(&seen, "the attacker's connection id");
+    let v = app.dealer(&victim, true);
+    v.send(&[b"keep.me"]);
+    let real = wait(&seen, "the victim's connection id");
+    assert_ne!(
+        squatter, real,
+        "the attacker did not get the victim's route"
+    );
+    app.node
+        .send(&real, "public.pushed", ["for the victim"])
+        .unwrap();
+    assert_eq!(v.recv(), msg(&[b"public.pushed", b"for the victim"]));
+    assert!(
+        a.try_recv(300).is_none(),
+        "nothing for the victim reaches the attacker"
+    );
+}
+
 /// A multipart message written inline: `&[b"cmd", b"data"]`.
 type Parts<'a> = &'a [&'a [u8]];
 

@@ -798,12 +798,24 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         conn.ready = true;
         match conn.role {
             Role::Listener(listener) => {
-                let identity = conn
+                let mut identity = conn
                     .session
                     .as_ref()
                     .and_then(Session::peer)
                     .map(|p| p.identity().clone())
                     .unwrap_or_default();
+                let pubkey = conn.pubkey;
+                let Some(l) = self.listeners.get(listener.index()) else {
+                    return;
+                };
+                if l.curve && !self.may_claim_identity(l, pubkey.as_ref(), &identity) {
+                    log::debug!(
+                        "{id:?} may not claim routing id {}: it is bound to another key; \
+                         it gets a generated one",
+                        crate::encoding::hex::encode(&identity)
+                    );
+                    identity = Bytes::new();
+                }
                 let Some(l) = self.listeners.get_mut(listener.index()) else {
                     return;
                 };
@@ -834,6 +846,34 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                     self.finish_closing_link(link_id);
                 }
             }
+        }
+    }
+
+    /// Whether a CURVE client authenticated as `pubkey` may use `identity` as its routing id.
+    ///
+    /// Over CURVE a routing id is bound to the key that authenticated it: an identity of
+    /// OxenMQ's form `L` + pubkey must name the client's own key, and an identity held by a
+    /// connection with a different key cannot be handed over (libzmq and OxenMQ hand it over
+    /// to anyone, so any client could take another's route and its in-flight replies). An
+    /// honest reconnect, with the same key, still takes its route over.
+    fn may_claim_identity(
+        &self,
+        l: &Listener,
+        pubkey: Option<&PublicKey>,
+        identity: &[u8],
+    ) -> bool {
+        if identity.len() == 33
+            && identity[0] == b'L'
+            && pubkey.map(PublicKey::as_bytes).map(|k| &k[..]) != Some(&identity[1..])
+        {
+            return false;
+        }
+        match l.router.lookup(identity) {
+            Some(holder) => self
+                .conns
+                .get(holder)
+                .is_none_or(|c| c.pubkey.as_ref() == pubkey),
+            None => true,
         }
     }
 
