@@ -76,7 +76,14 @@ fn lokimq_client_to_an_embedded_plain_server() {
     let conn = client.connect(&mut s, &addr);
     let r = mq_ask(&mut s, &client.mq, &conn, "svc.upper", &["abc", "xyz"]);
     assert_eq!(strings(&r.unwrap()), ["ABC", "XYZ"]);
-    assert_eq!(*remotes.borrow(), ["127.0.0.1"]);
+    assert_eq!(
+        remotes
+            .borrow()
+            .iter()
+            .map(|r: &std::sync::Arc<str>| &**r)
+            .collect::<Vec<_>>(),
+        ["127.0.0.1"]
+    );
     assert!(s.shutdown(WAIT));
     client.mq.shutdown();
 }

@@ -14,14 +14,14 @@ use lokimq_core::keys::{KeyError, Keypair, PublicKey};
 use lokimq_core::node::{BacklogLimit, Config, Node, Target};
 use lokimq_core::registry::{DEFAULT_MAX_QUEUE, RegistryBuilder};
 use mio::Poll;
-use rand_core::OsRng;
+use rand_core::{OsRng, SeedableRng};
 
 use crate::clock::Clock;
 use crate::handle::{AllowFn, CommandFn, Handle, OnBind, Shared, SnLookupFn, TimerFn};
 use crate::jobs::{JobTable, Task};
 use crate::message::Message;
 use crate::proxy::workers::Workers;
-use crate::proxy::{Callbacks, Proxy, SharedScheduler, WAKER};
+use crate::proxy::{Callbacks, NodeRng, Proxy, SharedScheduler, WAKER};
 use crate::{Error, LokiMq};
 
 /// Anything that names an address: OxenMQ's text forms (`tcp://…`, `curve://…/KEY`,
@@ -855,11 +855,13 @@ impl Builder {
                 *slot = Some(cb);
             }
         }
+        let rng = NodeRng::from_rng(OsRng)
+            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
         let node = Node::with_scheduler(
             config,
             registry,
             keypair,
-            OsRng,
+            rng,
             clock.now(),
             SharedScheduler::new,
         )?;

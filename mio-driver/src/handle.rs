@@ -244,11 +244,6 @@ impl Handle {
         self.shared.wake_pending.store(false, Ordering::SeqCst);
     }
 
-    /// True if something was posted since the proxy last drained the channel.
-    pub(crate) fn posts_pending(&self) -> bool {
-        self.shared.wake_pending.load(Ordering::SeqCst)
-    }
-
     /// Called by the proxy just before it sleeps in `poll`: from here on a post wakes it.
     /// Returns false (and stays awake) if a post is already waiting, which it must then
     /// handle instead of sleeping.

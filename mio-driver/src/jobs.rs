@@ -16,10 +16,10 @@ use lokimq_core::ids::{BatchId, TimerId};
 use lokimq_core::node::{ConnectionId, Job, RequestId};
 
 use crate::batch::ErasedBatch;
-use crate::handle::{CommandFn, ConnectCallbacks, Handle, ReplyFn, TimerFn};
+use crate::handle::{CommandFn, ConnectCallbacks, Handle, ReplyFn, TimerFn, run_guarded};
 use crate::message::Message;
 
-/// A job ready to run: the closure the table found for a [`Job`].
+/// A one-off closure the table keeps for a job (`job()`, `inject_task`, a batch's jobs).
 pub(crate) type Task = Box<dyn FnOnce() + Send>;
 
 /// The closures that come and go while the node runs.
@@ -69,66 +69,65 @@ impl JobTable {
         self.closures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Turns a job into the closure that runs it. A job whose closure is gone (it cannot
-    /// happen with this driver's bookkeeping) becomes a no-op, so its worker still reports
-    /// it finished.
-    pub(crate) fn task(&self, job: Job) -> Task {
-        let noop: Task = Box::new(|| {});
+    /// Runs a job on the calling thread: looks its closure up and calls it, logging (not
+    /// propagating) a panic, as OxenMQ logs exceptions from handlers. A job whose closure is gone
+    /// (it cannot happen with this driver's bookkeeping) does nothing, so its worker still
+    /// reports it finished.
+    pub(crate) fn run(&self, job: Job) {
         match job {
             Job::Command { command, message } => {
-                match self.commands.get(command.index()).cloned().flatten() {
-                    Some(callback) => {
-                        let handle = self.handle.clone();
-                        Box::new(move || {
-                            let mut m = Message::new(message, handle);
-                            callback(&mut m);
-                        })
-                    }
-                    None => {
-                        tracing::error!("no callback for {command:?}");
-                        noop
-                    }
+                match self.commands.get(command.index()).and_then(Option::as_ref) {
+                    Some(callback) => run_guarded("command callback", || {
+                        let mut m = Message::new(message, self.handle.clone());
+                        callback(&mut m);
+                    }),
+                    None => tracing::error!("no callback for {command:?}"),
                 }
             }
             Job::Task { task, .. } | Job::Job { job: task } => {
-                self.closures().tasks.remove(&task).unwrap_or(noop)
-            }
-            Job::Reply { request, result } => match self.closures().requests.remove(&request) {
-                Some(callback) => Box::new(move || callback(result)),
-                None => noop,
-            },
-            Job::Connected { conn } => match self.take_connect(&conn) {
-                Some(ConnectCallbacks {
-                    on_connect: Some(f),
-                    ..
-                }) => Box::new(move || f(conn)),
-                _ => noop,
-            },
-            Job::ConnectFailed { conn, reason } => match self.take_connect(&conn) {
-                Some(ConnectCallbacks {
-                    on_failure: Some(f),
-                    ..
-                }) => Box::new(move || f(conn, reason)),
-                _ => {
-                    tracing::warn!("connection to {conn} failed: {reason}");
-                    noop
+                let task = self.closures().tasks.remove(&task);
+                if let Some(task) = task {
+                    run_guarded("job", task);
                 }
-            },
-            Job::BatchItem { batch, index } => self
-                .closures()
-                .batches
-                .get_mut(&batch)
-                .and_then(|b| b.take_job(index))
-                .unwrap_or(noop),
-            Job::Completion { batch } => self.take_completion(batch).unwrap_or(noop),
-            Job::Timer { timer } => match self.timer(timer) {
-                Some(f) => Box::new(move || f()),
-                None => noop,
-            },
-            other => {
-                tracing::error!("a job this driver does not know: {other:?}");
-                noop
             }
+            Job::Reply { request, result } => {
+                let callback = self.closures().requests.remove(&request);
+                if let Some(callback) = callback {
+                    run_guarded("reply callback", move || callback(result));
+                }
+            }
+            Job::Connected { conn } => {
+                if let Some(f) = self.take_connect(&conn).and_then(|c| c.on_connect) {
+                    run_guarded("connect callback", move || f(conn));
+                }
+            }
+            Job::ConnectFailed { conn, reason } => {
+                match self.take_connect(&conn).and_then(|c| c.on_failure) {
+                    Some(f) => run_guarded("connect failure callback", move || f(conn, reason)),
+                    None => tracing::warn!("connection to {conn} failed: {reason}"),
+                }
+            }
+            Job::BatchItem { batch, index } => {
+                let task = self
+                    .closures()
+                    .batches
+                    .get_mut(&batch)
+                    .and_then(|b| b.take_job(index));
+                if let Some(task) = task {
+                    run_guarded("batch job", task);
+                }
+            }
+            Job::Completion { batch } => {
+                if let Some(task) = self.take_completion(batch) {
+                    run_guarded("batch completion", task);
+                }
+            }
+            Job::Timer { timer } => {
+                if let Some(f) = self.timer(timer) {
+                    run_guarded("timer", move || f());
+                }
+            }
+            other => tracing::error!("a job this driver does not know: {other:?}"),
         }
     }
 

@@ -2,6 +2,7 @@
 //! hand-off to the scheduler, with OxenMQ's exact error replies.
 
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use bytes::Bytes;
@@ -27,7 +28,7 @@ struct Peer {
     conn: ConnectionId,
     auth: AuthLevel,
     service_node: bool,
-    remote: String,
+    remote: Arc<str>,
     /// True if the message arrived on one of our listeners (the ROUTER side).
     incoming: bool,
     /// The outgoing link it arrived on, if any.
@@ -108,11 +109,9 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             link.last_activity = self.now;
         }
 
-        let data_parts: Vec<Bytes> = if resolved.is_request {
-            data[1..].to_vec()
-        } else {
-            data.to_vec()
-        };
+        // The message's own frame list becomes the data parts: no second allocation.
+        let mut data_parts = frames;
+        data_parts.drain(..if resolved.is_request { 2 } else { 1 });
         let via = Some(match (origin, peer.link) {
             (Origin::Conn(_), Some(link)) => Origin::Link(link),
             (other, _) => other,
@@ -200,7 +199,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                     conn,
                     auth: AuthLevel::Admin,
                     service_node,
-                    remote: String::from("inproc"),
+                    remote: Arc::clone(&self.inproc_remote),
                     incoming: true,
                     link: None,
                 })
@@ -212,7 +211,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                     conn,
                     auth,
                     service_node,
-                    remote: String::from("inproc"),
+                    remote: Arc::clone(&self.inproc_remote),
                     incoming: false,
                     link: Some(link_id),
                 })

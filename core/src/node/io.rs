@@ -2,6 +2,7 @@
 //! [`Job`]), and the values that travel with them ([`Message`], [`ReplyTarget`], options).
 
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -311,8 +312,9 @@ pub struct Message {
     pub data: Vec<Bytes>,
     /// The caller's actual access: its auth level, whether it is a service node, whether we are.
     pub access: PeerAccess,
-    /// The peer's address as text ("(unknown)" if the transport gave none).
-    pub remote: String,
+    /// The peer's address as text ("(unknown)" if the transport gave none), shared by every
+    /// message of the connection.
+    pub remote: Arc<str>,
     /// Where replies and `send_back`s go.
     pub reply_to: ReplyTarget,
 }

@@ -29,7 +29,8 @@ mod route;
 mod send;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
-use alloc::string::{String, ToString};
+use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use bytes::Bytes;
@@ -200,6 +201,8 @@ pub struct Node<R, S = Scheduler<Job>> {
     /// In-process deliveries waiting to be dispatched (avoids re-entrancy).
     inproc: VecDeque<(Origin, Vec<Bytes>)>,
     dropped_commands: u64,
+    /// `Message::remote` of in-process messages.
+    inproc_remote: Arc<str>,
     shutting_down: bool,
     stopped: bool,
 }
@@ -264,6 +267,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             outputs: VecDeque::new(),
             inproc: VecDeque::new(),
             dropped_commands: 0,
+            inproc_remote: Arc::from("inproc"),
             shutting_down: false,
             stopped: false,
         })
@@ -497,7 +501,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         };
         let cfg = self.session_config(crate::zmtp::SocketType::Router, mechanism, Bytes::new());
         let session = Session::new(cfg, self.now, &mut self.rng);
-        let mut conn = Conn::new(Role::Listener(listener), normalise_ip(remote));
+        let mut conn = Conn::new(Role::Listener(listener), Arc::from(normalise_ip(remote)));
         let id = match session {
             Ok(s) => {
                 conn.session = Some(s);
@@ -767,7 +771,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                     let Role::Listener(listener) = conn.role else {
                         continue;
                     };
-                    let remote = conn.remote.clone();
+                    let remote = String::from(&*conn.remote);
                     let service_node = client_key.is_some_and(|k| self.active_sns.contains(&k));
                     self.event(Event::AuthRequest {
                         conn: id,
@@ -1012,12 +1016,10 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         let Some(addr) = link.addr.clone() else {
             return;
         };
-        let remote = addr
-            .host()
-            .or_else(|| addr.socket())
-            .unwrap_or("(unknown)")
-            .to_string();
-        let id = self.conns.insert(Conn::new(Role::Link(link_id), remote));
+        let remote = addr.host().or_else(|| addr.socket()).unwrap_or("(unknown)");
+        let id = self
+            .conns
+            .insert(Conn::new(Role::Link(link_id), Arc::from(remote)));
         if let Some(link) = self.links.get_mut(&link_id) {
             link.conn = Some(id);
         }

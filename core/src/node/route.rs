@@ -2,7 +2,7 @@
 //! and logical outgoing connections ([`Link`], which outlive reconnects).
 
 use alloc::collections::VecDeque;
-use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use bytes::Bytes;
@@ -45,7 +45,7 @@ pub(crate) struct Conn {
     /// `None` until the transport is connected (outgoing) — the ZMTP handshake timer starts then.
     pub(crate) session: Option<Session>,
     /// The peer's address as text (for `Message::remote` and auth requests).
-    pub(crate) remote: String,
+    pub(crate) remote: Arc<str>,
     /// Listener side: the routing id the ROUTER assigned, once the handshake is done.
     pub(crate) route: Option<Bytes>,
     /// Listener side: the auth level from the auth decision.
@@ -83,7 +83,7 @@ impl Conn {
         }
     }
 
-    pub(crate) fn new(role: Role, remote: String) -> Self {
+    pub(crate) fn new(role: Role, remote: Arc<str>) -> Self {
         Self {
             role,
             session: None,
@@ -260,10 +260,10 @@ mod tests {
     #[test]
     fn reused_slots_get_new_generations() {
         let mut t = ConnTable::default();
-        let a = t.insert(Conn::new(Role::Link(1), String::new()));
+        let a = t.insert(Conn::new(Role::Link(1), Arc::from("")));
         assert!(t.get(a).is_some());
         assert!(t.remove(a).is_some());
-        let b = t.insert(Conn::new(Role::Link(2), String::new()));
+        let b = t.insert(Conn::new(Role::Link(2), Arc::from("")));
         assert_eq!(a.index(), b.index());
         assert_ne!(a, b);
         assert!(

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mio::{Events, Interest, Poll, Token};
-use rand_core::OsRng;
 use slab::Slab;
 
 use lokimq_core::address::Address;
@@ -38,6 +37,10 @@ use crate::{Error, Listen};
 use net::{Dial, Entry, ListenerIo, ListenerSock, Stream};
 pub(crate) use workers::{SharedScheduler, Workers};
 
+/// The node's random number generator: ChaCha20 seeded from the operating system, so that a
+/// request tag or a CURVE nonce costs no system call.
+pub(crate) type NodeRng = rand_chacha::ChaCha20Rng;
+
 /// The waker's token; sockets use their slab key, which never reaches `usize::MAX`.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
@@ -51,10 +54,11 @@ const MESSAGE_BUDGET: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// Largest number of buffers handed to one vectored write.
 const MAX_IOV: usize = 64;
-/// After a turn that did some work, the proxy polls without blocking for this long before it
-/// sleeps: in a request/reply exchange the next event (a worker's reply, the peer's answer)
-/// usually comes within it, and catching it awake saves a wake-up on both sides.
-const SPIN: Duration = Duration::from_micros(50);
+/// A turn flushes a socket early once this many bytes, or this many separately queued
+/// messages, wait in its queue, so that a long turn neither holds its replies back nor runs
+/// into the send high-water mark (1000 messages by default) on its own.
+const FLUSH_EARLY_BYTES: usize = 64 * 1024;
+const FLUSH_EARLY_CHUNKS: usize = 128;
 
 /// A listener's callbacks.
 pub(crate) struct ListenerCallbacks {
@@ -73,8 +77,9 @@ pub(crate) struct Callbacks {
 
 /// The proxy: see the [module documentation](self).
 pub(crate) struct Proxy {
-    pub(crate) node: Node<OsRng, SharedScheduler>,
+    pub(crate) node: Node<NodeRng, SharedScheduler>,
     clock: Clock,
+    now: Instant,
     poll: Poll,
     slab: Slab<Entry>,
     by_conn: BTreeMap<ConnId, usize>,
@@ -102,7 +107,7 @@ pub(crate) struct Proxy {
 
 impl Proxy {
     pub(crate) fn new(
-        node: Node<OsRng, SharedScheduler>,
+        node: Node<NodeRng, SharedScheduler>,
         clock: Clock,
         poll: Poll,
         rx: Receiver<ProxyMsg>,
@@ -110,9 +115,11 @@ impl Proxy {
         cb: Callbacks,
         workers: Arc<Workers>,
     ) -> Self {
+        let now = clock.now();
         Self {
             node,
             clock,
+            now,
             poll,
             slab: Slab::new(),
             by_conn: BTreeMap::new(),
@@ -133,9 +140,16 @@ impl Proxy {
         }
     }
 
-    /// The current time on the node's clock.
+    /// The node's time: the clock as read at the last [`tick`](Self::tick), which happens when
+    /// the proxy wakes and as long turns go on (reading the clock for every message costs more
+    /// than the microseconds it would add to a deadline).
     pub(crate) fn now(&self) -> Instant {
-        self.clock.now()
+        self.now
+    }
+
+    /// Reads the clock.
+    fn tick(&mut self) {
+        self.now = self.clock.now();
     }
 
     /// The closures behind the node's jobs.
@@ -210,19 +224,18 @@ impl Proxy {
     pub(crate) fn run(mut self) {
         ThreadRole::Proxy.enter();
         let mut events = Events::with_capacity(256);
-        let mut busy = true;
         loop {
             if self.stopped && !self.has_streams() {
                 break;
             }
-            if let Err(e) = self.wait(&mut events, busy) {
+            if let Err(e) = self.wait(&mut events) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
                 tracing::error!("poll failed: {e}; the proxy thread is stopping");
                 break;
             }
-            busy = !events.is_empty() || self.handle.posts_pending();
+            self.tick();
             for event in &events {
                 if event.token() == WAKER {
                     continue; // the channel is drained every turn anyway
@@ -232,37 +245,19 @@ impl Proxy {
             self.process_messages();
             self.service_again();
             self.service_timeouts();
+            self.flush_dirty();
             self.bury();
         }
         self.finish();
     }
 
-    /// Waits for socket events, posts or the next deadline. After a busy turn it first polls
-    /// without blocking for up to [`SPIN`] (posts made meanwhile need no wake-up); then it
-    /// tells posters it is going to sleep and blocks.
-    fn wait(&mut self, events: &mut Events, busy: bool) -> io::Result<()> {
+    /// Waits for socket events, posts or the next deadline. Posts made while the proxy is
+    /// awake need no wake-up: it tells posters when it is about to sleep, and looks once more.
+    fn wait(&mut self, events: &mut Events) -> io::Result<()> {
         let timeout = self.poll_timeout();
-        if timeout == Some(Duration::ZERO) {
-            return self.poll.poll(events, timeout);
-        }
-        if busy {
-            let spin = timeout.map_or(SPIN, |t| t.min(SPIN));
-            let until = self.now() + spin;
-            loop {
-                self.poll.poll(events, Some(Duration::ZERO))?;
-                if !events.is_empty() || self.handle.posts_pending() {
-                    return Ok(());
-                }
-                if self.now() >= until {
-                    break;
-                }
-                std::hint::spin_loop();
-            }
-        }
-        if !self.handle.proxy_may_sleep() {
+        if timeout == Some(Duration::ZERO) || !self.handle.proxy_may_sleep() {
             return self.poll.poll(events, Some(Duration::ZERO));
         }
-        let timeout = self.poll_timeout();
         let result = self.poll.poll(events, timeout);
         self.handle.proxy_woke();
         result
@@ -287,7 +282,10 @@ impl Proxy {
     /// Takes posted messages, at most [`MESSAGE_BUDGET`] per turn.
     fn process_messages(&mut self) {
         self.handle.clear_wake_flag();
-        for _ in 0..MESSAGE_BUDGET {
+        for n in 0..MESSAGE_BUDGET {
+            if n % 64 == 63 {
+                self.tick();
+            }
             match self.rx.try_recv() {
                 Ok(ProxyMsg::Poke) => {
                     self.workers.run_homeless();
@@ -360,16 +358,19 @@ impl Proxy {
     /// entry points (events, messages, timeouts) call this; everything it calls feeds inputs
     /// without draining, so outputs are handled strictly in order.
     pub(crate) fn drain(&mut self) {
-        loop {
-            while let Some(out) = self.node.poll_output() {
-                self.act(out);
-            }
-            if self.dirty.is_empty() {
-                return;
-            }
+        while let Some(out) = self.node.poll_output() {
+            self.act(out);
+        }
+    }
+
+    /// Writes out the sockets that got data this turn (once per turn, so the replies of many
+    /// posted calls leave in one system call), and acts on what the flush reports cause.
+    fn flush_dirty(&mut self) {
+        while !self.dirty.is_empty() {
             for key in std::mem::take(&mut self.dirty) {
                 self.flush(key);
             }
+            self.drain();
         }
     }
 
@@ -577,6 +578,7 @@ impl Proxy {
                 }
                 Ok(n) => {
                     if !closing {
+                        self.tick();
                         let now = self.now();
                         self.node.handle_received(now, conn, &self.scratch[..n]);
                         self.drain();
@@ -726,6 +728,9 @@ impl Proxy {
                 self.dirty.push(key);
             }
             s.push(data);
+            if s.queued >= FLUSH_EARLY_BYTES || s.out.len() >= FLUSH_EARLY_CHUNKS {
+                self.flush(key);
+            }
         }
     }
 

@@ -31,7 +31,16 @@ use crate::jobs::{JobTable, Task};
 
 /// How many times an idle worker looks at its mailbox (with a CPU spin hint in between) before
 /// it parks: a few microseconds, about what a proxy turn takes to produce the next job.
-const SPINS: u32 = 2_000;
+const SPINS_DEFAULT: u32 = 64;
+fn spin_limit() -> u32 {
+    static S: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *S.get_or_init(|| {
+        std::env::var("LMQ_WSPIN")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SPINS_DEFAULT)
+    })
+}
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (no user code ever runs
 /// under these locks).
@@ -191,7 +200,7 @@ impl Workers {
             tracing::error!("a job for {worker}, which is not a worker of this node");
             if let Item::Run(job) = item {
                 // Run it here rather than lose it; nothing can report it finished.
-                run_guarded("job for an unknown worker", self.jobs.task(job));
+                self.jobs.run(job);
             }
             return;
         };
@@ -239,7 +248,7 @@ impl Workers {
                     return item;
                 }
             }
-            if spins < SPINS {
+            if spins < spin_limit() {
                 spins += 1;
                 std::hint::spin_loop();
             } else {
@@ -264,7 +273,7 @@ impl Workers {
             match item {
                 Item::Stop => break,
                 Item::Run(job) => {
-                    run_guarded("worker job", self.jobs.task(job));
+                    self.jobs.run(job);
                     next = self.finished(worker);
                 }
             }
@@ -315,7 +324,7 @@ impl Workers {
             };
             let mut item = Some(item);
             while let Some(Item::Run(job)) = item.take() {
-                run_guarded("worker job (in the proxy)", self.jobs.task(job));
+                self.jobs.run(job);
                 item = self.finished(worker);
             }
         }
