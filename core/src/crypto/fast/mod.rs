@@ -2,9 +2,10 @@
 //!
 //! * Salsa20 runs "vertically" over `wide` vectors: eight consecutive blocks per call
 //!   (`u32x8`: one AVX2 register per state word, or two SSE2 registers on baseline x86_64),
-//!   four for runs of two to four blocks (`u32x4`), and a scalar block below that. HSalsa20 is
-//!   scalar. See [`salsa`].
-//! * Poly1305 is "donna-64": three 44/44/42-bit limbs with `u128` products. See [`poly1305`].
+//!   four for runs of three or four blocks (`u32x4`), and a scalar block below that. HSalsa20
+//!   is scalar. See [`salsa`].
+//! * Poly1305 is "donna-64": three 44/44/42-bit limbs with `u128` products, four blocks per
+//!   step (with r⁴, r³, r², r) on inputs of 128 bytes or more. See [`poly1305`].
 //! * x25519 is `x25519-dalek`, as in [`RustCrypto`](super::RustCrypto).
 //!
 //! `wide` picks its SIMD code at *compile* time from the target features (`-C
@@ -22,8 +23,9 @@ use self::salsa::{Keystream, Source};
 use super::{CryptoError, CryptoProvider, Key, NONCE_LEN, TAG_LEN, ct_eq};
 use crate::keys::SecretKey;
 
-/// XSalsa20-Poly1305 and HSalsa20 of our own (see the [module docs](self)); x25519 from
-/// `x25519-dalek`. Byte-identical to [`RustCrypto`](super::RustCrypto) and libsodium.
+/// XSalsa20-Poly1305 and HSalsa20 of our own (Salsa20 eight or four blocks at a time over
+/// `wide`'s SIMD lanes, a donna-64 Poly1305; docs/performance.md, "Crypto providers"); x25519
+/// from `x25519-dalek`. Byte-identical to [`RustCrypto`](super::RustCrypto) and libsodium.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FastCrypto;
 
