@@ -11,6 +11,15 @@
 //!   outside the timing (every MESSAGE nonce is single-use).
 //! * `curve_session/{raw_seal_open,session_pair}/N`: raw seal + open of one box, against a
 //!   whole CURVE session pair carrying one message (send, frame, seal, decode, open, assemble).
+//!
+//! The groups above run CURVE on the RustCrypto provider, the primitive `crypto_box` wraps, so
+//! they measure the codec's overhead. The crypto providers side by side:
+//!
+//! * `provider_seal/{raw_salsabox,rustcrypto,fastcrypto}/N` and `provider_open/…/N`: one box
+//!   sealed (opened) in place with the precomputed key, by `crypto_box` and through each
+//!   provider's `seal_in_place` (`open_in_place`).
+//! * `provider_session/{raw_seal_open,rustcrypto,fastcrypto}/N`: a CURVE session pair
+//!   carrying one message on each provider, against raw `crypto_box` seal + open.
 
 use std::hint::black_box;
 
@@ -18,7 +27,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use lokimq_benches::codec::{Opener, codec_pair, seal_frame};
 use lokimq_benches::session::{Mechanism, SessionPair};
-use lokimq_benches::{SIZES, payload};
+use lokimq_benches::{FAST, RUST, SIZES, payload};
 
 #[path = "common/config.rs"]
 mod config;
@@ -26,7 +35,11 @@ mod config;
 #[path = "common/raw.rs"]
 mod raw;
 
-use raw::Raw;
+use raw::{ProviderRaw, Raw};
+
+/// The providers compared, by benchmark name.
+const PROVIDERS: [(&str, &dyn lokimq_core::crypto::CryptoProvider); 2] =
+    [("rustcrypto", RUST), ("fastcrypto", FAST)];
 
 fn seal(c: &mut Criterion) {
     let mut g = c.benchmark_group("curve_seal");
@@ -136,9 +149,84 @@ fn session(c: &mut Criterion) {
     g.finish();
 }
 
+fn providers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("provider_seal");
+    for size in SIZES {
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut r = Raw::new();
+        let mut buf = payload(size);
+        g.bench_with_input(BenchmarkId::new("raw_salsabox", size), &size, |b, _| {
+            b.iter(|| {
+                let nonce = r.next_nonce();
+                black_box(r.seal(&nonce, black_box(&mut buf)))
+            });
+        });
+        for (name, provider) in PROVIDERS {
+            let mut r = ProviderRaw::new(provider);
+            let mut buf = payload(size);
+            g.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
+                b.iter(|| {
+                    let nonce = r.next_nonce();
+                    black_box(r.seal(&nonce, black_box(&mut buf)))
+                });
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("provider_open");
+    for size in SIZES {
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut r = Raw::new();
+        let (nonce, ct, tag) = raw::sealed(&mut r, size);
+        g.bench_with_input(BenchmarkId::new("raw_salsabox", size), &size, |b, _| {
+            b.iter_batched_ref(
+                || ct.clone(),
+                |buf| assert!(r.open(&nonce, buf, &tag)),
+                BatchSize::SmallInput,
+            );
+        });
+        for (name, provider) in PROVIDERS {
+            let mut r = ProviderRaw::new(provider);
+            let (nonce, ct, tag) = raw::provider_sealed(&mut r, size);
+            g.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
+                b.iter_batched_ref(
+                    || ct.clone(),
+                    |buf| assert!(r.open(&nonce, buf, &tag)),
+                    BatchSize::SmallInput,
+                );
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("provider_session");
+    for size in SIZES {
+        g.throughput(Throughput::Bytes(size as u64));
+        let mut r = Raw::new();
+        let mut buf = payload(size);
+        g.bench_with_input(BenchmarkId::new("raw_seal_open", size), &size, |b, _| {
+            b.iter(|| {
+                let nonce = r.next_nonce();
+                let tag = r.seal(&nonce, black_box(&mut buf));
+                assert!(r.open(&nonce, black_box(&mut buf), &tag));
+            });
+        });
+        for (name, provider) in PROVIDERS {
+            let mut pair =
+                SessionPair::with_provider(Mechanism::Curve, provider).expect("session pair");
+            let msg = Bytes::from(payload(size));
+            g.bench_with_input(BenchmarkId::new(name, size), &size, |b, _| {
+                b.iter(|| black_box(pair.client_to_server(vec![msg.clone()]).expect("carry")));
+            });
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config::config();
-    targets = seal, open, session
+    targets = seal, open, session, providers
 }
 criterion_main!(benches);

@@ -21,23 +21,28 @@
 //! `raw-seal`, `codec-seal`, `session-send`, `raw-open`, `codec-open`, `raw-seal-open`,
 //! `session-pair`, `rt-crypto-floor`, `session-exchange`, `node-rt-curve`, `node-rt-null`,
 //! `dispatch`, `frame-decode`, `sched-queued-cC-rR` (C categories, R reserved each),
-//! `sched-immediate`, `fifo`.
+//! `sched-immediate`, `fifo`; and the crypto provider's own box, `prov-seal`, `prov-open`,
+//! `prov-seal-open`.
+//!
+//! The CURVE workloads run on the RustCrypto provider; a suffix picks another: `@fast`
+//! (FastCrypto) or `@rust` (`codec-seal@fast`, `prov-seal@fast`). The `raw-*` workloads are
+//! always the `crypto_box` crate.
 
 use std::hint::black_box;
 use std::process::ExitCode;
 
 use bytes::{Bytes, BytesMut};
-use lokimq_benches::codec::{Opener, codec_pair, seal_frame, sealed_stream};
+use lokimq_benches::codec::{Opener, codec_pair_with, seal_frame, sealed_stream};
 use lokimq_benches::node::{ECHO, NodePair, PING, TAG_LEN, round_trip_boxes};
 use lokimq_benches::sched::{FifoLoop, SchedLoop, Shape};
 use lokimq_benches::session::{Mechanism, SessionPair};
-use lokimq_benches::{HarnessError, payload};
+use lokimq_benches::{HarnessError, RUST, payload, provider_named};
 use lokimq_core::zmtp::FrameDecoder;
 
 #[path = "../benches/common/raw.rs"]
 mod raw;
 
-use raw::Raw;
+use raw::{ProviderRaw, Raw};
 
 /// Runs `unit` `iters` times. Never inlined, so callgrind can switch collection on around it.
 #[inline(never)]
@@ -54,7 +59,54 @@ fn measured(
 /// Prepares `iters` units of `workload` and runs `units` of them (`iters` or 0).
 fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), HarnessError> {
     let data = Bytes::from(payload(size));
+    let (workload, provider) = match workload.split_once('@') {
+        Some((w, p)) => (
+            w,
+            provider_named(p)
+                .ok_or_else(|| HarnessError::Unexpected(format!("unknown provider {p}")))?,
+        ),
+        None => (workload, RUST),
+    };
     match workload {
+        "prov-seal" => {
+            let mut r = ProviderRaw::new(provider);
+            let mut buf = payload(size);
+            measured(units, || {
+                let nonce = r.next_nonce();
+                black_box(r.seal(&nonce, black_box(&mut buf)));
+                Ok(())
+            })
+        }
+        "prov-open" => {
+            let mut r = ProviderRaw::new(provider);
+            let mut inputs: Vec<_> = (0..iters)
+                .map(|_| raw::provider_sealed(&mut r, size))
+                .collect();
+            let mut it = inputs.iter_mut();
+            measured(units, || {
+                let (nonce, buf, tag) = it
+                    .next()
+                    .ok_or_else(|| HarnessError::Unexpected("out of inputs".into()))?;
+                if r.open(nonce, buf, tag) {
+                    Ok(())
+                } else {
+                    Err(HarnessError::Unexpected("provider open failed".into()))
+                }
+            })
+        }
+        "prov-seal-open" => {
+            let mut r = ProviderRaw::new(provider);
+            let mut buf = payload(size);
+            measured(units, || {
+                let nonce = r.next_nonce();
+                let tag = r.seal(&nonce, black_box(&mut buf));
+                if r.open(&nonce, black_box(&mut buf), &tag) {
+                    Ok(())
+                } else {
+                    Err(HarnessError::Unexpected("provider open failed".into()))
+                }
+            })
+        }
         "raw-seal" => {
             let mut r = Raw::new();
             let mut buf = payload(size);
@@ -65,7 +117,7 @@ fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), Ha
             })
         }
         "codec-seal" => {
-            let (mut codec, _) = codec_pair()?;
+            let (mut codec, _) = codec_pair_with(provider)?;
             let p = payload(size);
             let mut out = BytesMut::new();
             measured(units, || {
@@ -76,7 +128,7 @@ fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), Ha
             })
         }
         "session-send" => {
-            let mut pair = SessionPair::new(Mechanism::Curve)?;
+            let mut pair = SessionPair::with_provider(Mechanism::Curve, provider)?;
             measured(units, || {
                 black_box(pair.client_send(vec![data.clone()])?);
                 Ok(())
@@ -98,7 +150,7 @@ fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), Ha
             })
         }
         "codec-open" => {
-            let (mut client, server) = codec_pair()?;
+            let (mut client, server) = codec_pair_with(provider)?;
             let stream = sealed_stream(&mut client, &payload(size), iters)?;
             let mut opener = Opener::new(server);
             let mut input = &stream[..];
@@ -122,7 +174,7 @@ fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), Ha
             })
         }
         "session-pair" => {
-            let mut pair = SessionPair::new(Mechanism::Curve)?;
+            let mut pair = SessionPair::with_provider(Mechanism::Curve, provider)?;
             measured(units, || {
                 black_box(pair.client_to_server(vec![data.clone()])?);
                 Ok(())
@@ -144,7 +196,7 @@ fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), Ha
             })
         }
         "session-exchange" => {
-            let mut pair = SessionPair::new(Mechanism::Curve)?;
+            let mut pair = SessionPair::with_provider(Mechanism::Curve, provider)?;
             let tag = Bytes::from(vec![0x42; TAG_LEN]);
             let request = vec![
                 Bytes::from_static(ECHO.as_bytes()),
@@ -163,7 +215,7 @@ fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), Ha
             } else {
                 Mechanism::Null
             };
-            let mut pair = NodePair::new(mechanism)?;
+            let mut pair = NodePair::with_provider(mechanism, provider)?;
             measured(units, || pair.round_trip(vec![data.clone()]))
         }
         "dispatch" => {

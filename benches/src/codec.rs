@@ -6,18 +6,27 @@
 //! [`FrameDecoder`] and opens it in place with [`CurveCodec::open_bytes`], as the session does.
 
 use bytes::{Bytes, BytesMut};
+use lokimq_core::crypto::CryptoProvider;
 use lokimq_core::curve::{CurveClient, CurveCodec, CurveServer};
 use lokimq_core::zmtp::{FrameDecoder, FrameHeader};
 
-use crate::{HarnessError, client_keypair, rng, server_keypair};
+use crate::{HarnessError, RUST, client_keypair, rng, server_keypair};
 
 /// Runs a full CURVE handshake through the public API (empty metadata) and returns the
-/// post-handshake codecs `(client, server)`.
+/// post-handshake codecs `(client, server)`, on [`RUST`].
 pub fn codec_pair() -> Result<(CurveCodec, CurveCodec), HarnessError> {
+    codec_pair_with(RUST)
+}
+
+/// [`codec_pair`] with both sides on `provider`.
+pub fn codec_pair_with(
+    provider: &'static dyn CryptoProvider,
+) -> Result<(CurveCodec, CurveCodec), HarnessError> {
     let mut rng = rng(1);
     let server_kp = server_keypair();
-    let mut client = CurveClient::new(&client_keypair(), *server_kp.public(), &mut rng)?;
-    let mut server = CurveServer::new(&server_kp, &mut rng);
+    let mut client =
+        CurveClient::with_provider(provider, &client_keypair(), *server_kp.public(), &mut rng)?;
+    let mut server = CurveServer::with_provider(provider, &server_kp, &mut rng);
     let hello = client.hello()?;
     let welcome = server.handle_hello(&hello, &mut rng)?;
     let initiate = client.handle_welcome(&welcome, &[], &mut rng)?;
@@ -94,12 +103,18 @@ impl Opener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{SIZES, payload};
+    use crate::{FAST, SIZES, payload};
     use lokimq_core::curve::{FLAG_MORE, MESSAGE_OVERHEAD};
 
     #[test]
     fn sealed_frames_open_on_the_other_side_in_order() {
-        let (mut client, server) = codec_pair().unwrap();
+        for p in [RUST, FAST] {
+            sealed_frames_open_with(p);
+        }
+    }
+
+    fn sealed_frames_open_with(p: &'static dyn CryptoProvider) {
+        let (mut client, server) = codec_pair_with(p).unwrap();
         let mut opener = Opener::new(server);
         for size in SIZES {
             let p = payload(size);

@@ -26,11 +26,28 @@ pub mod session;
 
 use std::fmt;
 
+use lokimq_core::crypto::{CryptoProvider, FastCrypto, RustCrypto};
 use lokimq_core::curve::CurveError;
 use lokimq_core::keys::Keypair;
 use lokimq_core::zmtp::ZmtpError;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
+
+/// The RustCrypto provider: what the codec, session and node harnesses use unless told
+/// otherwise, so their figures compare with the raw `crypto_box` baseline on equal terms.
+pub const RUST: &dyn CryptoProvider = &RustCrypto;
+/// The FastCrypto provider (the `fast-crypto` feature, which this crate always enables).
+pub const FAST: &dyn CryptoProvider = &FastCrypto;
+
+/// A provider by its short name in workload and benchmark names: `rust` or `fast`.
+#[must_use]
+pub fn provider_named(name: &str) -> Option<&'static dyn CryptoProvider> {
+    match name {
+        "rust" => Some(RUST),
+        "fast" => Some(FAST),
+        _ => None,
+    }
+}
 
 /// The payload sizes of the codec and session benchmarks: a small RPC, a typical 1 KiB
 /// message, and a 64 KiB bulk transfer.

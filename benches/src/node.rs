@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use lokimq_core::address::Address;
 use lokimq_core::auth::{Access, AuthLevel};
+use lokimq_core::crypto::CryptoProvider;
 use lokimq_core::ids::ConnId;
 use lokimq_core::node::{
     Config, ConnectOptions, ConnectionId, Event, Input, Job, Node, Output, RequestOptions,
@@ -19,7 +20,7 @@ use lokimq_core::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 
 use crate::session::Mechanism;
-use crate::{HarnessError, client_keypair, core_err, rng, server_keypair};
+use crate::{HarnessError, RUST, client_keypair, core_err, rng, server_keypair};
 
 /// The request command the round-trip benchmark calls.
 pub const ECHO: &str = "bench.echo";
@@ -64,8 +65,9 @@ pub fn registry() -> Result<Registry, HarnessError> {
     Ok(b.build())
 }
 
-fn node_config() -> Config {
+fn node_config(provider: &'static dyn CryptoProvider) -> Config {
     let mut c = Config::new(2);
+    c.crypto_provider = provider;
     // Time stands still in the benchmarks; no timer may fire anyway, but heartbeats would add
     // PINGs to the byte streams the dispatch benchmark replays.
     c.heartbeat_interval = Duration::ZERO;
@@ -101,15 +103,29 @@ pub struct NodePair {
 
 impl NodePair {
     /// Builds both nodes, listens, connects and completes the ZMTP handshake and OxenMQ's
-    /// `HI`/`HELLO`, so the connection is ready for traffic.
+    /// `HI`/`HELLO`, so the connection is ready for traffic. CURVE runs on [`RUST`].
     pub fn new(mechanism: Mechanism) -> Result<Self, HarnessError> {
+        Self::with_provider(mechanism, RUST)
+    }
+
+    /// [`new`](Self::new) with both nodes' CURVE on `provider`.
+    pub fn with_provider(
+        mechanism: Mechanism,
+        provider: &'static dyn CryptoProvider,
+    ) -> Result<Self, HarnessError> {
         let now = Instant::from_secs(1);
         let server_kp = server_keypair();
         let server_pk = *server_kp.public();
-        let mut server =
-            Node::new(node_config(), registry()?, server_kp, rng(3), now).map_err(core_err)?;
-        let mut client = Node::new(node_config(), registry()?, client_keypair(), rng(4), now)
+        let mut server = Node::new(node_config(provider), registry()?, server_kp, rng(3), now)
             .map_err(core_err)?;
+        let mut client = Node::new(
+            node_config(provider),
+            registry()?,
+            client_keypair(),
+            rng(4),
+            now,
+        )
+        .map_err(core_err)?;
 
         let listen_addr = Address::tcp("127.0.0.1", PORT);
         let (listener, connect_addr) = match mechanism {
@@ -341,12 +357,16 @@ impl NodePair {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::payload;
+    use crate::{FAST, payload};
 
     #[test]
     fn request_reply_round_trips_over_both_mechanisms() {
-        for mechanism in [Mechanism::Null, Mechanism::Curve] {
-            let mut p = NodePair::new(mechanism).unwrap();
+        for (mechanism, provider) in [
+            (Mechanism::Null, RUST),
+            (Mechanism::Curve, RUST),
+            (Mechanism::Curve, FAST),
+        ] {
+            let mut p = NodePair::with_provider(mechanism, provider).unwrap();
             for i in 0..10u64 {
                 p.round_trip(vec![Bytes::from(payload(100))]).unwrap();
                 assert_eq!(p.counters().replies, i + 1);

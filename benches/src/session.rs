@@ -1,12 +1,13 @@
 //! Two ZMTP sessions (DEALER client, ROUTER server) wired back to back in memory.
 
 use bytes::Bytes;
+use lokimq_core::crypto::CryptoProvider;
 use lokimq_core::session::{MechanismConfig, Session, SessionConfig, SessionEvent, SessionState};
 use lokimq_core::time::Instant;
 use lokimq_core::zmtp::SocketType;
 use rand_chacha::ChaCha20Rng;
 
-use crate::{HarnessError, client_keypair, core_err, rng, server_keypair};
+use crate::{HarnessError, RUST, client_keypair, core_err, rng, server_keypair};
 
 /// The security mechanism of a [`SessionPair`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +33,17 @@ pub struct SessionPair {
 }
 
 impl SessionPair {
-    /// Creates both sessions and runs the greeting and handshake to completion.
+    /// Creates both sessions (CURVE on [`RUST`]) and runs the greeting and handshake to
+    /// completion.
     pub fn new(mechanism: Mechanism) -> Result<Self, HarnessError> {
+        Self::with_provider(mechanism, RUST)
+    }
+
+    /// [`new`](Self::new) with both sessions' CURVE on `provider`.
+    pub fn with_provider(
+        mechanism: Mechanism,
+        provider: &'static dyn CryptoProvider,
+    ) -> Result<Self, HarnessError> {
         let (cm, sm) = match mechanism {
             Mechanism::Null => (MechanismConfig::Null, MechanismConfig::Null),
             Mechanism::Curve => {
@@ -49,10 +59,15 @@ impl SessionPair {
         };
         let mut rng = rng(2);
         let now = Instant::from_secs(1);
-        let client = Session::new(SessionConfig::new(SocketType::Dealer, cm), now, &mut rng)
-            .map_err(core_err)?;
-        let server = Session::new(SessionConfig::new(SocketType::Router, sm), now, &mut rng)
-            .map_err(core_err)?;
+        let config = |socket_type, mechanism| {
+            let mut c = SessionConfig::new(socket_type, mechanism);
+            c.crypto_provider = provider;
+            c
+        };
+        let client =
+            Session::new(config(SocketType::Dealer, cm), now, &mut rng).map_err(core_err)?;
+        let server =
+            Session::new(config(SocketType::Router, sm), now, &mut rng).map_err(core_err)?;
         let mut pair = Self {
             client,
             server,
@@ -149,12 +164,16 @@ fn one(queue: &mut Vec<Vec<Bytes>>) -> Result<Vec<Bytes>, HarnessError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{SIZES, payload};
+    use crate::{FAST, SIZES, payload};
 
     #[test]
     fn both_mechanisms_carry_every_size_both_ways() {
-        for mechanism in [Mechanism::Null, Mechanism::Curve] {
-            let mut p = SessionPair::new(mechanism).unwrap();
+        for (mechanism, provider) in [
+            (Mechanism::Null, RUST),
+            (Mechanism::Curve, RUST),
+            (Mechanism::Curve, FAST),
+        ] {
+            let mut p = SessionPair::with_provider(mechanism, provider).unwrap();
             for size in SIZES {
                 let msg = vec![Bytes::from(payload(size))];
                 assert_eq!(p.client_to_server(msg.clone()).unwrap(), msg);

@@ -64,6 +64,7 @@ extern crate std;
 pub mod address;
 pub mod auth;
 pub mod bt;
+pub mod crypto;
 pub mod curve;
 pub mod encoding;
 #[cfg(feature = "fuzzing")]

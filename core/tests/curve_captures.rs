@@ -11,9 +11,10 @@
 
 mod common;
 
-use common::{Script, frame_body, frame_header, unhex};
+use common::{Script, each_provider, frame_body, frame_header, unhex};
 use crypto_box::aead::generic_array::GenericArray;
 use crypto_secretbox::{AeadInPlace, KeyInit, XSalsa20Poly1305};
+use lokimq_core::crypto::CryptoProvider;
 use lokimq_core::curve::{
     COOKIE_LEN, Command, CurveClient, CurveCodec, CurveServer, HELLO_LEN, INITIATE_MIN_LEN,
     MESSAGE_OVERHEAD, READY_MIN_LEN, WELCOME_LEN,
@@ -154,11 +155,12 @@ struct VectorA {
     initiate_plain: Vec<u8>,
 }
 
-fn vector_a_after_hello() -> (VectorA, Script) {
+fn vector_a_after_hello(p: &'static dyn CryptoProvider) -> (VectorA, Script) {
     let a = section("VECTOR A");
     let (client_kp, server_kp) = long_term_keys();
     let mut rng = Script::new(&[&after(a, "c' = "), &after(a, "vouch nonce (16)     = ")]);
-    let mut client = CurveClient::new(&client_kp, *server_kp.public(), &mut rng).unwrap();
+    let mut client =
+        CurveClient::with_provider(p, &client_kp, *server_kp.public(), &mut rng).unwrap();
     assert_eq!(
         client.short_term_public().as_bytes().to_vec(),
         after(a, "C' = ")
@@ -179,52 +181,56 @@ fn vector_a_after_hello() -> (VectorA, Script) {
 
 #[test]
 fn vector_a_client_hello_is_byte_identical() {
-    let (v, _) = vector_a_after_hello();
-    let (flags, body) = frame_body(&block(&v.blocks, true, "HELLO").bytes);
-    assert_eq!(flags, 0x04);
-    assert_eq!(body.len(), HELLO_LEN);
-    assert_eq!(v.hello, body);
+    each_provider(|p| {
+        let (v, _) = vector_a_after_hello(p);
+        let (flags, body) = frame_body(&block(&v.blocks, true, "HELLO").bytes);
+        assert_eq!(flags, 0x04);
+        assert_eq!(body.len(), HELLO_LEN);
+        assert_eq!(v.hello, body);
+    });
 }
 
 #[test]
 fn vector_a_client_opens_libzmq_welcome_and_reproduces_initiate() {
-    let a = section("VECTOR A");
-    let (mut v, mut rng) = vector_a_after_hello();
-    let (_, welcome) = frame_body(&block(&v.blocks, false, "WELCOME").bytes);
-    assert_eq!(welcome.len(), WELCOME_LEN);
-    // The recorded WELCOME carries the S' and cookie the file lists.
-    assert_eq!(
-        &welcome[8..24],
-        after(a, "WELCOME long nonce   = ").as_slice()
-    );
-    let metadata = v.initiate_plain[128..].to_vec();
-    let initiate = v
-        .client
-        .handle_welcome(welcome, &metadata, &mut rng)
-        .unwrap();
-    rng.assert_consumed();
-    let (flags, recorded) = frame_body(&block(&v.blocks, true, "INITIATE").bytes);
-    assert_eq!(flags, 0x06);
-    assert_eq!(initiate, recorded);
-    assert_eq!(initiate.len(), INITIATE_MIN_LEN + metadata.len());
-    assert_eq!(
-        &initiate[9..105],
-        after(a, "cookie (96)          = ").as_slice()
-    );
-    assert_eq!(COOKIE_LEN, 96);
-    // The box plaintext the file lists is what we boxed: check with an independent opener.
-    let key = after(a, "crypto_box_beforenm(S', c') = ");
-    let plain = raw_open(
-        &key,
-        &short_nonce(b"CurveZMQINITIATE", &initiate[105..113]),
-        &initiate[113..],
-    );
-    assert_eq!(plain, v.initiate_plain);
-    assert_eq!(&plain[..32], long_term_keys().0.public().as_bytes());
+    each_provider(|p| {
+        let a = section("VECTOR A");
+        let (mut v, mut rng) = vector_a_after_hello(p);
+        let (_, welcome) = frame_body(&block(&v.blocks, false, "WELCOME").bytes);
+        assert_eq!(welcome.len(), WELCOME_LEN);
+        // The recorded WELCOME carries the S' and cookie the file lists.
+        assert_eq!(
+            &welcome[8..24],
+            after(a, "WELCOME long nonce   = ").as_slice()
+        );
+        let metadata = v.initiate_plain[128..].to_vec();
+        let initiate = v
+            .client
+            .handle_welcome(welcome, &metadata, &mut rng)
+            .unwrap();
+        rng.assert_consumed();
+        let (flags, recorded) = frame_body(&block(&v.blocks, true, "INITIATE").bytes);
+        assert_eq!(flags, 0x06);
+        assert_eq!(initiate, recorded);
+        assert_eq!(initiate.len(), INITIATE_MIN_LEN + metadata.len());
+        assert_eq!(
+            &initiate[9..105],
+            after(a, "cookie (96)          = ").as_slice()
+        );
+        assert_eq!(COOKIE_LEN, 96);
+        // The box plaintext the file lists is what we boxed: check with an independent opener.
+        let key = after(a, "crypto_box_beforenm(S', c') = ");
+        let plain = raw_open(
+            &key,
+            &short_nonce(b"CurveZMQINITIATE", &initiate[105..113]),
+            &initiate[113..],
+        );
+        assert_eq!(plain, v.initiate_plain);
+        assert_eq!(&plain[..32], long_term_keys().0.public().as_bytes());
+    });
 }
 
-fn vector_a_codec() -> (CurveCodec, Vec<Block>, Vec<u8>) {
-    let (mut v, mut rng) = vector_a_after_hello();
+fn vector_a_codec(p: &'static dyn CryptoProvider) -> (CurveCodec, Vec<Block>, Vec<u8>) {
+    let (mut v, mut rng) = vector_a_after_hello(p);
     let (_, welcome) = frame_body(&block(&v.blocks, false, "WELCOME").bytes);
     let metadata = v.initiate_plain[128..].to_vec();
     v.client
@@ -237,51 +243,55 @@ fn vector_a_codec() -> (CurveCodec, Vec<Block>, Vec<u8>) {
 
 #[test]
 fn vector_a_client_opens_libzmq_ready() {
-    let a = section("VECTOR A");
-    let (codec, blocks, meta) = vector_a_codec();
-    let (flags, ready) = frame_body(&block(&blocks, false, "READY").bytes);
-    assert_eq!(flags, 0x04);
-    assert_eq!(ready.len(), READY_MIN_LEN + meta.len());
-    assert_eq!(meta, after(a, "READY box plaintext (server metadata) = "));
-    assert_eq!(codec.last_received_nonce(), 1);
-    assert_eq!(codec.next_send_nonce(), Some(3));
+    each_provider(|p| {
+        let a = section("VECTOR A");
+        let (codec, blocks, meta) = vector_a_codec(p);
+        let (flags, ready) = frame_body(&block(&blocks, false, "READY").bytes);
+        assert_eq!(flags, 0x04);
+        assert_eq!(ready.len(), READY_MIN_LEN + meta.len());
+        assert_eq!(meta, after(a, "READY box plaintext (server metadata) = "));
+        assert_eq!(codec.last_received_nonce(), 1);
+        assert_eq!(codec.next_send_nonce(), Some(3));
+    });
 }
 
 #[test]
 fn vector_a_client_messages_are_byte_identical_and_libzmq_messages_open() {
-    let a = section("VECTOR A");
-    let (mut codec, blocks, _) = vector_a_codec();
-    let plains = plaintext_lines(a, "nonce");
-    let sent: Vec<&Block> = blocks
-        .iter()
-        .filter(|b| b.sent_by_reference && b.name.starts_with("MESSAGE"))
-        .collect();
-    let received: Vec<&Block> = blocks
-        .iter()
-        .filter(|b| !b.sent_by_reference && b.name.starts_with("MESSAGE"))
-        .collect();
-    let c2s: Vec<_> = plains.iter().filter(|p| p.0).collect();
-    let s2c: Vec<_> = plains.iter().filter(|p| !p.0).collect();
-    assert_eq!((sent.len(), c2s.len()), (3, 3));
-    assert_eq!((received.len(), s2c.len()), (3, 3));
+    each_provider(|p| {
+        let a = section("VECTOR A");
+        let (mut codec, blocks, _) = vector_a_codec(p);
+        let plains = plaintext_lines(a, "nonce");
+        let sent: Vec<&Block> = blocks
+            .iter()
+            .filter(|b| b.sent_by_reference && b.name.starts_with("MESSAGE"))
+            .collect();
+        let received: Vec<&Block> = blocks
+            .iter()
+            .filter(|b| !b.sent_by_reference && b.name.starts_with("MESSAGE"))
+            .collect();
+        let c2s: Vec<_> = plains.iter().filter(|p| p.0).collect();
+        let s2c: Vec<_> = plains.iter().filter(|p| !p.0).collect();
+        assert_eq!((sent.len(), c2s.len()), (3, 3));
+        assert_eq!((received.len(), s2c.len()), (3, 3));
 
-    for (block, (_, n, plain)) in sent.iter().zip(&c2s) {
-        let (flags, body) = frame_body(&block.bytes);
-        assert_eq!(flags, 0x00, "MESSAGE is a data frame");
-        assert_eq!(codec.next_send_nonce(), Some(*n));
-        let mut ours = Vec::new();
-        codec.seal(plain[0], &plain[1..], &mut ours).unwrap();
-        assert_eq!(ours, body, "{} (nonce {n})", block.name);
-    }
-    for (block, (_, n, plain)) in received.iter().zip(&s2c) {
-        let (flags, body) = frame_body(&block.bytes);
-        assert_eq!(flags, 0x00, "libzmq sends MESSAGE as a data frame");
-        assert_eq!(body.len(), MESSAGE_OVERHEAD + plain.len() - 1);
-        let (got_flags, payload) = codec.open(body).unwrap();
-        assert_eq!(got_flags, plain[0]);
-        assert_eq!(payload, &plain[1..]);
-        assert_eq!(codec.last_received_nonce(), *n);
-    }
+        for (block, (_, n, plain)) in sent.iter().zip(&c2s) {
+            let (flags, body) = frame_body(&block.bytes);
+            assert_eq!(flags, 0x00, "MESSAGE is a data frame");
+            assert_eq!(codec.next_send_nonce(), Some(*n));
+            let mut ours = Vec::new();
+            codec.seal(plain[0], &plain[1..], &mut ours).unwrap();
+            assert_eq!(ours, body, "{} (nonce {n})", block.name);
+        }
+        for (block, (_, n, plain)) in received.iter().zip(&s2c) {
+            let (flags, body) = frame_body(&block.bytes);
+            assert_eq!(flags, 0x00, "libzmq sends MESSAGE as a data frame");
+            assert_eq!(body.len(), MESSAGE_OVERHEAD + plain.len() - 1);
+            let (got_flags, payload) = codec.open(body).unwrap();
+            assert_eq!(got_flags, plain[0]);
+            assert_eq!(payload, &plain[1..]);
+            assert_eq!(codec.last_received_nonce(), *n);
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,7 +304,7 @@ struct VectorB {
     welcome: Vec<u8>,
 }
 
-fn vector_b_after_hello() -> VectorB {
+fn vector_b_after_hello(p: &'static dyn CryptoProvider) -> VectorB {
     let b = section("VECTOR B");
     let (_, server_kp) = long_term_keys();
     let mut rng = Script::new(&[
@@ -303,7 +313,7 @@ fn vector_b_after_hello() -> VectorB {
         &after(b, "WELCOME nonce16      = "),
         &after(b, "cookie nonce16 = "),
     ]);
-    let mut server = CurveServer::new(&server_kp, &mut rng);
+    let mut server = CurveServer::with_provider(p, &server_kp, &mut rng);
     assert_eq!(
         server.short_term_public().as_bytes().to_vec(),
         after(b, "S' = ")
@@ -323,81 +333,87 @@ fn vector_b_after_hello() -> VectorB {
 
 #[test]
 fn vector_b_server_accepts_libzmq_hello_and_reproduces_welcome() {
-    let v = vector_b_after_hello();
-    v.rng.assert_consumed();
-    let (flags, recorded) = frame_body(&block(&v.blocks, true, "WELCOME").bytes);
-    assert_eq!(flags, 0x04);
-    assert_eq!(v.welcome, recorded);
+    each_provider(|p| {
+        let v = vector_b_after_hello(p);
+        v.rng.assert_consumed();
+        let (flags, recorded) = frame_body(&block(&v.blocks, true, "WELCOME").bytes);
+        assert_eq!(flags, 0x04);
+        assert_eq!(v.welcome, recorded);
+    });
 }
 
 #[test]
 fn vector_b_server_verifies_libzmq_initiate_including_the_vouch_server_key() {
-    let b = section("VECTOR B");
-    let mut v = vector_b_after_hello();
-    let (flags, initiate) = frame_body(&block(&v.blocks, false, "INITIATE").bytes);
-    assert_eq!(flags, 0x06);
-    // The cookie libzmq echoes starts with our cookie nonce suffix (it opens below).
-    assert_eq!(&initiate[9..25], after(b, "cookie nonce16 = ").as_slice());
-    let got = v.server.handle_initiate(initiate).unwrap();
-    let (client_kp, server_kp) = long_term_keys();
-    assert_eq!(got.client_key, *client_kp.public());
-    let plain = after(b, "INITIATE plaintext = ");
-    assert_eq!(got.metadata, &plain[128..]);
-    // Our stricter vouch check passed: libzmq's vouch names the real S, as the file shows.
-    let vouch = after(b, "vouch plaintext (C' | S) = ");
-    assert_eq!(&vouch[32..], server_kp.public().as_bytes());
-    assert_eq!(v.server.client_key(), Some(client_kp.public()));
+    each_provider(|p| {
+        let b = section("VECTOR B");
+        let mut v = vector_b_after_hello(p);
+        let (flags, initiate) = frame_body(&block(&v.blocks, false, "INITIATE").bytes);
+        assert_eq!(flags, 0x06);
+        // The cookie libzmq echoes starts with our cookie nonce suffix (it opens below).
+        assert_eq!(&initiate[9..25], after(b, "cookie nonce16 = ").as_slice());
+        let got = v.server.handle_initiate(initiate).unwrap();
+        let (client_kp, server_kp) = long_term_keys();
+        assert_eq!(got.client_key, *client_kp.public());
+        let plain = after(b, "INITIATE plaintext = ");
+        assert_eq!(got.metadata, &plain[128..]);
+        // Our stricter vouch check passed: libzmq's vouch names the real S, as the file shows.
+        let vouch = after(b, "vouch plaintext (C' | S) = ");
+        assert_eq!(&vouch[32..], server_kp.public().as_bytes());
+        assert_eq!(v.server.client_key(), Some(client_kp.public()));
+    });
 }
 
 #[test]
 fn vector_b_server_reproduces_ready_and_message_and_opens_libzmq_messages() {
-    let b = section("VECTOR B");
-    let mut v = vector_b_after_hello();
-    let (_, initiate) = frame_body(&block(&v.blocks, false, "INITIATE").bytes);
-    v.server.handle_initiate(initiate).unwrap();
+    each_provider(|p| {
+        let b = section("VECTOR B");
+        let mut v = vector_b_after_hello(p);
+        let (_, initiate) = frame_body(&block(&v.blocks, false, "INITIATE").bytes);
+        v.server.handle_initiate(initiate).unwrap();
 
-    // The reference server's READY metadata, recovered with an independent opener.
-    let key = after(b, "crypto_box_beforenm(C', s') = ");
-    let (_, recorded_ready) = frame_body(&block(&v.blocks, true, "READY").bytes);
-    let meta = raw_open(
-        &key,
-        &short_nonce(b"CurveZMQREADY---", &recorded_ready[6..14]),
-        &recorded_ready[14..],
-    );
-    let (ready, mut codec) = v.server.ready(&meta).unwrap();
-    assert_eq!(ready, recorded_ready);
-    assert_eq!(codec.last_received_nonce(), 2, "INITIATE's nonce");
+        // The reference server's READY metadata, recovered with an independent opener.
+        let key = after(b, "crypto_box_beforenm(C', s') = ");
+        let (_, recorded_ready) = frame_body(&block(&v.blocks, true, "READY").bytes);
+        let meta = raw_open(
+            &key,
+            &short_nonce(b"CurveZMQREADY---", &recorded_ready[6..14]),
+            &recorded_ready[14..],
+        );
+        let (ready, mut codec) = v.server.ready(&meta).unwrap();
+        assert_eq!(ready, recorded_ready);
+        assert_eq!(codec.last_received_nonce(), 2, "INITIATE's nonce");
 
-    // Our first MESSAGE (nonce 2) matches the reference server's.
-    let (flags, recorded_reply) = frame_body(&block(&v.blocks, true, "MESSAGE reply").bytes);
-    assert_eq!(flags, 0x00);
-    let plain = raw_open(
-        &key,
-        &short_nonce(b"CurveZMQMESSAGES", &recorded_reply[8..16]),
-        &recorded_reply[16..],
-    );
-    let mut ours = Vec::new();
-    codec.seal(plain[0], &plain[1..], &mut ours).unwrap();
-    assert_eq!(ours, recorded_reply);
-
-    // libzmq's MESSAGEs (nonces 3 and 4) open to the listed plaintexts.
-    let plains = plaintext_lines(b, "plaintext");
-    assert_eq!(plains.len(), 2);
-    let received: Vec<&Block> = v
-        .blocks
-        .iter()
-        .filter(|bl| !bl.sent_by_reference && bl.name == "MESSAGE")
-        .collect();
-    assert_eq!(received.len(), 2);
-    for (bl, (c2s, n, plain)) in received.iter().zip(&plains) {
-        assert!(*c2s);
-        let (flags, body) = frame_body(&bl.bytes);
+        // Our first MESSAGE (nonce 2) matches the reference server's.
+        let (flags, recorded_reply) = frame_body(&block(&v.blocks, true, "MESSAGE reply").bytes);
         assert_eq!(flags, 0x00);
-        let mut buf = bytes::BytesMut::from(body);
-        let got_flags = codec.open_bytes(&mut buf).unwrap();
-        assert_eq!((got_flags, &buf[..]), (plain[0], &plain[1..]));
-        assert_eq!(codec.last_received_nonce(), *n);
-    }
+        let plain = raw_open(
+            &key,
+            &short_nonce(b"CurveZMQMESSAGES", &recorded_reply[8..16]),
+            &recorded_reply[16..],
+        );
+        let mut ours = Vec::new();
+        codec.seal(plain[0], &plain[1..], &mut ours).unwrap();
+        assert_eq!(ours, recorded_reply);
+
+        // libzmq's MESSAGEs (nonces 3 and 4) open to the listed plaintexts.
+        let plains = plaintext_lines(b, "plaintext");
+        assert_eq!(plains.len(), 2);
+        let received: Vec<&Block> = v
+            .blocks
+            .iter()
+            .filter(|bl| !bl.sent_by_reference && bl.name == "MESSAGE")
+            .collect();
+        assert_eq!(received.len(), 2);
+        for (bl, (c2s, n, plain)) in received.iter().zip(&plains) {
+            assert!(*c2s);
+            let (flags, body) = frame_body(&bl.bytes);
+            assert_eq!(flags, 0x00);
+            let mut buf = bytes::BytesMut::from(body);
+            let got_flags = codec.open_bytes(&mut buf).unwrap();
+            assert_eq!((got_flags, &buf[..]), (plain[0], &plain[1..]));
+            assert_eq!(codec.last_received_nonce(), *n);
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -582,31 +598,34 @@ fn check_annotations(header: &str, fs: &[(usize, u8, Vec<u8>)]) {
 
 #[test]
 fn capture_hello_opens_with_our_server_and_the_welcome_cookie_is_echoed() {
-    let (_, server_kp) = long_term_keys();
-    let fs = frames(&stream("C->S"));
-    // libzmq's HELLO passes every check of ours, the zero-signature one included.
-    let mut server = CurveServer::new(&server_kp, &mut ChaCha20Rng::seed_from_u64(9));
-    let welcome = server
-        .handle_hello(&fs[0].2, &mut ChaCha20Rng::seed_from_u64(10))
-        .unwrap();
-    assert_eq!(welcome.len(), WELCOME_LEN);
+    each_provider(|p| {
+        let (_, server_kp) = long_term_keys();
+        let fs = frames(&stream("C->S"));
+        // libzmq's HELLO passes every check of ours, the zero-signature one included.
+        let mut server =
+            CurveServer::with_provider(p, &server_kp, &mut ChaCha20Rng::seed_from_u64(9));
+        let welcome = server
+            .handle_hello(&fs[0].2, &mut ChaCha20Rng::seed_from_u64(10))
+            .unwrap();
+        assert_eq!(welcome.len(), WELCOME_LEN);
 
-    // The recorded WELCOME opens with (C', s) (an independent opener): its cookie is what the
-    // libzmq client echoed in INITIATE, and its S' is the annotated one.
-    let sc = frames(&stream("S->C"));
-    let c_short: [u8; 32] = fs[0].2[80..112].try_into().unwrap();
-    let shared = server_kp
-        .secret()
-        .as_dalek()
-        .diffie_hellman(&x25519_dalek::PublicKey::from(c_short));
-    use crypto_secretbox::Kdf;
-    let key = XSalsa20Poly1305::kdf(
-        GenericArray::from_slice(shared.as_bytes()),
-        &GenericArray::default(),
-    );
-    let mut nonce = b"WELCOME-".to_vec();
-    nonce.extend_from_slice(&sc[0].2[8..24]);
-    let plain = raw_open(&key, &nonce, &sc[0].2[24..]);
-    assert_eq!(&plain[32..], &fs[1].2[9..105]);
-    assert_eq!(&plain[..32], after(CAPTURE, "S'=").as_slice());
+        // The recorded WELCOME opens with (C', s) (an independent opener): its cookie is what the
+        // libzmq client echoed in INITIATE, and its S' is the annotated one.
+        let sc = frames(&stream("S->C"));
+        let c_short: [u8; 32] = fs[0].2[80..112].try_into().unwrap();
+        let shared = server_kp
+            .secret()
+            .as_dalek()
+            .diffie_hellman(&x25519_dalek::PublicKey::from(c_short));
+        use crypto_secretbox::Kdf;
+        let key = XSalsa20Poly1305::kdf(
+            GenericArray::from_slice(shared.as_bytes()),
+            &GenericArray::default(),
+        );
+        let mut nonce = b"WELCOME-".to_vec();
+        nonce.extend_from_slice(&sc[0].2[8..24]);
+        let plain = raw_open(&key, &nonce, &sc[0].2[24..]);
+        assert_eq!(&plain[32..], &fs[1].2[9..105]);
+        assert_eq!(&plain[..32], after(CAPTURE, "S'=").as_slice());
+    });
 }

@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{Script, frame_body, unhex};
+use common::{Script, each_provider, frame_body, unhex};
 use crypto_box::aead::generic_array::GenericArray;
 use crypto_secretbox::{AeadInPlace, Kdf, KeyInit, XSalsa20Poly1305};
+use lokimq_core::crypto::CryptoProvider;
 use lokimq_core::curve::{
     COOKIE_LEN, Command, CurveClient, CurveCodec, CurveServer, FLAG_COMMAND, FLAG_MORE, HELLO_LEN,
     INITIATE_MIN_LEN, READY_MIN_LEN, WELCOME_LEN,
@@ -154,7 +155,8 @@ fn raw_open(body: &[u8], client_to_server: bool) -> (u8, Vec<u8>) {
     (data[0], data[1..].to_vec())
 }
 
-/// Runs the whole handshake through the public API with the KAT's randomness.
+/// Runs the whole handshake through the public API with the KAT's randomness, both sides on
+/// provider `p`.
 struct Run {
     hello: Vec<u8>,
     welcome: Vec<u8>,
@@ -165,15 +167,16 @@ struct Run {
     server_codec: CurveCodec,
 }
 
-fn run() -> Run {
+fn run(p: &'static dyn CryptoProvider) -> Run {
     let k = kat();
     let initiate_meta = field_hex("INITIATE metadata");
     let ready_meta = field_hex("READY metadata");
 
     let mut client_rng = Script::new(&[&k.c_short, &k.vn]);
     let mut server_rng = Script::new(&[&k.s_short, &k.k, &k.w, &k.kn]);
-    let mut client = CurveClient::new(&k.client, *k.server.public(), &mut client_rng).unwrap();
-    let mut server = CurveServer::new(&k.server, &mut server_rng);
+    let mut client =
+        CurveClient::with_provider(p, &k.client, *k.server.public(), &mut client_rng).unwrap();
+    let mut server = CurveServer::with_provider(p, &k.server, &mut server_rng);
     assert_eq!(client.short_term_public().as_bytes()[..], k.c_short_pub[..]);
     assert_eq!(server.short_term_public().as_bytes()[..], k.s_short_pub[..]);
 
@@ -220,70 +223,78 @@ fn kat_keys_are_consistent() {
 
 #[test]
 fn kat_client_hello_is_byte_exact() {
-    let r = run();
-    let frame_bytes = frame("HELLO frame");
-    let (flags, body) = frame_body(&frame_bytes);
-    assert_eq!(flags, 0x04);
-    assert_eq!(body.len(), HELLO_LEN);
-    assert_eq!(r.hello, body);
-    assert_eq!(Command::of(&r.hello), Some(Command::Hello));
+    each_provider(|p| {
+        let r = run(p);
+        let frame_bytes = frame("HELLO frame");
+        let (flags, body) = frame_body(&frame_bytes);
+        assert_eq!(flags, 0x04);
+        assert_eq!(body.len(), HELLO_LEN);
+        assert_eq!(r.hello, body);
+        assert_eq!(Command::of(&r.hello), Some(Command::Hello));
+    });
 }
 
 #[test]
 fn kat_server_welcome_and_cookie_are_byte_exact() {
-    let r = run();
-    let frame_bytes = frame("WELCOME frame");
-    let (flags, body) = frame_body(&frame_bytes);
-    assert_eq!(flags, 0x04);
-    assert_eq!(body.len(), WELCOME_LEN);
-    assert_eq!(r.welcome, body);
-    // The cookie travels back verbatim in INITIATE.
-    let cookie = field_hex("cookie (96)");
-    assert_eq!(cookie.len(), COOKIE_LEN);
-    assert_eq!(&r.initiate[9..9 + COOKIE_LEN], cookie.as_slice());
+    each_provider(|p| {
+        let r = run(p);
+        let frame_bytes = frame("WELCOME frame");
+        let (flags, body) = frame_body(&frame_bytes);
+        assert_eq!(flags, 0x04);
+        assert_eq!(body.len(), WELCOME_LEN);
+        assert_eq!(r.welcome, body);
+        // The cookie travels back verbatim in INITIATE.
+        let cookie = field_hex("cookie (96)");
+        assert_eq!(cookie.len(), COOKIE_LEN);
+        assert_eq!(&r.initiate[9..9 + COOKIE_LEN], cookie.as_slice());
+    });
 }
 
 #[test]
 fn kat_client_initiate_and_vouch_are_byte_exact() {
-    let r = run();
-    let frame_bytes = frame("INITIATE frame");
-    let (flags, body) = frame_body(&frame_bytes);
-    assert_eq!(flags, 0x06, "long command frame");
-    assert_eq!(
-        body.len(),
-        INITIATE_MIN_LEN + field_hex("INITIATE metadata").len()
-    );
-    assert_eq!(r.initiate, body);
+    each_provider(|p| {
+        let r = run(p);
+        let frame_bytes = frame("INITIATE frame");
+        let (flags, body) = frame_body(&frame_bytes);
+        assert_eq!(flags, 0x06, "long command frame");
+        assert_eq!(
+            body.len(),
+            INITIATE_MIN_LEN + field_hex("INITIATE metadata").len()
+        );
+        assert_eq!(r.initiate, body);
 
-    // The vouch line: open INITIATE's box with the precomputed key and find it at 48..128.
-    let key = precomputed_key();
-    let cipher = XSalsa20Poly1305::new(GenericArray::from_slice(&key));
-    let mut nonce = b"CurveZMQINITIATE".to_vec();
-    nonce.extend_from_slice(&2u64.to_be_bytes());
-    let mut data = r.initiate[113 + 16..].to_vec();
-    cipher
-        .decrypt_in_place_detached(
-            GenericArray::from_slice(&nonce),
-            b"",
-            &mut data,
-            GenericArray::from_slice(&r.initiate[113..129]),
-        )
-        .unwrap();
-    assert_eq!(&data[48..128], field_hex("vouch box (80)").as_slice());
+        // The vouch line: open INITIATE's box with the precomputed key and find it at 48..128.
+        let key = precomputed_key();
+        let cipher = XSalsa20Poly1305::new(GenericArray::from_slice(&key));
+        let mut nonce = b"CurveZMQINITIATE".to_vec();
+        nonce.extend_from_slice(&2u64.to_be_bytes());
+        let mut data = r.initiate[113 + 16..].to_vec();
+        cipher
+            .decrypt_in_place_detached(
+                GenericArray::from_slice(&nonce),
+                b"",
+                &mut data,
+                GenericArray::from_slice(&r.initiate[113..129]),
+            )
+            .unwrap();
+        assert_eq!(&data[48..128], field_hex("vouch box (80)").as_slice());
+    });
 }
 
 #[test]
 fn kat_server_ready_is_byte_exact_and_client_reads_its_metadata() {
-    let r = run();
-    let frame_bytes = frame("READY frame");
-    let (flags, body) = frame_body(&frame_bytes);
-    assert_eq!(flags, 0x04);
-    assert_eq!(
-        body.len(),
-        READY_MIN_LEN + field_hex("READY metadata").len()
-    );
-    assert_eq!(r.ready, body);
-    assert_eq!(r.client_meta_seen, field_hex("READY metadata"));
+    each_provider(|p| {
+        let r = run(p);
+        let frame_bytes = frame("READY frame");
+        let (flags, body) = frame_body(&frame_bytes);
+        assert_eq!(flags, 0x04);
+        assert_eq!(
+            body.len(),
+            READY_MIN_LEN + field_hex("READY metadata").len()
+        );
+        assert_eq!(r.ready, body);
+        assert_eq!(r.client_meta_seen, field_hex("READY metadata"));
+    });
 }
 
 fn precomputed_key() -> Vec<u8> {
@@ -296,98 +307,106 @@ fn precomputed_key() -> Vec<u8> {
 
 #[test]
 fn kat_precomputed_key_matches_both_sides_and_keys_the_codecs() {
-    let k = kat();
-    let key = precomputed_key();
-    let beforenm = |sk: &[u8], pk: &[u8]| {
-        let shared = x25519_dalek::StaticSecret::from(arr32(sk))
-            .diffie_hellman(&x25519_dalek::PublicKey::from(arr32(pk)));
-        XSalsa20Poly1305::kdf(
-            GenericArray::from_slice(shared.as_bytes()),
-            &GenericArray::default(),
-        )
-        .to_vec()
-    };
-    assert_eq!(beforenm(&k.c_short, &k.s_short_pub), key);
-    assert_eq!(beforenm(&k.s_short, &k.c_short_pub), key);
+    each_provider(|p| {
+        let k = kat();
+        let key = precomputed_key();
+        let beforenm = |sk: &[u8], pk: &[u8]| {
+            let shared = x25519_dalek::StaticSecret::from(arr32(sk))
+                .diffie_hellman(&x25519_dalek::PublicKey::from(arr32(pk)));
+            XSalsa20Poly1305::kdf(
+                GenericArray::from_slice(shared.as_bytes()),
+                &GenericArray::default(),
+            )
+            .to_vec()
+        };
+        assert_eq!(beforenm(&k.c_short, &k.s_short_pub), key);
+        assert_eq!(beforenm(&k.s_short, &k.c_short_pub), key);
 
-    // A raw XSalsa20-Poly1305 with exactly that key reproduces what our codec seals.
-    let mut r = run();
-    let cipher = XSalsa20Poly1305::new(GenericArray::from_slice(&key));
-    let mut body = Vec::new();
-    r.client_codec.seal(FLAG_MORE, b"hello", &mut body).unwrap();
-    let mut nonce = b"CurveZMQMESSAGEC".to_vec();
-    nonce.extend_from_slice(&3u64.to_be_bytes());
-    let mut plain = vec![FLAG_MORE];
-    plain.extend_from_slice(b"hello");
-    let tag = cipher
-        .encrypt_in_place_detached(GenericArray::from_slice(&nonce), b"", &mut plain)
-        .unwrap();
-    assert_eq!(&body[16..32], tag.as_slice());
-    assert_eq!(&body[32..], plain.as_slice());
-    // And the server side reads it.
-    assert_eq!(
-        r.server_codec.open(&body).unwrap(),
-        (FLAG_MORE, b"hello".to_vec())
-    );
+        // A raw XSalsa20-Poly1305 with exactly that key reproduces what our codec seals.
+        let mut r = run(p);
+        let cipher = XSalsa20Poly1305::new(GenericArray::from_slice(&key));
+        let mut body = Vec::new();
+        r.client_codec.seal(FLAG_MORE, b"hello", &mut body).unwrap();
+        let mut nonce = b"CurveZMQMESSAGEC".to_vec();
+        nonce.extend_from_slice(&3u64.to_be_bytes());
+        let mut plain = vec![FLAG_MORE];
+        plain.extend_from_slice(b"hello");
+        let tag = cipher
+            .encrypt_in_place_detached(GenericArray::from_slice(&nonce), b"", &mut plain)
+            .unwrap();
+        assert_eq!(&body[16..32], tag.as_slice());
+        assert_eq!(&body[32..], plain.as_slice());
+        // And the server side reads it.
+        assert_eq!(
+            r.server_codec.open(&body).unwrap(),
+            (FLAG_MORE, b"hello".to_vec())
+        );
+    });
 }
 
 #[test]
 fn kat_every_message_is_sealed_byte_exact_and_opened() {
-    let mut r = run();
-    let lines = message_lines();
-    assert_eq!(lines.len(), 6, "the file lists six MESSAGEs");
-    assert!(lines.iter().any(|m| m.payload.len() == 300));
-    assert!(
-        lines
-            .iter()
-            .any(|m| m.flags == FLAG_COMMAND && !m.client_to_server)
-    );
-    for m in &lines {
-        let (tx, rx) = if m.client_to_server {
-            (&mut r.client_codec, &mut r.server_codec)
-        } else {
-            (&mut r.server_codec, &mut r.client_codec)
-        };
-        assert_eq!(tx.next_send_nonce(), Some(m.nonce));
-        let (flags, body) = frame_body(&m.frame);
-        assert_eq!(flags & 0x04, 0, "MESSAGE travels in a data frame");
-        assert_eq!(body.len(), CurveCodec::sealed_len(m.payload.len()));
-        let mut sealed = Vec::new();
-        tx.seal(m.flags, &m.payload, &mut sealed).unwrap();
-        assert_eq!(sealed, body, "MESSAGE nonce {}", m.nonce);
-        assert_eq!(
-            raw_open(body, m.client_to_server),
-            (m.flags, m.payload.clone())
+    each_provider(|p| {
+        let mut r = run(p);
+        let lines = message_lines();
+        assert_eq!(lines.len(), 6, "the file lists six MESSAGEs");
+        assert!(lines.iter().any(|m| m.payload.len() == 300));
+        assert!(
+            lines
+                .iter()
+                .any(|m| m.flags == FLAG_COMMAND && !m.client_to_server)
         );
-        assert_eq!(rx.open(body).unwrap(), (m.flags, m.payload.clone()));
-        assert_eq!(rx.last_received_nonce(), m.nonce);
-    }
+        for m in &lines {
+            let (tx, rx) = if m.client_to_server {
+                (&mut r.client_codec, &mut r.server_codec)
+            } else {
+                (&mut r.server_codec, &mut r.client_codec)
+            };
+            assert_eq!(tx.next_send_nonce(), Some(m.nonce));
+            let (flags, body) = frame_body(&m.frame);
+            assert_eq!(flags & 0x04, 0, "MESSAGE travels in a data frame");
+            assert_eq!(body.len(), CurveCodec::sealed_len(m.payload.len()));
+            let mut sealed = Vec::new();
+            tx.seal(m.flags, &m.payload, &mut sealed).unwrap();
+            assert_eq!(sealed, body, "MESSAGE nonce {}", m.nonce);
+            assert_eq!(
+                raw_open(body, m.client_to_server),
+                (m.flags, m.payload.clone())
+            );
+            assert_eq!(rx.open(body).unwrap(), (m.flags, m.payload.clone()));
+            assert_eq!(rx.last_received_nonce(), m.nonce);
+        }
+    });
 }
 
 #[test]
 fn kat_messages_also_open_in_place_and_replays_fail() {
-    let mut r = run();
-    for m in message_lines().iter().filter(|m| m.client_to_server) {
-        let (_, body) = frame_body(&m.frame);
-        let mut buf = bytes::BytesMut::from(body);
-        let flags = r.server_codec.open_bytes(&mut buf).unwrap();
-        assert_eq!((flags, &buf[..]), (m.flags, m.payload.as_slice()));
-        let mut again = body.to_vec();
-        assert!(r.server_codec.open_in_place(&mut again).is_err(), "replay");
-    }
+    each_provider(|p| {
+        let mut r = run(p);
+        for m in message_lines().iter().filter(|m| m.client_to_server) {
+            let (_, body) = frame_body(&m.frame);
+            let mut buf = bytes::BytesMut::from(body);
+            let flags = r.server_codec.open_bytes(&mut buf).unwrap();
+            assert_eq!((flags, &buf[..]), (m.flags, m.payload.as_slice()));
+            let mut again = body.to_vec();
+            assert!(r.server_codec.open_in_place(&mut again).is_err(), "replay");
+        }
+    });
 }
 
 #[test]
 fn kat_side_constructs_from_public_keys_only() {
-    // The client needs only S; building it with S from the file and our own c works, and a
-    // different S changes HELLO's box but not its C'.
-    let k = kat();
-    let mut rng = Script::new(&[&k.c_short]);
-    let other = PublicKey::from_bytes(arr32(&k.s_short_pub));
-    let mut c = CurveClient::new(&k.client, other, &mut rng).unwrap();
-    let hello = c.hello().unwrap();
-    let frame_bytes = frame("HELLO frame");
-    let (_, body) = frame_body(&frame_bytes);
-    assert_eq!(&hello[..120], &body[..120]);
-    assert_ne!(&hello[120..], &body[120..]);
+    each_provider(|p| {
+        // The client needs only S; building it with S from the file and our own c works, and a
+        // different S changes HELLO's box but not its C'.
+        let k = kat();
+        let mut rng = Script::new(&[&k.c_short]);
+        let other = PublicKey::from_bytes(arr32(&k.s_short_pub));
+        let mut c = CurveClient::with_provider(p, &k.client, other, &mut rng).unwrap();
+        let hello = c.hello().unwrap();
+        let frame_bytes = frame("HELLO frame");
+        let (_, body) = frame_body(&frame_bytes);
+        assert_eq!(&hello[..120], &body[..120]);
+        assert_ne!(&hello[120..], &body[120..]);
+    });
 }

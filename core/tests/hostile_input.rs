@@ -15,6 +15,7 @@
 mod common;
 
 use common::Script;
+use std::cell::Cell;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -24,6 +25,7 @@ use rand_core::SeedableRng;
 
 use lokimq_core::address::Address;
 use lokimq_core::auth::{Access, AuthLevel};
+use lokimq_core::crypto::{CryptoProvider, all_providers, default_provider};
 use lokimq_core::curve::{CurveClient, CurveError};
 use lokimq_core::ids::{ConnId, ListenerId};
 use lokimq_core::keys::Keypair;
@@ -37,6 +39,31 @@ use lokimq_core::zmtp::frame::FrameDecoder;
 use lokimq_core::zmtp::{SocketType, ZmtpError};
 
 const KAT: &str = include_str!("../../vectors/curve-kat.txt");
+
+thread_local! {
+    /// The crypto provider of the CURVE sessions built here: set by [`each_provider`] and by
+    /// the property tests.
+    static PROVIDER: Cell<&'static dyn CryptoProvider> = Cell::new(default_provider());
+}
+
+fn provider() -> &'static dyn CryptoProvider {
+    PROVIDER.with(Cell::get)
+}
+
+/// Runs a test body once with every crypto provider this build has.
+fn each_provider(mut body: impl FnMut()) {
+    common::each_provider(|p| {
+        PROVIDER.with(|c| c.set(p));
+        body();
+    });
+}
+
+/// A CURVE session config on the current provider.
+fn curve_config(socket_type: SocketType, mechanism: MechanismConfig) -> SessionConfig {
+    let mut c = SessionConfig::new(socket_type, mechanism);
+    c.crypto_provider = provider();
+    c
+}
 
 // ---------------------------------------------------------------------------------------------
 // The recorded exchange
@@ -235,7 +262,7 @@ impl Target {
         let k = keys();
         let (config, rng) = match side {
             Side::Server => (
-                SessionConfig::new(
+                curve_config(
                     SocketType::Router,
                     MechanismConfig::CurveServer {
                         keypair: k.server.clone(),
@@ -244,7 +271,7 @@ impl Target {
                 server_script(),
             ),
             Side::Client => (
-                SessionConfig::new(
+                curve_config(
                     SocketType::Dealer,
                     MechanismConfig::CurveClient {
                         keypair: k.client.clone(),
@@ -328,28 +355,30 @@ fn run(side: Side, stream: &[u8]) -> Outcome {
 
 #[test]
 fn hostile_kat_exchange_is_reproduced_by_sessions() {
-    // The server session answers the KAT client with the KAT's own WELCOME and READY, and both
-    // sessions deliver the KAT's messages: the recording is what our sessions really exchange.
-    let c2s = client_to_server();
-    let expected = [
-        field("server greeting"),
-        field("WELCOME frame"),
-        field("READY frame"),
-    ]
-    .concat();
-    assert_eq!(c2s.genuine.transmitted[..expected.len()], expected[..]);
-    let got = &c2s.genuine.messages;
-    assert_eq!(got.len(), 2);
-    assert_eq!(got[0], vec![Bytes::from_static(b"hello"), Bytes::new()]);
-    // The file abbreviates the last payload as "0001020304050607...(300 bytes)".
-    assert_eq!(got[1].len(), 1);
-    assert_eq!(got[1][0].len(), 300);
-    assert!(got[1][0].starts_with(&[0, 1, 2, 3, 4, 5, 6, 7]));
-    let s2c = server_to_client();
-    assert_eq!(
-        s2c.genuine.messages,
-        vec![vec![Bytes::from_static(b"world")]]
-    );
+    each_provider(|| {
+        // The server session answers the KAT client with the KAT's own WELCOME and READY, and both
+        // sessions deliver the KAT's messages: the recording is what our sessions really exchange.
+        let c2s = client_to_server();
+        let expected = [
+            field("server greeting"),
+            field("WELCOME frame"),
+            field("READY frame"),
+        ]
+        .concat();
+        assert_eq!(c2s.genuine.transmitted[..expected.len()], expected[..]);
+        let got = &c2s.genuine.messages;
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], vec![Bytes::from_static(b"hello"), Bytes::new()]);
+        // The file abbreviates the last payload as "0001020304050607...(300 bytes)".
+        assert_eq!(got[1].len(), 1);
+        assert_eq!(got[1][0].len(), 300);
+        assert!(got[1][0].starts_with(&[0, 1, 2, 3, 4, 5, 6, 7]));
+        let s2c = server_to_client();
+        assert_eq!(
+            s2c.genuine.messages,
+            vec![vec![Bytes::from_static(b"world")]]
+        );
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,58 +462,64 @@ fn sweep(rec: &Recording) -> Vec<usize> {
 
 #[test]
 fn hostile_a_bit_flip_anywhere_in_a_recorded_exchange_is_refused_or_harmless() {
-    for (side, rec) in [
-        (Side::Server, client_to_server()),
-        (Side::Client, server_to_client()),
-    ] {
-        for at in sweep(rec) {
-            check_flip(side, rec, at, (at * 5 % 8) as u8);
+    each_provider(|| {
+        for (side, rec) in [
+            (Side::Server, client_to_server()),
+            (Side::Client, server_to_client()),
+        ] {
+            for at in sweep(rec) {
+                check_flip(side, rec, at, (at * 5 % 8) as u8);
+            }
         }
-    }
+    });
 }
 
 #[test]
 fn hostile_high_bit_of_the_hello_key_passes_hello_but_fails_the_handshake() {
-    // x25519 ignores bit 255 of a public key (RFC 7748), so flipping the top bit of C' in HELLO
-    // leaves the HELLO box valid: the server accepts HELLO and answers WELCOME, as libsodium-based
-    // libzmq would. The handshake still fails: replaying the recorded INITIATE, at the cookie
-    // (sealed over the C' HELLO announced); with a live client that echoes the new cookie, at
-    // the vouch (whose C' is the real one). A tamper test of the HELLO step alone must not
-    // expect a refusal for this bit.
-    let rec = client_to_server();
-    let c_short_last = 64 + 2 + 111; // greeting, frame header, C' at body[80..112]
-    assert_eq!(rec.regions[c_short_last], Region::Body { frame: 0 });
-    let hello_end = 64 + field("HELLO frame").len();
-    let mut bytes = rec.bytes.clone();
-    bytes[c_short_last] ^= 0x80;
+    each_provider(|| {
+        // x25519 ignores bit 255 of a public key (RFC 7748), so flipping the top bit of C' in HELLO
+        // leaves the HELLO box valid: the server accepts HELLO and answers WELCOME, as libsodium-based
+        // libzmq would. The handshake still fails: replaying the recorded INITIATE, at the cookie
+        // (sealed over the C' HELLO announced); with a live client that echoes the new cookie, at
+        // the vouch (whose C' is the real one). A tamper test of the HELLO step alone must not
+        // expect a refusal for this bit.
+        let rec = client_to_server();
+        let c_short_last = 64 + 2 + 111; // greeting, frame header, C' at body[80..112]
+        assert_eq!(rec.regions[c_short_last], Region::Body { frame: 0 });
+        let hello_end = 64 + field("HELLO frame").len();
+        let mut bytes = rec.bytes.clone();
+        bytes[c_short_last] ^= 0x80;
 
-    let got = run(Side::Server, &bytes);
-    let welcome_end = 64 + field("WELCOME frame").len();
-    assert!(got.transmitted.len() >= welcome_end, "HELLO was refused");
-    assert_eq!(got.error, Some(SessionError::Crypto(CurveError::BadCookie)));
-    assert!(!got.ready && got.messages.is_empty());
+        let got = run(Side::Server, &bytes);
+        let welcome_end = 64 + field("WELCOME frame").len();
+        assert!(got.transmitted.len() >= welcome_end, "HELLO was refused");
+        assert_eq!(got.error, Some(SessionError::Crypto(CurveError::BadCookie)));
+        assert!(!got.ready && got.messages.is_empty());
 
-    // The live client: it opens the new WELCOME (its box is keyed by S and c') and answers.
-    let k = keys();
-    let mut client_rng = client_script();
-    let mut client = CurveClient::new(&k.client, *k.server.public(), &mut client_rng).unwrap();
-    let _ = client.hello().unwrap();
-    let mut server = Target::new(Side::Server);
-    server.feed(&bytes[..hello_end]);
-    let welcome = &server.transmitted[64 + 2..welcome_end];
-    let metadata = field("INITIATE metadata");
-    let initiate = client
-        .handle_welcome(welcome, &metadata, &mut client_rng)
-        .expect("the client accepts the server's WELCOME");
-    let mut frame = long_header(0x04, initiate.len() as u64);
-    frame.extend_from_slice(&initiate);
-    server.feed(&frame);
-    let got = server.outcome();
-    assert_eq!(
-        got.error,
-        Some(SessionError::Crypto(CurveError::KeyExchange))
-    );
-    assert!(!got.ready);
+        // The live client: it opens the new WELCOME (its box is keyed by S and c') and answers.
+        let k = keys();
+        let mut client_rng = client_script();
+        let mut client =
+            CurveClient::with_provider(provider(), &k.client, *k.server.public(), &mut client_rng)
+                .unwrap();
+        let _ = client.hello().unwrap();
+        let mut server = Target::new(Side::Server);
+        server.feed(&bytes[..hello_end]);
+        let welcome = &server.transmitted[64 + 2..welcome_end];
+        let metadata = field("INITIATE metadata");
+        let initiate = client
+            .handle_welcome(welcome, &metadata, &mut client_rng)
+            .expect("the client accepts the server's WELCOME");
+        let mut frame = long_header(0x04, initiate.len() as u64);
+        frame.extend_from_slice(&initiate);
+        server.feed(&frame);
+        let got = server.outcome();
+        assert_eq!(
+            got.error,
+            Some(SessionError::Crypto(CurveError::KeyExchange))
+        );
+        assert!(!got.ready);
+    });
 }
 
 proptest! {
@@ -494,7 +529,9 @@ proptest! {
     fn hostile_any_bit_flip_in_the_client_stream_is_refused_or_harmless(
         at in 0..1usize << 16,
         bit in 0u8..8,
+        p in prop::sample::select(all_providers()),
     ) {
+        PROVIDER.with(|c| c.set(p));
         let rec = client_to_server();
         check_flip(Side::Server, rec, at % rec.bytes.len(), bit);
     }
@@ -503,7 +540,9 @@ proptest! {
     fn hostile_any_bit_flip_in_the_server_stream_is_refused_or_harmless(
         at in 0..1usize << 16,
         bit in 0u8..8,
+        p in prop::sample::select(all_providers()),
     ) {
+        PROVIDER.with(|c| c.set(p));
         let rec = server_to_client();
         check_flip(Side::Client, rec, at % rec.bytes.len(), bit);
     }
@@ -521,93 +560,97 @@ fn curve_error(o: &Outcome) -> Option<CurveError> {
 
 #[test]
 fn hostile_replayed_message_is_refused() {
-    let rec = client_to_server();
-    let frames = message_frames("C->S");
-    let handshake = &rec.bytes[..rec.bytes.len() - frames.concat().len()];
-    // The same MESSAGE twice, and an older MESSAGE after a newer one.
-    for (first, second) in [(0, 0), (1, 0), (3, 3), (3, 2)] {
-        let stream = [handshake, &frames[first], &frames[second]].concat();
-        let got = run(Side::Server, &stream);
-        assert!(
-            matches!(curve_error(&got), Some(CurveError::InvalidSequence { .. })),
-            "replay {first} → {second}: {got:?}"
-        );
-    }
-    // A replayed handshake command after the handshake is a MESSAGE that does not open.
-    let initiate = field("INITIATE frame");
-    let got = run(Side::Server, &[handshake, &initiate].concat());
-    assert!(got.ready && curve_error(&got).is_some(), "{got:?}");
-    // The same on the client side: the server's MESSAGE twice.
-    let s2c = server_to_client();
-    let frames = message_frames("S->C");
-    let handshake = &s2c.bytes[..s2c.bytes.len() - frames.concat().len()];
-    let got = run(Side::Client, &[handshake, &frames[0], &frames[0]].concat());
-    assert_eq!(got.messages, vec![vec![Bytes::from_static(b"world")]]);
-    assert!(matches!(
-        curve_error(&got),
-        Some(CurveError::InvalidSequence { .. })
-    ));
+    each_provider(|| {
+        let rec = client_to_server();
+        let frames = message_frames("C->S");
+        let handshake = &rec.bytes[..rec.bytes.len() - frames.concat().len()];
+        // The same MESSAGE twice, and an older MESSAGE after a newer one.
+        for (first, second) in [(0, 0), (1, 0), (3, 3), (3, 2)] {
+            let stream = [handshake, &frames[first], &frames[second]].concat();
+            let got = run(Side::Server, &stream);
+            assert!(
+                matches!(curve_error(&got), Some(CurveError::InvalidSequence { .. })),
+                "replay {first} → {second}: {got:?}"
+            );
+        }
+        // A replayed handshake command after the handshake is a MESSAGE that does not open.
+        let initiate = field("INITIATE frame");
+        let got = run(Side::Server, &[handshake, &initiate].concat());
+        assert!(got.ready && curve_error(&got).is_some(), "{got:?}");
+        // The same on the client side: the server's MESSAGE twice.
+        let s2c = server_to_client();
+        let frames = message_frames("S->C");
+        let handshake = &s2c.bytes[..s2c.bytes.len() - frames.concat().len()];
+        let got = run(Side::Client, &[handshake, &frames[0], &frames[0]].concat());
+        assert_eq!(got.messages, vec![vec![Bytes::from_static(b"world")]]);
+        assert!(matches!(
+            curve_error(&got),
+            Some(CurveError::InvalidSequence { .. })
+        ));
+    });
 }
 
 #[test]
 fn hostile_message_from_another_connection_is_refused() {
-    // A genuine MESSAGE recorded on one connection does not open on another connection between
-    // the same long-term keys: the short-term keys differ.
-    let k = keys();
-    let mut sealed = Vec::new();
-    let mut sessions = Vec::new();
-    for seed in [1u64, 2] {
-        let mut rng = ChaCha20Rng::seed_from_u64(seed);
-        let mut c = Session::new(
-            SessionConfig::new(
-                SocketType::Dealer,
-                MechanismConfig::CurveClient {
-                    keypair: k.client.clone(),
-                    server_key: *k.server.public(),
-                },
-            ),
-            Instant::ZERO,
-            &mut rng,
-        )
-        .unwrap();
-        let mut s = Session::new(
-            SessionConfig::new(
-                SocketType::Router,
-                MechanismConfig::CurveServer {
-                    keypair: k.server.clone(),
-                },
-            ),
-            Instant::ZERO,
-            &mut rng,
-        )
-        .unwrap();
-        for _ in 0..4 {
-            while let Some(b) = c.poll_transmit() {
-                s.handle_bytes(Instant::ZERO, &b, &mut rng);
-            }
-            while let Some(b) = s.poll_transmit() {
-                c.handle_bytes(Instant::ZERO, &b, &mut rng);
-            }
-        }
-        assert_eq!(s.state(), SessionState::Ready);
-        c.send(Instant::ZERO, vec![Bytes::from_static(b"secret")])
+    each_provider(|| {
+        // A genuine MESSAGE recorded on one connection does not open on another connection between
+        // the same long-term keys: the short-term keys differ.
+        let k = keys();
+        let mut sealed = Vec::new();
+        let mut sessions = Vec::new();
+        for seed in [1u64, 2] {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let mut c = Session::new(
+                curve_config(
+                    SocketType::Dealer,
+                    MechanismConfig::CurveClient {
+                        keypair: k.client.clone(),
+                        server_key: *k.server.public(),
+                    },
+                ),
+                Instant::ZERO,
+                &mut rng,
+            )
             .unwrap();
-        let mut bytes = Vec::new();
-        while let Some(b) = c.poll_transmit() {
-            bytes.extend_from_slice(&b);
+            let mut s = Session::new(
+                curve_config(
+                    SocketType::Router,
+                    MechanismConfig::CurveServer {
+                        keypair: k.server.clone(),
+                    },
+                ),
+                Instant::ZERO,
+                &mut rng,
+            )
+            .unwrap();
+            for _ in 0..4 {
+                while let Some(b) = c.poll_transmit() {
+                    s.handle_bytes(Instant::ZERO, &b, &mut rng);
+                }
+                while let Some(b) = s.poll_transmit() {
+                    c.handle_bytes(Instant::ZERO, &b, &mut rng);
+                }
+            }
+            assert_eq!(s.state(), SessionState::Ready);
+            c.send(Instant::ZERO, vec![Bytes::from_static(b"secret")])
+                .unwrap();
+            let mut bytes = Vec::new();
+            while let Some(b) = c.poll_transmit() {
+                bytes.extend_from_slice(&b);
+            }
+            sealed.push(bytes);
+            sessions.push((s, rng));
         }
-        sealed.push(bytes);
-        sessions.push((s, rng));
-    }
-    let (mut s, mut rng) = sessions.swap_remove(1);
-    while s.poll_event().is_some() {}
-    s.handle_bytes(Instant::ZERO, &sealed[0], &mut rng);
-    let events: Vec<SessionEvent> = std::iter::from_fn(|| s.poll_event()).collect();
-    assert!(messages(&events).is_empty(), "{events:?}");
-    assert!(matches!(
-        s.error(),
-        Some(SessionError::Crypto(CurveError::Cryptographic { .. }))
-    ));
+        let (mut s, mut rng) = sessions.swap_remove(1);
+        while s.poll_event().is_some() {}
+        s.handle_bytes(Instant::ZERO, &sealed[0], &mut rng);
+        let events: Vec<SessionEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+        assert!(messages(&events).is_empty(), "{events:?}");
+        assert!(matches!(
+            s.error(),
+            Some(SessionError::Crypto(CurveError::Cryptographic { .. }))
+        ));
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -724,19 +767,21 @@ fn hostile_oversize_lengths_never_allocate_the_declared_size() {
 
 #[test]
 fn hostile_oversize_curve_message_is_refused_after_the_header() {
-    // Under CURVE the limit applies to the encrypted size, checked before anything is opened.
-    let rec = client_to_server();
-    let handshake_len = rec.bytes.len() - message_frames("C->S").concat().len();
-    let mut stream = rec.bytes[..handshake_len].to_vec();
-    stream.extend(long_header(0, 1 << 62));
-    stream.extend([0u8; 1024]);
-    let got = run(Side::Server, &stream);
-    assert!(got.ready);
-    assert!(matches!(
-        got.error,
-        Some(SessionError::Protocol(ZmtpError::FrameTooLarge { .. }))
-    ));
-    assert_eq!(got.bytes_received, handshake_len as u64 + 9);
+    each_provider(|| {
+        // Under CURVE the limit applies to the encrypted size, checked before anything is opened.
+        let rec = client_to_server();
+        let handshake_len = rec.bytes.len() - message_frames("C->S").concat().len();
+        let mut stream = rec.bytes[..handshake_len].to_vec();
+        stream.extend(long_header(0, 1 << 62));
+        stream.extend([0u8; 1024]);
+        let got = run(Side::Server, &stream);
+        assert!(got.ready);
+        assert!(matches!(
+            got.error,
+            Some(SessionError::Protocol(ZmtpError::FrameTooLarge { .. }))
+        ));
+        assert_eq!(got.bytes_received, handshake_len as u64 + 9);
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,39 +789,46 @@ fn hostile_oversize_curve_message_is_refused_after_the_header() {
 
 #[test]
 fn hostile_truncated_handshakes_never_become_ready() {
-    // One session fed the handshake a byte at a time: after every proper prefix it is not
-    // ready (split invariance, tested separately, makes this the same as feeding each prefix).
-    for (side, rec) in [
-        (Side::Server, client_to_server()),
-        (Side::Client, server_to_client()),
-    ] {
-        let handshake_len = rec.bytes.len()
-            - match side {
-                Side::Server => message_frames("C->S"),
-                Side::Client => message_frames("S->C"),
+    each_provider(|| {
+        // One session fed the handshake a byte at a time: after every proper prefix it is not
+        // ready (split invariance, tested separately, makes this the same as feeding each prefix).
+        for (side, rec) in [
+            (Side::Server, client_to_server()),
+            (Side::Client, server_to_client()),
+        ] {
+            let handshake_len = rec.bytes.len()
+                - match side {
+                    Side::Server => message_frames("C->S"),
+                    Side::Client => message_frames("S->C"),
+                }
+                .concat()
+                .len();
+            let mut t = Target::new(side);
+            for (i, b) in rec.bytes[..handshake_len].iter().enumerate() {
+                t.feed(std::slice::from_ref(b));
+                let ready = t.events.contains(&SessionEvent::Ready);
+                assert_eq!(
+                    ready,
+                    i + 1 == handshake_len,
+                    "{side:?}: ready after {} bytes",
+                    i + 1
+                );
+                assert_eq!(t.session.error(), None);
             }
-            .concat()
-            .len();
-        let mut t = Target::new(side);
-        for (i, b) in rec.bytes[..handshake_len].iter().enumerate() {
-            t.feed(std::slice::from_ref(b));
-            let ready = t.events.contains(&SessionEvent::Ready);
-            assert_eq!(
-                ready,
-                i + 1 == handshake_len,
-                "{side:?}: ready after {} bytes",
-                i + 1
-            );
-            assert_eq!(t.session.error(), None);
         }
-    }
+    });
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     #[test]
-    fn hostile_handshake_cut_anywhere_is_not_ready(cut in 0usize..1000, client in any::<bool>()) {
+    fn hostile_handshake_cut_anywhere_is_not_ready(
+        cut in 0usize..1000,
+        client in any::<bool>(),
+        p in prop::sample::select(all_providers()),
+    ) {
+        PROVIDER.with(|c| c.set(p));
         let (side, rec, dir) = if client {
             (Side::Client, server_to_client(), "S->C")
         } else {

@@ -66,3 +66,53 @@ pub(crate) fn sealed(raw: &mut Raw, size: usize) -> (Nonce, Vec<u8>, Tag) {
     let tag = raw.seal(&nonce, &mut buf);
     (nonce, buf, tag)
 }
+
+/// The same primitive through a [`CryptoProvider`](lokimq_core::crypto::CryptoProvider): the
+/// precomputed key of the same two long-term keys (`beforenm` once), and the provider's
+/// in-place seal and open with a fresh MESSAGE-style nonce per box.
+pub(crate) struct ProviderRaw {
+    provider: &'static dyn lokimq_core::crypto::CryptoProvider,
+    key: lokimq_core::crypto::Key,
+    counter: u64,
+}
+
+impl ProviderRaw {
+    pub(crate) fn new(provider: &'static dyn lokimq_core::crypto::CryptoProvider) -> Self {
+        let client = lokimq_core::keys::SecretKey::from_bytes([9u8; 32]);
+        let server = lokimq_core::keys::SecretKey::from_bytes([7u8; 32]).public_key();
+        Self {
+            provider,
+            key: provider
+                .beforenm(&client, server.as_bytes())
+                .expect("the benches' keys are valid"),
+            counter: 0,
+        }
+    }
+
+    /// The next MESSAGE-style nonce, as [`Raw::next_nonce`].
+    pub(crate) fn next_nonce(&mut self) -> [u8; 24] {
+        self.counter += 1;
+        let mut n = [0u8; 24];
+        n[..16].copy_from_slice(b"CurveZMQMESSAGEC");
+        n[16..].copy_from_slice(&self.counter.to_be_bytes());
+        n
+    }
+
+    pub(crate) fn seal(&self, nonce: &[u8; 24], buf: &mut [u8]) -> [u8; 16] {
+        self.provider.seal_in_place(&self.key, nonce, buf)
+    }
+
+    pub(crate) fn open(&self, nonce: &[u8; 24], buf: &mut [u8], tag: &[u8; 16]) -> bool {
+        self.provider
+            .open_in_place(&self.key, nonce, buf, tag)
+            .is_ok()
+    }
+}
+
+/// `size` bytes sealed by `raw` under a fresh nonce: (nonce, ciphertext, tag).
+pub(crate) fn provider_sealed(raw: &mut ProviderRaw, size: usize) -> ([u8; 24], Vec<u8>, [u8; 16]) {
+    let nonce = raw.next_nonce();
+    let mut buf = lokimq_benches::payload(size);
+    let tag = raw.seal(&nonce, &mut buf);
+    (nonce, buf, tag)
+}

@@ -4,6 +4,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::crypto::{self as provider, CryptoProvider};
 use crate::keys::{Keypair, PublicKey, SecretKey};
 use crate::rng::{self, CryptoRngCore};
 
@@ -71,6 +72,7 @@ impl State {
 // Clone only for tests, which fork a handshake at one step to feed it many variants.
 #[cfg_attr(test, derive(Clone))]
 pub struct CurveClient {
+    provider: &'static dyn CryptoProvider,
     our: Keypair,
     server: PublicKey,
     short_public: PublicKey,
@@ -81,6 +83,7 @@ pub struct CurveClient {
 impl fmt::Debug for CurveClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CurveClient")
+            .field("provider", &self.provider)
             .field("our", self.our.public())
             .field("server", &self.server)
             .field("short_public", &self.short_public)
@@ -95,14 +98,29 @@ impl CurveClient {
     ///
     /// Fails with [`CurveError::NonContributory`] (stage HELLO) if `server` is a low-order key
     /// (for example all zeros), which libsodium's `crypto_box` refuses.
+    ///
+    /// The cryptography is [`crypto::default_provider`](provider::default_provider)'s; see
+    /// [`with_provider`](Self::with_provider).
     pub fn new<R: CryptoRngCore + ?Sized>(
         our: &Keypair,
         server: PublicKey,
         rng: &mut R,
     ) -> Result<Self, CurveError> {
+        Self::with_provider(provider::default_provider(), our, server, rng)
+    }
+
+    /// [`new`](Self::new), with every key agreement, seal and open of this handshake and of its
+    /// [`CurveCodec`] done by `provider`.
+    pub fn with_provider<R: CryptoRngCore + ?Sized>(
+        provider: &'static dyn CryptoProvider,
+        our: &Keypair,
+        server: PublicKey,
+        rng: &mut R,
+    ) -> Result<Self, CurveError> {
         let short = SecretKey::generate(rng);
-        let hello_key = crypto::precompute(short.as_dalek(), server.as_bytes(), Stage::Hello)?;
+        let hello_key = crypto::precompute(provider, &short, server.as_bytes(), Stage::Hello)?;
         Ok(Self {
+            provider,
             our: our.clone(),
             server,
             short_public: short.public_key(),
@@ -195,10 +213,14 @@ impl CurveClient {
         let server_short: [u8; 32] = crypto::array_at(&plain, TAG_LEN);
         let cookie = &plain[TAG_LEN + 32..];
 
-        let session = crypto::precompute(short.as_dalek(), &server_short, Stage::Welcome)?;
+        let session = crypto::precompute(self.provider, &short, &server_short, Stage::Welcome)?;
         drop(short);
-        let vouch_key =
-            crypto::precompute(self.our.secret().as_dalek(), &server_short, Stage::Vouch)?;
+        let vouch_key = crypto::precompute(
+            self.provider,
+            self.our.secret(),
+            &server_short,
+            Stage::Vouch,
+        )?;
         let mut vn = [0u8; LONG_SUFFIX_LEN];
         rng::fill_public(rng, &mut vn);
         let n = self.send.take()?.to_be_bytes();

@@ -5,6 +5,7 @@
 //! bytes are reproducible against the known-answer vectors. On INITIATE the cookie must open
 //! under K *and* hold exactly the stored C' ‖ s'.
 
+use crate::crypto::CryptoProvider;
 use crate::keys::SecretKey;
 use crate::rng::{self, CryptoRngCore};
 
@@ -21,13 +22,14 @@ pub(crate) const COOKIE_LEN: usize = LONG_SUFFIX_LEN + TAG_LEN + 64;
 pub(crate) struct CookieKey(Cipher);
 
 impl CookieKey {
-    /// Draws K: 32 private bytes from `rng`.
-    pub(crate) fn generate<R: CryptoRngCore + ?Sized>(rng: &mut R) -> Self {
+    /// Draws K: 32 private bytes from `rng`; the cookie is sealed and opened by `provider`.
+    pub(crate) fn generate<R: CryptoRngCore + ?Sized>(
+        provider: &'static dyn CryptoProvider,
+        rng: &mut R,
+    ) -> Self {
         let mut key = [0u8; 32];
         rng::fill_private(rng, &mut key);
-        let cipher = crypto::cipher_from_key(&key);
-        crypto::wipe(&mut key);
-        Self(cipher)
+        Self(crypto::cipher_from_key(provider, &mut key))
     }
 
     /// Writes the cookie for (`client_short`, `server_short`) into `out` (96 bytes), using the
@@ -112,7 +114,13 @@ mod tests {
 
     #[test]
     fn cookie_roundtrip_and_content_check() {
-        let key = CookieKey::generate(&mut Fixed(0x33));
+        for &provider in crate::crypto::all_providers() {
+            cookie_roundtrip_and_content_check_with(provider);
+        }
+    }
+
+    fn cookie_roundtrip_and_content_check_with(provider: &'static dyn CryptoProvider) {
+        let key = CookieKey::generate(provider, &mut Fixed(0x33));
         let s1 = SecretKey::from_bytes([0x22; 32]);
         let s2 = SecretKey::from_bytes([0x23; 32]);
         let mut cookie = [0u8; COOKIE_LEN];
@@ -130,7 +138,7 @@ mod tests {
             key.check(&cookie, &[0x44; 32], &s2),
             Err(CurveError::BadCookie)
         );
-        let other = CookieKey::generate(&mut Fixed(0x34));
+        let other = CookieKey::generate(provider, &mut Fixed(0x34));
         assert_eq!(
             other.check(&cookie, &[0x44; 32], &s1),
             Err(CurveError::Cryptographic {

@@ -1,54 +1,51 @@
-//! The two primitives every CurveZMQ box is made of, in the tag-first wire layout.
+//! The CURVE code's view of the [`CryptoProvider`]: boxes in the tag-first wire layout.
 //!
 //! A CurveZMQ box on the wire is the 16-byte Poly1305 tag followed by the XSalsa20 ciphertext
 //! (NaCl's `crypto_box` output without its 16 leading zero bytes). Every helper here works on a
 //! *region* of a command body laid out exactly like that, encrypting or decrypting in place, so
 //! no handshake step or MESSAGE copies its plaintext around.
 //!
-//! [`precompute`] is libsodium's `crypto_box_beforenm`: x25519, then HSalsa20 of the shared
-//! secret with a zero nonce, giving the XSalsa20-Poly1305 key. We do the x25519 step with
-//! `x25519-dalek` (one scalar multiplication, whose result we check for the all-zero
-//! non-contributory case as libsodium does) and derive the key with `crypto_secretbox`'s
-//! HSalsa20 `Kdf`; this is exactly what `crypto_box::SalsaBox::new` computes internally, minus a
-//! second scalar multiplication. A unit test checks the two agree.
+//! A [`Cipher`] is a precomputed key ([`precompute`]: libsodium's `crypto_box_beforenm`, x25519
+//! checked for the all-zero non-contributory result, then HSalsa20; or the cookie's secretbox
+//! key) together with the provider that made it, so every later seal and open of that key goes
+//! through the same provider.
 
-use crypto_secretbox::aead::generic_array::GenericArray;
-use crypto_secretbox::{AeadInPlace, Kdf, KeyInit, Tag, XSalsa20Poly1305};
-use x25519_dalek::StaticSecret;
+use crate::crypto::{CryptoProvider, Key};
+use crate::keys::SecretKey;
 
 use super::error::{CurveError, Stage};
 use super::nonce::Nonce;
 
-/// A precomputed `crypto_box` key (or the cookie's secretbox key): XSalsa20-Poly1305 keyed with
-/// 32 secret bytes, which it zeroes when dropped.
-pub(crate) type Cipher = XSalsa20Poly1305;
+pub(crate) use crate::crypto::TAG_LEN;
 
-/// Length of a Poly1305 tag, the size a box adds to its plaintext.
-pub(crate) const TAG_LEN: usize = 16;
+/// A precomputed `crypto_box` key (or the cookie's secretbox key) and the provider that seals
+/// and opens with it. The key zeroes itself when dropped.
+#[derive(Clone)]
+pub(crate) struct Cipher {
+    provider: &'static dyn CryptoProvider,
+    key: Key,
+}
 
-/// libsodium's `crypto_box_beforenm(public, secret)`, refusing a low-order `public` (an all-zero
-/// x25519 result) with [`CurveError::NonContributory`] at `stage`.
+/// libsodium's `crypto_box_beforenm(public, secret)` through `provider`, refusing a low-order
+/// `public` (an all-zero x25519 result) with [`CurveError::NonContributory`] at `stage`.
 pub(crate) fn precompute(
-    secret: &StaticSecret,
+    provider: &'static dyn CryptoProvider,
+    secret: &SecretKey,
     public: &[u8; 32],
     stage: Stage,
 ) -> Result<Cipher, CurveError> {
-    let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(*public));
-    if !shared.was_contributory() {
-        return Err(CurveError::NonContributory { stage });
-    }
-    let mut key = XSalsa20Poly1305::kdf(
-        GenericArray::from_slice(shared.as_bytes()),
-        &GenericArray::default(),
-    );
-    let cipher = Cipher::new(&key);
-    wipe(&mut key);
-    Ok(cipher)
+    let key = provider
+        .beforenm(secret, public)
+        .map_err(|_| CurveError::NonContributory { stage })?;
+    Ok(Cipher { provider, key })
 }
 
-/// A secretbox cipher from 32 raw key bytes (the cookie key).
-pub(crate) fn cipher_from_key(key: &[u8; 32]) -> Cipher {
-    Cipher::new(GenericArray::from_slice(key))
+/// A secretbox cipher from 32 raw key bytes (the cookie key); the bytes are wiped.
+pub(crate) fn cipher_from_key(provider: &'static dyn CryptoProvider, key: &mut [u8; 32]) -> Cipher {
+    Cipher {
+        provider,
+        key: Key::from_bytes_wiping(key),
+    }
 }
 
 /// Seals `region` in place: on entry `region[16..]` holds the plaintext and `region[..16]` is
@@ -60,11 +57,26 @@ pub(crate) fn seal(
     stage: Stage,
 ) -> Result<(), CurveError> {
     let (tag_slot, data) = split_box(region, stage)?;
-    // Encryption only fails for non-empty associated data or a message beyond XSalsa20's
-    // 2^70-byte keystream, neither of which a body in memory can reach.
-    let tag = cipher
-        .encrypt_in_place_detached(nonce, b"", data)
-        .map_err(|_| CurveError::Cryptographic { stage })?;
+    let tag = cipher.provider.seal_in_place(&cipher.key, nonce, data);
+    tag_slot.copy_from_slice(&tag);
+    Ok(())
+}
+
+/// Seals the plaintext `region[16..len - src.len()] ‖ src` into `region` (tag, then
+/// ciphertext): the first part is encrypted in place, `src` straight into the region's tail
+/// (whose bytes on entry do not matter), so the caller need not copy `src` in first.
+pub(crate) fn seal_from(
+    cipher: &Cipher,
+    nonce: &Nonce,
+    region: &mut [u8],
+    src: &[u8],
+    stage: Stage,
+) -> Result<(), CurveError> {
+    let (tag_slot, data) = split_box(region, stage)?;
+    if data.len() < src.len() {
+        return Err(CurveError::Cryptographic { stage });
+    }
+    let tag = cipher.provider.seal_from(&cipher.key, nonce, data, src);
     tag_slot.copy_from_slice(&tag);
     Ok(())
 }
@@ -98,20 +110,20 @@ pub(crate) fn open_detached(
     data: &mut [u8],
     stage: Stage,
 ) -> Result<(), CurveError> {
-    if tag.len() != TAG_LEN {
-        return Err(CurveError::Cryptographic { stage });
-    }
+    let tag: &[u8; TAG_LEN] = tag
+        .try_into()
+        .map_err(|_| CurveError::Cryptographic { stage })?;
     cipher
-        .decrypt_in_place_detached(nonce, b"", data, Tag::from_slice(tag))
+        .provider
+        .open_in_place(&cipher.key, nonce, data, tag)
         .map_err(|_| CurveError::Cryptographic { stage })
 }
 
-/// Overwrites a transient copy of secret bytes. Best effort: without the `zeroize` crate we rely
-/// on `black_box` to keep the compiler from dropping the dead stores. Long-lived secrets live in
-/// types that zeroize themselves (`StaticSecret`, `XSalsa20Poly1305`).
+/// Overwrites a transient copy of secret bytes (with `zeroize`, whose volatile writes the
+/// compiler keeps). Long-lived secrets live in types that zeroize themselves (`StaticSecret`,
+/// [`Key`]).
 pub(crate) fn wipe(bytes: &mut [u8]) {
-    bytes.fill(0);
-    core::hint::black_box(bytes);
+    zeroize::Zeroize::zeroize(bytes);
 }
 
 /// Copies the `N` bytes at `at` out of `bytes`; the caller has checked the length.
@@ -121,14 +133,12 @@ pub(crate) fn array_at<const N: usize>(bytes: &[u8], at: usize) -> [u8; N] {
     array
 }
 
-/// Compares two byte strings without an early exit.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+pub(crate) use crate::crypto::ct_eq;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::all_providers;
     use crate::curve::nonce;
     use crypto_box::aead::Aead;
     use proptest::prelude::*;
@@ -143,44 +153,62 @@ mod tests {
             msg in proptest::collection::vec(any::<u8>(), 0..200),
             n in any::<u64>(),
         ) {
-            let sk = StaticSecret::from(a);
-            let pk = x25519_dalek::PublicKey::from(&StaticSecret::from(b)).to_bytes();
-            let ours = precompute(&sk, &pk, Stage::Message).unwrap();
+            let sk = SecretKey::from_bytes(a);
+            let pk = SecretKey::from_bytes(b).public_key().to_bytes();
             let theirs = crypto_box::SalsaBox::new(
                 &crypto_box::PublicKey::from(pk),
                 &crypto_box::SecretKey::from(a),
             );
             let nonce = nonce::short(nonce::MESSAGE_FROM_CLIENT, n.to_be_bytes());
-            let mut region = std::vec![0u8; TAG_LEN];
-            region.extend_from_slice(&msg);
-            seal(&ours, &nonce, &mut region, Stage::Message).unwrap();
-            prop_assert_eq!(&region, &theirs.encrypt(&nonce, msg.as_slice()).unwrap());
-            open(&ours, &nonce, &mut region, Stage::Message).unwrap();
-            prop_assert_eq!(&region[TAG_LEN..], msg.as_slice());
+            let expect = theirs.encrypt(&nonce.into(), msg.as_slice()).unwrap();
+            for &provider in all_providers() {
+                let ours = precompute(provider, &sk, &pk, Stage::Message).unwrap();
+                let mut region = std::vec![0u8; TAG_LEN];
+                region.extend_from_slice(&msg);
+                seal(&ours, &nonce, &mut region, Stage::Message).unwrap();
+                prop_assert_eq!(&region, &expect);
+                open(&ours, &nonce, &mut region, Stage::Message).unwrap();
+                prop_assert_eq!(&region[TAG_LEN..], msg.as_slice());
+                // seal_from with the flags-byte split of a MESSAGE.
+                if !msg.is_empty() {
+                    let mut region = std::vec![0u8; TAG_LEN + msg.len()];
+                    region[TAG_LEN] = msg[0];
+                    seal_from(&ours, &nonce, &mut region, &msg[1..], Stage::Message).unwrap();
+                    prop_assert_eq!(&region, &expect);
+                }
+            }
         }
     }
 
     #[test]
     fn low_order_points_are_non_contributory() {
-        let sk = StaticSecret::from([7u8; 32]);
+        let sk = SecretKey::from_bytes([7u8; 32]);
         // The zero point and the point of order 2 (u = 1 is order 4; u = 0 is order 1 / 2).
         for bad in [[0u8; 32], {
             let mut one = [0u8; 32];
             one[0] = 1;
             one
         }] {
-            assert_eq!(
-                precompute(&sk, &bad, Stage::Hello).err(),
-                Some(CurveError::NonContributory {
-                    stage: Stage::Hello
-                })
-            );
+            for &provider in all_providers() {
+                assert_eq!(
+                    precompute(provider, &sk, &bad, Stage::Hello).err(),
+                    Some(CurveError::NonContributory {
+                        stage: Stage::Hello
+                    })
+                );
+            }
         }
     }
 
     #[test]
     fn open_leaves_region_untouched_on_failure() {
-        let c = cipher_from_key(&[3; 32]);
+        for &provider in all_providers() {
+            open_leaves_region_untouched_on_failure_with(provider);
+        }
+    }
+
+    fn open_leaves_region_untouched_on_failure_with(provider: &'static dyn CryptoProvider) {
+        let c = cipher_from_key(provider, &mut [3; 32]);
         let nonce = nonce::long(nonce::COOKIE, &[1; 16]);
         let mut region = [0u8; 40];
         region[16..].copy_from_slice(&[9; 24]);

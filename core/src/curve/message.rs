@@ -9,9 +9,10 @@
 //!  33   N  payload                           ┘ "CurveZMQMESSAGES" (server sends) ‖ nonce
 //! ```
 //!
-//! The box is sealed and opened in place in the body buffer, so sending costs one copy of the
-//! payload (into the output buffer) plus the cipher, and receiving into a `BytesMut` costs the
-//! cipher alone.
+//! The box is sealed straight from the payload into the output buffer (the provider's
+//! [`seal_from`](crate::crypto::CryptoProvider::seal_from): one pass for `FastCrypto`, a copy
+//! then the cipher for providers without it) and opened in place in the body buffer, so
+//! receiving into a `BytesMut` costs the cipher alone.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -134,8 +135,8 @@ impl CurveCodec {
         out.extend_from_slice(&n.to_be_bytes());
         out.extend_from_slice(&[0u8; TAG_LEN]);
         out.push(flags & FLAG_MASK);
-        out.extend_from_slice(payload);
-        let r = self.seal_box(n, &mut out[start..]);
+        out.resize(out.len() + payload.len(), 0);
+        let r = self.seal_box_from(n, &mut out[start..], payload);
         if r.is_err() {
             out.truncate(start);
         }
@@ -156,8 +157,8 @@ impl CurveCodec {
         out.put_u64(n);
         out.put_bytes(0, TAG_LEN);
         out.put_u8(flags & FLAG_MASK);
-        out.put_slice(payload);
-        let r = self.seal_box(n, &mut out[start..]);
+        out.put_bytes(0, payload.len());
+        let r = self.seal_box_from(n, &mut out[start..], payload);
         if r.is_err() {
             out.truncate(start);
         }
@@ -184,6 +185,18 @@ impl CurveCodec {
             &self.cipher,
             &nonce::short(self.side.send_prefix(), n.to_be_bytes()),
             &mut body[BOX_AT..],
+            Stage::Message,
+        )
+    }
+
+    /// Encrypts `body[16..]` (tag slot, flags, room for the payload) under nonce `n`, the
+    /// payload coming from `payload` rather than from the body.
+    fn seal_box_from(&self, n: u64, body: &mut [u8], payload: &[u8]) -> Result<(), CurveError> {
+        crypto::seal_from(
+            &self.cipher,
+            &nonce::short(self.side.send_prefix(), n.to_be_bytes()),
+            &mut body[BOX_AT..],
+            payload,
             Stage::Message,
         )
     }
@@ -260,9 +273,13 @@ mod tests {
     use alloc::vec;
 
     fn pair() -> (CurveCodec, CurveCodec) {
+        pair_with(crate::crypto::default_provider())
+    }
+
+    fn pair_with(provider: &'static dyn crate::crypto::CryptoProvider) -> (CurveCodec, CurveCodec) {
         let key = [0x5a; 32];
         let client = CurveCodec::new(
-            crypto::cipher_from_key(&key),
+            crypto::cipher_from_key(provider, &mut key.clone()),
             Side::Client,
             {
                 let mut c = SendCounter::new();
@@ -273,7 +290,7 @@ mod tests {
             1,
         );
         let server = CurveCodec::new(
-            crypto::cipher_from_key(&key),
+            crypto::cipher_from_key(provider, &mut key.clone()),
             Side::Server,
             {
                 let mut c = SendCounter::new();
@@ -319,6 +336,32 @@ mod tests {
     }
 
     #[test]
+    fn every_provider_seals_the_same_bytes_and_opens_the_others() {
+        let providers = crate::crypto::all_providers();
+        let payload: Vec<u8> = (0..1500u32).map(|i| (i * 31) as u8).collect();
+        let sealed: Vec<(Vec<u8>, BytesMut)> = providers
+            .iter()
+            .map(|&p| {
+                let (mut a, _) = pair_with(p);
+                let (mut b, _) = pair_with(p);
+                let mut v = Vec::new();
+                a.seal(FLAG_MORE, &payload, &mut v).unwrap();
+                let mut bm = BytesMut::new();
+                b.seal_bytes(FLAG_MORE, &payload, &mut bm).unwrap();
+                assert_eq!(v, bm.to_vec());
+                (v, bm)
+            })
+            .collect();
+        for (v, _) in &sealed {
+            assert_eq!(v, &sealed[0].0);
+        }
+        for &p in providers {
+            let (_, mut s) = pair_with(p);
+            assert_eq!(s.open(&sealed[0].0).unwrap(), (FLAG_MORE, payload.clone()));
+        }
+    }
+
+    #[test]
     fn open_variants_agree() {
         let (mut c, _) = pair();
         let mut body = Vec::new();
@@ -357,14 +400,15 @@ mod tests {
     #[test]
     fn send_counter_exhaustion_is_an_error_and_leaves_output_alone() {
         let key = [1; 32];
+        let provider = crate::crypto::default_provider();
         let mut c = CurveCodec::new(
-            crypto::cipher_from_key(&key),
+            crypto::cipher_from_key(provider, &mut key.clone()),
             Side::Client,
             SendCounter::starting_at(u64::MAX),
             0,
         );
         let mut s = CurveCodec::new(
-            crypto::cipher_from_key(&key),
+            crypto::cipher_from_key(provider, &mut key.clone()),
             Side::Server,
             SendCounter::new(),
             u64::MAX - 1,

@@ -4,7 +4,7 @@
 use super::error::CurveError;
 
 /// A full 24-byte XSalsa20 nonce.
-pub(crate) type Nonce = crypto_secretbox::Nonce;
+pub(crate) type Nonce = [u8; crate::crypto::NONCE_LEN];
 
 pub(crate) const HELLO: &[u8; 16] = b"CurveZMQHELLO---";
 pub(crate) const WELCOME: &[u8; 8] = b"WELCOME-";
@@ -20,7 +20,7 @@ pub(crate) const LONG_SUFFIX_LEN: usize = 16;
 
 /// A short nonce from a prefix and the 8 counter bytes as they appear on the wire.
 pub(crate) fn short(prefix: &[u8; 16], counter: [u8; 8]) -> Nonce {
-    let mut n = Nonce::default();
+    let mut n = [0u8; crate::crypto::NONCE_LEN];
     n[..16].copy_from_slice(prefix);
     n[16..].copy_from_slice(&counter);
     n
@@ -28,7 +28,7 @@ pub(crate) fn short(prefix: &[u8; 16], counter: [u8; 8]) -> Nonce {
 
 /// A long nonce from a prefix and 16 random bytes.
 pub(crate) fn long(prefix: &[u8; 8], suffix: &[u8; LONG_SUFFIX_LEN]) -> Nonce {
-    let mut n = Nonce::default();
+    let mut n = [0u8; crate::crypto::NONCE_LEN];
     n[..8].copy_from_slice(prefix);
     n[8..].copy_from_slice(suffix);
     n

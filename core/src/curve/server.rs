@@ -4,6 +4,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::crypto::{self as provider, CryptoProvider};
 use crate::keys::{Keypair, PublicKey, SecretKey};
 use crate::rng::{self, CryptoRngCore};
 
@@ -92,6 +93,7 @@ pub struct Initiate {
 // Clone only for tests, which fork a handshake at one step to feed it many variants.
 #[cfg_attr(test, derive(Clone))]
 pub struct CurveServer {
+    provider: &'static dyn CryptoProvider,
     our: Keypair,
     short_public: PublicKey,
     send: SendCounter,
@@ -102,6 +104,7 @@ pub struct CurveServer {
 impl fmt::Debug for CurveServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CurveServer")
+            .field("provider", &self.provider)
             .field("our", self.our.public())
             .field("short_public", &self.short_public)
             .field("client_key", &self.client_key)
@@ -113,9 +116,23 @@ impl fmt::Debug for CurveServer {
 impl CurveServer {
     /// Prepares to accept one connection with our long-term keypair `our`. Draws the
     /// short-term secret s' (32 bytes) from `rng`.
+    ///
+    /// The cryptography is [`crypto::default_provider`](provider::default_provider)'s; see
+    /// [`with_provider`](Self::with_provider).
     pub fn new<R: CryptoRngCore + ?Sized>(our: &Keypair, rng: &mut R) -> Self {
+        Self::with_provider(provider::default_provider(), our, rng)
+    }
+
+    /// [`new`](Self::new), with every key agreement, seal and open of this handshake (the
+    /// cookie's too) and of its [`CurveCodec`] done by `provider`.
+    pub fn with_provider<R: CryptoRngCore + ?Sized>(
+        provider: &'static dyn CryptoProvider,
+        our: &Keypair,
+        rng: &mut R,
+    ) -> Self {
         let short = SecretKey::generate(rng);
         Self {
+            provider,
             our: our.clone(),
             short_public: short.public_key(),
             send: SendCounter::new(),
@@ -171,8 +188,12 @@ impl CurveServer {
             return Err(CurveError::Version { major, minor });
         }
         let client_short: [u8; 32] = crypto::array_at(body, HELLO_C_SHORT_AT);
-        let hello_key =
-            crypto::precompute(self.our.secret().as_dalek(), &client_short, Stage::Hello)?;
+        let hello_key = crypto::precompute(
+            self.provider,
+            self.our.secret(),
+            &client_short,
+            Stage::Hello,
+        )?;
         let mut signature = [0u8; TAG_LEN + HELLO_SIGNATURE_LEN];
         signature.copy_from_slice(&body[HELLO_BOX_AT..]);
         crypto::open(
@@ -187,7 +208,7 @@ impl CurveServer {
             });
         }
 
-        let cookie = CookieKey::generate(rng);
+        let cookie = CookieKey::generate(self.provider, rng);
         let mut w = [0u8; LONG_SUFFIX_LEN];
         rng::fill_public(rng, &mut w);
         let mut kn = [0u8; LONG_SUFFIX_LEN];
@@ -242,7 +263,7 @@ impl CurveServer {
         drop(cookie);
 
         let n = nonce::counter_at(body, INITIATE_NONCE_AT);
-        let session = crypto::precompute(short.as_dalek(), &client_short, Stage::Initiate)?;
+        let session = crypto::precompute(self.provider, &short, &client_short, Stage::Initiate)?;
         let mut plain = body[INITIATE_BOX_AT..].to_vec();
         crypto::open(
             &session,
@@ -254,7 +275,7 @@ impl CurveServer {
         let client_key: [u8; 32] = crypto::array_at(plain, 0);
         let vn: [u8; LONG_SUFFIX_LEN] = crypto::array_at(plain, PLAIN_VOUCH_NONCE_AT);
 
-        let vouch_key = crypto::precompute(short.as_dalek(), &client_key, Stage::Vouch)?;
+        let vouch_key = crypto::precompute(self.provider, &short, &client_key, Stage::Vouch)?;
         drop(short);
         let vouch = &mut plain[PLAIN_VOUCH_AT..PLAIN_METADATA_AT];
         crypto::open(

@@ -13,7 +13,12 @@ use x25519_dalek::StaticSecret;
 use super::crypto::{self, Cipher, TAG_LEN};
 use super::*;
 use super::{cookie, nonce};
-use crate::keys::{Keypair, PublicKey};
+use crate::crypto::{CryptoProvider, RustCrypto, all_providers, default_provider};
+use crate::keys::{Keypair, PublicKey, SecretKey};
+
+/// The provider test peers forge their boxes with (independent of the one under test when the
+/// default is FastCrypto).
+const FORGER: &dyn CryptoProvider = &RustCrypto;
 
 #[path = "../../tests/common/script.rs"]
 mod script;
@@ -25,6 +30,8 @@ fn pubkey(secret: &[u8; 32]) -> [u8; 32] {
 
 /// Every secret of one handshake, drawn from a seed.
 struct Fixture {
+    /// The provider of the client and server under test.
+    provider: &'static dyn CryptoProvider,
     client_kp: Keypair,
     server_kp: Keypair,
     c_short: [u8; 32],
@@ -72,6 +79,7 @@ impl Fixture {
             b
         };
         Self {
+            provider: default_provider(),
             client_kp: Keypair::from_secret_bytes(c),
             server_kp: Keypair::from_secret_bytes(s),
             c_short,
@@ -88,13 +96,19 @@ impl Fixture {
 
     fn client(&self) -> CurveClient {
         let mut rng = Script::new(&[&self.c_short]);
-        let c = CurveClient::new(&self.client_kp, *self.server_kp.public(), &mut rng).unwrap();
+        let c = CurveClient::with_provider(
+            self.provider,
+            &self.client_kp,
+            *self.server_kp.public(),
+            &mut rng,
+        )
+        .unwrap();
         rng.assert_consumed();
         c
     }
     fn server(&self) -> CurveServer {
         let mut rng = Script::new(&[&self.s_short]);
-        let s = CurveServer::new(&self.server_kp, &mut rng);
+        let s = CurveServer::with_provider(self.provider, &self.server_kp, &mut rng);
         rng.assert_consumed();
         s
     }
@@ -113,7 +127,8 @@ impl Fixture {
     /// The session key both sides derive: beforenm(S', c').
     fn session(&self) -> Cipher {
         crypto::precompute(
-            &StaticSecret::from(self.c_short),
+            FORGER,
+            &SecretKey::from_bytes(self.c_short),
             &self.s_short_pub(),
             Stage::Initiate,
         )
@@ -223,7 +238,8 @@ impl Fixture {
     /// A vouch box `Box[content](secret→S')` with nonce `VOUCH---‖vn`.
     fn vouch(&self, secret: &[u8; 32], content: &[u8; 64]) -> Vec<u8> {
         let key = crypto::precompute(
-            &StaticSecret::from(*secret),
+            FORGER,
+            &SecretKey::from_bytes(*secret),
             &self.s_short_pub(),
             Stage::Vouch,
         )
@@ -267,7 +283,8 @@ fn forge_hello(
     body[112..120].copy_from_slice(&n.to_be_bytes());
     body[136..].copy_from_slice(signature);
     let key = crypto::precompute(
-        &StaticSecret::from(*c_short),
+        FORGER,
+        &SecretKey::from_bytes(*c_short),
         server.as_bytes(),
         Stage::Hello,
     )
@@ -348,6 +365,66 @@ fn handshake_round_trip_then_1000_messages_each_way() {
     assert_eq!(cc.next_send_nonce(), Some(1003));
     assert_eq!(sc.next_send_nonce(), Some(1002));
     assert_eq!(sc.last_received_nonce(), 1002);
+}
+
+/// Every provider produces the same handshake and MESSAGE bytes from the same randomness, and
+/// a client on one provider completes a handshake and talks with a server on any other.
+#[test]
+fn every_provider_pair_interoperates_byte_for_byte() {
+    let mut reference: Option<(Transcript, Vec<Vec<u8>>)> = None;
+    for &cp in all_providers() {
+        for &sp in all_providers() {
+            let mut f = Fixture::new(77);
+            f.provider = cp;
+            let mut c = f.client();
+            f.provider = sp;
+            let mut s = f.server();
+            let hello = c.hello().unwrap();
+            let welcome = s.handle_hello(&hello, &mut f.server_rng()).unwrap();
+            let initiate = c
+                .handle_welcome(&welcome, &f.client_meta, &mut f.client_rng())
+                .unwrap();
+            assert_eq!(
+                s.handle_initiate(&initiate).unwrap().metadata,
+                f.client_meta
+            );
+            let (ready, mut sc) = s.ready(&f.server_meta).unwrap();
+            let (_, mut cc) = c.handle_ready(&ready).unwrap();
+            let mut bodies = Vec::new();
+            for len in [0usize, 1, 100, 1023, 1024, 4097, 65_536] {
+                let payload: Vec<u8> = (0..len).map(|i| (i * 11 + len) as u8).collect();
+                for dir in 0..2 {
+                    let (tx, rx) = if dir == 0 {
+                        (&mut cc, &mut sc)
+                    } else {
+                        (&mut sc, &mut cc)
+                    };
+                    let mut body = Vec::new();
+                    tx.seal(FLAG_MORE, &payload, &mut body).unwrap();
+                    assert_eq!(rx.open(&body).unwrap(), (FLAG_MORE, payload.clone()));
+                    bodies.push(body);
+                }
+            }
+            let t = Transcript {
+                hello,
+                welcome,
+                initiate,
+                ready,
+            };
+            match &reference {
+                None => reference = Some((t, bodies)),
+                Some((r, rb)) => {
+                    let what = std::format!("client {cp:?}, server {sp:?}");
+                    assert_eq!(
+                        (&t.hello, &t.welcome, &t.initiate, &t.ready),
+                        (&r.hello, &r.welcome, &r.initiate, &r.ready),
+                        "{what}"
+                    );
+                    assert_eq!(&bodies, rb, "{what}");
+                }
+            }
+        }
+    }
 }
 
 #[test]
@@ -902,7 +979,8 @@ fn null_server_short_term_key_in_welcome_is_refused() {
     let (mut c, _) = f.client_after_hello();
     // A server holding s forges WELCOME with S' = 0.
     let key = crypto::precompute(
-        f.server_kp.secret().as_dalek(),
+        FORGER,
+        f.server_kp.secret(),
         &f.c_short_pub(),
         Stage::Welcome,
     )
@@ -1055,12 +1133,12 @@ fn cookie_for_another_connection_state_is_refused() {
     let (_, hello) = f.client_after_hello();
     // Same K (so it opens) but a different C' inside: BadCookie.
     let (mut s, _) = f.server_after_hello(&hello);
-    let key = cookie::CookieKey::generate(&mut Script::new(&[&f.k]));
+    let key = cookie::CookieKey::generate(f.provider, &mut Script::new(&[&f.k]));
     let mut cookie = [0u8; COOKIE_LEN];
     key.seal(
         &f.kn,
         &pubkey(&[0x79; 32]),
-        &crate::keys::SecretKey::from_bytes(f.s_short),
+        &SecretKey::from_bytes(f.s_short),
         &mut cookie,
     )
     .unwrap();

@@ -3,6 +3,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::crypto::{self, CryptoProvider};
 use crate::time::Duration;
 
 /// OxenMQ's `DEFAULT_SEND_KEEP_ALIVE`.
@@ -73,6 +74,9 @@ pub struct Config {
     /// connection costs buffers, so a flood of them must stop somewhere short of the fd limit.
     /// Default 10 000 (OxenMQ's `MAX_SOCKETS`).
     pub max_incoming_connections: usize,
+    /// Who does the CURVE cryptography of every connection: [`crypto::default_provider`]
+    /// (`FastCrypto` with the `fast-crypto` feature, else `RustCrypto`) unless set.
+    pub crypto_provider: &'static dyn CryptoProvider,
 }
 
 /// A peer's high-water mark: see [`Config::send_backlog_limit`].
@@ -119,6 +123,7 @@ impl Config {
             max_queued_messages: 1000,
             send_backlog_limit: None,
             max_incoming_connections: 10_000,
+            crypto_provider: crypto::default_provider(),
         }
     }
 }

@@ -540,6 +540,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         cfg.heartbeat = heartbeat;
         cfg.auth_required = socket_type == crate::zmtp::SocketType::Router;
         cfg.max_queued_messages = self.config.max_queued_messages;
+        cfg.crypto_provider = self.config.crypto_provider;
         cfg
     }
 

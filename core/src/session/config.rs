@@ -6,6 +6,7 @@ use core::time::Duration;
 
 use bytes::Bytes;
 
+use crate::crypto::{self, CryptoProvider};
 use crate::keys::{Keypair, PublicKey};
 use crate::zmtp::{HeartbeatConfig, Mechanism, SocketType};
 
@@ -102,12 +103,14 @@ pub struct SessionConfig {
     pub auth_required: bool,
     /// Messages [`super::Session::send`] may queue before the handshake completes.
     pub max_queued_messages: usize,
+    /// Who does the CURVE cryptography ([`crypto::default_provider`] unless set).
+    pub crypto_provider: &'static dyn CryptoProvider,
 }
 
 impl SessionConfig {
     /// A configuration with the defaults: no routing id, no properties, 1 MiB frames, 1024
     /// frames per message, 10 s handshake timeout, no heartbeats, no authentication, 1000 queued
-    /// messages.
+    /// messages, the default crypto provider.
     #[must_use]
     pub fn new(socket_type: SocketType, mechanism: MechanismConfig) -> Self {
         Self {
@@ -121,6 +124,7 @@ impl SessionConfig {
             heartbeat: None,
             auth_required: false,
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            crypto_provider: crypto::default_provider(),
         }
     }
 }

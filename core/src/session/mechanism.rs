@@ -23,6 +23,7 @@ use bytes::BytesMut;
 use super::config::MechanismConfig;
 use super::error::SessionError;
 use super::outbox::Outbox;
+use crate::crypto::CryptoProvider;
 use crate::curve::{self, CurveClient, CurveCodec, CurveServer};
 use crate::keys::PublicKey;
 use crate::rng::CryptoRngCore;
@@ -71,9 +72,11 @@ pub(crate) enum Handshake {
 }
 
 impl Handshake {
-    /// The machine for `config`, or a typed error for mechanisms not available yet.
+    /// The machine for `config` (CURVE doing its cryptography with `provider`), or a typed
+    /// error for mechanisms not available yet.
     pub(crate) fn new<R: CryptoRngCore + ?Sized>(
         config: &MechanismConfig,
+        provider: &'static dyn CryptoProvider,
         rng: &mut R,
     ) -> Result<Self, SessionError> {
         match config {
@@ -82,11 +85,11 @@ impl Handshake {
                 keypair,
                 server_key,
             } => Ok(Self::CurveClient(CurveClientHandshake {
-                inner: CurveClient::new(keypair, *server_key, rng)?,
+                inner: CurveClient::with_provider(provider, keypair, *server_key, rng)?,
             })),
             MechanismConfig::CurveServer { keypair } => {
                 Ok(Self::CurveServer(CurveServerHandshake {
-                    inner: CurveServer::new(keypair, rng),
+                    inner: CurveServer::with_provider(provider, keypair, rng),
                     peer_metadata: None,
                 }))
             }

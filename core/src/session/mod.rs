@@ -196,7 +196,7 @@ impl Session {
             handshake_metadata(config.socket_type, &config.routing_id, &config.properties)
                 .map_err(SessionError::InvalidProperty)?;
         let mechanism = config.mechanism.mechanism();
-        let handshake = Handshake::new(&config.mechanism, rng)?;
+        let handshake = Handshake::new(&config.mechanism, config.crypto_provider, rng)?;
 
         let mut out = Outbox::default();
         out.write_bytes(&encode_greeting(mechanism, config.routing_id.len()));

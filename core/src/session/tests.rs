@@ -13,6 +13,7 @@ use rand_core::SeedableRng;
 
 use super::config::{AUTH_BACKLOG_LIMIT, HANDSHAKE_COMMAND_LIMIT};
 use super::*;
+use crate::crypto::CryptoProvider;
 use crate::keys::Keypair;
 use crate::zmtp::command::ready_body;
 use crate::zmtp::frame::{write_command, write_frame, write_message};
@@ -275,133 +276,164 @@ fn dealer_to_dealer_and_router_to_router_are_compatible() {
     assert_eq!(p.c.state(), SessionState::Ready);
 }
 
+std::thread_local! {
+    /// The crypto provider the CURVE configs below use: set per run by [`each_provider`].
+    static PROVIDER: core::cell::Cell<&'static dyn CryptoProvider> =
+        core::cell::Cell::new(crate::crypto::default_provider());
+}
+
+/// Runs a CURVE test once with every crypto provider this build has.
+fn each_provider(mut body: impl FnMut()) {
+    for &p in crate::crypto::all_providers() {
+        std::eprintln!("crypto provider: {p:?}");
+        PROVIDER.with(|c| c.set(p));
+        body();
+    }
+}
+
 fn curve_client(server: &Keypair) -> SessionConfig {
-    SessionConfig::new(
+    let mut c = SessionConfig::new(
         SocketType::Dealer,
         MechanismConfig::CurveClient {
             keypair: Keypair::from_secret_bytes([9; 32]),
             server_key: *server.public(),
         },
-    )
+    );
+    c.crypto_provider = PROVIDER.with(core::cell::Cell::get);
+    c
 }
 
 fn curve_server(server: &Keypair) -> SessionConfig {
-    SessionConfig::new(
+    let mut c = SessionConfig::new(
         SocketType::Router,
         MechanismConfig::CurveServer {
             keypair: server.clone(),
         },
-    )
+    );
+    c.crypto_provider = PROVIDER.with(core::cell::Cell::get);
+    c
 }
 
 #[test]
 fn curve_pair_handshakes_and_carries_every_message_shape() {
-    let skp = Keypair::from_secret_bytes([7; 32]);
-    let mut p = Pair::new(curve_client(&skp), curve_server(&skp));
-    assert!(p.c_events.iter().any(|e| matches!(e, SessionEvent::Ready)));
-    assert!(p.s_events.iter().any(|e| matches!(e, SessionEvent::Ready)));
-    let big = vec![0xabu8; 1024 * 1024 - 64];
-    let shapes: Vec<Vec<Bytes>> = vec![
-        msg(&[b"hello"]),
-        msg(&[b"", b"", b""]),
-        msg(&[&[0u8; 255], &[1u8; 256], b"x"]),
-        msg(&[&big]),
-    ];
-    for m in &shapes {
-        p.c_send(m.clone()).unwrap();
-        p.s_send(m.clone()).unwrap();
-    }
-    assert_eq!(messages(&p.s_events), shapes);
-    assert_eq!(messages(&p.c_events), shapes);
-    assert!(closed(&p.c_events).is_empty() && closed(&p.s_events).is_empty());
+    each_provider(|| {
+        let skp = Keypair::from_secret_bytes([7; 32]);
+        let mut p = Pair::new(curve_client(&skp), curve_server(&skp));
+        assert!(p.c_events.iter().any(|e| matches!(e, SessionEvent::Ready)));
+        assert!(p.s_events.iter().any(|e| matches!(e, SessionEvent::Ready)));
+        let big = vec![0xabu8; 1024 * 1024 - 64];
+        let shapes: Vec<Vec<Bytes>> = vec![
+            msg(&[b"hello"]),
+            msg(&[b"", b"", b""]),
+            msg(&[&[0u8; 255], &[1u8; 256], b"x"]),
+            msg(&[&big]),
+        ];
+        for m in &shapes {
+            p.c_send(m.clone()).unwrap();
+            p.s_send(m.clone()).unwrap();
+        }
+        assert_eq!(messages(&p.s_events), shapes);
+        assert_eq!(messages(&p.c_events), shapes);
+        assert!(closed(&p.c_events).is_empty() && closed(&p.s_events).is_empty());
+    });
 }
 
 #[test]
 fn curve_server_asks_for_auth_with_the_client_key() {
-    let skp = Keypair::from_secret_bytes([7; 32]);
-    let mut sc = curve_server(&skp);
-    sc.auth_required = true;
-    let mut p = Pair::new(curve_client(&skp), sc);
-    let client_pk = *Keypair::from_secret_bytes([9; 32]).public();
-    assert!(p.s_events.iter().any(|e| matches!(
-        e,
-        SessionEvent::AuthRequest { mechanism: Mechanism::Curve, client_key: Some(k) } if *k == client_pk
-    )));
-    // Nothing is ready until the decision.
-    assert!(!p.c_events.iter().any(|e| matches!(e, SessionEvent::Ready)));
-    assert!(p.decide(AuthDecision::allow(
-        Bytes::from(client_pk.to_hex().into_bytes()),
-        vec![(String::from("X-AuthLevel"), Bytes::from_static(b"basic"))],
-    )));
-    assert!(p.c_events.iter().any(|e| matches!(e, SessionEvent::Ready)));
-    let peer = p.s.peer().unwrap();
-    assert_eq!(peer.property("X-AuthLevel"), Some(&b"basic"[..]));
-    assert_eq!(
-        peer.property("User-Id"),
-        Some(client_pk.to_hex().as_bytes())
-    );
-    p.c_send(msg(&[b"after", b"auth"])).unwrap();
-    assert_eq!(messages(&p.s_events), vec![msg(&[b"after", b"auth"])]);
+    each_provider(|| {
+        let skp = Keypair::from_secret_bytes([7; 32]);
+        let mut sc = curve_server(&skp);
+        sc.auth_required = true;
+        let mut p = Pair::new(curve_client(&skp), sc);
+        let client_pk = *Keypair::from_secret_bytes([9; 32]).public();
+        assert!(p.s_events.iter().any(|e| matches!(
+            e,
+            SessionEvent::AuthRequest { mechanism: Mechanism::Curve, client_key: Some(k) } if *k == client_pk
+        )));
+        // Nothing is ready until the decision.
+        assert!(!p.c_events.iter().any(|e| matches!(e, SessionEvent::Ready)));
+        assert!(p.decide(AuthDecision::allow(
+            Bytes::from(client_pk.to_hex().into_bytes()),
+            vec![(String::from("X-AuthLevel"), Bytes::from_static(b"basic"))],
+        )));
+        assert!(p.c_events.iter().any(|e| matches!(e, SessionEvent::Ready)));
+        let peer = p.s.peer().unwrap();
+        assert_eq!(peer.property("X-AuthLevel"), Some(&b"basic"[..]));
+        assert_eq!(
+            peer.property("User-Id"),
+            Some(client_pk.to_hex().as_bytes())
+        );
+        p.c_send(msg(&[b"after", b"auth"])).unwrap();
+        assert_eq!(messages(&p.s_events), vec![msg(&[b"after", b"auth"])]);
+    });
 }
 
 #[test]
 fn curve_denied_client_gets_error_400_and_nothing_through() {
-    let skp = Keypair::from_secret_bytes([7; 32]);
-    let mut sc = curve_server(&skp);
-    sc.auth_required = true;
-    let mut p = Pair::new(curve_client(&skp), sc);
-    // Queued before the decision: must never be delivered.
-    p.c_send(msg(&[b"sneaky"])).unwrap();
-    assert!(p.decide(AuthDecision::deny(DenyStatus::Denied)));
-    assert!(messages(&p.s_events).is_empty());
-    let errs = closed(&p.c_events);
-    assert_eq!(errs.len(), 1, "{errs:?}");
-    assert_eq!(errs[0].peer_status_code(), Some(400), "{errs:?}");
+    each_provider(|| {
+        let skp = Keypair::from_secret_bytes([7; 32]);
+        let mut sc = curve_server(&skp);
+        sc.auth_required = true;
+        let mut p = Pair::new(curve_client(&skp), sc);
+        // Queued before the decision: must never be delivered.
+        p.c_send(msg(&[b"sneaky"])).unwrap();
+        assert!(p.decide(AuthDecision::deny(DenyStatus::Denied)));
+        assert!(messages(&p.s_events).is_empty());
+        let errs = closed(&p.c_events);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].peer_status_code(), Some(400), "{errs:?}");
+    });
 }
 
 #[test]
 fn curve_wrong_server_key_fails_on_the_server_and_the_client_stays_unready() {
-    let skp = Keypair::from_secret_bytes([7; 32]);
-    let other = Keypair::from_secret_bytes([8; 32]);
-    let p = Pair::new(curve_client(&other), curve_server(&skp));
-    let errs = closed(&p.s_events);
-    assert!(
-        matches!(errs.as_slice(), [SessionError::Crypto(_)]),
-        "server must fail HELLO: {errs:?}"
-    );
-    assert!(!p.c_events.iter().any(|e| matches!(e, SessionEvent::Ready)));
+    each_provider(|| {
+        let skp = Keypair::from_secret_bytes([7; 32]);
+        let other = Keypair::from_secret_bytes([8; 32]);
+        let p = Pair::new(curve_client(&other), curve_server(&skp));
+        let errs = closed(&p.s_events);
+        assert!(
+            matches!(errs.as_slice(), [SessionError::Crypto(_)]),
+            "server must fail HELLO: {errs:?}"
+        );
+        assert!(!p.c_events.iter().any(|e| matches!(e, SessionEvent::Ready)));
+    });
 }
 
 #[test]
 fn curve_frame_limit_counts_the_encrypted_size() {
-    let skp = Keypair::from_secret_bytes([7; 32]);
-    let mut sc = curve_server(&skp);
-    sc.max_message_size = Some(400);
-    let mut p = Pair::new(curve_client(&skp), sc);
-    // 367 + 33 = 400: accepted (wire.md §3, observed on libzmq); 368 closes.
-    p.c_send(vec![Bytes::from(vec![1u8; 367])]).unwrap();
-    assert_eq!(messages(&p.s_events).len(), 1);
-    assert!(closed(&p.s_events).is_empty());
-    p.c_send(vec![Bytes::from(vec![1u8; 368])]).unwrap();
-    assert_eq!(closed(&p.s_events).len(), 1);
+    each_provider(|| {
+        let skp = Keypair::from_secret_bytes([7; 32]);
+        let mut sc = curve_server(&skp);
+        sc.max_message_size = Some(400);
+        let mut p = Pair::new(curve_client(&skp), sc);
+        // 367 + 33 = 400: accepted (wire.md §3, observed on libzmq); 368 closes.
+        p.c_send(vec![Bytes::from(vec![1u8; 367])]).unwrap();
+        assert_eq!(messages(&p.s_events).len(), 1);
+        assert!(closed(&p.s_events).is_empty());
+        p.c_send(vec![Bytes::from(vec![1u8; 368])]).unwrap();
+        assert_eq!(closed(&p.s_events).len(), 1);
+    });
 }
 
 #[test]
 fn curve_heartbeats_travel_inside_messages() {
-    let skp = Keypair::from_secret_bytes([7; 32]);
-    let hb = HeartbeatConfig {
-        interval: Duration::from_millis(100),
-        timeout: Duration::from_millis(300),
-        ttl: Duration::from_secs(2),
-    };
-    let mut cc = curve_client(&skp);
-    cc.heartbeat = Some(hb);
-    let mut p = Pair::new(cc, curve_server(&skp));
-    p.advance_to(t(1000));
-    assert!(p.c.stats().pings_sent >= 5, "{:?}", p.c.stats());
-    assert_eq!(p.s.stats().pings_received, p.c.stats().pings_sent);
-    assert_eq!(p.c.stats().pongs_received, p.c.stats().pings_sent);
-    assert!(closed(&p.c_events).is_empty());
+    each_provider(|| {
+        let skp = Keypair::from_secret_bytes([7; 32]);
+        let hb = HeartbeatConfig {
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_millis(300),
+            ttl: Duration::from_secs(2),
+        };
+        let mut cc = curve_client(&skp);
+        cc.heartbeat = Some(hb);
+        let mut p = Pair::new(cc, curve_server(&skp));
+        p.advance_to(t(1000));
+        assert!(p.c.stats().pings_sent >= 5, "{:?}", p.c.stats());
+        assert_eq!(p.s.stats().pings_received, p.c.stats().pings_sent);
+        assert_eq!(p.c.stats().pongs_received, p.c.stats().pings_sent);
+        assert!(closed(&p.c_events).is_empty());
+    });
 }
 
 fn curve_split_run(chunk: usize) -> (Vec<u8>, Vec<u8>, Vec<Vec<Bytes>>) {
@@ -436,11 +468,13 @@ fn curve_split_run(chunk: usize) -> (Vec<u8>, Vec<u8>, Vec<Vec<Bytes>>) {
 
 #[test]
 fn curve_split_invariance() {
-    let whole = curve_split_run(usize::MAX);
-    assert_eq!(whole.2, vec![msg(&[b"a", b"bc", &[7u8; 300]])]);
-    for chunk in [1, 2, 7, 64] {
-        assert_eq!(curve_split_run(chunk), whole, "chunk size {chunk}");
-    }
+    each_provider(|| {
+        let whole = curve_split_run(usize::MAX);
+        assert_eq!(whole.2, vec![msg(&[b"a", b"bc", &[7u8; 300]])]);
+        for chunk in [1, 2, 7, 64] {
+            assert_eq!(curve_split_run(chunk), whole, "chunk size {chunk}");
+        }
+    });
 }
 
 #[test]

@@ -14,6 +14,17 @@ pub(crate) use capture::unhex;
 #[allow(unused_imports)]
 pub(crate) use script::Script;
 
+/// Runs `body` once with every crypto provider this build has (`RustCrypto`, and `FastCrypto`
+/// with the `fast-crypto` feature); the provider is printed first, so a failure names it.
+pub(crate) fn each_provider(
+    mut body: impl FnMut(&'static dyn lokimq_core::crypto::CryptoProvider),
+) {
+    for &p in lokimq_core::crypto::all_providers() {
+        eprintln!("crypto provider: {p:?}");
+        body(p);
+    }
+}
+
 /// Reads the ZMTP frame header at the start of `bytes`: (flags, header length, body size).
 pub(crate) fn frame_header(bytes: &[u8]) -> (u8, usize, usize) {
     let flags = bytes[0];
