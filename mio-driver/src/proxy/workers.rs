@@ -11,11 +11,12 @@
 //!
 //! Each worker slot (`WorkerId`) has a mailbox. Whoever dispatches a job for a slot (the proxy
 //! draining the node, or another worker finishing its job) puts it in that slot's mailbox and
-//! unparks the slot's thread, starting the thread on first use. An idle worker spins briefly
-//! on its mailbox before it parks, because the next job usually arrives within microseconds
-//! while a stream lasts, and a park/unpark costs a system call on each side. Outputs other than
-//! jobs (batch completions, timer releases, shutdown progress) stay in the scheduler for the
-//! proxy, which a worker pokes when it leaves one behind.
+//! unparks the slot's thread, starting the thread on first use; an unpark costs a system call
+//! only when the thread is actually parked, which a busy worker never is. An idle worker parks
+//! at once rather than spinning: on a machine with few cores a spinning worker takes the core
+//! that the thread producing its next job needs (measured with `scripts/bench-net`). Outputs
+//! other than jobs (batch completions, timer releases, shutdown progress) stay in the scheduler
+//! for the proxy, which a worker pokes when it leaves one behind.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,19 +29,6 @@ use lokimq_core::sched::{SchedOutput, Scheduler};
 
 use crate::handle::{Handle, ThreadRole, run_guarded};
 use crate::jobs::{JobTable, Task};
-
-/// How many times an idle worker looks at its mailbox (with a CPU spin hint in between) before
-/// it parks: a few microseconds, about what a proxy turn takes to produce the next job.
-const SPINS_DEFAULT: u32 = 64;
-fn spin_limit() -> u32 {
-    static S: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *S.get_or_init(|| {
-        std::env::var("LMQ_WSPIN")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(SPINS_DEFAULT)
-    })
-}
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (no user code ever runs
 /// under these locks).
@@ -87,7 +75,7 @@ struct Slot {
 #[derive(Default)]
 struct Mailbox {
     slot: Mutex<Slot>,
-    /// A hint that `items` is not empty, so a spinning worker need not take the lock.
+    /// A hint that `items` is not empty, so a worker woken without work need not take the lock.
     has_work: AtomicBool,
 }
 
@@ -231,12 +219,11 @@ impl Workers {
         }
     }
 
-    /// The next item for `worker`: spins briefly, then parks until one is delivered.
+    /// The next item for `worker`, parking until one is delivered.
     fn wait(&self, worker: WorkerId) -> Item {
         let Some(mb) = self.mailboxes.get(worker.index()) else {
             return Item::Stop;
         };
-        let mut spins = 0;
         loop {
             if mb.has_work.load(Ordering::Acquire) {
                 let mut slot = lock(&mb.slot);
@@ -248,14 +235,9 @@ impl Workers {
                     return item;
                 }
             }
-            if spins < spin_limit() {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                // Woken by `deliver`'s unpark; an unpark that came before this call makes it
-                // return at once, so no delivery is missed.
-                thread::park();
-            }
+            // Woken by `deliver`'s unpark; an unpark that came before this call makes it return
+            // at once, so no delivery is missed.
+            thread::park();
         }
     }
 
