@@ -130,11 +130,15 @@ impl NodePair {
         let listen_addr = Address::tcp("127.0.0.1", PORT);
         let (listener, connect_addr) = match mechanism {
             Mechanism::Null => (
-                server.listen_plain(now, listen_addr.clone()),
+                server
+                    .listen_plain(now, listen_addr.clone())
+                    .map_err(core_err)?,
                 listen_addr.clone(),
             ),
             Mechanism::Curve => (
-                server.listen_curve(now, listen_addr.clone()),
+                server
+                    .listen_curve(now, listen_addr.clone())
+                    .map_err(core_err)?,
                 Address::tcp_curve("127.0.0.1", PORT, server_pk),
             ),
         };
@@ -156,7 +160,9 @@ impl NodePair {
         let s_conn = server
             .accept(now, listener, "127.0.0.1")
             .map_err(core_err)?;
-        client.handle(now, Input::Connected { conn: c_conn });
+        client
+            .handle(now, Input::Connected { conn: c_conn })
+            .expect("input accepted");
 
         let mut pair = Self {
             server,
@@ -220,26 +226,32 @@ impl NodePair {
                     Side::Client if conn == self.c_conn => (Side::Server, self.s_conn),
                     _ => return Err(HarnessError::Unexpected(format!("bytes for {conn:?}"))),
                 };
-                self.node(peer).handle(
-                    now,
-                    Input::Received {
-                        conn: peer_conn,
-                        data,
-                    },
-                );
+                self.node(peer)
+                    .handle(
+                        now,
+                        Input::Received {
+                            conn: peer_conn,
+                            data,
+                        },
+                    )
+                    .expect("input accepted");
             }
             Output::RunJob { worker, job } => {
                 self.run_job(side, job)?;
-                self.node(side).handle(now, Input::JobFinished { worker });
+                self.node(side)
+                    .handle(now, Input::JobFinished { worker })
+                    .expect("input accepted");
             }
             Output::Event(Event::AuthRequest { conn, .. }) => {
-                self.node(side).handle(
-                    now,
-                    Input::AuthDecision {
-                        conn,
-                        level: AuthLevel::None,
-                    },
-                );
+                self.node(side)
+                    .handle(
+                        now,
+                        Input::AuthDecision {
+                            conn,
+                            level: AuthLevel::None,
+                        },
+                    )
+                    .expect("input accepted");
             }
             Output::Event(Event::Dropped { category }) => {
                 return Err(HarnessError::Unexpected(format!(
@@ -325,13 +337,15 @@ impl NodePair {
     /// out.
     pub fn feed_command(&mut self, wire: &Bytes) -> Result<(), HarnessError> {
         let now = self.now;
-        self.server.handle(
-            now,
-            Input::Received {
-                conn: self.s_conn,
-                data: wire.clone(),
-            },
-        );
+        self.server
+            .handle(
+                now,
+                Input::Received {
+                    conn: self.s_conn,
+                    data: wire.clone(),
+                },
+            )
+            .expect("input accepted");
         let mut ran = 0;
         while let Some(out) = self.server.poll_output() {
             match out {
@@ -341,7 +355,9 @@ impl NodePair {
                 } => {
                     ran += 1;
                     drop(message);
-                    self.server.handle(now, Input::JobFinished { worker });
+                    self.server
+                        .handle(now, Input::JobFinished { worker })
+                        .expect("input accepted");
                 }
                 other => return Err(HarnessError::Unexpected(format!("server: {other:?}"))),
             }

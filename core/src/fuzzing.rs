@@ -1251,8 +1251,14 @@ impl NodeHarness {
             Ok(n) => n,
             Err(e) => panic!("fixed fuzzing node config refused: {e}"),
         };
-        let plain = node.listen_plain(now, Address::tcp("127.0.0.1", 4500));
-        let curve = node.listen_curve(now, Address::tcp("127.0.0.1", 4501));
+        let plain = match node.listen_plain(now, Address::tcp("127.0.0.1", 4500)) {
+            Ok(l) => l,
+            Err(e) => panic!("a fresh node refused a listener: {e}"),
+        };
+        let curve = match node.listen_curve(now, Address::tcp("127.0.0.1", 4501)) {
+            Ok(l) => l,
+            Err(e) => panic!("a fresh node refused a listener: {e}"),
+        };
         let mut h = Self {
             node,
             now,
@@ -1282,13 +1288,15 @@ impl NodeHarness {
 
     fn received(&mut self, conn: ConnId, data: &[u8]) {
         self.feeds += 1;
-        self.node.handle(
-            self.now,
-            Input::Received {
-                conn,
-                data: Bytes::copy_from_slice(data),
-            },
-        );
+        self.node
+            .handle(
+                self.now,
+                Input::Received {
+                    conn,
+                    data: Bytes::copy_from_slice(data),
+                },
+            )
+            .ok();
         self.drain();
         let feeds = self.feeds;
         let (due, later): (Vec<_>, Vec<_>) =
@@ -1309,7 +1317,8 @@ impl NodeHarness {
         for (conn, _) in due {
             let level = self.level;
             self.node
-                .handle(self.now, Input::AuthDecision { conn, level });
+                .handle(self.now, Input::AuthDecision { conn, level })
+                .ok();
             self.drain();
         }
     }
@@ -1318,7 +1327,7 @@ impl NodeHarness {
         self.settle();
         self.now = self.now.saturating_add(by);
         if self.node.poll_timeout().is_some_and(|t| t <= self.now) {
-            self.node.handle(self.now, Input::Timeout);
+            self.node.handle(self.now, Input::Timeout).ok();
             self.drain();
         }
     }
@@ -1346,7 +1355,9 @@ impl NodeHarness {
             let Some(worker) = jobs.pop() else {
                 break;
             };
-            self.node.handle(self.now, Input::JobFinished { worker });
+            self.node
+                .handle(self.now, Input::JobFinished { worker })
+                .ok();
         }
         let open = self.conns.values().filter(|c| !c.closed).count();
         assert_eq!(

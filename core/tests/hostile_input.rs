@@ -1002,8 +1002,12 @@ impl NodeRun {
             now,
         )
         .unwrap();
-        let plain = node.listen_plain(now, Address::tcp("127.0.0.1", 1));
-        let curve = node.listen_curve(now, Address::tcp("127.0.0.1", 2));
+        let plain = node
+            .listen_plain(now, Address::tcp("127.0.0.1", 1))
+            .unwrap();
+        let curve = node
+            .listen_curve(now, Address::tcp("127.0.0.1", 2))
+            .unwrap();
         let mut r = Self {
             node,
             now,
@@ -1022,13 +1026,15 @@ impl NodeRun {
     }
 
     fn receive(&mut self, conn: ConnId, data: &[u8]) {
-        self.node.handle(
-            self.now,
-            Input::Received {
-                conn,
-                data: Bytes::copy_from_slice(data),
-            },
-        );
+        self.node
+            .handle(
+                self.now,
+                Input::Received {
+                    conn,
+                    data: Bytes::copy_from_slice(data),
+                },
+            )
+            .expect("input accepted");
         self.drain();
     }
 
@@ -1062,7 +1068,7 @@ impl NodeRun {
                 break;
             }
             for i in inputs {
-                self.node.handle(self.now, i);
+                self.node.handle(self.now, i).expect("input accepted");
             }
         }
         let open = self.live.values().filter(|(_, closed)| !closed).count();
@@ -1133,7 +1139,7 @@ proptest! {
             }
         }
         run.now = run.now.saturating_add(Duration::from_secs(61));
-        run.node.handle(run.now, Input::Timeout);
+        run.node.handle(run.now, Input::Timeout).expect("input accepted");
         run.drain();
         let sent = run.live[&conn].0.len();
         // [UNKNOWNCOMMAND, command] for an empty frame is the largest reply per input byte (9x).

@@ -499,7 +499,10 @@ impl Embedded {
         addr: &Address,
         allow: impl FnMut(&str, Option<&PublicKey>, bool) -> AuthLevel + 'static,
     ) -> io::Result<Address> {
-        let listener = self.node.listen_curve(self.clock.now(), addr.clone());
+        let listener = self
+            .node
+            .listen_curve(self.clock.now(), addr.clone())
+            .map_err(io::Error::other)?;
         self.finish_listen(listener, Box::new(allow))
             .map(|a| a.with_pubkey(Some(*self.node.pubkey())))
     }
@@ -510,7 +513,10 @@ impl Embedded {
         addr: &Address,
         allow: impl FnMut(&str, Option<&PublicKey>, bool) -> AuthLevel + 'static,
     ) -> io::Result<Address> {
-        let listener = self.node.listen_plain(self.clock.now(), addr.clone());
+        let listener = self
+            .node
+            .listen_plain(self.clock.now(), addr.clone())
+            .map_err(io::Error::other)?;
         self.finish_listen(listener, Box::new(allow))
     }
 
@@ -809,7 +815,11 @@ impl Embedded {
     /// Feeds an input without draining: for use while a drain is running (its loop picks up
     /// whatever the input produced, in order).
     fn feed(&mut self, input: Input) {
-        self.node.handle(self.clock.now(), input);
+        // This loop's inputs are network events and answers to the node's own events, which
+        // the node always accepts; a refusal would be a bug here.
+        if let Err(e) = self.node.handle(self.clock.now(), input) {
+            panic!("the node refused an input from the embedder: {e}");
+        }
     }
 
     /// Acts on every output until the node has none, then writes what was queued. A write can
@@ -878,10 +888,10 @@ impl Embedded {
             }
             // Nothing to stop: there are no worker threads.
             Output::StopWorker { .. } => {}
+            Output::Unlisten { listener } => {
+                self.listeners.remove(&listener);
+            }
             Output::Event(event) => self.on_event(event),
-            // `Output` is non-exhaustive; a newer core may ask for something this loop does not
-            // do yet.
-            other => log::warn!("ignoring an output this embedder does not know: {other:?}"),
         }
     }
 

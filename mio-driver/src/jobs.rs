@@ -127,7 +127,6 @@ impl JobTable {
                     run_guarded("timer", move || f());
                 }
             }
-            other => tracing::error!("a job this driver does not know: {other:?}"),
         }
     }
 

@@ -111,8 +111,10 @@ impl fmt::Display for DisconnectCause {
 
 /// Something the node asks its embedder to do, drained with
 /// [`Node::poll_output`](super::Node::poll_output).
+///
+/// Exhaustive on purpose: every variant is an obligation, and a driver must not be able to
+/// ignore a new one with a catch-all arm.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Output {
     /// Append these bytes to the connection's write queue.
     Transmit {
@@ -128,12 +130,20 @@ pub enum Output {
         /// Where to connect (`tcp` or `ipc`; the CURVE part is the node's business).
         addr: Address,
     },
-    /// Close the connection after flushing what was queued, waiting at most `linger` for the
-    /// flush. The node forgets the id at once: further inputs for it are ignored.
+    /// Close the connection. The node forgets the id at once (later inputs for it are
+    /// ignored), and the driver closes the transport in this order, which is libzmq's:
+    ///
+    /// 1. pass no more of its input to the node, and report no `Flushed` for it;
+    /// 2. write what is still queued for it, for at most `linger`;
+    /// 3. once nothing is left unsent, shut down the write side (the peer sees end of
+    ///    stream), read and discard whatever the peer already sent, and close the socket,
+    ///    without waiting for the peer to close its end (discarding its input first keeps
+    ///    the close from becoming a reset that could destroy our last bytes);
+    /// 4. if `linger` passes first (the peer does not read), close at once and drop the rest.
     Close {
         /// The connection.
         conn: ConnId,
-        /// How long queued bytes may still be flushed (zero: drop them).
+        /// How long queued bytes may still be written (zero: drop them).
         linger: Duration,
     },
     /// Bind and listen on `addr`; call [`Node::accept`](super::Node::accept) for each accepted
@@ -143,6 +153,13 @@ pub enum Output {
         listener: ListenerId,
         /// Where to listen.
         addr: Address,
+    },
+    /// Stop listening: close the listening socket (and remove a unix socket's file). Emitted
+    /// for every listener when shutdown starts, so no connection is accepted while the node
+    /// winds down; connections already accepted are closed with [`Output::Close`].
+    Unlisten {
+        /// The listener.
+        listener: ListenerId,
     },
     /// Run `job` on worker `worker` (spawning it on first use); report [`Input::JobFinished`]
     /// when it returns, whether it succeeded or not.
@@ -162,8 +179,9 @@ pub enum Output {
 }
 
 /// Work for a worker. The embedder owns the closures; the node names them.
+///
+/// Exhaustive on purpose: a driver must run every kind of job it is given.
 #[derive(Debug)]
-#[non_exhaustive]
 pub enum Job {
     /// A registered command arrived: call its callback with `message`.
     Command {

@@ -80,7 +80,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeError {
-    /// No such listener.
+    /// No such listener, or it is closed or failed to bind.
     #[error("no such listener {0:?}")]
     UnknownListener(ListenerId),
     /// `inject_task` named a category that does not exist.
@@ -101,6 +101,12 @@ pub enum NodeError {
     /// `accept` was refused: [`Config::max_incoming_connections`] are already open.
     #[error("refusing a connection: already {0} incoming connections")]
     TooManyConnections(usize),
+    /// `listen_*` was refused: the node already has 65 535 listeners.
+    #[error("too many listeners")]
+    TooManyListeners,
+    /// An [`Input::AuthDecision`] for a connection that did not ask for one (embedder misuse).
+    #[error("auth decision for {0:?}, which did not ask for one")]
+    NotAwaitingAuth(ConnId),
 }
 
 /// Where a node keeps its [`Scheduler`].
@@ -150,11 +156,22 @@ impl From<sched::SchedJob<Self>> for Job {
     }
 }
 
+/// Where a listener is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ListenerState {
+    /// Asked for with `Output::Listen` (bound, as far as the node knows).
+    Open,
+    /// The driver could not bind it.
+    Failed,
+    /// Closed with `Output::Unlisten`.
+    Closed,
+}
+
 struct Listener {
     addr: Address,
     curve: bool,
     router: RouterTable<ConnId>,
-    failed: bool,
+    state: ListenerState,
 }
 
 /// A snapshot of the node's counters.
@@ -355,34 +372,60 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     // (B) inputs
 
     /// Feeds one input. Drain [`Node::poll_output`] afterwards.
-    pub fn handle(&mut self, now: Instant, input: Input) {
+    ///
+    /// Inputs about the network never fail: bytes or events for a connection the node has
+    /// already closed are ignored, as the network may deliver them after the close.
+    ///
+    /// # Errors
+    ///
+    /// Embedder misuse, which changes nothing: a [`Input::JobFinished`] for a worker that is
+    /// not running a job ([`NodeError::Sched`]), or an [`Input::AuthDecision`] for a
+    /// connection that did not ask for one ([`NodeError::NotAwaitingAuth`]).
+    pub fn handle(&mut self, now: Instant, input: Input) -> Result<(), NodeError> {
         self.advance(now);
-        match input {
-            Input::Received { conn, data } => self.on_received(conn, &data),
-            Input::Connected { conn } => self.on_connected(conn),
-            Input::Disconnected { conn, cause } => self.on_disconnected(conn, &cause),
+        let result = match input {
+            Input::Received { conn, data } => {
+                self.on_received(conn, &data);
+                Ok(())
+            }
+            Input::Connected { conn } => {
+                self.on_connected(conn);
+                Ok(())
+            }
+            Input::Disconnected { conn, cause } => {
+                self.on_disconnected(conn, &cause);
+                Ok(())
+            }
             Input::ListenFailed { listener, reason } => {
                 if let Some(l) = self.listeners.get_mut(listener.index()) {
-                    l.failed = true;
+                    l.state = ListenerState::Failed;
                 }
                 log::warn!("OxenMQ failed to listen on {:?}: {reason}", listener);
                 self.event(Event::ListenFailed { listener, reason });
+                Ok(())
             }
             Input::AuthDecision { conn, level } => self.on_auth_decision(conn, level),
-            Input::SnAddress { pubkey, address } => self.on_sn_address(pubkey, address),
-            Input::JobFinished { worker } => {
-                if let Err(e) = self.sched.with(|s| s.job_finished(worker)) {
-                    log::error!("JobFinished for {worker:?} rejected: {e}");
-                }
+            Input::SnAddress { pubkey, address } => {
+                self.on_sn_address(pubkey, address);
+                Ok(())
             }
-            Input::Timeout => self.on_timeout(),
+            Input::JobFinished { worker } => self
+                .sched
+                .with(|s| s.job_finished(worker))
+                .map_err(NodeError::from),
+            Input::Timeout => {
+                self.on_timeout();
+                Ok(())
+            }
             Input::Flushed { conn, unsent } => {
                 if let Some(c) = self.conns.get_mut(conn) {
                     c.note_flushed(unsent);
                 }
+                Ok(())
             }
-        }
+        };
         self.pump();
+        result
     }
 
     /// Feeds bytes received on `conn`, borrowed: the same as `handle(now, Input::Received {
@@ -444,27 +487,48 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
 
     /// Listens for CURVE connections on `addr` (a `tcp` or `ipc` address; any pubkey in it is
     /// ignored: the node's own key is used). Each listener is its own auth domain.
-    pub fn listen_curve(&mut self, now: Instant, addr: Address) -> ListenerId {
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::Stopped`] once shutting down, [`NodeError::TooManyListeners`] past 65 535.
+    pub fn listen_curve(&mut self, now: Instant, addr: Address) -> Result<ListenerId, NodeError> {
         self.listen(now, addr, true)
     }
 
     /// Listens for plain (NULL mechanism, unencrypted) connections on `addr`.
-    pub fn listen_plain(&mut self, now: Instant, addr: Address) -> ListenerId {
+    ///
+    /// # Errors
+    ///
+    /// As [`listen_curve`](Self::listen_curve).
+    pub fn listen_plain(&mut self, now: Instant, addr: Address) -> Result<ListenerId, NodeError> {
         self.listen(now, addr, false)
     }
 
-    fn listen(&mut self, now: Instant, addr: Address, curve: bool) -> ListenerId {
+    fn listen(
+        &mut self,
+        now: Instant,
+        addr: Address,
+        curve: bool,
+    ) -> Result<ListenerId, NodeError> {
         self.advance(now);
-        let id = ListenerId(self.listeners.len() as u16);
+        if self.shutting_down {
+            return Err(NodeError::Stopped);
+        }
+        // The last id names the in-process listener.
+        let id = u16::try_from(self.listeners.len())
+            .ok()
+            .filter(|&i| i < INPROC_LISTENER.get())
+            .map(ListenerId)
+            .ok_or(NodeError::TooManyListeners)?;
         self.listeners.push(Listener {
             addr: addr.clone(),
             curve,
             router: RouterTable::new(&mut self.rng),
-            failed: false,
+            state: ListenerState::Open,
         });
         self.outputs
             .push_back(Output::Listen { listener: id, addr });
-        id
+        Ok(id)
     }
 
     /// The address a listener was asked to bind.
@@ -488,6 +552,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         let l = self
             .listeners
             .get(listener.index())
+            .filter(|l| l.state == ListenerState::Open)
             .ok_or(NodeError::UnknownListener(listener))?;
         if self.conns.incoming() >= self.config.max_incoming_connections {
             return Err(NodeError::TooManyConnections(self.conns.incoming()));
@@ -629,17 +694,16 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         self.forget_conn(id);
     }
 
-    fn on_auth_decision(&mut self, id: ConnId, level: AuthLevel) {
+    fn on_auth_decision(&mut self, id: ConnId, level: AuthLevel) -> Result<(), NodeError> {
         let Some(conn) = self.conns.get_mut(id) else {
-            return;
+            return Ok(()); // closed meanwhile
         };
         if !conn.awaiting_auth {
-            log::warn!("ignoring an auth decision for {id:?}, which did not ask for one");
-            return;
+            return Err(NodeError::NotAwaitingAuth(id));
         }
         conn.awaiting_auth = false;
         let Some(session) = conn.session.as_mut() else {
-            return;
+            return Ok(());
         };
         let decision = if level <= AuthLevel::Denied {
             session::AuthDecision::Deny {
@@ -661,6 +725,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         };
         session.auth_decision(self.now, decision, &mut self.rng);
         self.pump_conn(id);
+        Ok(())
     }
 
     fn on_sn_address(&mut self, pubkey: PublicKey, address: Option<Address>) {
@@ -1299,6 +1364,15 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         for link in self.links.values_mut() {
             link.connect_deadline = None;
             link.reconnect_at = None;
+        }
+        // No new connections while winding down (OxenMQ closes its listeners first too).
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            if l.state == ListenerState::Open {
+                l.state = ListenerState::Closed;
+                // Fewer than 65 536 listeners: `listen` refuses more.
+                let listener = ListenerId(i as u16);
+                self.outputs.push_back(Output::Unlisten { listener });
+            }
         }
         let report = self.sched.with(Scheduler::shutdown);
         log::debug!("shutting down: discarded {report:?}");

@@ -182,14 +182,20 @@ impl Net {
                     if let Some((peer, peer_conn)) = self.pipes.remove(&(n, conn)) {
                         self.pipes.remove(&(peer, peer_conn));
                         let now = self.now;
-                        self.nodes[peer].node.handle(
-                            now,
-                            Input::Disconnected {
-                                conn: peer_conn,
-                                cause: DisconnectCause::Eof,
-                            },
-                        );
+                        self.nodes[peer]
+                            .node
+                            .handle(
+                                now,
+                                Input::Disconnected {
+                                    conn: peer_conn,
+                                    cause: DisconnectCause::Eof,
+                                },
+                            )
+                            .expect("input accepted");
                     }
+                }
+                Output::Unlisten { listener } => {
+                    self.nodes[n].listeners.remove(&listener);
                 }
                 Output::Listen { listener, addr } => {
                     self.nodes[n].listeners.insert(listener, addr);
@@ -213,7 +219,8 @@ impl Net {
                     }
                     self.nodes[n]
                         .node
-                        .handle(now, Input::JobFinished { worker });
+                        .handle(now, Input::JobFinished { worker })
+                        .expect("input accepted");
                 }
                 Output::StopWorker { .. } => {}
                 Output::Event(Event::AuthRequest { conn, .. }) => {
@@ -221,14 +228,16 @@ impl Net {
                     let now = self.now;
                     self.nodes[n]
                         .node
-                        .handle(now, Input::AuthDecision { conn, level });
+                        .handle(now, Input::AuthDecision { conn, level })
+                        .expect("input accepted");
                 }
                 Output::Event(Event::LookupSn { pubkey }) => {
                     let address = self.nodes[n].sn_addresses.get(&pubkey).cloned();
                     let now = self.now;
                     self.nodes[n]
                         .node
-                        .handle(now, Input::SnAddress { pubkey, address });
+                        .handle(now, Input::SnAddress { pubkey, address })
+                        .expect("input accepted");
                 }
                 Output::Event(e) => self.nodes[n].events.push(alloc::format!("{e:?}")),
             }
@@ -257,15 +266,21 @@ impl Net {
                             .unwrap();
                         self.pipes.insert((n, conn), (peer, peer_conn));
                         self.pipes.insert((peer, peer_conn), (n, conn));
-                        self.nodes[n].node.handle(now, Input::Connected { conn });
+                        self.nodes[n]
+                            .node
+                            .handle(now, Input::Connected { conn })
+                            .expect("input accepted");
                     }
-                    None => self.nodes[n].node.handle(
-                        now,
-                        Input::Disconnected {
-                            conn,
-                            cause: DisconnectCause::ConnectFailed("refused".into()),
-                        },
-                    ),
+                    None => self.nodes[n]
+                        .node
+                        .handle(
+                            now,
+                            Input::Disconnected {
+                                conn,
+                                cause: DisconnectCause::ConnectFailed("refused".into()),
+                            },
+                        )
+                        .expect("input accepted"),
                 }
                 continue;
             }
@@ -273,7 +288,8 @@ impl Net {
                 let now = self.now;
                 self.nodes[n]
                     .node
-                    .handle(now, Input::Received { conn, data });
+                    .handle(now, Input::Received { conn, data })
+                    .expect("input accepted");
                 continue;
             }
             return;
@@ -304,7 +320,10 @@ impl Net {
                     .is_some_and(|x| x <= self.now)
                 {
                     let now = self.now;
-                    self.nodes[n].node.handle(now, Input::Timeout);
+                    self.nodes[n]
+                        .node
+                        .handle(now, Input::Timeout)
+                        .expect("input accepted");
                 }
             }
         }
@@ -337,7 +356,7 @@ fn curve_nodes(net: &mut Net, port: u16) -> (usize, usize, PublicKey) {
     let server = net.add(1, quiet_config());
     let client = net.add(2, quiet_config());
     let now = net.now;
-    net.nodes[server].node.listen_curve(now, tcp(port));
+    net.nodes[server].node.listen_curve(now, tcp(port)).unwrap();
     net.settle();
     (server, client, net.pubkey(server))
 }
@@ -378,7 +397,7 @@ fn auth_failures_come_back_as_request_errors() {
     let server = net.add(1, quiet_config());
     let client = net.add(2, quiet_config());
     let now = net.now;
-    net.nodes[server].node.listen_plain(now, tcp(4001));
+    net.nodes[server].node.listen_plain(now, tcp(4001)).unwrap();
     net.settle();
     let conn = net.nodes[client]
         .node
@@ -486,7 +505,8 @@ fn unsent_backlog_over_the_limit_refuses_sends_until_flushed() {
             conn: transport,
             unsent: 0,
         },
-    );
+    )
+    .expect("input accepted");
     assert_eq!(
         node.send(now, &conn, "public.hello", big(), &SendOptions::default()),
         Ok(())
@@ -508,7 +528,8 @@ fn unsent_backlog_over_the_limit_refuses_sends_until_flushed() {
             conn: transport,
             unsent: 2500,
         },
-    );
+    )
+    .expect("input accepted");
     assert!(
         node.send(now, &conn, "public.hello", big(), &SendOptions::default())
             .is_err()
@@ -520,7 +541,8 @@ fn unsent_backlog_over_the_limit_refuses_sends_until_flushed() {
             conn: transport,
             unsent: 10,
         },
-    );
+    )
+    .expect("input accepted");
     assert_eq!(
         node.send(now, &conn, "public.hello", big(), &SendOptions::default()),
         Ok(())
@@ -532,7 +554,8 @@ fn unsent_backlog_over_the_limit_refuses_sends_until_flushed() {
             conn: transport,
             unsent: 0,
         },
-    );
+    )
+    .expect("input accepted");
     let small = || vec![Bytes::from_static(b"x")];
     for _ in 0..3 {
         assert_eq!(
@@ -552,7 +575,8 @@ fn unsent_backlog_over_the_limit_refuses_sends_until_flushed() {
             conn: transport,
             unsent: unsent * 2 / 3,
         },
-    );
+    )
+    .expect("input accepted");
     assert_eq!(
         node.send(now, &conn, "public.hello", small(), &SendOptions::default()),
         Ok(())
@@ -576,7 +600,7 @@ fn accept_refuses_past_the_incoming_connection_cap() {
     config.max_incoming_connections = 2;
     let server = net.add(1, config);
     let now = net.now;
-    net.nodes[server].node.listen_plain(now, tcp(4000));
+    net.nodes[server].node.listen_plain(now, tcp(4000)).unwrap();
     net.settle();
     let listener = *net.nodes[server].listeners.keys().next().unwrap();
     let node = &mut net.nodes[server].node;
@@ -593,7 +617,8 @@ fn accept_refuses_past_the_incoming_connection_cap() {
             conn: a,
             cause: DisconnectCause::Eof,
         },
-    );
+    )
+    .expect("input accepted");
     while node.poll_output().is_some() {}
     node.accept(now, listener, "10.0.0.3").unwrap();
 }

@@ -147,6 +147,14 @@ impl Proxy {
         self.now
     }
 
+    /// Feeds an input to the node. This driver's inputs are network events and answers to the
+    /// node's own events, which the node always accepts; a refusal is a bug in this driver.
+    fn input(&mut self, now: Instant, input: Input) {
+        if let Err(e) = self.node.handle(now, input) {
+            tracing::error!("the node refused an input from the driver: {e}");
+        }
+    }
+
     /// Reads the clock.
     fn tick(&mut self) {
         self.now = self.clock.now();
@@ -190,10 +198,20 @@ impl Proxy {
             on_bind,
             unix,
         } = listen;
-        let id = if curve {
-            self.node.listen_curve(now, address)
+        let listening = if curve {
+            self.node.listen_curve(now, address.clone())
         } else {
-            self.node.listen_plain(now, address)
+            self.node.listen_plain(now, address.clone())
+        };
+        let id = match listening {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::warn!("not listening on {address}: {e}");
+                if let Some(on_bind) = on_bind {
+                    run_guarded("on_bind callback", move || on_bind(Err(e.to_string())));
+                }
+                return;
+            }
         };
         self.cb.listeners.insert(
             id,
@@ -317,7 +335,7 @@ impl Proxy {
     fn service_timeouts(&mut self) {
         let now = self.now();
         if self.node.poll_timeout().is_some_and(|t| t <= now) {
-            self.node.handle(now, Input::Timeout);
+            self.input(now, Input::Timeout);
             self.drain();
         }
         let expired: Vec<usize> = self
@@ -380,10 +398,10 @@ impl Proxy {
             Output::Connect { conn, addr } => self.connect(conn, &addr),
             Output::Close { conn, linger } => self.close(conn, linger),
             Output::Listen { listener, addr } => self.bind(listener, &addr),
+            Output::Unlisten { listener } => self.unlisten(listener),
             Output::RunJob { worker, job } => self.workers.run(worker, job),
             Output::StopWorker { worker } => self.workers.stop(worker),
             Output::Event(event) => self.on_event(event),
-            other => tracing::debug!("ignoring an output this driver does not know: {other:?}"),
         }
     }
 
@@ -412,7 +430,7 @@ impl Proxy {
                         AuthLevel::Denied
                     }),
                 };
-                self.node.handle(now, Input::AuthDecision { conn, level });
+                self.input(now, Input::AuthDecision { conn, level });
             }
             Event::LookupSn { pubkey } => {
                 let address = self.cb.sn_lookup.clone().and_then(|f| {
@@ -422,7 +440,7 @@ impl Proxy {
                             None
                         })
                 });
-                self.node.handle(now, Input::SnAddress { pubkey, address });
+                self.input(now, Input::SnAddress { pubkey, address });
             }
             Event::RunInDriver(InDriver::Completion { batch }) => {
                 if let Some(task) = self.workers.jobs.take_completion(batch) {
@@ -527,7 +545,7 @@ impl Proxy {
             let conn = stream.conn;
             let now = self.now();
             let cause = DisconnectCause::Reset(e.to_string());
-            self.node.handle(now, Input::Disconnected { conn, cause });
+            self.input(now, Input::Disconnected { conn, cause });
             return;
         }
         self.by_conn.insert(stream.conn, key);
@@ -546,7 +564,7 @@ impl Proxy {
                 let conn = s.conn;
                 self.update_interest(key);
                 let now = self.now();
-                self.node.handle(now, Input::Connected { conn });
+                self.input(now, Input::Connected { conn });
                 self.drain();
             }
             Err(e) => {
@@ -612,7 +630,7 @@ impl Proxy {
             if s.queued < before && !s.closing {
                 let (conn, unsent) = (s.conn, s.queued);
                 let now = self.now();
-                self.node.handle(now, Input::Flushed { conn, unsent });
+                self.input(now, Input::Flushed { conn, unsent });
             }
         }
     }
@@ -653,13 +671,35 @@ impl Proxy {
         }
         if let Some(Entry::Stream(s)) = self.slab.get_mut(key) {
             if s.closing && s.out.is_empty() && !s.write_shut {
-                // Everything is out: half-close and wait (up to the linger deadline) for the
-                // peer's EOF, so our last bytes are not lost to a reset.
+                // Everything is out (`Output::Close`'s procedure): half-close, discard what the
+                // peer already sent (closing with unread input would reset the connection and
+                // could destroy our last bytes in flight), and close without waiting for the
+                // peer's end of stream.
                 s.io.shutdown_write();
                 s.write_shut = true;
+                self.discard_input(key);
+                self.kill(key);
+                return;
             }
         }
         self.update_interest(key);
+    }
+
+    /// Reads and drops what a closing socket has received, up to a bound (a peer that keeps
+    /// sending gets its reset).
+    fn discard_input(&mut self, key: usize) {
+        let mut budget = READ_BUDGET;
+        while budget > 0 {
+            let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
+                return;
+            };
+            match s.io.read(&mut self.scratch) {
+                Ok(0) => return,
+                Ok(n) => budget = budget.saturating_sub(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
     }
 
     fn update_interest(&mut self, key: usize) {
@@ -689,7 +729,7 @@ impl Proxy {
         self.kill(key);
         if !closing {
             let now = self.now();
-            self.node.handle(now, Input::Disconnected { conn, cause });
+            self.input(now, Input::Disconnected { conn, cause });
         }
     }
 
@@ -747,7 +787,7 @@ impl Proxy {
         let (Some(host), Some(port)) = (addr.host().map(str::to_owned), addr.port()) else {
             let now = self.now();
             let cause = DisconnectCause::InvalidAddress(format!("cannot dial {addr}"));
-            self.node.handle(now, Input::Disconnected { conn, cause });
+            self.input(now, Input::Disconnected { conn, cause });
             return;
         };
         self.resolving.insert(conn);
@@ -763,7 +803,7 @@ impl Proxy {
             self.resolving.remove(&conn);
             let now = self.now();
             let cause = DisconnectCause::ConnectFailed(format!("cannot resolve: {e}"));
-            self.node.handle(now, Input::Disconnected { conn, cause });
+            self.input(now, Input::Disconnected { conn, cause });
         }
     }
 
@@ -776,7 +816,7 @@ impl Proxy {
             Err(reason) => {
                 let now = self.now();
                 let cause = DisconnectCause::InvalidAddress(reason);
-                self.node.handle(now, Input::Disconnected { conn, cause });
+                self.input(now, Input::Disconnected { conn, cause });
             }
         }
     }
@@ -791,7 +831,7 @@ impl Proxy {
                 } else {
                     DisconnectCause::ConnectFailed(e.to_string())
                 };
-                self.node.handle(now, Input::Disconnected { conn, cause });
+                self.input(now, Input::Disconnected { conn, cause });
             }
         }
     }
@@ -856,6 +896,18 @@ impl Proxy {
         }
     }
 
+    /// Closes a listening socket (removing a unix socket's file, as its `Drop` does).
+    fn unlisten(&mut self, listener: ListenerId) {
+        let key = self.slab.iter().find_map(|(key, e)| match e {
+            Entry::Listener(l) if l.id == listener => Some(key),
+            _ => None,
+        });
+        if let Some(key) = key {
+            self.kill(key);
+        }
+        self.again.retain(|&k| Some(k) != key);
+    }
+
     fn bind_failed(&mut self, listener: ListenerId, addr: &Address, reason: &str) {
         tracing::error!("OxenMQ failed to listen on {addr}: {reason}");
         if self.startup_error.is_none() {
@@ -865,7 +917,7 @@ impl Proxy {
             });
         }
         let now = self.now();
-        self.node.handle(
+        self.input(
             now,
             Input::ListenFailed {
                 listener,

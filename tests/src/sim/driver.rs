@@ -226,7 +226,9 @@ impl Sim {
             other => format!("{other:?}"),
         };
         self.record(&format!("n{n}"), format!("> {text}"));
-        self.nodes[n].node.handle(now, input);
+        if let Err(e) = self.nodes[n].node.handle(now, input) {
+            self.fail(&format!("node {n} refused a simulator input: {e}"));
+        }
     }
 
     /// Drains node `n`'s outputs, acting on each.
@@ -303,11 +305,11 @@ impl Sim {
                     }
                     self.nodes[n].stopped_workers.push((now, worker));
                 }
-                Output::Event(e) => self.on_event(n, e),
-                other => {
-                    let text = format!("{other:?}");
-                    self.nodes[n].events.push((now, text));
+                Output::Unlisten { listener } => {
+                    self.nodes[n].listeners.remove(&listener);
+                    self.net.unbind(n, listener);
                 }
+                Output::Event(e) => self.on_event(n, e),
             }
         }
         self.nodes[n].timeout = self.nodes[n].node.poll_timeout();
@@ -443,7 +445,6 @@ impl Sim {
             Job::Timer { timer } => (JobKind::Timer(timer), times.other),
             Job::Task { category, task } => (JobKind::Task(category, task), times.other),
             Job::Job { job } => (JobKind::Job(job), times.other),
-            other => self.fail(&format!("node {n}: unknown job kind {other:?}")),
         };
         let d = ctx.duration.unwrap_or_else(|| policy.sample(&mut self.rng));
         let record = self.nodes[n].jobs.len();

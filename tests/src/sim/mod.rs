@@ -271,6 +271,7 @@ impl Sim {
         let addr = Address::tcp("127.0.0.1", port);
         let now = self.now;
         let l = self.nodes[n].node.listen_plain(now, addr.clone());
+        let l = l.unwrap_or_else(|e| self.fail(&format!("node {n} refused to listen: {e}")));
         self.drain(n);
         (l, addr)
     }
@@ -282,6 +283,7 @@ impl Sim {
         let addr = Address::tcp("127.0.0.1", port);
         let now = self.now;
         let l = self.nodes[n].node.listen_curve(now, addr);
+        let l = l.unwrap_or_else(|e| self.fail(&format!("node {n} refused to listen: {e}")));
         self.drain(n);
         (
             l,
@@ -297,6 +299,7 @@ impl Sim {
         } else {
             self.nodes[n].node.listen_plain(now, addr)
         };
+        let l = l.unwrap_or_else(|e| self.fail(&format!("node {n} refused to listen: {e}")));
         self.drain(n);
         l
     }

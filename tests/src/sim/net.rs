@@ -256,6 +256,12 @@ impl Net {
         true
     }
 
+    /// Unbinds one listener of node `n` (the node asked for `Unlisten`).
+    pub(crate) fn unbind(&mut self, n: usize, listener: ListenerId) {
+        self.listeners
+            .retain(|_, t| !matches!(t, ListenTarget::Node(m, l) if *m == n && *l == listener));
+    }
+
     /// Unbinds every listener of node `n` (its driver dropped them: the node stopped).
     pub(crate) fn unbind_node(&mut self, n: usize) {
         self.listeners
