@@ -118,13 +118,33 @@ export async function loadLokiMQ(source, options = {}) {
   return lmq;
 }
 
+/**
+ * `crypto.getRandomValues`, drawn 4 KiB at a time: each call costs microseconds, and the node
+ * asks for a few bytes per request (its reply tag). Every byte handed out is fresh from the
+ * CSPRNG and used once.
+ */
 function defaultRandom() {
   const c = globalThis.crypto;
   if (!c || typeof c.getRandomValues !== 'function') {
     throw new LokiMQError('BAD_ARGUMENT',
       'no crypto.getRandomValues in this environment: pass options.random');
   }
-  return (buf) => c.getRandomValues(buf);
+  const pool = new Uint8Array(4096);
+  let used = pool.length;
+  return (buf) => {
+    if (buf.length > pool.length) {
+      c.getRandomValues(buf);
+      return;
+    }
+    if (used + buf.length > pool.length) {
+      c.getRandomValues(pool);
+      used = 0;
+    }
+    buf.set(pool.subarray(used, used + buf.length));
+    // Spent bytes do not linger.
+    pool.fill(0, used, used + buf.length);
+    used += buf.length;
+  };
 }
 
 /** An instantiated module: creates nodes. Get one with {@link loadLokiMQ}. */
@@ -133,6 +153,7 @@ export class LokiMQ {
   #log;
   #exports = null;
   #u8 = null;
+  #view = null;
   #writer = new Writer();
   #panic = null;
 
@@ -187,7 +208,11 @@ export class LokiMQ {
 
   #mem() {
     const buf = this.#exports.memory.buffer;
-    if (this.#u8 === null || this.#u8.buffer !== buf) this.#u8 = new Uint8Array(buf);
+    if (this.#u8 === null || this.#u8.buffer !== buf) {
+      // The memory grew (its old buffer is detached): new views.
+      this.#u8 = new Uint8Array(buf);
+      this.#view = new DataView(buf);
+    }
     return this.#u8;
   }
 
@@ -221,7 +246,7 @@ export class LokiMQ {
     }
     if (n < 0) this.#busy();
     const ptr = e.lmq_output();
-    const r = new Reader(this.#mem().subarray(ptr, ptr + n));
+    const r = new Reader(this.#mem(), this.#view, ptr, ptr + n);
     if (r.u8() !== 0) throw new LokiMQError(r.str(), r.str());
     return r;
   }
@@ -330,14 +355,25 @@ export class LokiMQ {
  * Pass it back to `request`, `send` and `disconnect`.
  */
 export class Connection {
+  #key;
+  #hex;
+
   /** @hideconstructor */
   constructor(token, pubkey) {
     /** @type {Uint8Array} opaque, for the module */
     this.token = token;
-    /** @type {string | null} the peer's CURVE key in hex, if the connection is CURVE */
-    this.pubkey = pubkey.length ? toHex(pubkey) : null;
-    /** @type {'sn'|'outgoing'|'incoming'} */
-    this.kind = ['sn', 'outgoing', 'incoming'][token[0]] ?? 'unknown';
+    this.#key = pubkey;
+  }
+
+  /** @type {string | null} the peer's CURVE key in hex, if the connection is CURVE */
+  get pubkey() {
+    if (this.#hex === undefined) this.#hex = this.#key.length ? toHex(this.#key) : null;
+    return this.#hex;
+  }
+
+  /** @type {'sn'|'outgoing'|'incoming'} how the node reaches the peer */
+  get kind() {
+    return ['sn', 'outgoing', 'incoming'][this.token[0]] ?? 'unknown';
   }
 }
 
@@ -726,7 +762,10 @@ export class Node {
   }
 
   #arm(atUs) {
-    if (atUs === this.#timerAt && this.#timer !== null) return;
+    // A timer that fires early only costs a spurious timeout, so one already armed for an
+    // earlier instant stays: most drains move the deadline later (a new request's), and
+    // re-arming each time would cost a clearTimeout and a setTimeout per message.
+    if (this.#timer !== null && (atUs < 0 || this.#timerAt <= atUs)) return;
     this.#disarm();
     if (atUs < 0) return;
     this.#timerAt = atUs;
@@ -744,9 +783,7 @@ export class Node {
   #onTimer() {
     this.#timer = null;
     this.#timerAt = -1;
-    if (this.#freed) return;
-    this.#call(OP.TIMEOUT, null);
-    this.#pump();
+    this.#later(() => this.#call(OP.TIMEOUT, null));
   }
 
   #act(kind, r) {
@@ -882,16 +919,19 @@ export class Node {
     }
   }
 
-  /** Runs `f` outside the drain (a promise settled), then drains; ignores a stale stream. */
+  /**
+   * Runs `f` from a timer or a settled promise, then drains. Nobody up the stack could catch an
+   * error there, so it is logged instead (a stale stream, a node shut down meanwhile).
+   */
   #later(f) {
     if (this.#freed) return;
     try {
       f();
+      this.#pump();
     } catch (err) {
-      if (!(err instanceof LokiMQError)) throw err;
-      this.#log('warn', err.message);
+      this.#log(err instanceof LokiMQError && err.code !== 'INTERNAL' ? 'warn' : 'error',
+        String(err?.stack ?? err));
     }
-    this.#pump();
   }
 
   #log(level, line) {
@@ -917,7 +957,13 @@ export class Node {
       this.#pump();
     };
     const msg = {
-      data, conn, pubkey: conn.pubkey, auth, remote, isRequest: replyHandle !== 0, reply,
+      data,
+      conn,
+      get pubkey() { return conn.pubkey; },
+      auth,
+      remote,
+      isRequest: replyHandle !== 0,
+      reply,
     };
     let result;
     try {

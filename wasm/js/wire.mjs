@@ -94,15 +94,21 @@ export class Writer {
 
 /** Reads a result from the module's memory. Byte strings are copied out. */
 export class Reader {
-  /** @param {Uint8Array} buf */
-  constructor(buf) {
+  /**
+   * @param {Uint8Array} buf the whole memory (or any buffer)
+   * @param {DataView} view a view of the same buffer
+   * @param {number} start where the result starts in `buf`
+   * @param {number} end where it ends
+   */
+  constructor(buf, view, start = 0, end = buf.length) {
     this.buf = buf;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    this.pos = 0;
+    this.view = view;
+    this.pos = start;
+    this.end = end;
   }
 
   #need(n) {
-    if (this.pos + n > this.buf.length) {
+    if (this.pos + n > this.end) {
       throw new Error(`lokimq-wasm: truncated result (needed ${n} bytes at ${this.pos})`);
     }
   }

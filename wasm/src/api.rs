@@ -670,6 +670,70 @@ mod tests {
         );
     }
 
+    /// Random op codes and random argument bytes, on a running node with a live connection
+    /// and on unknown handles: every call answers with a status byte, none panics.
+    #[test]
+    fn random_calls_never_panic() {
+        let mut api = Api::default();
+        let created = call(
+            &mut api,
+            op::CREATE,
+            0,
+            &args(|w| {
+                w.bytes(&[]);
+            }),
+        )
+        .unwrap();
+        let node = Reader::new(&created).u32().unwrap();
+        call(&mut api, op::START, node, &[]).unwrap();
+        call(
+            &mut api,
+            op::LISTEN,
+            node,
+            &args(|w| {
+                w.str("tcp://127.0.0.1:0").bool(true);
+            }),
+        )
+        .unwrap();
+        call(
+            &mut api,
+            op::ACCEPT,
+            node,
+            &args(|w| {
+                w.u32(0).str("127.0.0.1");
+            }),
+        )
+        .unwrap();
+        let ops: Vec<u32> = (0..=100).collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..20_000 {
+            let op = ops[(next() % ops.len() as u64) as usize];
+            let len = (next() % 48) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            // Small leading lengths and ids, so that some calls get past the first field.
+            if len >= 8 && i % 2 == 0 {
+                bytes[..8].copy_from_slice(&f64::from((next() % 4) as u32).to_le_bytes());
+            }
+            let handle = if i % 5 == 0 { 99 } else { node };
+            if op == op::FREE || op == op::SHUTDOWN {
+                continue;
+            }
+            let now = if i % 97 == 0 { f64::NAN } else { i as f64 };
+            let mut out = Vec::new();
+            api.call(op, handle, now, &bytes, &mut out);
+            assert!(
+                matches!(out.first(), Some(0 | 1)),
+                "op {op}: no status byte"
+            );
+        }
+    }
+
     #[test]
     fn conn_tokens_round_trip() {
         let pk = *Keypair::from_secret_bytes([3; 32]).public();

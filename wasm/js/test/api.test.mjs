@@ -220,6 +220,41 @@ test('bad input is a LokiMQError with a code, never a trap', async () => {
   after.free();
 });
 
+test('random calls into the module never trap', async () => {
+  // Its own instance: a trap would poison it, and the point is to see that none happens.
+  const mod = await load();
+  const memory = new MemoryNetwork();
+  const node = mod.createNode({ host: memory.host() });
+  node.start();
+  await node.listen('tcp://fuzz.test:1');
+  node.accept(0, '127.0.0.1', () => {});
+  let seed = 0x2545f491;
+  const next = () => {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    return seed >>> 0;
+  };
+  const ops = [...Array(50).keys(), 90];
+  let errors = 0;
+  for (let i = 0; i < 5000; i++) {
+    const op = ops[next() % ops.length];
+    if (op === 2 || op === 27) continue; // free, shutdown
+    const w = mod.args();
+    const len = next() % 40;
+    for (let j = 0; j < len; j++) w.u8(next() & 0xff);
+    if (len >= 8 && i % 2) w.buf.set(new Uint8Array(new Float64Array([next() % 4]).buffer), 0);
+    try {
+      mod.call(op, i % 7 ? 1 : 99, i, w);
+    } catch (err) {
+      assert.ok(err instanceof LokiMQError, String(err));
+      assert.notEqual(err.code, 'INTERNAL', err.message);
+      errors++;
+    }
+  }
+  assert.ok(errors > 1000, `${errors} of the random calls were refused`);
+  assert.equal(mod.createNode().pubkey.length, 64, 'the module still works');
+  await within(node.shutdown(), 'shutdown after the random calls');
+});
+
 test('loading checks the module and the environment', async () => {
   await assert.rejects(loadLokiMQ(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0])), /lokimq-wasm module/);
   const fixed = await loadLokiMQ(readFileSync(WASM), { random: (buf) => buf.fill(9) });

@@ -135,10 +135,13 @@ export function freePort() {
  * | `rpc.manual` | none | through `msg.reply`, after 10 ms: `["manual"]` |
  * | `rpc.silent` | none | never (the caller times out) |
  * | `rpc.throws` | none | never: the handler throws |
+ * | `rpc.note` | none | a plain command: its parts are appended to `node.notes` |
  * | `admin.secret` | admin | `["s3cret"]` |
  */
 export function addTestCommands(node) {
+  node.notes = [];
   node.addCategory('rpc', 'none');
+  node.addCommand('rpc', 'note', (msg) => node.notes.push(texts(msg.data)));
   node.addRequestCommand('rpc', 'echo', (msg) => msg.data);
   node.addRequestCommand('rpc', 'whoami', (msg) => [msg.pubkey ?? '', msg.auth]);
   node.addRequestCommand('rpc', 'later', (msg) => new Promise((resolve) => {
