@@ -15,7 +15,8 @@
  *   the boundary crossings, the byte copies and the promise machinery.
  *
  * A handshake is a new CURVE connection with OxenMQ's HI/HELLO, then a disconnect; a round trip
- * is one 100-byte `echo` request and its reply. Each figure is the best of three runs.
+ * is one 100-byte `echo` request and its reply. Each figure is the best of five runs (on a
+ * busy machine the best run is the least disturbed one).
  *
  *   node bench.mjs NATIVE_BENCH NATIVE_BENCH_SOFT WASM WASM_BENCH [HANDSHAKES [ROUND_TRIPS]]
  *
@@ -37,7 +38,7 @@ if (!benchWasmFile) {
 const HANDSHAKES = Number(h);
 const ROUND_TRIPS = Number(rt);
 const PAYLOAD = new Uint8Array(100).fill(0x5a);
-const RUNS = 3;
+const RUNS = 5;
 
 /** Iterations per second of `body(count)`, best of RUNS. */
 async function rate(count, body) {
