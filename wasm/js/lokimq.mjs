@@ -98,7 +98,7 @@ export class LokiMQError extends Error {
  * @returns {Promise<LokiMQ>}
  */
 export async function loadLokiMQ(source, options = {}) {
-  const random = options.random ?? defaultRandom();
+  const random = options.random ?? defaultRandom(await webCrypto());
   const log = options.log ?? ((level, line) => {
     if (level === 'error' || level === 'warn') console.error(`lokimq ${level}: ${line}`);
   });
@@ -118,13 +118,22 @@ export async function loadLokiMQ(source, options = {}) {
   return lmq;
 }
 
+/** Web Crypto: the global one, or Node.js's before version 19 made it global. */
+async function webCrypto() {
+  if (typeof globalThis.crypto?.getRandomValues === 'function') return globalThis.crypto;
+  try {
+    return (await import('node:crypto')).webcrypto;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * `crypto.getRandomValues`, drawn 4 KiB at a time: each call costs microseconds, and the node
  * asks for a few bytes per request (its reply tag). Every byte handed out is fresh from the
  * CSPRNG and used once.
  */
-function defaultRandom() {
-  const c = globalThis.crypto;
+function defaultRandom(c) {
   if (!c || typeof c.getRandomValues !== 'function') {
     throw new LokiMQError('BAD_ARGUMENT',
       'no crypto.getRandomValues in this environment: pass options.random');

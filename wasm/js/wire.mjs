@@ -36,16 +36,19 @@ export class Writer {
     this.view = new DataView(bigger.buffer);
   }
 
+  /** One byte. */
   u8(v) {
     this.#room(1);
     this.buf[this.len++] = v;
     return this;
   }
 
+  /** A boolean byte (0 or 1). */
   bool(v) {
     return this.u8(v ? 1 : 0);
   }
 
+  /** A little-endian u32. */
   u32(v) {
     this.#room(4);
     this.view.setUint32(this.len, v, true);
@@ -53,6 +56,7 @@ export class Writer {
     return this;
   }
 
+  /** A little-endian f64 (also ids: whole numbers up to 2^53). */
   f64(v) {
     this.#room(8);
     this.view.setFloat64(this.len, v, true);
@@ -113,15 +117,18 @@ export class Reader {
     }
   }
 
+  /** One byte. */
   u8() {
     this.#need(1);
     return this.buf[this.pos++];
   }
 
+  /** A boolean byte. */
   bool() {
     return this.u8() !== 0;
   }
 
+  /** A little-endian u32. */
   u32() {
     this.#need(4);
     const v = this.view.getUint32(this.pos, true);
@@ -129,6 +136,7 @@ export class Reader {
     return v;
   }
 
+  /** A little-endian f64. */
   f64() {
     this.#need(8);
     const v = this.view.getFloat64(this.pos, true);
@@ -145,6 +153,7 @@ export class Reader {
     return v;
   }
 
+  /** Length-prefixed UTF-8 (invalid UTF-8 throws: the module only writes valid text). */
   str() {
     const n = this.u32();
     this.#need(n);
@@ -153,6 +162,7 @@ export class Reader {
     return v;
   }
 
+  /** A list of byte strings, copied out. */
   parts() {
     const n = this.u32();
     const out = new Array(n);

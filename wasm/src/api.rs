@@ -65,51 +65,87 @@ use crate::host::{self, HostRng};
 use crate::node::{Error, ErrorCode, HostOutput, StreamEnd, WasmNode, optional_ms};
 use crate::wire::{Reader, Writer};
 
-/// Operation codes (see the [module docs](self)).
-#[allow(missing_docs)]
+/// Operation codes (arguments and results: the [module docs](self)).
 pub mod op {
+    /// Creates a node (being built).
     pub const CREATE: u32 = 1;
+    /// Frees a node.
     pub const FREE: u32 = 2;
+    /// Sets the module-wide log level.
     pub const SET_LOG_LEVEL: u32 = 3;
+    /// Sets a configuration option.
     pub const SET_OPTION: u32 = 10;
+    /// Adds a command category.
     pub const ADD_CATEGORY: u32 = 11;
+    /// Adds a command.
     pub const ADD_COMMAND: u32 = 12;
+    /// Adds a command alias.
     pub const ADD_ALIAS: u32 = 13;
+    /// Starts the node.
     pub const START: u32 = 14;
+    /// Listens on an address.
     pub const LISTEN: u32 = 20;
+    /// Connects to a remote node.
     pub const CONNECT: u32 = 21;
+    /// Closes an outgoing connection.
     pub const DISCONNECT: u32 = 22;
+    /// Sends a request.
     pub const REQUEST: u32 = 23;
+    /// Sends a plain command.
     pub const SEND: u32 = 24;
+    /// Answers a request by its reply handle.
     pub const REPLY: u32 = 25;
+    /// Drops a reply handle unanswered.
     pub const FORGET_REPLY: u32 = 26;
+    /// Starts shutdown.
     pub const SHUTDOWN: u32 = 27;
+    /// A connection arrived on a listener.
     pub const ACCEPT: u32 = 30;
+    /// Bytes arrived on a stream.
     pub const RECEIVED: u32 = 31;
+    /// A dial succeeded.
     pub const CONNECTED: u32 = 32;
+    /// A stream ended, or its dial failed.
     pub const CLOSED: u32 = 33;
+    /// A bind failed.
     pub const LISTEN_FAILED: u32 = 34;
+    /// The answer to an auth request.
     pub const AUTH_DECISION: u32 = 35;
+    /// A command handler returned.
     pub const JOB_FINISHED: u32 = 36;
+    /// The node's deadline came.
     pub const TIMEOUT: u32 = 37;
+    /// The next output.
     pub const POLL: u32 = 40;
+    /// Counters.
     pub const INFO: u32 = 41;
+    /// The in-module benchmark loop (feature `bench`).
     pub const BENCH: u32 = 90;
 }
 
-/// Output kinds of `poll` (see the [module docs](self)).
-#[allow(missing_docs)]
+/// Output kinds of `poll` (fields: the [module docs](self)).
 pub mod kind {
+    /// Nothing to do; the next deadline follows.
     pub const IDLE: u8 = 0;
+    /// Write bytes to a stream.
     pub const TRANSMIT: u8 = 1;
+    /// Dial a stream.
     pub const CONNECT: u8 = 2;
+    /// Close a stream.
     pub const CLOSE: u8 = 3;
+    /// Bind a listener.
     pub const LISTEN: u8 = 4;
+    /// Decide a connection's auth level.
     pub const AUTH: u8 = 5;
+    /// Run a command handler.
     pub const COMMAND: u8 = 6;
+    /// A request finished.
     pub const REPLY: u8 = 7;
+    /// A connection is up.
     pub const CONNECTED: u8 = 8;
+    /// A connection attempt failed.
     pub const CONNECT_FAILED: u8 = 9;
+    /// Shutdown finished.
     pub const STOPPED: u8 = 10;
 }
 
