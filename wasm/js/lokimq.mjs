@@ -562,16 +562,18 @@ export class Node {
    *   for clients
    */
   listen(address, options = {}) {
-    this.#needHost();
-    const curve = options.curve ?? true;
-    const r = this.#call(OP.LISTEN, this.#args().str(String(address)).bool(curve));
-    const listener = r.u32();
-    this.#allow.set(listener, options.allow ?? (() => 'none'));
-    const bound = new Promise((resolve, reject) => {
-      this.#listeners.set(listener, { resolve, reject, curve });
+    return this.#promise(() => {
+      this.#needHost();
+      const curve = options.curve ?? true;
+      const allow = options.allow ?? (() => 'none');
+      if (typeof allow !== 'function') throw new LokiMQError('BAD_ARGUMENT', 'allow must be a function');
+      const r = this.#call(OP.LISTEN, this.#args().str(String(address)).bool(Boolean(curve)));
+      const listener = r.u32();
+      this.#allow.set(listener, allow);
+      return new Promise((resolve, reject) => {
+        this.#listeners.set(listener, { resolve, reject, curve });
+      });
     });
-    this.#pump();
-    return bound;
   }
 
   /**
@@ -690,7 +692,10 @@ export class Node {
    * @returns {number} the stream id
    */
   accept(listener, remote, register) {
-    const r = this.#call(OP.ACCEPT, this.#args().u32(checkId(listener, 'listener')).str(String(remote)));
+    if (!Number.isInteger(listener) || listener < 0 || listener > 0xffff) {
+      throw new LokiMQError('BAD_ARGUMENT', `listener must be a listener id, not ${listener}`);
+    }
+    const r = this.#call(OP.ACCEPT, this.#args().u32(listener).str(String(remote)));
     const stream = r.f64();
     register?.(stream);
     this.#pump();

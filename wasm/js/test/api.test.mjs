@@ -23,6 +23,9 @@ async function pair(makeHost, { adminKey = null, clientConfig = {} } = {}) {
     allow: (ip, key) => (key !== null && key === adminKey ? 'admin' : 'basic'),
   }), 'listen');
   const client = lmq.createNode({ host: makeHost(), config: clientConfig });
+  client.notes = [];
+  client.addCategory('cb', 'none');
+  client.addCommand('cb', 'note', (msg) => client.notes.push(texts(msg.data)));
   client.start();
   return { server, client, address };
 }
@@ -70,6 +73,13 @@ test('in memory: CURVE handshake, requests and every reply kind', async () => {
   await rejectsWith(client.request(conn, 'admin.secret'), 'FORBIDDEN');
   await rejectsWith(client.request(conn, 'rpc.nope'), 'UNKNOWNCOMMAND');
   await rejectsWith(client.request(conn, 'nope.nope'), 'UNKNOWNCOMMAND');
+  // The server sends a plain command back on the incoming connection, before its reply.
+  assert.deepEqual(texts(await client.request(conn, 'rpc.callback', ['back'])), ['sent']);
+  assert.deepEqual(client.notes, [['back']]);
+  // And the client sends the server a plain command.
+  client.send(conn, 'rpc.note', ['one way']);
+  assert.deepEqual(texts(await client.request(conn, 'rpc.echo')), []);
+  assert.deepEqual(server.notes, [['one way']]);
   await rejectsWith(client.request(conn, 'rpc.silent', [], { timeoutMs: 100 }), 'TIMEOUT');
   await rejectsWith(client.request(conn, 'rpc.throws', [], { timeoutMs: 100 }), 'TIMEOUT');
   assert.ok(lmq.lines.some((l) => l.includes('deliberately')), 'a throwing handler is logged');
@@ -176,6 +186,10 @@ test('bad input is a LokiMQError with a code, never a trap', async () => {
   throwsWith(() => node.receive(1, 'text'), 'BAD_ARGUMENT');
   throwsWith(() => node.connected(99), 'UNKNOWN_STREAM');
   throwsWith(() => node.accept(7, '1.2.3.4'), 'REFUSED');
+  throwsWith(() => node.accept(2 ** 32, '1.2.3.4'), 'BAD_ARGUMENT');
+  await rejectsWith(node.listen('udp://127.0.0.1:1'), 'BAD_ADDRESS');
+  await rejectsWith(node.listen('tcp://127.0.0.1:99999'), 'BAD_ADDRESS');
+  await rejectsWith(node.listen('tcp://127.0.0.1:1', { allow: 'admin' }), 'BAD_ARGUMENT');
 
   // A server stream: bytes after the node closed it are refused, its end is harmless.
   const address = await node.listen('tcp://memory.test:0');

@@ -136,12 +136,17 @@ export function freePort() {
  * | `rpc.silent` | none | never (the caller times out) |
  * | `rpc.throws` | none | never: the handler throws |
  * | `rpc.note` | none | a plain command: its parts are appended to `node.notes` |
+ * | `rpc.callback` | none | sends the plain command `cb.note` with the request's parts back to the caller, then replies `["sent"]` |
  * | `admin.secret` | admin | `["s3cret"]` |
  */
 export function addTestCommands(node) {
   node.notes = [];
   node.addCategory('rpc', 'none');
   node.addCommand('rpc', 'note', (msg) => node.notes.push(texts(msg.data)));
+  node.addRequestCommand('rpc', 'callback', (msg) => {
+    node.send(msg.conn, 'cb.note', msg.data);
+    return ['sent'];
+  });
   node.addRequestCommand('rpc', 'echo', (msg) => msg.data);
   node.addRequestCommand('rpc', 'whoami', (msg) => [msg.pubkey ?? '', msg.auth]);
   node.addRequestCommand('rpc', 'later', (msg) => new Promise((resolve) => {
