@@ -476,9 +476,9 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
         let now = self.tick(now);
         let node = self.node()?;
         let id = if curve {
-            node.listen_curve(now, addr)
+            node.listen_curve(now, addr)?
         } else {
-            node.listen_plain(now, addr)
+            node.listen_plain(now, addr)?
         };
         Ok(id.get())
     }
@@ -644,8 +644,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
         if data.is_empty() {
             return Ok(());
         }
-        let data = Bytes::copy_from_slice(data);
-        self.node()?.handle(now, Input::Received { conn, data });
+        self.node()?.handle_received(now, conn, data);
         Ok(())
     }
 
@@ -664,7 +663,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
             s.dialing = false;
         }
         let now = self.tick(now);
-        self.node()?.handle(now, Input::Connected { conn });
+        self.node()?.handle(now, Input::Connected { conn })?;
         Ok(())
     }
 
@@ -703,7 +702,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
                 conn: s.conn,
                 cause,
             },
-        );
+        )?;
         Ok(())
     }
 
@@ -728,7 +727,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
                 listener: ListenerId(listener),
                 reason: String::from(reason),
             },
-        );
+        )?;
         Ok(())
     }
 
@@ -749,7 +748,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
         }
         let now = self.tick(now);
         self.node()?
-            .handle(now, Input::AuthDecision { conn, level });
+            .handle(now, Input::AuthDecision { conn, level })?;
         Ok(())
     }
 
@@ -768,14 +767,14 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
             Input::JobFinished {
                 worker: WorkerId(worker),
             },
-        );
+        )?;
         Ok(())
     }
 
     /// `now` has reached [`poll_timeout`](Self::poll_timeout) (early calls are harmless).
     pub fn timeout(&mut self, now: Instant) -> Result<(), Error> {
         let now = self.tick(now);
-        self.node()?.handle(now, Input::Timeout);
+        self.node()?.handle(now, Input::Timeout)?;
         Ok(())
     }
 
@@ -856,10 +855,9 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
             Output::Event(event) => self.event(now, event),
             // No threads to stop.
             Output::StopWorker { .. } => None,
-            other => {
-                log::warn!("ignoring an output this host does not know: {other:?}");
-                None
-            }
+            // The JavaScript side closes every listener itself when it shuts the node down,
+            // which is when the node asks for this.
+            Output::Unlisten { .. } => None,
         }
     }
 
@@ -899,7 +897,9 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
         // Nothing runs for these on the host but resolving a promise (which never calls back
         // synchronously), so the job is over now.
         if let State::Running(node) = &mut self.state {
-            node.handle(now, Input::JobFinished { worker });
+            if let Err(e) = node.handle(now, Input::JobFinished { worker }) {
+                log::error!("the node refused a finished job: {e}");
+            }
         }
         out
     }
@@ -929,7 +929,8 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
                     pubkey.to_hex()
                 );
                 if let State::Running(node) = &mut self.state {
-                    node.handle(
+                    // Answers to the node's own questions are always accepted.
+                    let _ = node.handle(
                         now,
                         Input::SnAddress {
                             pubkey,
