@@ -8,7 +8,7 @@ use lokimq_core::node::{Completion, Target};
 
 use crate::Error;
 use crate::handle::panic_message;
-use crate::jobs::Task;
+use crate::kit::jobs::Task;
 
 /// A batch job that panicked; its panic message is kept (OxenMQ's `job_result` holding an
 /// exception). The other jobs and the completion run as usual.

@@ -3,25 +3,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use lokimq_core::address::{Address, AddressError};
 use lokimq_core::auth::{Access, AuthLevel};
 use lokimq_core::ids::{CommandId, TaggedThreadId, TimerId};
 use lokimq_core::keys::{KeyError, Keypair, PublicKey};
-use lokimq_core::node::{BacklogLimit, Config, Node, Target};
+use lokimq_core::node::{BacklogLimit, Config, Job, Node, Target};
 use lokimq_core::registry::{DEFAULT_MAX_QUEUE, RegistryBuilder};
+use lokimq_core::sched::Scheduler;
+use lokimq_core::time::Instant;
 use mio::Poll;
 use rand_core::{OsRng, SeedableRng};
 
 use crate::clock::Clock;
-use crate::handle::{AllowFn, CommandFn, Handle, OnBind, Shared, SnLookupFn, TimerFn};
-use crate::jobs::{JobTable, Task};
+use crate::handle::{AllowFn, CommandFn, Handle, OnBind, Shared, SnLookupFn, TimerFn, run_guarded};
+use crate::kit::jobs::{JobTable, Task};
+use crate::kit::net::UnixSocketAccess;
+use crate::kit::{Host, NodeRng, SchedulerHome};
 use crate::message::Message;
-use crate::proxy::workers::Workers;
-use crate::proxy::{Callbacks, NodeRng, Proxy, SharedScheduler, WAKER};
+use crate::proxy::{Proxy, WAKER, Workers};
 use crate::{Error, LokiMq};
 
 /// Anything that names an address: OxenMQ's text forms (`tcp://…`, `curve://…/KEY`,
@@ -99,15 +101,6 @@ pub struct Listen {
     pub(crate) allow: Option<AllowFn>,
     pub(crate) on_bind: Option<OnBind>,
     pub(crate) unix: UnixSocketAccess,
-}
-
-/// Who may connect to a unix-socket listener: permission bits and owner applied to the socket
-/// file right after binding (OxenMQ's `STARTUP_UMASK`, `SOCKET_UID` and `SOCKET_GID`).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct UnixSocketAccess {
-    pub(crate) mode: Option<u32>,
-    pub(crate) uid: Option<u32>,
-    pub(crate) gid: Option<u32>,
 }
 
 impl std::fmt::Debug for Listen {
@@ -839,6 +832,75 @@ impl Builder {
     /// ```
     pub fn start(self) -> Result<LokiMq, Error> {
         let clock = Clock::new();
+        let poll = Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+        let wake = Arc::clone(&waker);
+        let rng = NodeRng::from_rng(OsRng)
+            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+        let mut shared_sched = None;
+        let mut parts = self.into_parts(rng, clock.now(), Box::new(move || wake.wake()), |s| {
+            let s = Arc::new(Mutex::new(s));
+            shared_sched = Some(Arc::clone(&s));
+            SchedulerHome::Shared(s)
+        })?;
+        let Some(sched) = shared_sched else {
+            unreachable!("into_parts always builds the scheduler");
+        };
+        let handle = parts.host.handle().clone();
+        let workers = Arc::new(Workers::new(sched, parts.host.jobs(), handle.clone()));
+        let mut proxy = Proxy::new(parts.host, clock, poll, waker, workers);
+        proxy.settle();
+        if let Some(e) = proxy.host_mut().take_startup_error() {
+            return Err(e);
+        }
+        for (i, start) in parts.tagged_starts.drain(..).enumerate() {
+            if let Some(worker) = proxy.workers().tagged_worker(i) {
+                proxy.workers().start_thread(worker, start)?;
+            }
+        }
+        let join = std::thread::Builder::new()
+            .name(String::from("lmq-proxy"))
+            .spawn(move || proxy.run())?;
+        Ok(LokiMq::new(handle, join))
+    }
+
+    /// Builds the node for an embedder that runs it itself, on one thread, without the native
+    /// driver's sockets and workers: a [`Host`] to drive with the kit (see [`crate::kit`]) and
+    /// the [`Handle`] for the application. Jobs run inline (the embedder's
+    /// [`Io::run_job`](crate::kit::Io::run_job) hands them back), tagged threads included:
+    /// their start callbacks run here, at once. `wake` is called when another thread posts to
+    /// a handle (pass a function that does nothing if the loop looks at its posts every turn).
+    /// `rng` drives the node's randomness (CURVE keys and nonces, request tags): seed it from
+    /// the operating system, or from a fixed seed for a reproducible simulation.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start) for the configuration (a listener that cannot be bound is
+    /// reported when the host first drains, through its `on_bind` and the log).
+    pub fn into_host(
+        self,
+        rng: NodeRng,
+        now: Instant,
+        wake: impl Fn() -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Result<(Host, Handle), Error> {
+        let mut parts = self.into_parts(rng, now, Box::new(wake), |s| {
+            SchedulerHome::Owned(Box::new(s))
+        })?;
+        for start in parts.tagged_starts.drain(..).flatten() {
+            run_guarded("tagged thread start callback", start);
+        }
+        let handle = parts.host.handle().clone();
+        Ok((parts.host, handle))
+    }
+
+    /// The node, its callbacks and its handle, before any thread exists.
+    fn into_parts(
+        self,
+        rng: NodeRng,
+        now: Instant,
+        wake: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
+        home: impl FnOnce(Scheduler<Job>) -> SchedulerHome,
+    ) -> Result<Parts, Error> {
         let keypair = match self.keypair {
             Some(k) => k,
             // OxenMQ's rules for "no keys given": generate, unless in service-node mode.
@@ -855,22 +917,11 @@ impl Builder {
                 *slot = Some(cb);
             }
         }
-        let rng = NodeRng::from_rng(OsRng)
-            .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
-        let node = Node::with_scheduler(
-            config,
-            registry,
-            keypair,
-            rng,
-            clock.now(),
-            SharedScheduler::new,
-        )?;
-        let poll = Poll::new()?;
-        let waker = mio::Waker::new(poll.registry(), WAKER)?;
+        let node = Node::with_scheduler(config, registry, keypair, rng, now, home)?;
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared::new(
             tx,
-            waker,
+            wake,
             pubkey,
             tagged_count,
             self.categories,
@@ -878,38 +929,27 @@ impl Builder {
         ));
         let handle = Handle::new(shared);
         let jobs = Arc::new(JobTable::new(commands, handle.clone()));
-        let workers = Arc::new(Workers::new(node.scheduler(), jobs, handle.clone()));
-        let cb = Callbacks {
-            sn_lookup: self.sn_lookup,
-            ..Callbacks::default()
-        };
-        let mut proxy = Proxy::new(node, clock, poll, rx, handle.clone(), cb, workers);
+        let mut host = Host::new(node, now, jobs, self.sn_lookup, handle, rx);
         if let Some(sns) = self.active_sns {
-            let now = proxy.now();
-            proxy.node.set_active_sns(now, sns);
+            host.node.set_active_sns(now, sns);
         }
         for listen in self.listens {
-            proxy.add_listener(listen);
+            host.add_listener(listen);
         }
         for t in self.timers {
-            let now = proxy.now();
-            proxy.jobs().closures().timers.insert(t.id, t.f);
-            proxy
-                .node
+            host.jobs().closures().timers.insert(t.id, t.f);
+            host.node
                 .add_timer_as(now, t.id, t.interval, t.squelch, t.target)?;
         }
-        proxy.drain();
-        if let Some(e) = proxy.take_startup_error() {
-            return Err(e);
-        }
-        for (i, start) in self.tagged_starts.into_iter().enumerate() {
-            if let Some(worker) = proxy.workers.tagged_worker(i) {
-                proxy.workers.start_thread(worker, start)?;
-            }
-        }
-        let join = std::thread::Builder::new()
-            .name(String::from("lmq-proxy"))
-            .spawn(move || proxy.run())?;
-        Ok(LokiMq::new(handle, join))
+        Ok(Parts {
+            host,
+            tagged_starts: self.tagged_starts,
+        })
     }
+}
+
+/// What [`Builder::into_parts`] makes.
+struct Parts {
+    host: Host,
+    tagged_starts: Vec<Option<Task>>,
 }

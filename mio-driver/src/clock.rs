@@ -13,14 +13,20 @@ use lokimq_core::time::Instant;
 
 /// A monotonic clock anchored at its creation, reporting core [`Instant`]s.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Clock {
+pub struct Clock {
     epoch: std::time::Instant,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Clock {
     /// A clock whose epoch is now.
     #[allow(clippy::disallowed_methods)] // the one sanctioned clock read
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             epoch: std::time::Instant::now(),
         }
@@ -28,7 +34,7 @@ impl Clock {
 
     /// Microseconds since the epoch, as the core counts time.
     #[must_use]
-    pub(crate) fn now(&self) -> Instant {
+    pub fn now(&self) -> Instant {
         Instant::from_micros(duration_micros(raw_elapsed(self.epoch)))
     }
 }

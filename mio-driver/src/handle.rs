@@ -24,9 +24,9 @@ use lokimq_core::time::Instant;
 
 use crate::batch::{Batch, into_erased};
 use crate::builder::Builder;
-use crate::jobs::Task;
+use crate::kit::Host;
+use crate::kit::jobs::Task;
 use crate::message::Message;
-use crate::proxy::Proxy;
 use crate::{Error, Listen, ToAddress};
 
 /// A command callback: runs on a worker thread for each incoming command.
@@ -57,7 +57,7 @@ pub(crate) struct ConnectCallbacks {
 pub(crate) enum ProxyMsg {
     /// A worker left scheduler outputs (or jobs it could not run) for the proxy.
     Poke,
-    Call(Box<dyn FnOnce(&mut Proxy) + Send>),
+    Call(Box<dyn FnOnce(&mut Host) + Send>),
 }
 
 /// Which of the driver's threads the current thread is (for the calls that must not block
@@ -104,7 +104,9 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 pub(crate) struct Shared {
     tx: Sender<ProxyMsg>,
-    waker: mio::Waker,
+    /// Wakes the thread that runs the node (the native driver's mio `Waker`; nothing for an
+    /// embedder that looks at its posts every turn anyway).
+    waker: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
     /// Set when a post is waiting for the proxy, so a burst of posts costs one wake.
     wake_pending: AtomicBool,
     /// Clear only while the proxy sleeps (or is about to) in `poll`: posts made while it is
@@ -125,7 +127,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(
         tx: Sender<ProxyMsg>,
-        waker: mio::Waker,
+        waker: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
         pubkey: PublicKey,
         tagged_threads: u16,
         categories: BTreeSet<String>,
@@ -221,7 +223,7 @@ impl Handle {
     // ----- plumbing -----
 
     /// Posts a closure to run on the proxy thread.
-    pub(crate) fn post(&self, f: impl FnOnce(&mut Proxy) + Send + 'static) -> Result<(), Error> {
+    pub(crate) fn post(&self, f: impl FnOnce(&mut Host) + Send + 'static) -> Result<(), Error> {
         self.send_msg(ProxyMsg::Call(Box::new(f)))
     }
 
@@ -232,7 +234,7 @@ impl Handle {
         if !self.shared.wake_pending.swap(true, Ordering::SeqCst)
             && !self.shared.proxy_awake.load(Ordering::SeqCst)
         {
-            if let Err(e) = self.shared.waker.wake() {
+            if let Err(e) = (self.shared.waker)() {
                 tracing::error!("could not wake the proxy thread: {e}");
             }
         }
@@ -271,7 +273,7 @@ impl Handle {
     /// Runs `f` on the proxy thread and waits for its result.
     fn call<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Proxy) -> T + Send + 'static,
+        f: impl FnOnce(&mut Host) -> T + Send + 'static,
     ) -> Result<T, Error> {
         if ThreadRole::current() == ThreadRole::Proxy {
             return Err(Error::OnProxyThread);
@@ -287,7 +289,7 @@ impl Handle {
     /// Posts a fire-and-forget send; the proxy logs a failure to queue it, as OxenMQ does.
     fn post_send(
         &self,
-        send: impl FnOnce(&mut Proxy, Instant) -> Result<(), SendError> + Send + 'static,
+        send: impl FnOnce(&mut Host, Instant) -> Result<(), SendError> + Send + 'static,
     ) -> Result<(), Error> {
         self.post(move |p| {
             let now = p.now();
@@ -305,7 +307,7 @@ impl Handle {
         pubkey: Option<PublicKey>,
         on_connect: impl FnOnce(ConnectionId) + Send + 'static,
         on_failure: impl FnOnce(ConnectionId, String) + Send + 'static,
-        connect: impl FnOnce(&mut Proxy, Instant, u64) -> Result<ConnectionId, NodeError>
+        connect: impl FnOnce(&mut Host, Instant, u64) -> Result<ConnectionId, NodeError>
         + Send
         + 'static,
     ) -> Result<ConnectionId, Error> {
@@ -326,7 +328,7 @@ impl Handle {
                 let callbacks = p.jobs().closures().connects.remove(&id);
                 if let Some(on_failure) = callbacks.and_then(|c| c.on_failure) {
                     let report = Box::new(move || on_failure(failed, e.to_string()));
-                    if let Err(e) = p.queue_task(now, report, Target::Worker) {
+                    if let Err(e) = p.queue_task(report, Target::Worker) {
                         tracing::debug!("connect failure not reported: {e}");
                     }
                 }
@@ -503,7 +505,7 @@ impl Handle {
                 return;
             };
             tracing::debug!("{e}");
-            if let Err(e) = p.queue_task(now, Box::new(move || on_failure(e)), Target::Worker) {
+            if let Err(e) = p.queue_task(Box::new(move || on_failure(e)), Target::Worker) {
                 tracing::debug!("queue failure not reported: {e}");
             }
         })
@@ -619,7 +621,7 @@ impl Handle {
                     // OxenMQ: a request that cannot be sent fails with TIMEOUT, on a worker.
                     log_send_error(&e);
                     let report = Box::new(move || callback(Err(RequestError::Timeout)));
-                    if let Err(e) = p.queue_task(now, report, Target::Worker) {
+                    if let Err(e) = p.queue_task(report, Target::Worker) {
                         tracing::debug!("request failure not reported: {e}");
                     }
                 }
@@ -947,8 +949,7 @@ impl Handle {
         }
         let task: Task = Box::new(f);
         self.post(move |p| {
-            let now = p.now();
-            if let Err(e) = p.queue_task(now, task, Target::from(thread)) {
+            if let Err(e) = p.queue_task(task, Target::from(thread)) {
                 tracing::warn!("job not queued: {e}");
             }
         })
@@ -1282,7 +1283,7 @@ impl Deref for LokiMq {
 impl Drop for LokiMq {
     fn drop(&mut self) {
         // If the proxy is already gone there is nothing to tell it.
-        let _ = self.handle.post(Proxy::begin_shutdown);
+        let _ = self.handle.post(Host::shutdown);
         let Some(join) = self.proxy.take() else {
             return;
         };

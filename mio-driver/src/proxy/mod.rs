@@ -1,21 +1,20 @@
-//! The proxy thread: one `mio::Poll`, the [`Node`], every socket and every callback table.
+//! The proxy thread: the native driver's loop, one `mio::Poll` around a [`Host`].
 //!
-//! Everything the node does happens here, on one thread, in turns. A turn polls for readiness
-//! (with the node's next deadline as the timeout), reads and writes the ready sockets, takes
-//! the messages other threads posted (worker completions and application commands), fires the
-//! node's timeout when it is due, and frees the socket slots closed during the turn. After every
-//! call into the node the proxy drains [`Node::poll_output`] and acts on each output before it
-//! touches the node again: that is the core's drive contract.
+//! Everything the node does happens on this thread, in turns. A turn polls for readiness (with
+//! the node's next deadline as the timeout), reads and writes the ready sockets, runs the calls
+//! handles posted, fires the node's timeout when it is due, and writes each socket that got
+//! bytes once. The [`Host`] (the driver kit) answers everything that is not I/O; this module is
+//! only the sockets ([`MioIo`], the kit's [`Io`] on mio) and the loop. Worker threads take
+//! their jobs from the shared scheduler themselves (see [`workers`]).
 
 mod net;
 pub(crate) mod workers;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, IoSlice};
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,23 +22,17 @@ use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
 use lokimq_core::address::Address;
-use lokimq_core::auth::AuthLevel;
-use lokimq_core::ids::{ConnId, ListenerId};
-use lokimq_core::node::{DisconnectCause, Event, InDriver, Input, Node, NodeError, Output, Target};
+use lokimq_core::ids::{ConnId, ListenerId, WorkerId};
+use lokimq_core::node::{DisconnectCause, Input, Job};
 use lokimq_core::time::{Instant, earliest};
 
-use crate::builder::UnixSocketAccess;
-use crate::clock::{Clock, duration_micros};
-use crate::handle::{AllowFn, Handle, OnBind, ProxyMsg, SnLookupFn, ThreadRole, run_guarded};
-use crate::jobs::{JobTable, Task};
-use crate::{Error, Listen};
+use crate::clock::Clock;
+use crate::handle::ThreadRole;
+use crate::kit::net::{BoundListener, DialTarget, UnixSocketAccess, dial_target};
+use crate::kit::{Host, Io, POST_BUDGET, Stream};
 
-use net::{Dial, Entry, ListenerIo, ListenerSock, Stream};
-pub(crate) use workers::{SharedScheduler, Workers};
-
-/// The node's random number generator: ChaCha20 seeded from the operating system, so that a
-/// request tag or a CURVE nonce costs no system call.
-pub(crate) type NodeRng = rand_chacha::ChaCha20Rng;
+use net::{Entry, ListenerIo, ListenerSock, MioStream, StreamIo};
+pub(crate) use workers::Workers;
 
 /// The waker's token; sockets use their slab key, which never reaches `usize::MAX`.
 pub(crate) const WAKER: Token = Token(usize::MAX);
@@ -48,38 +41,23 @@ pub(crate) const WAKER: Token = Token(usize::MAX);
 const READ_BUDGET: usize = 256 * 1024;
 /// At most this many connections are accepted on one listener per turn.
 const ACCEPT_BUDGET: usize = 128;
-/// At most this many posted messages (completions, commands) are handled per turn.
-const MESSAGE_BUDGET: usize = 1024;
 /// Size of the read buffer (one read call at most).
 const READ_CHUNK: usize = 64 * 1024;
-/// Largest number of buffers handed to one vectored write.
-const MAX_IOV: usize = 64;
 /// A turn flushes a socket early once this many bytes, or this many separately queued
 /// messages, wait in its queue, so that a long turn neither holds its replies back nor runs
 /// into the send high-water mark (1000 messages by default) on its own.
 const FLUSH_EARLY_BYTES: usize = 64 * 1024;
 const FLUSH_EARLY_CHUNKS: usize = 128;
 
-/// A listener's callbacks.
-pub(crate) struct ListenerCallbacks {
-    pub(crate) curve: bool,
-    pub(crate) allow: Option<AllowFn>,
-    pub(crate) on_bind: Option<OnBind>,
-    pub(crate) unix: UnixSocketAccess,
-}
-
-/// The callbacks only the proxy calls (the closures behind jobs are in the [`JobTable`]).
-#[derive(Default)]
-pub(crate) struct Callbacks {
-    pub(crate) listeners: BTreeMap<ListenerId, ListenerCallbacks>,
-    pub(crate) sn_lookup: Option<SnLookupFn>,
-}
-
 /// The proxy: see the [module documentation](self).
 pub(crate) struct Proxy {
-    pub(crate) node: Node<NodeRng, SharedScheduler>,
+    host: Host,
+    net: MioIo,
     clock: Clock,
-    now: Instant,
+}
+
+/// The sockets, as the kit's [`Io`].
+pub(crate) struct MioIo {
     poll: Poll,
     slab: Slab<Entry>,
     by_conn: BTreeMap<ConnId, usize>,
@@ -87,152 +65,78 @@ pub(crate) struct Proxy {
     graveyard: Vec<usize>,
     /// Sockets whose read or accept budget ran out with data left.
     again: Vec<usize>,
-    /// Streams with bytes newly queued, flushed at the end of the drain.
+    /// Streams with bytes newly queued, written at the end of the turn.
     dirty: Vec<usize>,
     /// Closing streams and their linger deadlines.
     closing: BTreeMap<usize, Instant>,
-    /// Outgoing connections waiting for DNS.
+    /// Outgoing connections waiting for a name lookup, and the lookups' answers.
     resolving: BTreeSet<ConnId>,
+    resolved_tx: Sender<(ConnId, Result<SocketAddr, String>)>,
+    resolved_rx: Receiver<(ConnId, Result<SocketAddr, String>)>,
+    waker: Arc<mio::Waker>,
+    /// Inputs for the node that came up while acting on an output (a write inside `transmit`
+    /// reports a backlog, or a failure), handed to the host through `Io::take_input` and
+    /// reported in order (a backlog report is a level: the last one must win).
+    pending: VecDeque<Input>,
     scratch: Box<[u8]>,
-    pub(crate) cb: Callbacks,
     pub(crate) workers: Arc<Workers>,
-    rx: Receiver<ProxyMsg>,
-    pub(crate) handle: Handle,
-    shutting_down: bool,
-    stopped: bool,
-    more_messages: bool,
-    /// While `start()` binds on the caller's thread: the first bind failure.
-    startup_error: Option<Error>,
+    now: Instant,
 }
 
 impl Proxy {
     pub(crate) fn new(
-        node: Node<NodeRng, SharedScheduler>,
+        host: Host,
         clock: Clock,
         poll: Poll,
-        rx: Receiver<ProxyMsg>,
-        handle: Handle,
-        cb: Callbacks,
+        waker: Arc<mio::Waker>,
         workers: Arc<Workers>,
     ) -> Self {
+        let (resolved_tx, resolved_rx) = mpsc::channel();
         let now = clock.now();
         Self {
-            node,
+            host,
+            net: MioIo {
+                poll,
+                slab: Slab::new(),
+                by_conn: BTreeMap::new(),
+                graveyard: Vec::new(),
+                again: Vec::new(),
+                dirty: Vec::new(),
+                closing: BTreeMap::new(),
+                resolving: BTreeSet::new(),
+                resolved_tx,
+                resolved_rx,
+                waker,
+                pending: VecDeque::new(),
+                scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+                workers,
+                now,
+            },
             clock,
-            now,
-            poll,
-            slab: Slab::new(),
-            by_conn: BTreeMap::new(),
-            graveyard: Vec::new(),
-            again: Vec::new(),
-            dirty: Vec::new(),
-            closing: BTreeMap::new(),
-            resolving: BTreeSet::new(),
-            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
-            cb,
-            workers,
-            rx,
-            handle,
-            shutting_down: false,
-            stopped: false,
-            more_messages: false,
-            startup_error: None,
         }
     }
 
-    /// The node's time: the clock as read at the last [`tick`](Self::tick), which happens when
-    /// the proxy wakes and as long turns go on (reading the clock for every message costs more
-    /// than the microseconds it would add to a deadline).
-    pub(crate) fn now(&self) -> Instant {
-        self.now
+    /// The host, for set-up before the loop starts.
+    pub(crate) fn host_mut(&mut self) -> &mut Host {
+        &mut self.host
     }
 
-    /// Feeds an input to the node. This driver's inputs are network events and answers to the
-    /// node's own events, which the node always accepts; a refusal is a bug in this driver.
-    fn input(&mut self, now: Instant, input: Input) {
-        if let Err(e) = self.node.handle(now, input) {
-            tracing::error!("the node refused an input from the driver: {e}");
-        }
+    /// The worker threads.
+    pub(crate) fn workers(&self) -> &Arc<Workers> {
+        &self.net.workers
+    }
+
+    /// Acts on everything the node has to say (the host also feeds what the sockets report
+    /// meanwhile: see `Io::take_input`).
+    pub(crate) fn settle(&mut self) {
+        self.host.drain(&mut self.net);
     }
 
     /// Reads the clock.
     fn tick(&mut self) {
-        self.now = self.clock.now();
-    }
-
-    /// The closures behind the node's jobs.
-    pub(crate) fn jobs(&self) -> Arc<JobTable> {
-        Arc::clone(&self.workers.jobs)
-    }
-
-    /// Hands `task` to the node to run on `target`; if the node refuses it, the task is dropped
-    /// and the refusal returned for the caller to report.
-    pub(crate) fn queue_task(
-        &mut self,
-        now: Instant,
-        task: Task,
-        target: Target,
-    ) -> Result<(), NodeError> {
-        let jobs = self.jobs();
-        let id = jobs.closures().add_task(task);
-        let queued = self.node.job(now, id, target);
-        if queued.is_err() {
-            jobs.closures().tasks.remove(&id);
-        }
-        queued
-    }
-
-    /// The first bind failure seen while starting, if any.
-    pub(crate) fn take_startup_error(&mut self) -> Option<Error> {
-        self.startup_error.take()
-    }
-
-    /// Registers a listener with the node and keeps its callbacks; the bind happens when the
-    /// node's `Output::Listen` is drained.
-    pub(crate) fn add_listener(&mut self, listen: Listen) {
-        let now = self.now();
-        let Listen {
-            address,
-            curve,
-            allow,
-            on_bind,
-            unix,
-        } = listen;
-        let listening = if curve {
-            self.node.listen_curve(now, address.clone())
-        } else {
-            self.node.listen_plain(now, address.clone())
-        };
-        let id = match listening {
-            Ok(id) => id,
-            Err(e) => {
-                tracing::warn!("not listening on {address}: {e}");
-                if let Some(on_bind) = on_bind {
-                    run_guarded("on_bind callback", move || on_bind(Err(e.to_string())));
-                }
-                return;
-            }
-        };
-        self.cb.listeners.insert(
-            id,
-            ListenerCallbacks {
-                curve,
-                allow,
-                on_bind,
-                unix,
-            },
-        );
-    }
-
-    /// Starts shutdown (idempotent): the node stops dispatching, running jobs finish, then
-    /// `Event::Stopped` ends the loop.
-    pub(crate) fn begin_shutdown(&mut self) {
-        if !self.shutting_down {
-            self.shutting_down = true;
-            let now = self.now();
-            self.node.shutdown(now);
-            self.drain();
-        }
+        let now = self.clock.now();
+        self.host.set_now(now);
+        self.net.now = self.host.now();
     }
 
     // -----------------------------------------------------------------------------------------
@@ -242,11 +146,12 @@ impl Proxy {
     pub(crate) fn run(mut self) {
         ThreadRole::Proxy.enter();
         let mut events = Events::with_capacity(256);
+        let mut more_posts = false;
         loop {
-            if self.stopped && !self.has_streams() {
+            if self.host.is_stopped() && !self.net.has_streams() {
                 break;
             }
-            if let Err(e) = self.wait(&mut events) {
+            if let Err(e) = self.wait(&mut events, more_posts) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -255,76 +160,59 @@ impl Proxy {
             }
             self.tick();
             for event in &events {
-                if event.token() == WAKER {
-                    continue; // the channel is drained every turn anyway
+                if event.token() != WAKER {
+                    self.socket_event(event.token().0, event);
                 }
-                self.socket_event(event.token().0, event);
             }
-            self.process_messages();
+            self.resolved();
+            more_posts = self.host.process_posts(&mut self.net, POST_BUDGET);
+            self.settle();
             self.service_again();
-            self.service_timeouts();
+            self.host.timeout();
+            self.settle();
+            self.expire_closing();
             self.flush_dirty();
-            self.bury();
+            self.net.bury();
         }
         self.finish();
     }
 
     /// Waits for socket events, posts or the next deadline. Posts made while the proxy is
     /// awake need no wake-up: it tells posters when it is about to sleep, and looks once more.
-    fn wait(&mut self, events: &mut Events) -> io::Result<()> {
-        let timeout = self.poll_timeout();
-        if timeout == Some(Duration::ZERO) || !self.handle.proxy_may_sleep() {
-            return self.poll.poll(events, Some(Duration::ZERO));
+    fn wait(&mut self, events: &mut Events, busy: bool) -> io::Result<()> {
+        let timeout = if busy || !self.net.again.is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            let mut deadline = self.host.poll_timeout();
+            for d in self.net.closing.values() {
+                deadline = earliest(deadline, Some(*d));
+            }
+            let now = self.clock.now();
+            deadline.map(|d| d.saturating_duration_since(now))
+        };
+        if timeout == Some(Duration::ZERO) || !self.host.handle().proxy_may_sleep() {
+            return self.net.poll.poll(events, Some(Duration::ZERO));
         }
-        let result = self.poll.poll(events, timeout);
-        self.handle.proxy_woke();
+        let result = self.net.poll.poll(events, timeout);
+        self.host.handle().proxy_woke();
         result
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
-        if self.more_messages || !self.again.is_empty() {
-            return Some(Duration::ZERO);
+    fn finish(&mut self) {
+        let keys: Vec<usize> = self.net.slab.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.net.kill(key);
         }
-        let mut deadline = self.node.poll_timeout();
-        for d in self.closing.values() {
-            deadline = earliest(deadline, Some(*d));
-        }
-        let now = self.now();
-        deadline.map(|d| d.saturating_duration_since(now))
-    }
-
-    fn has_streams(&self) -> bool {
-        self.slab.iter().any(|(_, e)| matches!(e, Entry::Stream(_))) || !self.resolving.is_empty()
-    }
-
-    /// Takes posted messages, at most [`MESSAGE_BUDGET`] per turn.
-    fn process_messages(&mut self) {
-        self.handle.clear_wake_flag();
-        for n in 0..MESSAGE_BUDGET {
-            if n % 64 == 63 {
-                self.tick();
-            }
-            match self.rx.try_recv() {
-                Ok(ProxyMsg::Poke) => {
-                    self.workers.run_homeless();
-                    self.drain();
-                }
-                Ok(ProxyMsg::Call(call)) => {
-                    call(self);
-                    self.drain();
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
-                    self.more_messages = false;
-                    return;
-                }
-            }
-        }
-        self.more_messages = true;
+        self.net.bury();
+        self.net.workers.join_all();
+        // Callbacks still held (pending requests and connects) are dropped uncalled, as OxenMQ
+        // never calls them after shutdown.
+        tracing::debug!("proxy thread finished");
     }
 
     fn service_again(&mut self) {
-        for key in std::mem::take(&mut self.again) {
-            match self.slab.get(key) {
+        for key in std::mem::take(&mut self.net.again) {
+            match self.net.slab.get(key) {
                 Some(Entry::Stream(_)) => self.read_ready(key),
                 Some(Entry::Listener(_)) => self.accept_ready(key),
                 _ => {}
@@ -332,157 +220,53 @@ impl Proxy {
         }
     }
 
-    fn service_timeouts(&mut self) {
-        let now = self.now();
-        if self.node.poll_timeout().is_some_and(|t| t <= now) {
-            self.input(now, Input::Timeout);
-            self.drain();
-        }
+    /// Closing streams whose linger is over close now, dropping what is unsent.
+    fn expire_closing(&mut self) {
+        let now = self.host.now();
         let expired: Vec<usize> = self
+            .net
             .closing
             .iter()
             .filter(|(_, d)| **d <= now)
             .map(|(k, _)| *k)
             .collect();
         for key in expired {
-            self.kill(key);
-        }
-    }
-
-    fn bury(&mut self) {
-        for key in self.graveyard.drain(..) {
-            if matches!(self.slab.get(key), Some(Entry::Dead)) {
-                self.slab.remove(key);
-            }
-        }
-    }
-
-    fn finish(&mut self) {
-        let keys: Vec<usize> = self.slab.iter().map(|(k, _)| k).collect();
-        for key in keys {
-            self.kill(key);
-        }
-        self.bury();
-        self.workers.join_all();
-        // Callbacks still held (pending requests and connects) are dropped uncalled, as OxenMQ
-        // never calls them after shutdown.
-        tracing::debug!("proxy thread finished");
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // outputs
-
-    /// Acts on every pending output, then flushes the sockets that got data. Only the top-level
-    /// entry points (events, messages, timeouts) call this; everything it calls feeds inputs
-    /// without draining, so outputs are handled strictly in order.
-    pub(crate) fn drain(&mut self) {
-        while let Some(out) = self.node.poll_output() {
-            self.act(out);
+            self.net.kill(key);
         }
     }
 
     /// Writes out the sockets that got data this turn (once per turn, so the replies of many
-    /// posted calls leave in one system call), and acts on what the flush reports cause.
+    /// posted calls leave in one system call), and feeds what the writes report.
     fn flush_dirty(&mut self) {
-        while !self.dirty.is_empty() {
-            for key in std::mem::take(&mut self.dirty) {
-                self.flush(key);
+        while !self.net.dirty.is_empty() {
+            for key in std::mem::take(&mut self.net.dirty) {
+                self.net.flush(key);
             }
-            self.drain();
+            self.settle();
         }
     }
 
-    fn act(&mut self, out: Output) {
-        match out {
-            Output::Transmit { conn, data } => self.transmit(conn, data),
-            Output::Connect { conn, addr } => self.connect(conn, &addr),
-            Output::Close { conn, linger } => self.close(conn, linger),
-            Output::Listen { listener, addr } => self.bind(listener, &addr),
-            Output::Unlisten { listener } => self.unlisten(listener),
-            Output::RunJob { worker, job } => self.workers.run(worker, job),
-            Output::StopWorker { worker } => self.workers.stop(worker),
-            Output::Event(event) => self.on_event(event),
-        }
-    }
-
-    fn on_event(&mut self, event: Event) {
-        let now = self.now();
-        match event {
-            Event::AuthRequest {
-                conn,
-                listener,
-                remote,
-                pubkey,
-                service_node,
-            } => {
-                let allow = self
-                    .cb
-                    .listeners
-                    .get(&listener)
-                    .and_then(|l| l.allow.clone());
-                let level = match allow {
-                    None => AuthLevel::None,
-                    Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        f(&remote, pubkey.as_ref(), service_node)
-                    }))
-                    .unwrap_or_else(|_| {
-                        tracing::error!("the allow function panicked; denying {remote}");
-                        AuthLevel::Denied
-                    }),
-                };
-                self.input(now, Input::AuthDecision { conn, level });
+    /// Dials the outgoing connections whose names were looked up.
+    fn resolved(&mut self) {
+        while let Ok((conn, result)) = self.net.resolved_rx.try_recv() {
+            if !self.net.resolving.remove(&conn) {
+                continue; // closed while resolving
             }
-            Event::LookupSn { pubkey } => {
-                let address = self.cb.sn_lookup.clone().and_then(|f| {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&pubkey)))
-                        .unwrap_or_else(|_| {
-                            tracing::error!("the sn_lookup function panicked for {pubkey}");
-                            None
-                        })
-                });
-                self.input(now, Input::SnAddress { pubkey, address });
+            let dialed = result
+                .map_err(DisconnectCause::InvalidAddress)
+                .and_then(|sa| self.net.dial(conn, &DialTarget::Tcp(sa)));
+            if let Err(cause) = dialed {
+                self.host.input(Input::Disconnected { conn, cause });
             }
-            Event::RunInDriver(InDriver::Completion { batch }) => {
-                if let Some(task) = self.workers.jobs.take_completion(batch) {
-                    run_guarded("in-proxy batch completion", task);
-                }
-            }
-            Event::RunInDriver(InDriver::Timer { timer }) => {
-                if let Some(f) = self.workers.jobs.timer(timer) {
-                    run_guarded("in-proxy timer", move || f());
-                }
-            }
-            Event::BatchDone { batch } => {
-                self.workers.jobs.closures().batches.remove(&batch);
-            }
-            Event::TimerReleased { timer } => {
-                self.workers.jobs.closures().timers.remove(&timer);
-            }
-            Event::Dropped { category } => {
-                tracing::warn!(
-                    "No space to queue incoming command for category {category}; dropping"
-                );
-            }
-            Event::ListenFailed { listener, reason } => {
-                if let Some(on_bind) = self
-                    .cb
-                    .listeners
-                    .get_mut(&listener)
-                    .and_then(|l| l.on_bind.take())
-                {
-                    run_guarded("on_bind callback", move || on_bind(Err(reason)));
-                }
-            }
-            Event::Stopped => self.stopped = true,
-            other => tracing::debug!("ignoring an event this driver does not know: {other:?}"),
+            self.settle();
         }
     }
 
     // -----------------------------------------------------------------------------------------
-    // sockets: events
+    // socket events
 
     fn socket_event(&mut self, key: usize, event: &mio::event::Event) {
-        match self.slab.get(key) {
+        match self.net.slab.get(key) {
             Some(Entry::Listener(_)) => self.accept_ready(key),
             Some(Entry::Stream(s)) => {
                 if s.connecting {
@@ -492,31 +276,27 @@ impl Proxy {
                     self.read_ready(key);
                 }
                 if event.is_writable() {
-                    self.flush(key);
-                    self.drain();
+                    self.net.flush(key);
+                    self.settle();
                 }
             }
-            _ => {}
+            Some(Entry::Dead) | None => {}
         }
     }
 
     fn accept_ready(&mut self, key: usize) {
         for _ in 0..ACCEPT_BUDGET {
-            let Some(Entry::Listener(l)) = self.slab.get(key) else {
+            let Some(Entry::Listener(l)) = self.net.slab.get(key) else {
                 return;
             };
             let listener = l.id;
             match l.io.accept() {
                 Ok((io, remote)) => {
                     io.set_nodelay();
-                    let now = self.now();
-                    match self.node.accept(now, listener, &remote) {
-                        Ok(conn) => {
-                            self.insert_stream(Stream::new(conn, io, false));
-                            self.drain();
-                        }
-                        Err(e @ NodeError::TooManyConnections(_)) => tracing::warn!("{e}"),
-                        Err(e) => tracing::error!("could not accept a connection: {e}"),
+                    // A refused connection is dropped (closed) at once.
+                    if let Some(conn) = self.host.accept(listener, &remote) {
+                        self.net.insert_stream(conn, io, false, &mut self.host);
+                        self.settle();
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -529,177 +309,158 @@ impl Proxy {
                 }
             }
         }
-        self.again.push(key);
-    }
-
-    fn insert_stream(&mut self, mut stream: Stream) {
-        let entry = self.slab.vacant_entry();
-        let key = entry.key();
-        let interest = stream.interest;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream.io, Token(key), interest)
-        {
-            tracing::error!("could not register a socket: {e}");
-            let conn = stream.conn;
-            let now = self.now();
-            let cause = DisconnectCause::Reset(e.to_string());
-            self.input(now, Input::Disconnected { conn, cause });
-            return;
-        }
-        self.by_conn.insert(stream.conn, key);
-        entry.insert(Entry::Stream(stream));
+        self.net.again.push(key);
     }
 
     fn finish_connect(&mut self, key: usize) {
-        let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
+        let Some(Entry::Stream(s)) = self.net.slab.get_mut(key) else {
             return;
         };
-        match s.io.connect_finished() {
+        match s.stream.io().connect_finished() {
             Ok(false) => {}
             Ok(true) => {
                 s.connecting = false;
-                s.io.set_nodelay();
-                let conn = s.conn;
-                self.update_interest(key);
-                let now = self.now();
-                self.input(now, Input::Connected { conn });
-                self.drain();
+                s.stream.io().set_nodelay();
+                let conn = s.stream.conn();
+                self.net.update_interest(key);
+                self.host.input(Input::Connected { conn });
+                self.settle();
             }
             Err(e) => {
-                self.stream_gone(key, DisconnectCause::ConnectFailed(e.to_string()));
-                self.drain();
+                let cause = DisconnectCause::ConnectFailed(e.to_string());
+                if let Some(input) = self.net.stream_gone(key, cause) {
+                    self.host.input(input);
+                }
+                self.settle();
             }
         }
     }
 
-    /// Reads until `WouldBlock`, EOF, an error, or the turn's budget.
+    /// Reads until `WouldBlock`, end of stream, an error, or the turn's budget.
     fn read_ready(&mut self, key: usize) {
         let mut budget = READ_BUDGET;
         loop {
-            let (conn, closing, result) = {
-                let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
-                    return;
-                };
-                if s.connecting {
-                    return;
-                }
-                let r = s.io.read(&mut self.scratch);
-                (s.conn, s.closing, r)
+            let Some(Entry::Stream(s)) = self.net.slab.get_mut(key) else {
+                return;
             };
-            match result {
+            if s.connecting {
+                return;
+            }
+            let (conn, closing) = (s.stream.conn(), s.stream.is_closing());
+            match s.stream.read(&mut self.net.scratch) {
                 Ok(0) => {
-                    self.stream_gone(key, DisconnectCause::Eof);
-                    self.drain();
+                    if let Some(input) = self.net.stream_gone(key, DisconnectCause::Eof) {
+                        self.host.input(input);
+                    }
+                    self.settle();
                     return;
                 }
                 Ok(n) => {
+                    // A closing connection's input is no longer the node's business.
                     if !closing {
-                        self.tick();
-                        let now = self.now();
-                        self.node.handle_received(now, conn, &self.scratch[..n]);
-                        self.drain();
+                        let now = self.clock.now();
+                        self.host.set_now(now);
+                        self.host.received(conn, &self.net.scratch[..n]);
+                        self.settle();
                     }
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
-                        self.again.push(key);
+                        self.net.again.push(key);
                         return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.stream_gone(key, DisconnectCause::Reset(e.to_string()));
-                    self.drain();
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Writes queued bytes until the queue is empty or the socket would block, then tells the
-    /// node how much is still unsent (its high-water-mark check).
-    fn flush(&mut self, key: usize) {
-        let before = match self.slab.get(key) {
-            Some(Entry::Stream(s)) => s.queued,
-            _ => return,
-        };
-        self.write_queued(key);
-        if let Some(Entry::Stream(s)) = self.slab.get(key) {
-            if s.queued < before && !s.closing {
-                let (conn, unsent) = (s.conn, s.queued);
-                let now = self.now();
-                self.input(now, Input::Flushed { conn, unsent });
-            }
-        }
-    }
-
-    fn write_queued(&mut self, key: usize) {
-        loop {
-            let result = {
-                let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
-                    return;
-                };
-                if s.connecting || s.write_shut || s.out.is_empty() {
-                    break;
-                }
-                let mut slices = [IoSlice::new(&[]); MAX_IOV];
-                let mut n = 0;
-                for (slot, chunk) in slices.iter_mut().zip(s.out.iter()) {
-                    *slot = IoSlice::new(chunk);
-                    n += 1;
-                }
-                match s.io.write_vectored(&slices[..n]) {
-                    Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
-                    Ok(written) => {
-                        s.consume(written);
-                        Ok(())
+                    let cause = DisconnectCause::Reset(e.to_string());
+                    if let Some(input) = self.net.stream_gone(key, cause) {
+                        self.host.input(input);
                     }
-                    Err(e) => Err(e),
-                }
-            };
-            match result {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.stream_gone(key, DisconnectCause::Reset(e.to_string()));
+                    self.settle();
                     return;
                 }
             }
         }
-        if let Some(Entry::Stream(s)) = self.slab.get_mut(key) {
-            if s.closing && s.out.is_empty() && !s.write_shut {
-                // Everything is out (`Output::Close`'s procedure): half-close, discard what the
-                // peer already sent (closing with unread input would reset the connection and
-                // could destroy our last bytes in flight), and close without waiting for the
-                // peer's end of stream.
-                s.io.shutdown_write();
-                s.write_shut = true;
-                self.discard_input(key);
-                self.kill(key);
-                return;
+    }
+}
+
+impl MioIo {
+    fn has_streams(&self) -> bool {
+        self.slab.iter().any(|(_, e)| matches!(e, Entry::Stream(_))) || !self.resolving.is_empty()
+    }
+
+    fn bury(&mut self) {
+        for key in self.graveyard.drain(..) {
+            if matches!(self.slab.get(key), Some(Entry::Dead)) {
+                self.slab.remove(key);
             }
+        }
+    }
+
+    fn insert_stream(&mut self, conn: ConnId, io: StreamIo, connecting: bool, host: &mut Host) {
+        if let Err(cause) = self.register_stream(conn, io, connecting) {
+            host.input(Input::Disconnected { conn, cause });
+        }
+    }
+
+    fn register_stream(
+        &mut self,
+        conn: ConnId,
+        io: StreamIo,
+        connecting: bool,
+    ) -> Result<(), DisconnectCause> {
+        let entry = self.slab.vacant_entry();
+        let key = entry.key();
+        let mut s = MioStream::new(Stream::new(conn, io), connecting);
+        let interest = s.interest;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(s.stream.io_mut(), Token(key), interest)
+        {
+            tracing::error!("could not register a socket: {e}");
+            return Err(DisconnectCause::Reset(e.to_string()));
+        }
+        self.by_conn.insert(conn, key);
+        entry.insert(Entry::Stream(s));
+        Ok(())
+    }
+
+    fn dial(&mut self, conn: ConnId, target: &DialTarget) -> Result<(), DisconnectCause> {
+        match StreamIo::connect(target) {
+            Ok(io) => self.register_stream(conn, io, true),
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                Err(DisconnectCause::InvalidAddress(e.to_string()))
+            }
+            Err(e) => Err(DisconnectCause::ConnectFailed(e.to_string())),
+        }
+    }
+
+    /// Writes what a stream has queued; reports its backlog, or its end.
+    fn flush(&mut self, key: usize) {
+        let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
+            return;
+        };
+        if s.connecting {
+            return;
+        }
+        let f = s.stream.flush();
+        let conn = s.stream.conn();
+        if let Some(report) = f.report {
+            self.pending.push_back(report);
+        }
+        if f.done {
+            let open = self.by_conn.get(&conn) == Some(&key);
+            self.kill(key);
+            if let (true, Some(e)) = (open, f.error) {
+                self.pending.push_back(Input::Disconnected {
+                    conn,
+                    cause: DisconnectCause::Reset(e.to_string()),
+                });
+            }
+            return;
         }
         self.update_interest(key);
-    }
-
-    /// Reads and drops what a closing socket has received, up to a bound (a peer that keeps
-    /// sending gets its reset).
-    fn discard_input(&mut self, key: usize) {
-        let mut budget = READ_BUDGET;
-        while budget > 0 {
-            let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
-                return;
-            };
-            match s.io.read(&mut self.scratch) {
-                Ok(0) => return,
-                Ok(n) => budget = budget.saturating_sub(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return,
-            }
-        }
     }
 
     fn update_interest(&mut self, key: usize) {
@@ -711,7 +472,7 @@ impl Proxy {
             match self
                 .poll
                 .registry()
-                .reregister(&mut s.io, Token(key), wanted)
+                .reregister(s.stream.io_mut(), Token(key), wanted)
             {
                 Ok(()) => s.interest = wanted,
                 Err(e) => tracing::error!("could not update socket interest: {e}"),
@@ -719,18 +480,15 @@ impl Proxy {
         }
     }
 
-    /// The transport of a stream ended: tell the node (unless it already forgot the
-    /// connection) and free the socket. Does not drain.
-    fn stream_gone(&mut self, key: usize, cause: DisconnectCause) {
+    /// The transport of a stream ended: free the socket, and return the input that tells the
+    /// node (unless it already forgot the connection).
+    fn stream_gone(&mut self, key: usize, cause: DisconnectCause) -> Option<Input> {
         let Some(Entry::Stream(s)) = self.slab.get(key) else {
-            return;
+            return None;
         };
-        let (conn, closing) = (s.conn, s.closing);
+        let (conn, closing) = (s.stream.conn(), s.stream.is_closing());
         self.kill(key);
-        if !closing {
-            let now = self.now();
-            self.input(now, Input::Disconnected { conn, cause });
-        }
+        (!closing).then_some(Input::Disconnected { conn, cause })
     }
 
     /// Deregisters and closes a socket; its slot is freed at the end of the turn.
@@ -741,9 +499,10 @@ impl Proxy {
         match std::mem::replace(entry, Entry::Dead) {
             Entry::Stream(mut s) => {
                 // Deregistering a socket that is about to close cannot usefully fail.
-                let _ = self.poll.registry().deregister(&mut s.io);
-                if self.by_conn.get(&s.conn) == Some(&key) {
-                    self.by_conn.remove(&s.conn);
+                let _ = self.poll.registry().deregister(s.stream.io_mut());
+                let conn = s.stream.conn();
+                if self.by_conn.get(&conn) == Some(&key) {
+                    self.by_conn.remove(&conn);
                 }
             }
             Entry::Listener(mut l) => {
@@ -752,88 +511,52 @@ impl Proxy {
             Entry::Dead => return,
         }
         self.closing.remove(&key);
+        self.again.retain(|&k| k != key);
         self.graveyard.push(key);
     }
+}
 
-    // -----------------------------------------------------------------------------------------
-    // sockets: outputs
-
+impl Io for MioIo {
     fn transmit(&mut self, conn: ConnId, data: Bytes) {
         let Some(&key) = self.by_conn.get(&conn) else {
             tracing::debug!("dropping {} bytes for closed {conn:?}", data.len());
             return;
         };
-        if let Some(Entry::Stream(s)) = self.slab.get_mut(key) {
-            if s.out.is_empty() {
-                self.dirty.push(key);
-            }
-            s.push(data);
-            if s.queued >= FLUSH_EARLY_BYTES || s.out.len() >= FLUSH_EARLY_CHUNKS {
-                self.flush(key);
-            }
-        }
-    }
-
-    fn connect(&mut self, conn: ConnId, addr: &Address) {
-        if let Some(path) = addr.socket() {
-            self.dial(conn, &Dial::Unix(PathBuf::from(path)));
-            return;
-        }
-        if let Some(sa) = addr.socket_addr() {
-            self.dial(conn, &Dial::Tcp(sa));
-            return;
-        }
-        // A host name: resolve on a helper thread so the proxy never blocks on DNS.
-        let (Some(host), Some(port)) = (addr.host().map(str::to_owned), addr.port()) else {
-            let now = self.now();
-            let cause = DisconnectCause::InvalidAddress(format!("cannot dial {addr}"));
-            self.input(now, Input::Disconnected { conn, cause });
+        let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
             return;
         };
-        self.resolving.insert(conn);
-        let handle = self.handle.clone();
-        let spawned = std::thread::Builder::new()
+        if s.stream.chunks() == 0 {
+            self.dirty.push(key);
+        }
+        s.stream.push(data);
+        if s.stream.queued() >= FLUSH_EARLY_BYTES || s.stream.chunks() >= FLUSH_EARLY_CHUNKS {
+            self.flush(key);
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId, addr: &Address) -> Result<(), DisconnectCause> {
+        if addr.socket().is_some() || addr.socket_addr().is_some() {
+            let target = dial_target(addr).map_err(DisconnectCause::InvalidAddress)?;
+            return self.dial(conn, &target);
+        }
+        // A host name: resolve on a helper thread so the proxy never blocks on DNS.
+        let addr = addr.clone();
+        let (tx, waker) = (self.resolved_tx.clone(), Arc::clone(&self.waker));
+        std::thread::Builder::new()
             .name(String::from("lmq-resolve"))
             .spawn(move || {
-                let result = resolve(&host, port);
+                let result = dial_target(&addr).and_then(|t| match t {
+                    DialTarget::Tcp(sa) => Ok(sa),
+                    DialTarget::Unix(_) => Err(format!("cannot dial {addr}")),
+                });
                 // If the proxy is gone nobody is waiting for the answer.
-                let _ = handle.post(move |p| p.resolved(conn, result));
-            });
-        if let Err(e) = spawned {
-            self.resolving.remove(&conn);
-            let now = self.now();
-            let cause = DisconnectCause::ConnectFailed(format!("cannot resolve: {e}"));
-            self.input(now, Input::Disconnected { conn, cause });
-        }
-    }
-
-    fn resolved(&mut self, conn: ConnId, result: Result<SocketAddr, String>) {
-        if !self.resolving.remove(&conn) {
-            return; // closed while resolving
-        }
-        match result {
-            Ok(sa) => self.dial(conn, &Dial::Tcp(sa)),
-            Err(reason) => {
-                let now = self.now();
-                let cause = DisconnectCause::InvalidAddress(reason);
-                self.input(now, Input::Disconnected { conn, cause });
-            }
-        }
-    }
-
-    fn dial(&mut self, conn: ConnId, dial: &Dial) {
-        match dial.connect() {
-            Ok(io) => self.insert_stream(Stream::new(conn, io, true)),
-            Err(e) => {
-                let now = self.now();
-                let cause = if e.kind() == io::ErrorKind::InvalidInput {
-                    DisconnectCause::InvalidAddress(e.to_string())
-                } else {
-                    DisconnectCause::ConnectFailed(e.to_string())
-                };
-                self.input(now, Input::Disconnected { conn, cause });
-            }
-        }
+                if tx.send((conn, result)).is_ok() {
+                    let _ = waker.wake();
+                }
+            })
+            .map_err(|e| DisconnectCause::ConnectFailed(format!("cannot resolve: {e}")))?;
+        self.resolving.insert(conn);
+        Ok(())
     }
 
     fn close(&mut self, conn: ConnId, linger: Duration) {
@@ -843,60 +566,44 @@ impl Proxy {
         let Some(key) = self.by_conn.remove(&conn) else {
             return;
         };
-        let now = self.now();
         let Some(Entry::Stream(s)) = self.slab.get_mut(key) else {
             return;
         };
-        if linger.is_zero() || s.connecting {
+        let linger = if s.connecting { Duration::ZERO } else { linger };
+        if s.stream.close(self.now, linger) {
             self.kill(key);
             return;
         }
-        s.closing = true;
-        let deadline = now + Duration::from_micros(duration_micros(linger));
-        self.closing.insert(key, deadline);
-        // Flush now: it also half-closes at once when nothing is queued.
+        if let Some(deadline) = s.stream.close_deadline() {
+            self.closing.insert(key, deadline);
+        }
+        // Write now: it also finishes the close at once when the socket takes everything.
         self.flush(key);
     }
 
-    fn bind(&mut self, listener: ListenerId, addr: &Address) {
-        let (curve, unix) = self.cb.listeners.get(&listener).map_or_else(
-            || (false, UnixSocketAccess::default()),
-            |l| (l.curve, l.unix),
-        );
-        match open_listener(addr, unix) {
-            Ok((mut io, local, unix_path)) => {
-                let entry = self.slab.vacant_entry();
-                let key = entry.key();
-                if let Err(e) =
-                    self.poll
-                        .registry()
-                        .register(&mut io, Token(key), Interest::READABLE)
-                {
-                    self.bind_failed(listener, addr, &e.to_string());
-                    return;
-                }
-                entry.insert(Entry::Listener(ListenerSock {
-                    id: listener,
-                    io,
-                    unix_path,
-                }));
-                let local = local.with_pubkey(curve.then(|| *self.node.pubkey()));
-                tracing::info!("listening on {local}");
-                self.handle.note_bound(local.clone());
-                if let Some(on_bind) = self
-                    .cb
-                    .listeners
-                    .get_mut(&listener)
-                    .and_then(|l| l.on_bind.take())
-                {
-                    run_guarded("on_bind callback", move || on_bind(Ok(local)));
-                }
-            }
-            Err(e) => self.bind_failed(listener, addr, &e.to_string()),
-        }
+    fn listen(
+        &mut self,
+        listener: ListenerId,
+        addr: &Address,
+        access: UnixSocketAccess,
+    ) -> io::Result<Address> {
+        let bound = crate::kit::net::bind(addr, access)?;
+        let mut io = match bound.listener {
+            BoundListener::Tcp(l) => ListenerIo::Tcp(mio::net::TcpListener::from_std(l)),
+            BoundListener::Unix(l) => ListenerIo::Unix(mio::net::UnixListener::from_std(l)),
+        };
+        let entry = self.slab.vacant_entry();
+        self.poll
+            .registry()
+            .register(&mut io, Token(entry.key()), Interest::READABLE)?;
+        entry.insert(Entry::Listener(ListenerSock {
+            id: listener,
+            io,
+            unix_path: bound.unix_path,
+        }));
+        Ok(bound.local)
     }
 
-    /// Closes a listening socket (removing a unix socket's file, as its `Drop` does).
     fn unlisten(&mut self, listener: ListenerId) {
         let key = self.slab.iter().find_map(|(key, e)| match e {
             Entry::Listener(l) if l.id == listener => Some(key),
@@ -905,108 +612,22 @@ impl Proxy {
         if let Some(key) = key {
             self.kill(key);
         }
-        self.again.retain(|&k| Some(k) != key);
     }
 
-    fn bind_failed(&mut self, listener: ListenerId, addr: &Address, reason: &str) {
-        tracing::error!("OxenMQ failed to listen on {addr}: {reason}");
-        if self.startup_error.is_none() {
-            self.startup_error = Some(Error::Bind {
-                address: addr.to_string(),
-                reason: reason.to_owned(),
-            });
-        }
-        let now = self.now();
-        self.input(
-            now,
-            Input::ListenFailed {
-                listener,
-                reason: reason.to_owned(),
-            },
-        );
+    fn run_job(&mut self, worker: WorkerId, job: Job) -> Option<Job> {
+        self.workers.run(worker, job);
+        None
     }
-}
 
-/// Resolves `host:port`, preferring IPv4 as OxenMQ does with IPv6 off.
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("could not resolve {host}: {e}"))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| format!("could not resolve {host}: no addresses"))
-}
+    fn stop_worker(&mut self, worker: WorkerId) {
+        self.workers.stop(worker);
+    }
 
-/// Applies a unix listener's permission bits and owner (OxenMQ's umask, uid and gid options).
-fn apply_unix_access(path: &std::path::Path, access: UnixSocketAccess) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(mode) = access.mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot set permissions on {}: {e}", path.display()),
-            )
-        })?;
+    fn poked(&mut self) {
+        self.workers.run_homeless();
     }
-    if access.uid.is_some() || access.gid.is_some() {
-        std::os::unix::fs::chown(path, access.uid, access.gid).map_err(|e| {
-            let what = if access.gid.is_some() {
-                "group"
-            } else {
-                "owner"
-            };
-            io::Error::new(
-                e.kind(),
-                format!("cannot set {what} on {}: {e}", path.display()),
-            )
-        })?;
-    }
-    Ok(())
-}
 
-/// Binds a listener: TCP (`*` meaning every interface) or a unix socket, replacing a stale
-/// socket file as libzmq does. Returns the socket, the address actually bound, and the unix
-/// path to remove on close.
-fn open_listener(
-    addr: &Address,
-    access: UnixSocketAccess,
-) -> io::Result<(ListenerIo, Address, Option<PathBuf>)> {
-    if let Some(path) = addr.socket() {
-        let path = PathBuf::from(path);
-        if std::fs::symlink_metadata(&path).is_ok_and(|m| {
-            use std::os::unix::fs::FileTypeExt;
-            m.file_type().is_socket()
-        }) {
-            std::fs::remove_file(&path)?;
-        }
-        let l = mio::net::UnixListener::bind(&path)?;
-        if let Err(e) = apply_unix_access(&path, access) {
-            // Best effort: a socket file nobody may use must not linger.
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-        return Ok((
-            ListenerIo::Unix(l),
-            Address::ipc(path.to_string_lossy().into_owned()),
-            Some(path),
-        ));
+    fn take_input(&mut self) -> Option<Input> {
+        self.pending.pop_front()
     }
-    let port = addr
-        .port()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no port"))?;
-    let sa = match (addr.socket_addr(), addr.host()) {
-        (Some(sa), _) => sa,
-        (None, Some("*")) => SocketAddr::from(([0, 0, 0, 0], port)),
-        (None, Some(host)) => {
-            resolve(host, port).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?
-        }
-        (None, None) => return Err(io::Error::new(io::ErrorKind::InvalidInput, "no host")),
-    };
-    let l = mio::net::TcpListener::bind(sa)?;
-    let local = l.local_addr()?;
-    Ok((ListenerIo::Tcp(l), Address::from_socket_addr(local), None))
 }

@@ -1,17 +1,18 @@
 //! The sockets the proxy owns: listeners and streams (TCP and unix), their write queues and the
 //! mio registration bookkeeping.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::path::PathBuf;
 
-use bytes::{Buf, Bytes};
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
 
-use lokimq_core::ids::{ConnId, ListenerId};
+use lokimq_core::ids::ListenerId;
+
+use crate::kit::net::DialTarget;
+use crate::kit::{Stream, Transport};
 
 /// Evaluates `$body` with `$s` bound to whichever socket a TCP-or-unix enum holds: mio's TCP and
 /// unix types share their method names, so one expression serves both.
@@ -68,9 +69,12 @@ impl StreamIo {
         }
     }
 
-    pub(super) fn shutdown_write(&self) {
-        // Best effort: the socket may already be half-closed or reset.
-        let _ = on_either!(self, s => s.shutdown(Shutdown::Write));
+    /// Starts a non-blocking dial.
+    pub(super) fn connect(target: &DialTarget) -> io::Result<Self> {
+        match target {
+            DialTarget::Tcp(addr) => TcpStream::connect(*addr).map(Self::Tcp),
+            DialTarget::Unix(path) => UnixStream::connect(path).map(Self::Unix),
+        }
     }
 
     pub(super) fn set_nodelay(&self) {
@@ -79,13 +83,31 @@ impl StreamIo {
             let _ = s.set_nodelay(true);
         }
     }
+}
 
-    pub(super) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Read for StreamIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         on_either!(self, s => s.read(buf))
     }
+}
 
-    pub(super) fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+impl Write for StreamIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        on_either!(self, s => s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         on_either!(self, s => s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        on_either!(self, s => s.flush())
+    }
+}
+
+impl Transport for StreamIo {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        on_either!(self, s => s.shutdown(Shutdown::Write))
     }
 }
 
@@ -139,35 +161,21 @@ impl Drop for ListenerSock {
     }
 }
 
-/// One stream and its state.
+/// One stream: the kit's [`Stream`] (queue, backlog, close procedure) plus mio's bookkeeping.
 #[derive(Debug)]
-pub(super) struct Stream {
-    pub(super) conn: ConnId,
-    pub(super) io: StreamIo,
+pub(super) struct MioStream {
+    pub(super) stream: Stream<StreamIo>,
     /// A non-blocking connect has not completed yet.
     pub(super) connecting: bool,
-    /// Bytes waiting to be written, oldest first (the front may be partly written).
-    pub(super) out: VecDeque<Bytes>,
-    /// Total bytes in `out` (reported to the node as the connection's unsent backlog).
-    pub(super) queued: usize,
-    /// The node closed the connection: flush, half-close, wait for EOF or the linger deadline.
-    pub(super) closing: bool,
-    /// Our write half is shut (closing and fully flushed).
-    pub(super) write_shut: bool,
     /// The interest currently registered.
     pub(super) interest: Interest,
 }
 
-impl Stream {
-    pub(super) fn new(conn: ConnId, io: StreamIo, connecting: bool) -> Self {
+impl MioStream {
+    pub(super) fn new(stream: Stream<StreamIo>, connecting: bool) -> Self {
         Self {
-            conn,
-            io,
+            stream,
             connecting,
-            out: VecDeque::new(),
-            queued: 0,
-            closing: false,
-            write_shut: false,
             interest: if connecting {
                 Interest::READABLE | Interest::WRITABLE
             } else {
@@ -179,33 +187,10 @@ impl Stream {
     /// The interest this stream needs now: READABLE always, WRITABLE only while connecting or
     /// while bytes are queued (the rustls tlsserver-mio pattern).
     pub(super) fn wanted_interest(&self) -> Interest {
-        if self.connecting || (!self.out.is_empty() && !self.write_shut) {
+        if self.connecting || self.stream.wants_write() {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
-        }
-    }
-
-    /// Queues bytes for writing.
-    pub(super) fn push(&mut self, data: Bytes) {
-        self.queued += data.len();
-        self.out.push_back(data);
-    }
-
-    /// Drops `n` written bytes from the front of the queue.
-    pub(super) fn consume(&mut self, mut n: usize) {
-        self.queued = self.queued.saturating_sub(n);
-        while n > 0 {
-            let Some(front) = self.out.front_mut() else {
-                return;
-            };
-            if front.len() <= n {
-                n -= front.len();
-                self.out.pop_front();
-            } else {
-                front.advance(n);
-                n = 0;
-            }
         }
     }
 }
@@ -215,51 +200,6 @@ impl Stream {
 #[derive(Debug)]
 pub(super) enum Entry {
     Listener(ListenerSock),
-    Stream(Stream),
+    Stream(MioStream),
     Dead,
-}
-
-/// Where to dial.
-#[derive(Debug, Clone)]
-pub(super) enum Dial {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
-impl Dial {
-    pub(super) fn connect(&self) -> io::Result<StreamIo> {
-        match self {
-            Self::Tcp(addr) => TcpStream::connect(*addr).map(StreamIo::Tcp),
-            Self::Unix(path) => UnixStream::connect(path).map(StreamIo::Unix),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn consume_advances_across_chunks() {
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        let mut s = Stream::new(
-            ConnId::new(0, 0),
-            StreamIo::Unix(UnixStream::from_std(a)),
-            false,
-        );
-        s.push(Bytes::from_static(b"abc"));
-        s.push(Bytes::from_static(b"defg"));
-        assert_eq!(s.queued, 7);
-        s.consume(4);
-        assert_eq!(s.queued, 3);
-        assert_eq!(s.out.len(), 1);
-        assert_eq!(s.out[0].as_ref(), b"efg");
-        assert_eq!(s.out.iter().map(Bytes::len).sum::<usize>(), 3);
-        assert_eq!(s.wanted_interest(), Interest::READABLE | Interest::WRITABLE);
-        s.consume(3);
-        assert!(s.out.is_empty());
-        assert_eq!(s.queued, 0);
-        assert_eq!(s.wanted_interest(), Interest::READABLE);
-    }
 }

@@ -2,7 +2,7 @@
 //!
 //! OxenMQ's workers report every finished job to the proxy thread and wait for it to hand out
 //! the next one: two thread wake-ups per job. Here the node's scheduler is shared (behind a
-//! mutex, see [`SharedScheduler`]): a worker that finishes a job calls
+//! mutex, see [`SchedulerCell`](lokimq_core::node::SchedulerCell)): a worker that finishes a job calls
 //! [`Scheduler::job_finished`] itself and takes what [`Scheduler::poll_dispatch`] hands out,
 //! which is usually its own next job (the freed slot is reused first), so a stream of commands
 //! runs without the proxy. Every decision is still made by the one scheduler, under one lock,
@@ -24,36 +24,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle, Thread};
 
 use lokimq_core::ids::{TaggedThreadId, WorkerId};
-use lokimq_core::node::{Job, SchedulerCell};
+use lokimq_core::node::Job;
 use lokimq_core::sched::{SchedOutput, Scheduler};
 
 use crate::handle::{Handle, ThreadRole, run_guarded};
-use crate::jobs::{JobTable, Task};
+use crate::kit::jobs::{JobTable, Task};
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (no user code ever runs
 /// under these locks).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The node's scheduler, shared by the proxy's [`Node`](lokimq_core::node::Node) and the
-/// worker threads.
-pub(crate) struct SharedScheduler(Arc<Mutex<Scheduler<Job>>>);
-
-impl SchedulerCell for SharedScheduler {
-    fn with<T>(&mut self, f: impl FnOnce(&mut Scheduler<Job>) -> T) -> T {
-        f(&mut lock(&self.0))
-    }
-
-    fn with_ref<T>(&self, f: impl FnOnce(&Scheduler<Job>) -> T) -> T {
-        f(&lock(&self.0))
-    }
-}
-
-impl SharedScheduler {
-    pub(crate) fn new(sched: Scheduler<Job>) -> Self {
-        Self(Arc::new(Mutex::new(sched)))
-    }
 }
 
 /// What a worker's mailbox holds. Jobs are moved, not boxed: a box would cost an allocation
@@ -96,9 +76,13 @@ pub(crate) struct Workers {
 
 impl Workers {
     /// The workers of the node whose scheduler is `sched`.
-    pub(crate) fn new(sched: &SharedScheduler, jobs: Arc<JobTable>, handle: Handle) -> Self {
+    pub(crate) fn new(
+        sched: Arc<Mutex<Scheduler<Job>>>,
+        jobs: Arc<JobTable>,
+        handle: Handle,
+    ) -> Self {
         let (max_workers, tagged_names) = {
-            let s = lock(&sched.0);
+            let s = lock(&sched);
             let names = (0..s.tagged_thread_count())
                 .map(|i| {
                     let id = TaggedThreadId(u16::try_from(i).unwrap_or(u16::MAX));
@@ -109,7 +93,7 @@ impl Workers {
         };
         let slots = usize::from(max_workers) + tagged_names.len();
         Self {
-            sched: Arc::clone(&sched.0),
+            sched,
             jobs,
             mailboxes: (0..slots).map(|_| Mailbox::default()).collect(),
             max_workers,

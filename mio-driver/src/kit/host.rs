@@ -1,0 +1,530 @@
+//! [`Host`]: a node with its callbacks, answering everything that is not I/O.
+//!
+//! A node's outputs are of two kinds. Some need the outside world: bytes to write, dials,
+//! closes, listening sockets, jobs for threads. Those are the embedder's, through its [`Io`].
+//! The rest have one right answer whatever the embedder: an auth request goes to the
+//! listener's allow function, a service-node lookup to the lookup function, a batch
+//! completion to its closure, a released timer frees its closure, a full queue is logged. The
+//! host does all of that, runs the closures [`Handle`](crate::Handle)s post to it, and runs a
+//! job on the calling thread when the embedder has no worker threads. It is the same for the
+//! mio driver, a `std::net` loop and the simulator.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use lokimq_core::address::Address;
+use lokimq_core::auth::AuthLevel;
+use lokimq_core::ids::{ConnId, ListenerId, WorkerId};
+use lokimq_core::node::{
+    DisconnectCause, Event, InDriver, Input, Job, Node, NodeError, Output, SchedulerCell, Target,
+};
+use lokimq_core::sched::Scheduler;
+use lokimq_core::time::Instant;
+
+use crate::Listen;
+use crate::error::Error;
+use crate::handle::{AllowFn, Handle, OnBind, ProxyMsg, SnLookupFn, run_guarded};
+use crate::kit::jobs::{JobTable, Task};
+use crate::kit::net::UnixSocketAccess;
+use crate::kit::throttle::Throttle;
+
+/// The random number generator every driver gives its node: ChaCha20, seeded from the
+/// operating system by the native driver and from the seed by the simulator, so a request tag
+/// or a CURVE nonce costs no system call.
+pub type NodeRng = rand_chacha::ChaCha20Rng;
+
+/// What an embedder does for a node: its sockets, its dials and its threads. Everything else
+/// is the [`Host`]'s. Each method is one [`Output`]; none may call back into the host (report
+/// results later, with [`Host::input`] and friends).
+pub trait Io {
+    /// Queue `data` for writing on `conn` ([`Output::Transmit`]).
+    fn transmit(&mut self, conn: ConnId, data: Bytes);
+
+    /// Dial `addr` for `conn` without blocking, and later report [`Input::Connected`] or
+    /// [`Input::Disconnected`] ([`Output::Connect`]). A dial that fails at once returns why.
+    ///
+    /// # Errors
+    ///
+    /// The reason the dial failed before it started; the host reports it to the node.
+    fn connect(&mut self, conn: ConnId, addr: &Address) -> Result<(), DisconnectCause>;
+
+    /// Close `conn` with the procedure of [`Output::Close`].
+    fn close(&mut self, conn: ConnId, linger: Duration);
+
+    /// Bind a listener ([`Output::Listen`]) and accept connections on it; returns the address
+    /// actually bound (e.g. with the real port).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's; the host reports it to the node and to the listener's
+    /// `on_bind`.
+    fn listen(
+        &mut self,
+        listener: ListenerId,
+        addr: &Address,
+        access: UnixSocketAccess,
+    ) -> io::Result<Address>;
+
+    /// Stop accepting on a listener and close it ([`Output::Unlisten`]).
+    fn unlisten(&mut self, listener: ListenerId);
+
+    /// Run `job` on `worker` ([`Output::RunJob`]) and report it finished when it returns. An
+    /// embedder without worker threads returns the job instead: the host then runs it on the
+    /// calling thread and reports it finished itself.
+    fn run_job(&mut self, worker: WorkerId, job: Job) -> Option<Job>;
+
+    /// The worker will get no more jobs: stop its thread ([`Output::StopWorker`]).
+    fn stop_worker(&mut self, worker: WorkerId);
+
+    /// Another thread asked the loop to look at its own state (the native driver's workers do,
+    /// for jobs they could not run). Nothing to do by default.
+    fn poked(&mut self) {}
+
+    /// An input that came up while acting on an output (a write made inside `transmit`
+    /// reports the connection's backlog, or its failure): the host feeds these as it drains,
+    /// so the node's view of each backlog stays current. None by default.
+    fn take_input(&mut self) -> Option<Input> {
+        None
+    }
+}
+
+/// Where a [`Host`]'s node keeps its scheduler (see [`SchedulerCell`]): its own, when jobs run
+/// on the embedder's thread, or one shared with the native driver's worker threads, which take
+/// their next job from it themselves.
+#[derive(Debug)]
+pub enum SchedulerHome {
+    /// The node's own (boxed: one allocation per node keeps the enum small).
+    Owned(Box<Scheduler<Job>>),
+    /// Shared with worker threads.
+    Shared(Arc<Mutex<Scheduler<Job>>>),
+}
+
+fn lock(m: &Mutex<Scheduler<Job>>) -> MutexGuard<'_, Scheduler<Job>> {
+    // No user code runs under this lock, so a poisoned scheduler is still consistent.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SchedulerCell for SchedulerHome {
+    fn with<T>(&mut self, f: impl FnOnce(&mut Scheduler<Job>) -> T) -> T {
+        match self {
+            Self::Owned(s) => f(s),
+            Self::Shared(s) => f(&mut lock(s)),
+        }
+    }
+
+    fn with_ref<T>(&self, f: impl FnOnce(&Scheduler<Job>) -> T) -> T {
+        match self {
+            Self::Owned(s) => f(s),
+            Self::Shared(s) => f(&lock(s)),
+        }
+    }
+}
+
+/// A listener's callbacks.
+pub(crate) struct ListenerCallbacks {
+    pub(crate) curve: bool,
+    pub(crate) allow: Option<AllowFn>,
+    pub(crate) on_bind: Option<OnBind>,
+    pub(crate) unix: UnixSocketAccess,
+}
+
+/// At most this many posted calls are run per [`Host::process_posts`] by default.
+pub const POST_BUDGET: usize = 1024;
+
+/// A node and everything around it that is not I/O: see the [module documentation](self).
+pub struct Host {
+    pub(crate) node: Node<NodeRng, SchedulerHome>,
+    now: Instant,
+    jobs: Arc<JobTable>,
+    listeners: BTreeMap<ListenerId, ListenerCallbacks>,
+    sn_lookup: Option<SnLookupFn>,
+    handle: Handle,
+    posts: Receiver<ProxyMsg>,
+    /// Jobs the embedder handed back to run here, in order.
+    inline: VecDeque<(WorkerId, Job)>,
+    shutting_down: bool,
+    stopped: bool,
+    /// The first bind failure, for `Builder::start` to report.
+    startup_error: Option<Error>,
+    warnings: Throttle,
+}
+
+impl Host {
+    pub(crate) fn new(
+        node: Node<NodeRng, SchedulerHome>,
+        now: Instant,
+        jobs: Arc<JobTable>,
+        sn_lookup: Option<SnLookupFn>,
+        handle: Handle,
+        posts: Receiver<ProxyMsg>,
+    ) -> Self {
+        Self {
+            node,
+            now,
+            jobs,
+            listeners: BTreeMap::new(),
+            sn_lookup,
+            handle,
+            posts,
+            inline: VecDeque::new(),
+            shutting_down: false,
+            stopped: false,
+            startup_error: None,
+            warnings: Throttle::new(Duration::from_secs(1)),
+        }
+    }
+
+    /// The node's time: the last `now` the embedder gave.
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Tells the host the time (it never goes backwards: an earlier `now` is ignored).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// The node, for getters.
+    #[must_use]
+    pub fn node(&self) -> &Node<NodeRng, SchedulerHome> {
+        &self.node
+    }
+
+    /// A handle to the node, for the embedder's own use.
+    #[must_use]
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The closures behind the node's jobs.
+    pub(crate) fn jobs(&self) -> Arc<JobTable> {
+        Arc::clone(&self.jobs)
+    }
+
+    /// When [`timeout`](Self::timeout) is next due, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.node.poll_timeout()
+    }
+
+    /// True once the node has stopped: every job finished and every connection closed.
+    #[must_use]
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// The first listener that failed to bind while the node started, if any.
+    pub(crate) fn take_startup_error(&mut self) -> Option<Error> {
+        self.startup_error.take()
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // inputs
+
+    /// Feeds an input (network events, finished jobs) at the host's `now`. Drain afterwards.
+    pub fn input(&mut self, input: Input) {
+        if let Err(e) = self.node.handle(self.now, input) {
+            // The host answers the node's own questions, so only an embedder bug gets here.
+            tracing::error!("the node refused an input: {e}");
+        }
+    }
+
+    /// Bytes received on `conn`, borrowed from the embedder's read buffer. Drain afterwards.
+    pub fn received(&mut self, conn: ConnId, data: &[u8]) {
+        self.node.handle_received(self.now, conn, data);
+    }
+
+    /// A connection arrived on `listener` from `remote` (an IP, or "(unknown)"). Returns the
+    /// node's id for it, or `None` if the node refused it (shutting down, too many
+    /// connections): then close the socket at once. Drain afterwards.
+    pub fn accept(&mut self, listener: ListenerId, remote: &str) -> Option<ConnId> {
+        match self.node.accept(self.now, listener, remote) {
+            Ok(conn) => Some(conn),
+            Err(e @ NodeError::TooManyConnections(_)) => {
+                self.warn("accept", listener.get().into(), format_args!("{e}"));
+                None
+            }
+            Err(NodeError::Stopped) => None,
+            Err(e) => {
+                tracing::error!("could not accept a connection: {e}");
+                None
+            }
+        }
+    }
+
+    /// Fires the node's timers if `now` has reached them. Drain afterwards.
+    pub fn timeout(&mut self) {
+        if self.node.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.input(Input::Timeout);
+        }
+    }
+
+    /// Starts shutdown (idempotent): listeners close, running jobs finish, connections close,
+    /// then the node stops. Drain afterwards.
+    pub fn shutdown(&mut self) {
+        if !self.shutting_down {
+            self.shutting_down = true;
+            self.node.shutdown(self.now);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // outputs
+
+    /// Acts on every output of the node until it has none: I/O through `io`, everything else
+    /// here, and jobs `io` hands back run on this thread (each followed by the calls its
+    /// handler posted, then its `JobFinished`, the order the core requires).
+    pub fn drain(&mut self, io: &mut impl Io) {
+        loop {
+            self.drain_outputs(io);
+            let Some((worker, job)) = self.inline.pop_front() else {
+                return;
+            };
+            self.run_one(io, worker, job);
+        }
+    }
+
+    /// Runs one job on this thread now, then the calls its handler posted, then reports it
+    /// finished, and drains. For embedders that decide themselves when a job runs (the
+    /// simulator runs it when its simulated duration is over).
+    pub fn run_job(&mut self, io: &mut impl Io, worker: WorkerId, job: Job) {
+        self.run_one(io, worker, job);
+        self.drain(io);
+    }
+
+    /// Runs up to `budget` calls that [`Handle`]s posted, then drains. Returns true if more
+    /// are waiting.
+    pub fn process_posts(&mut self, io: &mut impl Io, budget: usize) -> bool {
+        let more = self.posted(io, budget);
+        self.drain(io);
+        more
+    }
+
+    /// A job, its handler's posts and its `JobFinished`; jobs it starts inline are queued for
+    /// the caller's loop (no recursion however long the chain).
+    fn run_one(&mut self, io: &mut impl Io, worker: WorkerId, job: Job) {
+        self.jobs.run(job);
+        while self.posted(io, POST_BUDGET) {}
+        self.input(Input::JobFinished { worker });
+        self.drain_outputs(io);
+    }
+
+    /// Runs up to `budget` posted calls, acting on each one's outputs.
+    fn posted(&mut self, io: &mut impl Io, budget: usize) -> bool {
+        self.handle.clear_wake_flag();
+        for _ in 0..budget {
+            match self.posts.try_recv() {
+                Ok(ProxyMsg::Call(call)) => call(self),
+                Ok(ProxyMsg::Poke) => io.poked(),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return false,
+            }
+            self.drain_outputs(io);
+        }
+        true
+    }
+
+    /// Acts on every output; jobs handed back are queued for [`drain`](Self::drain).
+    fn drain_outputs(&mut self, io: &mut impl Io) {
+        loop {
+            while let Some(input) = io.take_input() {
+                self.input(input);
+            }
+            let Some(out) = self.node.poll_output() else {
+                return;
+            };
+            self.act(io, out);
+        }
+    }
+
+    fn act(&mut self, io: &mut impl Io, out: Output) {
+        match out {
+            Output::Transmit { conn, data } => io.transmit(conn, data),
+            Output::Connect { conn, addr } => {
+                if let Err(cause) = io.connect(conn, &addr) {
+                    self.input(Input::Disconnected { conn, cause });
+                }
+            }
+            Output::Close { conn, linger } => io.close(conn, linger),
+            Output::Listen { listener, addr } => self.bind(io, listener, &addr),
+            Output::Unlisten { listener } => io.unlisten(listener),
+            Output::RunJob { worker, job } => {
+                if let Some(job) = io.run_job(worker, job) {
+                    self.inline.push_back((worker, job));
+                }
+            }
+            Output::StopWorker { worker } => io.stop_worker(worker),
+            Output::Event(event) => self.on_event(event),
+        }
+    }
+
+    fn bind(&mut self, io: &mut impl Io, listener: ListenerId, addr: &Address) {
+        let (curve, unix) = self.listeners.get(&listener).map_or_else(
+            || (false, UnixSocketAccess::default()),
+            |l| (l.curve, l.unix),
+        );
+        match io.listen(listener, addr, unix) {
+            Ok(local) => {
+                let local = local.with_pubkey(curve.then(|| *self.node.pubkey()));
+                tracing::info!("listening on {local}");
+                self.handle.note_bound(local.clone());
+                if let Some(on_bind) = self
+                    .listeners
+                    .get_mut(&listener)
+                    .and_then(|l| l.on_bind.take())
+                {
+                    run_guarded("on_bind callback", move || on_bind(Ok(local)));
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!("OxenMQ failed to listen on {addr}: {reason}");
+                if self.startup_error.is_none() {
+                    self.startup_error = Some(Error::Bind {
+                        address: addr.to_string(),
+                        reason: reason.clone(),
+                    });
+                }
+                self.input(Input::ListenFailed { listener, reason });
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::AuthRequest {
+                conn,
+                listener,
+                remote,
+                pubkey,
+                service_node,
+            } => {
+                let allow = self.listeners.get(&listener).and_then(|l| l.allow.clone());
+                let level = match allow {
+                    None => AuthLevel::None,
+                    Some(f) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        f(&remote, pubkey.as_ref(), service_node)
+                    }))
+                    .unwrap_or_else(|_| {
+                        tracing::error!("the allow function panicked; denying {remote}");
+                        AuthLevel::Denied
+                    }),
+                };
+                self.input(Input::AuthDecision { conn, level });
+            }
+            Event::LookupSn { pubkey } => {
+                let address = self.sn_lookup.clone().and_then(|f| {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&pubkey)))
+                        .unwrap_or_else(|_| {
+                            tracing::error!("the sn_lookup function panicked for {pubkey}");
+                            None
+                        })
+                });
+                self.input(Input::SnAddress { pubkey, address });
+            }
+            Event::RunInDriver(InDriver::Completion { batch }) => {
+                if let Some(task) = self.jobs.take_completion(batch) {
+                    run_guarded("in-proxy batch completion", task);
+                }
+            }
+            Event::RunInDriver(InDriver::Timer { timer }) => {
+                if let Some(f) = self.jobs.timer(timer) {
+                    run_guarded("in-proxy timer", move || f());
+                }
+            }
+            Event::BatchDone { batch } => {
+                self.jobs.closures().batches.remove(&batch);
+            }
+            Event::TimerReleased { timer } => {
+                self.jobs.closures().timers.remove(&timer);
+            }
+            Event::Dropped { category } => {
+                let name = self.node.registry().category(category).name().to_owned();
+                self.warn(
+                    "queue full",
+                    category.get().into(),
+                    format_args!(
+                        "No space to queue incoming command for category {name}; dropping"
+                    ),
+                );
+            }
+            Event::ListenFailed { listener, reason } => {
+                if let Some(on_bind) = self
+                    .listeners
+                    .get_mut(&listener)
+                    .and_then(|l| l.on_bind.take())
+                {
+                    run_guarded("on_bind callback", move || on_bind(Err(reason)));
+                }
+            }
+            Event::Stopped => self.stopped = true,
+            other => tracing::debug!("{other:?}"),
+        }
+    }
+
+    /// Logs a warning at most once per second per reason and key, with the count of the ones
+    /// left out since: a hostile or broken peer cannot flood the log.
+    fn warn(&mut self, reason: &'static str, key: u64, message: std::fmt::Arguments<'_>) {
+        if let Some(suppressed) = self.warnings.allow(self.now, reason, key) {
+            if suppressed > 0 {
+                tracing::warn!("{message} ({suppressed} more like this in the last second)");
+            } else {
+                tracing::warn!("{message}");
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // for handles
+
+    /// Hands `task` to the node to run on `target`; if the node refuses it, the task is dropped
+    /// and the refusal returned for the caller to report.
+    pub(crate) fn queue_task(&mut self, task: Task, target: Target) -> Result<(), NodeError> {
+        let id = self.jobs.closures().add_task(task);
+        let queued = self.node.job(self.now, id, target);
+        if queued.is_err() {
+            self.jobs.closures().tasks.remove(&id);
+        }
+        queued
+    }
+
+    /// Registers a listener with the node and keeps its callbacks; the bind happens when the
+    /// node's `Output::Listen` is drained.
+    pub(crate) fn add_listener(&mut self, listen: Listen) {
+        let Listen {
+            address,
+            curve,
+            allow,
+            on_bind,
+            unix,
+        } = listen;
+        let listening = if curve {
+            self.node.listen_curve(self.now, address.clone())
+        } else {
+            self.node.listen_plain(self.now, address.clone())
+        };
+        match listening {
+            Ok(id) => {
+                self.listeners.insert(
+                    id,
+                    ListenerCallbacks {
+                        curve,
+                        allow,
+                        on_bind,
+                        unix,
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::warn!("not listening on {address}: {e}");
+                if let Some(on_bind) = on_bind {
+                    run_guarded("on_bind callback", move || on_bind(Err(e.to_string())));
+                }
+            }
+        }
+    }
+}
