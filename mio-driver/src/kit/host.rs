@@ -27,7 +27,7 @@ use lokimq_core::time::Instant;
 
 use crate::Listen;
 use crate::error::Error;
-use crate::handle::{AllowFn, Handle, OnBind, ProxyMsg, SnLookupFn, run_guarded};
+use crate::handle::{AllowFn, Handle, OnBind, ProxyMsg, SnLookupFn, ThreadRole, run_guarded};
 use crate::kit::jobs::{JobTable, Task};
 use crate::kit::net::UnixSocketAccess;
 use crate::kit::throttle::Throttle;
@@ -280,6 +280,9 @@ impl Host {
     /// here, and jobs `io` hands back run on this thread (each followed by the calls its
     /// handler posted, then its `JobFinished`, the order the core requires).
     pub fn drain(&mut self, io: &mut impl Io) {
+        // Handlers that run here must not wait for the loop they run on (`Handle::stats`
+        // refuses instead of deadlocking).
+        ThreadRole::Proxy.enter();
         loop {
             self.drain_outputs(io);
             let Some((worker, job)) = self.inline.pop_front() else {
