@@ -132,6 +132,7 @@ fn server_part() -> Result<(), String> {
     let (tx, rx) = mpsc::channel::<Result<Reply, String>>();
     let on_fail = tx.clone();
     let conn = client
+        .handle()
         .connect_remote(
             &addr,
             |_| {},
@@ -142,6 +143,7 @@ fn server_part() -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
     client
+        .handle()
         .request(&conn, "embedded.echo", ["ping"], move |r| {
             let _ = tx.send(Ok(r));
         })

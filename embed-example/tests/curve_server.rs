@@ -97,7 +97,7 @@ fn handlers_run_inline_and_reply() {
     let r = mq_ask(&mut s, &client, &conn, "rpc.whoami", &[]).unwrap();
     assert_eq!(strings(&r), ["basic", &client.handle().pubkey().to_hex()]);
 
-    client.send(&conn, "rpc.ping", ["p"]).unwrap();
+    client.handle().send(&conn, "rpc.ping", ["p"]).unwrap();
     assert_eq!(turn_recv(&mut s, &pongs, "client.pong"), ["p"]);
 
     assert_eq!(
@@ -124,10 +124,11 @@ fn several_clients_at_once() {
     for (i, (c, conn)) in clients.iter().zip(&conns).enumerate() {
         for j in 0..5 {
             let tx = tx.clone();
-            c.request(conn, "rpc.echo", [format!("{i}/{j}")], move |r| {
-                let _ = tx.send(r);
-            })
-            .unwrap();
+            c.handle()
+                .request(conn, "rpc.echo", [format!("{i}/{j}")], move |r| {
+                    let _ = tx.send(r);
+                })
+                .unwrap();
         }
     }
     let mut got: Vec<String> = (0..15)
@@ -157,6 +158,7 @@ fn a_denied_client_never_reaches_a_handler() {
         ..ConnectOptions::default()
     };
     let conn = client
+        .handle()
         .connect_remote(
             &addr,
             move |c| {
@@ -170,6 +172,7 @@ fn a_denied_client_never_reaches_a_handler() {
         .unwrap();
     let (rtx, rrx) = mpsc::channel();
     client
+        .handle()
         .request(&conn, "rpc.echo", ["x"], move |r| {
             let _ = rtx.send(r);
         })

@@ -93,7 +93,7 @@ fn run(jobs: u64) -> Result<(), Box<dyn std::error::Error>> {
         let _ = tx.send((sum, threads, thread_name()));
     })?;
     // `batch` hands it to the node and returns at once.
-    node.batch(batch)?;
+    node.handle().batch(batch)?;
     let (sum, threads, completion_thread) = rx.recv_timeout(WAIT)?;
     let expected: u64 = (1..=jobs).map(|i| i * i).sum();
     println!("batch 1: sum of squares 1..={jobs} = {sum} (expected {expected})");
@@ -132,7 +132,7 @@ fn run(jobs: u64) -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or("(no message)");
         eprintln!("{} panicked: {what}", thread_name());
     }));
-    node.batch(batch)?;
+    node.handle().batch(batch)?;
     let (results, completion_thread) = rx.recv_timeout(WAIT)?;
     for (i, r) in results.iter().enumerate() {
         match r {
@@ -147,7 +147,7 @@ fn run(jobs: u64) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // An empty batch is an error, reported at once.
-    match node.batch(Batch::<()>::new()) {
+    match node.handle().batch(Batch::<()>::new()) {
         Err(Error::EmptyBatch) => println!("an empty batch is refused: {}", Error::EmptyBatch),
         other => return Err(format!("empty batch: unexpected {other:?}").into()),
     }
@@ -157,7 +157,7 @@ fn run(jobs: u64) -> Result<(), Box<dyn std::error::Error>> {
     let (tx, rx) = mpsc::channel();
     for i in 0..5 {
         let tx = tx.clone();
-        node.job(
+        node.handle().job(
             move || {
                 let _ = tx.send((i, thread_name()));
             },
@@ -178,7 +178,7 @@ fn run(jobs: u64) -> Result<(), Box<dyn std::error::Error>> {
     }
     // Without a tagged thread, `job` uses the batch pool.
     let (tx2, rx2) = mpsc::channel();
-    node.job(
+    node.handle().job(
         move || {
             let _ = tx2.send(thread_name());
         },
@@ -190,11 +190,12 @@ fn run(jobs: u64) -> Result<(), Box<dyn std::error::Error>> {
     //    category's reserved thread or a free worker, and is dropped if the queue is full.
     //    The names are only for logs.
     let (tx, rx) = mpsc::channel();
-    node.inject_task("work", "rebuild-index", "example", move || {
-        let _ = tx.send(thread_name());
-    })?;
+    node.handle()
+        .inject_task("work", "rebuild-index", "example", move || {
+            let _ = tx.send(thread_name());
+        })?;
     println!("injected task ran on {}", rx.recv_timeout(WAIT)?);
-    match node.inject_task("nosuch", "x", "example", || {}) {
+    match node.handle().inject_task("nosuch", "x", "example", || {}) {
         Err(e @ Error::UnknownCategory(_)) => println!("unknown category refused: {e}"),
         other => return Err(format!("unknown category: unexpected {other:?}").into()),
     }

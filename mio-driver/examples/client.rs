@@ -202,7 +202,7 @@ fn run(opts: &Options) -> Result<u32, Box<dyn std::error::Error>> {
         timeout: Some(opts.timeout),
         ..ConnectOptions::default()
     };
-    let conn = client.connect_remote(
+    let conn = client.handle().connect_remote(
         address.clone(),
         move |c| {
             let _ = up_tx.send(Ok(c));
@@ -219,7 +219,7 @@ fn run(opts: &Options) -> Result<u32, Box<dyn std::error::Error>> {
     }
 
     // What did the server grant us? Everything else is judged against it.
-    let whoami = ask(&client, &conn, "public.whoami", &[], None);
+    let whoami = ask(client.handle(), &conn, "public.whoami", &[], None);
     let level = match &whoami {
         Ok(frames) if !frames.is_empty() => {
             let level = String::from_utf8_lossy(&frames[0]).into_owned();
@@ -232,22 +232,34 @@ fn run(opts: &Options) -> Result<u32, Box<dyn std::error::Error>> {
     println!("the server granted us auth level {level}");
 
     let mut wrong = 0;
-    let r = ask(&client, &conn, "public.echo", &["hello", "world"], None);
+    let r = ask(
+        client.handle(),
+        &conn,
+        "public.echo",
+        &["hello", "world"],
+        None,
+    );
     wrong += check("public.echo", &r, &Ok(vec!["hello", "world"]));
-    let r = ask(&client, &conn, "legacy.echo", &["via an alias"], None);
+    let r = ask(
+        client.handle(),
+        &conn,
+        "legacy.echo",
+        &["via an alias"],
+        None,
+    );
     wrong += check("legacy.echo", &r, &Ok(vec!["via an alias"]));
-    let r = ask(&client, &conn, "public.later", &["patience"], None);
+    let r = ask(client.handle(), &conn, "public.later", &["patience"], None);
     wrong += check("public.later", &r, &Ok(vec!["later:", "patience"]));
 
     // Access-controlled commands: the answer depends on the level we were granted.
-    let r = ask(&client, &conn, "basic.sum", &["1", "2", "39"], None);
+    let r = ask(client.handle(), &conn, "basic.sum", &["1", "2", "39"], None);
     let want = if level >= AuthLevel::Basic {
         Ok(vec!["42"])
     } else {
         Err(RequestError::Forbidden)
     };
     wrong += check("basic.sum", &r, &want);
-    let r = ask(&client, &conn, "admin.stats", &[], None);
+    let r = ask(client.handle(), &conn, "admin.stats", &[], None);
     if level >= AuthLevel::Admin {
         match &r {
             Ok(frames) => println!("admin.stats -> {}", show(frames)),
@@ -261,15 +273,15 @@ fn run(opts: &Options) -> Result<u32, Box<dyn std::error::Error>> {
     }
 
     // Every other way a request can fail.
-    let r = ask(&client, &conn, "sn.status", &[], None);
+    let r = ask(client.handle(), &conn, "sn.status", &[], None);
     wrong += check("sn.status", &r, &Err(RequestError::ForbiddenSn));
-    let r = ask(&client, &conn, "local.status", &[], None);
+    let r = ask(client.handle(), &conn, "local.status", &[], None);
     wrong += check("local.status", &r, &Err(RequestError::NotAServiceNode));
-    let r = ask(&client, &conn, "public.nope", &[], None);
+    let r = ask(client.handle(), &conn, "public.nope", &[], None);
     wrong += check("public.nope", &r, &Err(RequestError::UnknownCommand));
     // A per-request timeout, much shorter than the 15 s default.
     let r = ask(
-        &client,
+        client.handle(),
         &conn,
         "public.ignore",
         &[],
@@ -278,7 +290,7 @@ fn run(opts: &Options) -> Result<u32, Box<dyn std::error::Error>> {
     wrong += check("public.ignore", &r, &Err(RequestError::Timeout));
 
     // A plain command: no reply, but the server sends `client.greeting` back.
-    client.send(&conn, "public.hello", NO_DATA)?;
+    client.handle().send(&conn, "public.hello", NO_DATA)?;
     match greet_rx.recv_timeout(Duration::from_secs(10)) {
         Ok(text) => println!("client.greeting <- {text:?}"),
         Err(_) => {
@@ -289,8 +301,8 @@ fn run(opts: &Options) -> Result<u32, Box<dyn std::error::Error>> {
 
     // Tell the server we are done, then close: `disconnect` flushes what is queued (for at
     // most the linger given) before closing, so the bye is not lost.
-    client.send(&conn, "public.bye", NO_DATA)?;
-    client.disconnect(&conn, Duration::from_secs(1))?;
+    client.handle().send(&conn, "public.bye", NO_DATA)?;
+    client.handle().disconnect(&conn, Duration::from_secs(1))?;
     client.shutdown();
     Ok(wrong)
 }

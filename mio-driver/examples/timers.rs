@@ -51,10 +51,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let ticker = b.add_tagged_thread("ticker")?;
     let node = b.start()?;
 
-    cancel_demo(&node)?;
-    squelch_demo(&node)?;
-    tagged_demo(&node, ticker)?;
-    in_proxy_demo(&node)?;
+    cancel_demo(node.handle())?;
+    squelch_demo(node.handle())?;
+    tagged_demo(node.handle(), ticker)?;
+    in_proxy_demo(node.handle())?;
 
     node.shutdown();
     Ok(())

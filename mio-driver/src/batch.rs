@@ -30,7 +30,7 @@ use crate::kit::jobs::Task;
 ///         .collect();
 ///     let _ = tx.send(texts);
 /// })?;
-/// node.batch(batch)?;
+/// node.handle().batch(batch)?;
 /// let texts = rx.recv_timeout(Duration::from_secs(10))?;
 /// assert_eq!(texts[0], "12");
 /// assert!(texts[1].starts_with("not a number")); // the panic message
@@ -74,7 +74,7 @@ type CompletionFn<R> = Box<dyn FnOnce(Vec<Result<R, JobPanicked>>) + Send>;
 ///     let squares: Vec<u64> = results.into_iter().map(|r| r.unwrap_or(0)).collect();
 ///     let _ = tx.send(squares);
 /// })?;
-/// node.batch(batch)?;
+/// node.handle().batch(batch)?;
 /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, [0, 1, 4, 9]); // in job order
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -135,7 +135,7 @@ impl<R: Send + 'static> Batch<R> {
     /// batch.add_job(|| "computed on the pool".len())
     ///     .add_job_on(|| "read on the db thread".len(), db);
     /// batch.completion(move |r| { let _ = tx.send(r.into_iter().flatten().sum::<usize>()); })?;
-    /// node.batch(batch)?;
+    /// node.handle().batch(batch)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, 20 + 21);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -178,13 +178,13 @@ impl<R: Send + 'static> Batch<R> {
     /// let mut batch = Batch::new();
     /// batch.add_job(|| 1).add_job(|| 2);
     /// batch.completion_on(move |r| { let _ = tx.send((r.len(), name())); }, Target::Tagged(ui))?;
-    /// node.batch(batch)?;
+    /// node.handle().batch(batch)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, (2, Some("ui".to_owned())));
     ///
     /// let mut batch = Batch::new();
     /// batch.add_job(|| 3);
     /// batch.completion_on(move |r| { let _ = tx2.send((r.len(), name())); }, Target::InDriver)?;
-    /// node.batch(batch)?;
+    /// node.handle().batch(batch)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, (1, Some("lmq-proxy".to_owned())));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

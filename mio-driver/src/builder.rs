@@ -436,7 +436,7 @@ impl Builder {
     /// c.max_message_size = Some(16 << 20);
     /// c.send_backlog_limit = Some(BacklogLimit { messages: 10_000, bytes: 256 << 20 });
     /// let node = b.start()?;
-    /// assert_eq!(node.stats()?.sched.general_workers, 4);
+    /// assert_eq!(node.handle().stats()?.sched.general_workers, 4);
     /// # Ok::<(), lokimq::Error>(())
     /// ```
     pub fn config_mut(&mut self) -> &mut Config {
@@ -470,7 +470,7 @@ impl Builder {
     ///
     /// let (tx, rx) = mpsc::channel();
     /// let to = ConnectionId::Sn(*sn.pubkey()); // by key alone
-    /// client.request(&to, "sn.info", NO_DATA, move |r| { let _ = tx.send(r); })?;
+    /// client.handle().request(&to, "sn.info", NO_DATA, move |r| { let _ = tx.send(r); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["ok"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -527,7 +527,7 @@ impl Builder {
     /// b.add_category_with("blocks", AuthLevel::Basic, 2, 500)? // never starved, 500 waiting at most
     ///     .add_category_with("firehose", AuthLevel::None, 0, -1)?; // no reservation, no limit
     /// let node = b.start()?;
-    /// let s = node.stats()?.sched; // the 2 reserved threads come on top of the pools
+    /// let s = node.handle().stats()?.sched; // the 2 reserved threads come on top of the pools
     /// assert_eq!(s.max_workers, s.general_workers + s.batch_reserved + s.reply_reserved + 2);
     /// # Ok::<(), lokimq::Error>(())
     /// ```
@@ -561,8 +561,8 @@ impl Builder {
     ///     })?;
     /// let node = b.start()?;
     ///
-    /// let conn = node.connect_inproc(|_| {}, |_, _| {}, None)?; // admin: enough for `basic`
-    /// node.send(&conn, "log.line", ["disk almost full"])?;
+    /// let conn = node.handle().connect_inproc(|_| {}, |_, _| {}, None)?; // admin: enough for `basic`
+    /// node.handle().send(&conn, "log.line", ["disk almost full"])?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "disk almost full");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -595,9 +595,9 @@ impl Builder {
     /// })?;
     /// let node = b.start()?;
     ///
-    /// let conn = node.connect_inproc(|_| {}, |_, _| {}, None)?;
+    /// let conn = node.handle().connect_inproc(|_| {}, |_, _| {}, None)?;
     /// let (tx, rx) = mpsc::channel();
-    /// node.request(&conn, "math.sum", ["2", "3", "37"], move |r| { let _ = tx.send(r); })?;
+    /// node.handle().request(&conn, "math.sum", ["2", "3", "37"], move |r| { let _ = tx.send(r); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, [Bytes::from("42")]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -627,9 +627,9 @@ impl Builder {
     ///     .add_command_alias("legacy.height", "rpc.get_height")?; // the pre-2.0 name
     /// let node = b.start()?;
     ///
-    /// let conn = node.connect_inproc(|_| {}, |_, _| {}, None)?;
+    /// let conn = node.handle().connect_inproc(|_| {}, |_, _| {}, None)?;
     /// let (tx, rx) = mpsc::channel();
-    /// node.request(&conn, "legacy.height", NO_DATA, move |r| { let _ = tx.send(r); })?;
+    /// node.handle().request(&conn, "legacy.height", NO_DATA, move |r| { let _ = tx.send(r); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["1234"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -657,7 +657,7 @@ impl Builder {
     ///             Duration::from_millis(10), true, Target::Tagged(db))?;
     /// let node = b.start()?;
     /// assert!(rx.recv_timeout(Duration::from_secs(10))?); // the timer ran on "db"
-    /// node.job(|| println!("also on db"), Some(db))?;
+    /// node.handle().job(|| println!("also on db"), Some(db))?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add_tagged_thread(&mut self, name: &str) -> Result<TaggedThreadId, Error> {
@@ -682,7 +682,7 @@ impl Builder {
     /// })?;
     /// let node = b.start()?;
     /// let (tx, rx) = mpsc::channel();
-    /// node.job(move || { let _ = tx.send(CACHE.with(|c| c.borrow().clone())); }, Some(cache))?;
+    /// node.handle().job(move || { let _ = tx.send(CACHE.with(|c| c.borrow().clone())); }, Some(cache))?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["warm"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -717,7 +717,7 @@ impl Builder {
     /// let mut b = LokiMq::builder();
     /// let tick = b.add_timer(|| println!("tick"), Duration::from_secs(1), true, Target::Worker)?;
     /// let node = b.start()?;
-    /// node.cancel_timer(tick)?;
+    /// node.handle().cancel_timer(tick)?;
     /// # Ok::<(), lokimq::Error>(())
     /// ```
     ///

@@ -3,7 +3,6 @@
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
@@ -80,6 +79,20 @@ impl ThreadRole {
 
     pub(crate) fn current() -> Self {
         ROLE.with(Cell::get)
+    }
+
+    /// Takes this role until the guard drops, then restores the thread's previous one.
+    pub(crate) fn scope(self) -> RoleGuard {
+        RoleGuard(ROLE.with(|r| r.replace(self)))
+    }
+}
+
+/// Restores a thread's previous role (see [`ThreadRole::scope`]).
+pub(crate) struct RoleGuard(ThreadRole);
+
+impl Drop for RoleGuard {
+    fn drop(&mut self) {
+        ROLE.with(|r| r.set(self.0));
     }
 }
 
@@ -169,7 +182,7 @@ impl Shared {
 /// let (tx, rx) = mpsc::channel();
 /// let threads: Vec<_> = (0..3u32)
 ///     .map(|i| {
-///         let (h, tx) = (node.handle(), tx.clone()); // one clone per thread
+///         let (h, tx) = (node.handle().clone(), tx.clone()); // one clone per thread
 ///         std::thread::spawn(move || h.job(move || { let _ = tx.send(i * 10); }, None))
 ///     })
 ///     .collect();
@@ -181,7 +194,7 @@ impl Shared {
 /// assert_eq!(got, [0, 10, 20]);
 ///
 /// // A handle may outlive its node; it is then refused, never dangling.
-/// let h = node.handle();
+/// let h = node.handle().clone();
 /// drop(node);
 /// assert!(matches!(h.job(|| {}, None), Err(Error::Stopped)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -382,10 +395,10 @@ impl Handle {
     /// let server = b.start()?;
     ///
     /// let client = LokiMq::builder().start()?;
-    /// let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+    /// let conn = client.handle().connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
     ///                                  ConnectOptions::default())?;
     /// // No need to wait for the connection: the message waits for it.
-    /// client.send(&conn, "chat.msg", ["hello", "world"])?;
+    /// client.handle().send(&conn, "chat.msg", ["hello", "world"])?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["hello", "world"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -425,17 +438,17 @@ impl Handle {
     /// let optional = || SendOptions { optional: true, ..SendOptions::default() };
     ///
     /// // No connection yet: an optional send is dropped (and logged), nothing is opened.
-    /// client.send_with(&to, "sn.ping", ["first"], optional())?;
+    /// client.handle().send_with(&to, "sn.ping", ["first"], optional())?;
     /// // A strong send opens one, to the hinted address, idle-closed after a minute.
     /// let opts = SendOptions {
     ///     hint: Some(sn.bound_addresses()[0].clone()),
     ///     keep_alive: Some(Duration::from_secs(60)),
     ///     ..SendOptions::default()
     /// };
-    /// client.send_with(&to, "sn.ping", ["second"], opts)?;
+    /// client.handle().send_with(&to, "sn.ping", ["second"], opts)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["second"]);
     /// // Now there is a connection, so optional sends go out.
-    /// client.send_with(&to, "sn.ping", ["third"], optional())?;
+    /// client.handle().send_with(&to, "sn.ping", ["third"], optional())?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["third"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -525,7 +538,7 @@ impl Handle {
     /// #     .listen_plain(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
     /// # let server = b.start()?;
     /// # let client = LokiMq::builder().start()?;
-    /// # let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+    /// # let conn = client.handle().connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
     /// #                                  ConnectOptions::default())?;
     /// use lokimq::{Bytes, RequestError};
     /// use std::sync::mpsc;
@@ -544,9 +557,9 @@ impl Handle {
     /// // `server` has a `demo.echo` request command and nothing else.
     /// let (tx, rx) = mpsc::channel();
     /// let tx2 = tx.clone();
-    /// client.request(&conn, "demo.echo", ["a", "b"], move |r| { let _ = tx.send(describe(r)); })?;
+    /// client.handle().request(&conn, "demo.echo", ["a", "b"], move |r| { let _ = tx.send(describe(r)); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "2 part(s)");
-    /// client.request(&conn, "demo.nonesuch", ["a"], move |r| { let _ = tx2.send(describe(r)); })?;
+    /// client.handle().request(&conn, "demo.nonesuch", ["a"], move |r| { let _ = tx2.send(describe(r)); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "no such command");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -576,7 +589,7 @@ impl Handle {
     /// #     .listen_plain(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
     /// # let server = b.start()?;
     /// # let client = LokiMq::builder().start()?;
-    /// # let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+    /// # let conn = client.handle().connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
     /// #                                  ConnectOptions::default())?;
     /// use lokimq::{RequestError, RequestOptions};
     /// use std::sync::mpsc;
@@ -585,7 +598,7 @@ impl Handle {
     /// // `demo.slow` never replies; give up after 200 ms instead of 15 s.
     /// let opts = RequestOptions { timeout: Some(Duration::from_millis(200)), ..Default::default() };
     /// let (tx, rx) = mpsc::channel();
-    /// client.request_with(&conn, "demo.slow", ["x"], opts, move |r| { let _ = tx.send(r); })?;
+    /// client.handle().request_with(&conn, "demo.slow", ["x"], opts, move |r| { let _ = tx.send(r); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, Err(RequestError::Timeout));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -673,7 +686,7 @@ impl Handle {
     /// };
     /// let (tx, rx) = mpsc::channel();
     /// let tx2 = tx.clone();
-    /// let conn = client.connect_remote(
+    /// let conn = client.handle().connect_remote(
     ///     &server.bound_addresses()[0], // curve://127.0.0.1:PORT/<server key>
     ///     move |c| { let _ = tx.send(Ok(c)); },
     ///     move |_, why| { let _ = tx2.send(Err(why)); },
@@ -686,7 +699,7 @@ impl Handle {
     /// let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
     /// let opts = ConnectOptions { timeout: Some(Duration::from_millis(200)), ..Default::default() };
     /// let (tx, rx) = mpsc::channel();
-    /// client.connect_remote(silent.local_addr()?, |_| {}, move |_, why| { let _ = tx.send(why); }, opts)?;
+    /// client.handle().connect_remote(silent.local_addr()?, |_| {}, move |_, why| { let _ = tx.send(why); }, opts)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "connection attempt timed out");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -720,9 +733,9 @@ impl Handle {
     /// })?;
     /// let node = b.start()?;
     ///
-    /// let conn = node.connect_inproc(|_| {}, |_, why| eprintln!("{why}"), None)?;
+    /// let conn = node.handle().connect_inproc(|_| {}, |_, why| eprintln!("{why}"), None)?;
     /// let (tx, rx) = mpsc::channel();
-    /// node.request(&conn, "admin.whoami", NO_DATA, move |r| { let _ = tx.send(r); })?;
+    /// node.handle().request(&conn, "admin.whoami", NO_DATA, move |r| { let _ = tx.send(r); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["admin", "inproc"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -762,10 +775,10 @@ impl Handle {
     ///     keep_alive: Some(Duration::from_secs(600)),
     ///     ..Default::default()
     /// };
-    /// let conn = client.connect_sn(*sn.pubkey(), opts)?;
+    /// let conn = client.handle().connect_sn(*sn.pubkey(), opts)?;
     /// assert_eq!(conn, ConnectionId::Sn(*sn.pubkey()));
     /// let (tx, rx) = mpsc::channel();
-    /// client.request(&conn, "sn.version", NO_DATA, move |r| { let _ = tx.send(r); })?;
+    /// client.handle().request(&conn, "sn.version", NO_DATA, move |r| { let _ = tx.send(r); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["1.2.3"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -794,16 +807,16 @@ impl Handle {
     /// # let server = b.start()?;
     /// # let client = LokiMq::builder().start()?;
     /// # let (tx, rx) = mpsc::channel();
-    /// # let conn = client.connect_remote(&server.bound_addresses()[0],
+    /// # let conn = client.handle().connect_remote(&server.bound_addresses()[0],
     /// #     move |_| { let _ = tx.send(()); }, |_, _| {}, ConnectOptions::default())?;
     /// use std::time::Duration;
     ///
     /// # rx.recv_timeout(Duration::from_secs(10))?;
     /// // `conn` is an established `connect_remote` connection.
-    /// assert!(client.is_connected(&conn)?);
-    /// client.disconnect(&conn, Duration::from_secs(1))?;
+    /// assert!(client.handle().is_connected(&conn)?);
+    /// client.handle().disconnect(&conn, Duration::from_secs(1))?;
     /// // Calls from one thread are handled in order: it is already gone.
-    /// assert!(!client.is_connected(&conn)?);
+    /// assert!(!client.handle().is_connected(&conn)?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn disconnect(&self, conn: &ConnectionId, linger: Duration) -> Result<(), Error> {
@@ -835,15 +848,15 @@ impl Handle {
     ///     .listen_curve(any_port, |_, _, _| AuthLevel::None)?;
     /// let server = b.start()?;
     /// let client = LokiMq::builder().start()?;
-    /// let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+    /// let conn = client.handle().connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
     ///                                  ConnectOptions::default())?;
     /// let (tx, rx) = mpsc::channel();
-    /// let ping = |tx: mpsc::Sender<_>| client.request(&conn, "sn.ping", NO_DATA, move |r| { let _ = tx.send(r); });
+    /// let ping = |tx: mpsc::Sender<_>| client.handle().request(&conn, "sn.ping", NO_DATA, move |r| { let _ = tx.send(r); });
     ///
     /// ping(tx.clone())?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, Err(RequestError::ForbiddenSn));
-    /// server.set_active_sns([*client.pubkey()])?;
-    /// server.stats()?; // waits for the proxy, so the new set is in force
+    /// server.handle().set_active_sns([*client.pubkey()])?;
+    /// server.handle().stats()?; // waits for the proxy, so the new set is in force
     /// ping(tx)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["pong"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -866,9 +879,9 @@ impl Handle {
     /// let node = LokiMq::builder().start()?;
     /// // Keys as they come from the chain (here made up from fixed secrets).
     /// let [a, b, c] = [1u8, 2, 3].map(|i| *Keypair::from_secret_bytes([i; 32]).public());
-    /// node.set_active_sns([a, b])?;
+    /// node.handle().set_active_sns([a, b])?;
     /// // A new block: `c` registered, `a` deregistered.
-    /// node.update_active_sns([c], [a])?;
+    /// node.handle().update_active_sns([c], [a])?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn update_active_sns(
@@ -898,14 +911,14 @@ impl Handle {
     /// let (tx, rx) = mpsc::channel();
     /// let tx2 = tx.clone();
     /// let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    /// node.listen(Listen::plain(any_port)?
+    /// node.handle().listen(Listen::plain(any_port)?
     ///     .allow(|_ip, _key, _sn| AuthLevel::Basic)
     ///     .on_bind(move |r| { let _ = tx.send(r); }))?;
     /// let addr = rx.recv_timeout(Duration::from_secs(10))??; // Err(reason) if it failed
     /// assert_ne!(addr.port(), Some(0)); // the port actually bound
     ///
     /// // A failure does not stop the node; it is only reported.
-    /// node.listen(Listen::plain(addr)?.on_bind(move |r| { let _ = tx2.send(r); }))?;
+    /// node.handle().listen(Listen::plain(addr)?.on_bind(move |r| { let _ = tx2.send(r); }))?;
     /// assert!(rx.recv_timeout(Duration::from_secs(10))?.is_err()); // address in use
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -931,12 +944,12 @@ impl Handle {
     /// let (tx, rx) = mpsc::channel();
     /// let thread_name = || std::thread::current().name().map(str::to_owned);
     /// let tx2 = tx.clone();
-    /// node.job(move || { let _ = tx.send(thread_name()); }, Some(db))?;
+    /// node.handle().job(move || { let _ = tx.send(thread_name()); }, Some(db))?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?.as_deref(), Some("db"));
-    /// node.job(move || { let _ = tx2.send(thread_name()); }, None)?; // the batch pool
+    /// node.handle().job(move || { let _ = tx2.send(thread_name()); }, None)?; // the batch pool
     /// assert!(rx.recv_timeout(Duration::from_secs(10))?.is_some_and(|n| n.starts_with("lmq-w")));
     ///
-    /// assert!(matches!(node.job(|| {}, Some(TaggedThreadId(7))), Err(Error::UnknownTaggedThread(7))));
+    /// assert!(matches!(node.handle().job(|| {}, Some(TaggedThreadId(7))), Err(Error::UnknownTaggedThread(7))));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn job(
@@ -974,10 +987,10 @@ impl Handle {
     ///     let total: u64 = results.into_iter().map(|r| r.unwrap_or(0)).sum();
     ///     let _ = tx.send(total);
     /// })?;
-    /// node.batch(batch)?;
+    /// node.handle().batch(batch)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, 21);
     ///
-    /// assert!(matches!(node.batch(Batch::<()>::new()), Err(Error::EmptyBatch)));
+    /// assert!(matches!(node.handle().batch(Batch::<()>::new()), Err(Error::EmptyBatch)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn batch<R: Send + 'static>(&self, batch: Batch<R>) -> Result<(), Error> {
@@ -1019,11 +1032,11 @@ impl Handle {
     /// let node = b.start()?;
     ///
     /// let (tx, rx) = mpsc::channel();
-    /// node.inject_task("rpc", "get_info", "https://10.0.0.7", move || {
+    /// node.handle().inject_task("rpc", "get_info", "https://10.0.0.7", move || {
     ///     let _ = tx.send("answered over HTTP");
     /// })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "answered over HTTP");
-    /// assert!(matches!(node.inject_task("nope", "x", "y", || {}), Err(Error::UnknownCategory(_))));
+    /// assert!(matches!(node.handle().inject_task("nope", "x", "y", || {}), Err(Error::UnknownCategory(_))));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn inject_task(
@@ -1072,12 +1085,12 @@ impl Handle {
     ///
     /// let node = LokiMq::builder().start()?;
     /// let (tx, rx) = mpsc::channel();
-    /// let tick = node.add_timer(move || { let _ = tx.send(()); }, Duration::from_millis(10),
+    /// let tick = node.handle().add_timer(move || { let _ = tx.send(()); }, Duration::from_millis(10),
     ///                           true, Target::Worker)?;
     /// for _ in 0..3 {
     ///     rx.recv_timeout(Duration::from_secs(10))?;
     /// }
-    /// node.cancel_timer(tick)?;
+    /// node.handle().cancel_timer(tick)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
@@ -1091,12 +1104,12 @@ impl Handle {
     /// use std::time::Duration;
     ///
     /// let node = LokiMq::builder().start()?;
-    /// let (h, (tx, rx)) = (node.handle(), mpsc::channel());
-    /// let timer = node.add_timer(move || {
+    /// let (h, (tx, rx)) = (node.handle().clone(), mpsc::channel());
+    /// let timer = node.handle().add_timer(move || {
     ///     let _ = tx.send(matches!(h.stats(), Err(Error::OnProxyThread)));
     /// }, Duration::from_millis(10), true, Target::InDriver)?;
     /// assert!(rx.recv_timeout(Duration::from_secs(10))?);
-    /// node.cancel_timer(timer)?;
+    /// node.handle().cancel_timer(timer)?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn add_timer(
@@ -1169,10 +1182,10 @@ impl Handle {
     /// # use lokimq::{LokiMq, Target};
     /// # use std::time::Duration;
     /// # let node = LokiMq::builder().start()?;
-    /// let heartbeat = node.add_timer(|| println!("still here"), Duration::from_secs(30),
+    /// let heartbeat = node.handle().add_timer(|| println!("still here"), Duration::from_secs(30),
     ///                                false, Target::Worker)?;
-    /// node.cancel_timer(heartbeat)?;
-    /// node.cancel_timer(heartbeat)?; // no-op
+    /// node.handle().cancel_timer(heartbeat)?;
+    /// node.handle().cancel_timer(heartbeat)?; // no-op
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cancel_timer(&self, timer: TimerId) -> Result<(), Error> {
@@ -1193,7 +1206,7 @@ impl Handle {
     /// let mut b = LokiMq::builder();
     /// b.config_mut().general_workers = 4;
     /// let node = b.start()?;
-    /// let stats = node.stats()?;
+    /// let stats = node.handle().stats()?;
     /// assert_eq!(stats.sched.general_workers, 4);
     /// assert_eq!((stats.connections, stats.pending_requests), (0, 0));
     /// println!("{} of {} worker threads busy", stats.sched.active, stats.sched.max_workers);
@@ -1226,8 +1239,8 @@ impl Handle {
 /// use lokimq::{Error, LokiMq};
 ///
 /// let node = LokiMq::builder().start()?;
-/// println!("node key: {}", node.pubkey()); // a `Handle` method, through `Deref`
-/// let h = node.handle(); // an owned handle, for other threads
+/// println!("node key: {}", node.pubkey());
+/// let h = node.handle().clone(); // an owned handle, for other threads
 /// node.shutdown(); // the same as `drop(node)`: returns once everything has stopped
 /// assert!(matches!(h.stats(), Err(Error::Stopped)));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -1260,10 +1273,24 @@ impl LokiMq {
         }
     }
 
-    /// An owned handle for other threads (a clone of the one this value derefs to).
+    /// The node's handle: everything the node can do goes through it. Clone it for other
+    /// threads (a clone is cheap and may outlive this value; it is then refused, never
+    /// dangling).
     #[must_use]
-    pub fn handle(&self) -> Handle {
-        self.handle.clone()
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// This node's x25519 public key.
+    #[must_use]
+    pub fn pubkey(&self) -> &PublicKey {
+        self.handle.pubkey()
+    }
+
+    /// The addresses the node's listeners are bound to: see [`Handle::bound_addresses`].
+    #[must_use]
+    pub fn bound_addresses(&self) -> Vec<Address> {
+        self.handle.bound_addresses()
     }
 
     /// Shuts down and waits (the same as dropping it, spelled out): see [`LokiMq`].
@@ -1272,10 +1299,8 @@ impl LokiMq {
     }
 }
 
-impl Deref for LokiMq {
-    type Target = Handle;
-
-    fn deref(&self) -> &Handle {
+impl AsRef<Handle> for LokiMq {
+    fn as_ref(&self) -> &Handle {
         &self.handle
     }
 }

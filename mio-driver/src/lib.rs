@@ -27,9 +27,9 @@
 //! // A client: connect, then ask.
 //! let client = LokiMq::builder().start()?;
 //! let (tx, rx) = mpsc::channel();
-//! let conn = client.connect_remote(&addr, |_| {}, |_, why| eprintln!("{why}"),
+//! let conn = client.handle().connect_remote(&addr, |_| {}, |_, why| eprintln!("{why}"),
 //!                                  ConnectOptions::default())?;
-//! client.request(&conn, "demo.echo", ["hello"], move |reply| { let _ = tx.send(reply); })?;
+//! client.handle().request(&conn, "demo.echo", ["hello"], move |reply| { let _ = tx.send(reply); })?;
 //! let reply = rx.recv_timeout(Duration::from_secs(10))??;
 //! assert_eq!(reply, ["hello"]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

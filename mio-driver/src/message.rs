@@ -35,10 +35,10 @@ use crate::{Error, Handle};
 /// let server = b.start()?;
 ///
 /// let client = LokiMq::builder().start()?;
-/// let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+/// let conn = client.handle().connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
 ///                                  ConnectOptions::default())?;
 /// let (tx, rx) = mpsc::channel();
-/// client.request(&conn, "info.whoami", ["alice"], move |r| { let _ = tx.send(r); })?;
+/// client.handle().request(&conn, "info.whoami", ["alice"], move |r| { let _ = tx.send(r); })?;
 /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["alice at 127.0.0.1, basic access, key true"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -132,9 +132,9 @@ impl Message {
     /// b.add_category("chat", AuthLevel::None)?
     ///     .add_command("chat", "welcome", move |m| { let _ = tx.send(m.data().to_vec()); })?;
     /// let client = b.start()?;
-    /// let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+    /// let conn = client.handle().connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
     ///                                  ConnectOptions::default())?;
-    /// client.send(&conn, "chat.join", ["bob"])?;
+    /// client.handle().send(&conn, "chat.join", ["bob"])?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["3 people here"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -164,9 +164,9 @@ impl Message {
     /// })?;
     /// let node = b.start()?;
     ///
-    /// let conn = node.connect_inproc(|_| {}, |_, _| {}, None)?;
+    /// let conn = node.handle().connect_inproc(|_| {}, |_, _| {}, None)?;
     /// let (tx, rx) = mpsc::channel();
-    /// node.request(&conn, "kv.get", ["motd"], move |r| { let _ = tx.send(r); })?;
+    /// node.handle().request(&conn, "kv.get", ["motd"], move |r| { let _ = tx.send(r); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["OK", "welcome!"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -204,9 +204,9 @@ impl Message {
     /// b.add_category("peer", AuthLevel::None)?
     ///     .add_request_command("peer", "version", |m| m.send_reply(["1.4.0"]))?;
     /// let client = b.start()?;
-    /// let conn = client.connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
+    /// let conn = client.handle().connect_remote(&server.bound_addresses()[0], |_| {}, |_, _| {},
     ///                                  ConnectOptions::default())?;
-    /// client.send(&conn, "peer.hello", lokimq::NO_DATA)?;
+    /// client.handle().send(&conn, "peer.hello", lokimq::NO_DATA)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["1.4.0"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -240,9 +240,9 @@ impl Message {
     /// })?;
     /// let node = b.start()?;
     ///
-    /// let conn = node.connect_inproc(|_| {}, |_, _| {}, None)?;
+    /// let conn = node.handle().connect_inproc(|_| {}, |_, _| {}, None)?;
     /// let (tx, rx) = mpsc::channel();
-    /// node.request(&conn, "work.size", ["abc", "de"], move |r| { let _ = tx.send(r); })?;
+    /// node.handle().request(&conn, "work.size", ["abc", "de"], move |r| { let _ = tx.send(r); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))??, ["5"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -282,9 +282,9 @@ impl Message {
 ///     let _ = queued_tx.send(());
 /// })?;
 /// let node = b.start()?;
-/// let conn = node.connect_inproc(|_| {}, |_, _| {}, None)?;
+/// let conn = node.handle().connect_inproc(|_| {}, |_, _| {}, None)?;
 /// let (tx, rx) = mpsc::channel();
-/// node.request(&conn, "poll.next_block", NO_DATA, move |r| { let _ = tx.send(r); })?;
+/// node.handle().request(&conn, "poll.next_block", NO_DATA, move |r| { let _ = tx.send(r); })?;
 /// queued.recv_timeout(Duration::from_secs(10))?;
 ///
 /// for poller in waiting.lock().unwrap().drain(..) { // a block arrived

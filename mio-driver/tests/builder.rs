@@ -80,6 +80,7 @@ fn bad_addresses_are_refused() {
     assert!(matches!(Listen::curve("tcp://"), Err(Error::Address(_))));
     let node = builder().start().unwrap();
     let e = node
+        .handle()
         .connect_remote("nonsense", |_| {}, |_, _| {}, Default::default())
         .unwrap_err();
     assert_eq!(e.to_string(), "Invalid address: no protocol found");

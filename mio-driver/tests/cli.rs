@@ -487,10 +487,14 @@ fn serve_sends_back_echo_pong_for_a_plain_echo_ping() {
     let client = b.start().unwrap();
     let (ok, fail, connected) = common::connect_channel();
     let conn = client
+        .handle()
         .connect_remote(&server.addrs[0], ok, fail, ConnectOptions::default())
         .unwrap();
     common::wait(&connected, "connect to serve").unwrap();
-    client.send(&conn, "echo.ping", lokimq::NO_DATA).unwrap();
+    client
+        .handle()
+        .send(&conn, "echo.ping", lokimq::NO_DATA)
+        .unwrap();
     let got: Vec<Bytes> = common::wait(&rx, "echo.pong");
     assert!(got.is_empty(), "{got:?}");
     drop(client);

@@ -32,6 +32,7 @@ fn curve_tcp_request_and_reply() {
     let client = b.start().unwrap();
     let (ok, fail, connected) = connect_channel();
     let conn = client
+        .handle()
         .connect_remote(&addr, ok, fail, ConnectOptions::default())
         .unwrap();
     let up = wait(&connected, "connect").unwrap();
@@ -46,11 +47,11 @@ fn curve_tcp_request_and_reply() {
         ("127.0.0.1", Some(*client.pubkey()), false)
     );
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
+        strings(&request_wait(client.handle(), &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
         ["basic", &client.pubkey().to_hex(), "127.0.0.1"]
     );
     let big = [vec![0u8; 100_000]];
-    let echoed = request_wait(&client, &conn, "public.echo", big, "big echo").unwrap();
+    let echoed = request_wait(client.handle(), &conn, "public.echo", big, "big echo").unwrap();
     assert_eq!(echoed[0].len(), 100_000);
 }
 
@@ -67,11 +68,13 @@ fn ipc_curve_request_and_reply() {
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
     let conn = client
+        .handle()
         .connect_remote(addr.to_string(), ok, fail, ConnectOptions::default())
         .unwrap();
     wait(&connected, "connect").unwrap();
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap())[1],
+        strings(&request_wait(client.handle(), &conn, "public.whoami", NO_DATA, "whoami").unwrap())
+            [1],
         client.pubkey().to_hex()
     );
 }
@@ -86,7 +89,10 @@ fn wrong_server_key_never_connects() {
         timeout: Some(Duration::from_millis(800)),
         ..ConnectOptions::default()
     };
-    client.connect_remote(wrong, ok, fail, opts).unwrap();
+    client
+        .handle()
+        .connect_remote(wrong, ok, fail, opts)
+        .unwrap();
     assert_eq!(
         wait(&connected, "failure").unwrap_err(),
         "connection attempt timed out"
@@ -123,18 +129,23 @@ fn service_node_connection_via_sn_lookup() {
     });
     let client = cb.start().unwrap();
     let conn = client
+        .handle()
         .connect_sn(server_pk, ConnectSnOptions::default())
         .unwrap();
     assert_eq!(conn, ConnectionId::Sn(server_pk));
     assert_eq!(wait(&looked_up, "lookup"), server_pk);
     let (reply, rx) = reply_channel();
-    client.request(&conn, "sn.echo", ["sn"], reply).unwrap();
+    client
+        .handle()
+        .request(&conn, "sn.echo", ["sn"], reply)
+        .unwrap();
     assert_eq!(strings(&wait(&rx, "sn.echo").unwrap()), ["sn", "true"]);
     // The server can reach the client by key over the same (incoming) connection.
     let (reply, rx) = reply_channel();
     let mut opts = lokimq::RequestOptions::default();
     opts.send.incoming = true;
     server
+        .handle()
         .request_with(
             &ConnectionId::Sn(*client.pubkey()),
             "public.echo",
@@ -158,6 +169,7 @@ fn sn_lookup_failure_fails_the_request() {
     let unknown = *keypair(5).public();
     let (reply, rx) = reply_channel();
     client
+        .handle()
         .request(&ConnectionId::Sn(unknown), "x.y", NO_DATA, reply)
         .unwrap();
     assert_eq!(
@@ -186,11 +198,12 @@ fn allow_function_can_deny_a_key() {
         timeout: Some(Duration::from_secs(2)),
         ..ConnectOptions::default()
     };
-    bad.connect_remote(&addr, ok, fail, opts).unwrap();
+    bad.handle().connect_remote(&addr, ok, fail, opts).unwrap();
     assert!(wait(&connected, "denied").is_err());
     let good = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
-    good.connect_remote(&addr, ok, fail, ConnectOptions::default())
+    good.handle()
+        .connect_remote(&addr, ok, fail, ConnectOptions::default())
         .unwrap();
     assert!(wait(&connected, "allowed").is_ok());
 }

@@ -28,7 +28,7 @@ fn batch_runs_jobs_and_completion() {
             let _ = tx.send((results, thread_name()));
         })
         .unwrap();
-    node.batch(batch).unwrap();
+    node.handle().batch(batch).unwrap();
     let (results, thread) = wait(&rx, "completion");
     assert_eq!(results.len(), 11);
     let sum: u64 = results[..10].iter().map(|r| *r.as_ref().unwrap()).sum();
@@ -51,7 +51,7 @@ fn batch_completion_in_proxy() {
             Target::InDriver,
         )
         .unwrap();
-    node.batch(batch).unwrap();
+    node.handle().batch(batch).unwrap();
     let (r, thread) = wait(&rx, "completion");
     assert_eq!(r, vec![Ok(7)]);
     assert_eq!(thread, "lmq-proxy");
@@ -61,7 +61,7 @@ fn batch_completion_in_proxy() {
 fn empty_batch_is_refused() {
     let node = builder().start().unwrap();
     assert!(matches!(
-        node.batch(Batch::<()>::new()),
+        node.handle().batch(Batch::<()>::new()),
         Err(Error::EmptyBatch)
     ));
 }
@@ -80,13 +80,14 @@ fn tagged_thread_runs_its_jobs_in_order() {
     let (tx, rx) = mpsc::channel();
     for i in 0..5 {
         let tx = tx.clone();
-        node.job(
-            move || {
-                let _ = tx.send((i, thread_name()));
-            },
-            Some(tag),
-        )
-        .unwrap();
+        node.handle()
+            .job(
+                move || {
+                    let _ = tx.send((i, thread_name()));
+                },
+                Some(tag),
+            )
+            .unwrap();
     }
     for i in 0..5 {
         assert_eq!(wait(&rx, "tagged job"), (i, "my-tagged".to_owned()));
@@ -103,14 +104,14 @@ fn tagged_thread_runs_its_jobs_in_order() {
             Target::Tagged(tag),
         )
         .unwrap();
-    node.batch(batch).unwrap();
+    node.handle().batch(batch).unwrap();
     let (r, t) = wait(&done, "tagged batch");
     assert_eq!(r, vec![Ok("my-tagged".to_owned())]);
     assert_eq!(t, "my-tagged");
     // An id that does not exist is refused at once.
     let bogus = lokimq::TaggedThreadId(7);
     assert!(matches!(
-        node.job(|| {}, Some(bogus)),
+        node.handle().job(|| {}, Some(bogus)),
         Err(Error::UnknownTaggedThread(7))
     ));
 }
@@ -147,6 +148,7 @@ fn timer_fires_repeatedly_and_cancels() {
     // look early.
     let t = Stopwatch::start();
     let timer = node
+        .handle()
         .add_timer(
             move || {
                 let n = c.fetch_add(1, Ordering::SeqCst) + 1;
@@ -159,8 +161,8 @@ fn timer_fires_repeatedly_and_cancels() {
         .unwrap();
     while wait(&rx, "timer") < 3 {}
     assert!(t.elapsed() >= Duration::from_millis(55), "fired too fast");
-    node.cancel_timer(timer).unwrap();
-    assert_no_firing_after_cancel(&node, &count);
+    node.handle().cancel_timer(timer).unwrap();
+    assert_no_firing_after_cancel(node.handle(), &count);
 }
 
 #[test]
@@ -205,9 +207,9 @@ fn timers_added_before_start_run_and_cancel_by_their_id() {
         }
     }
     // Cancelling by the ids the builder returned stops the right timers.
-    node.cancel_timer(on_worker).unwrap();
-    node.cancel_timer(on_tagged).unwrap();
-    assert_no_firing_after_cancel(&node, &count);
+    node.handle().cancel_timer(on_worker).unwrap();
+    node.handle().cancel_timer(on_tagged).unwrap();
+    assert_no_firing_after_cancel(node.handle(), &count);
 }
 
 #[test]
@@ -225,7 +227,8 @@ fn builder_timer_misuse_is_a_typed_error() {
     // The running node refuses the same way.
     let node = b.start().unwrap();
     assert!(matches!(
-        node.add_timer(|| {}, Duration::from_nanos(999), true, Target::Worker),
+        node.handle()
+            .add_timer(|| {}, Duration::from_nanos(999), true, Target::Worker),
         Err(Error::ZeroTimerInterval)
     ));
 }
@@ -234,9 +237,10 @@ fn builder_timer_misuse_is_a_typed_error() {
 fn in_proxy_timer_may_connect_and_add_timers_but_not_wait() {
     let node = builder().start().unwrap();
     let (tx, rx) = mpsc::channel();
-    let handle = node.handle();
+    let handle = node.handle().clone();
     let sent = Arc::new(AtomicBool::new(false));
     let timer = node
+        .handle()
         .add_timer(
             move || {
                 if sent.swap(true, Ordering::SeqCst) {
@@ -288,7 +292,7 @@ fn in_proxy_timer_may_connect_and_add_timers_but_not_wait() {
         connected |= m.starts_with("connected");
         fired |= m == "inner timer fired";
     }
-    node.cancel_timer(timer).unwrap();
+    node.handle().cancel_timer(timer).unwrap();
 }
 
 #[test]
@@ -297,13 +301,14 @@ fn inject_task_runs_as_a_command_of_its_category() {
     b.add_category_with("slow", AuthLevel::None, 1, 0).unwrap();
     let node = b.start().unwrap();
     let (tx, rx) = mpsc::channel();
-    node.inject_task("slow", "task", "test", move || {
-        let _ = tx.send(thread_name());
-    })
-    .unwrap();
+    node.handle()
+        .inject_task("slow", "task", "test", move || {
+            let _ = tx.send(thread_name());
+        })
+        .unwrap();
     assert!(wait(&rx, "task").starts_with("lmq-w"));
     assert!(matches!(
-        node.inject_task("nope", "task", "test", || {}),
+        node.handle().inject_task("nope", "task", "test", || {}),
         Err(Error::UnknownCategory(_))
     ));
 }
@@ -312,14 +317,15 @@ fn inject_task_runs_as_a_command_of_its_category() {
 fn inproc_connection_has_admin_access() {
     let node = server_builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
-    let conn = node.connect_inproc(ok, fail, None).unwrap();
+    let conn = node.handle().connect_inproc(ok, fail, None).unwrap();
     assert_eq!(wait(&connected, "inproc connect").unwrap(), conn);
     assert_eq!(
-        strings(&request_wait(&node, &conn, "admin.echo", ["self"], "reply").unwrap()),
+        strings(&request_wait(node.handle(), &conn, "admin.echo", ["self"], "reply").unwrap()),
         ["self"]
     );
     assert_eq!(
-        strings(&request_wait(&node, &conn, "public.whoami", NO_DATA, "whoami").unwrap())[0],
+        strings(&request_wait(node.handle(), &conn, "public.whoami", NO_DATA, "whoami").unwrap())
+            [0],
         "admin"
     );
 }
@@ -334,7 +340,7 @@ fn panicking_handler_does_not_kill_the_worker() {
         .unwrap();
     let (server, addr) = start_plain(b, AuthLevel::None);
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     for i in 0..3 {
         let opts = lokimq::RequestOptions {
             timeout: Some(Duration::from_millis(300)),
@@ -342,18 +348,26 @@ fn panicking_handler_does_not_kill_the_worker() {
         };
         let (cb, rx) = reply_channel();
         client
+            .handle()
             .request_with(&conn, "bad.panic", NO_DATA, opts, cb)
             .unwrap();
         // No reply is generated for a panicking handler (OxenMQ: requester times out).
         assert_eq!(wait(&rx, "timeout").unwrap_err(), RequestError::Timeout);
         assert_eq!(
             strings(
-                &request_wait(&client, &conn, "public.echo", [format!("{i}")], "echo").unwrap()
+                &request_wait(
+                    client.handle(),
+                    &conn,
+                    "public.echo",
+                    [format!("{i}")],
+                    "echo"
+                )
+                .unwrap()
             ),
             [format!("{i}")]
         );
     }
-    let stats = server.stats().unwrap();
+    let stats = server.handle().stats().unwrap();
     assert_eq!(stats.sched.spawned, 1, "the single worker survived");
 }
 
@@ -373,10 +387,10 @@ fn shutdown_waits_for_a_running_handler() {
         .unwrap();
     let (server, addr) = start_plain(b, AuthLevel::None);
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
-    client.send(&conn, "slow.work", NO_DATA).unwrap();
+    let conn = connect(client.handle(), &addr);
+    client.handle().send(&conn, "slow.work", NO_DATA).unwrap();
     wait(&started, "handler start");
-    let handle = server.handle();
+    let handle = server.handle().clone();
     drop(server);
     assert!(
         finished.load(Ordering::SeqCst),
@@ -393,20 +407,24 @@ fn shutdown_waits_for_a_running_handler() {
 fn requests_after_disconnect_fail_fast() {
     let (_server, addr) = start_server(Listen::plain(loopback()).unwrap());
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
-    assert!(client.is_connected(&conn).unwrap());
+    let conn = connect(client.handle(), &addr);
+    assert!(client.handle().is_connected(&conn).unwrap());
     client
+        .handle()
         .disconnect(&conn, Duration::from_millis(100))
         .unwrap();
     let (cb, rx) = reply_channel();
     let t = Stopwatch::start();
-    client.request(&conn, "public.echo", ["x"], cb).unwrap();
+    client
+        .handle()
+        .request(&conn, "public.echo", ["x"], cb)
+        .unwrap();
     assert_eq!(wait(&rx, "failure").unwrap_err(), RequestError::Timeout);
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "the failure must be immediate"
     );
-    assert!(!client.is_connected(&conn).unwrap());
+    assert!(!client.handle().is_connected(&conn).unwrap());
 }
 
 #[test]
@@ -425,9 +443,11 @@ fn deferred_reply_from_another_thread() {
         .unwrap();
     let (_server, addr) = start_plain(b, AuthLevel::None);
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     assert_eq!(
-        strings(&request_wait(&client, &conn, "later.echo", ["deferred"], "reply").unwrap()),
+        strings(
+            &request_wait(client.handle(), &conn, "later.echo", ["deferred"], "reply").unwrap()
+        ),
         ["deferred"]
     );
 }

@@ -158,6 +158,7 @@ fn router_session(curve: bool) {
     let client = b.start().unwrap();
     let (ok, fail, connected) = connect_channel();
     let conn = client
+        .handle()
         .connect_remote(addr.as_str(), ok, fail, ConnectOptions::default())
         .unwrap();
     wait(&connected, "HELLO from libzmq").unwrap();
@@ -168,7 +169,7 @@ fn router_session(curve: bool) {
         "routing id is L + our pubkey"
     );
     let reply = request_wait(
-        &client,
+        client.handle(),
         &conn,
         "any.thing",
         ["x", "yz"],

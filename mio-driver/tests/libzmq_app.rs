@@ -235,7 +235,7 @@ impl App {
     /// Waits until every call posted from this thread has reached the proxy (its channel is
     /// FIFO per sender), so a later wire message is judged with the new state.
     fn barrier(&self) {
-        self.node.stats().expect("proxy answers");
+        self.node.handle().stats().expect("proxy answers");
     }
 
     /// The next allow-function call (bounded wait).
@@ -513,7 +513,7 @@ fn sn_category_follows_the_active_set_per_message() {
     );
 
     // Added to the set: the same connection's next command is an SN's.
-    app.node.set_active_sns([*me.public()]).unwrap();
+    app.node.handle().set_active_sns([*me.public()]).unwrap();
     app.barrier();
     d.exchange(&[b"sn.echo", &t, b"b"], &[b"REPLY", &t, b"b"]);
     d.exchange(&[b"snlocal.echo", &t, b"c"], &[b"REPLY", &t, b"c"]);
@@ -526,13 +526,19 @@ fn sn_category_follows_the_active_set_per_message() {
     );
 
     // Removed again: refused from the next message on, connection unchanged.
-    app.node.update_active_sns([], [*me.public()]).unwrap();
+    app.node
+        .handle()
+        .update_active_sns([], [*me.public()])
+        .unwrap();
     app.barrier();
     d.exchange(&[b"sn.echo", &t, b"e"], &[b"FORBIDDEN_SN", b"REPLY", &t]);
     d.exchange(&[b"sn.ping", b"p"], &[b"FORBIDDEN_SN", b"sn.ping"]);
 
     // update_active_sns adding it back works like set_active_sns.
-    app.node.update_active_sns([*me.public()], []).unwrap();
+    app.node
+        .handle()
+        .update_active_sns([*me.public()], [])
+        .unwrap();
     app.barrier();
     d.exchange(&[b"sn.echo", &t, b"f"], &[b"REPLY", &t, b"f"]);
 
@@ -570,19 +576,20 @@ fn sends_to_an_sn_reuse_its_incoming_connection() {
     d.exchange(&[b"sn.echo", &t, b"hi"], &[b"REPLY", &t, b"hi"]);
 
     let sn = ConnectionId::Sn(*me.public());
-    app.node.send(&sn, "peer.note", ["n"]).unwrap();
+    app.node.handle().send(&sn, "peer.note", ["n"]).unwrap();
     assert_eq!(d.recv(), msg(&[b"peer.note", b"n"]));
     let incoming_only = lokimq::SendOptions {
         incoming: true,
         ..lokimq::SendOptions::default()
     };
     app.node
+        .handle()
         .send_with(&sn, "peer.incoming", ["i"], incoming_only)
         .unwrap();
     assert_eq!(d.recv(), msg(&[b"peer.incoming", b"i"]));
 
     let (cb, rx) = reply_channel();
-    app.node.request(&sn, "peer.q", ["q"], cb).unwrap();
+    app.node.handle().request(&sn, "peer.q", ["q"], cb).unwrap();
     let req = d.recv();
     assert_eq!(req.len(), 3, "{}", show(&req));
     assert_eq!(
@@ -777,7 +784,10 @@ fn same_routing_id_takes_over_the_route(curve: bool) {
     );
     first.send(&[b"keep.me"]);
     let conn = wait(&kept, "the first connection's id");
-    app.node.send(&conn, "public.pushed", ["one"]).unwrap();
+    app.node
+        .handle()
+        .send(&conn, "public.pushed", ["one"])
+        .unwrap();
     assert_eq!(first.recv(), msg(&[b"public.pushed", b"one"]));
 
     let second = app.dealer(&me, true);
@@ -797,7 +807,10 @@ fn same_routing_id_takes_over_the_route(curve: bool) {
         conn,
         "same id after handover"
     );
-    app.node.send(&conn, "public.pushed", ["three"]).unwrap();
+    app.node
+        .handle()
+        .send(&conn, "public.pushed", ["three"])
+        .unwrap();
     assert_eq!(second.recv(), msg(&[b"public.pushed", b"three"]));
     assert!(
         first.try_recv(200).is_none(),
@@ -881,6 +894,7 @@ fn curve_routing_id_cannot_be_squatted_by_another_key() {
         "the attacker did not get the victim's route"
     );
     app.node
+        .handle()
         .send(&real, "public.pushed", ["for the victim"])
         .unwrap();
     assert_eq!(v.recv(), msg(&[b"public.pushed", b"for the victim"]));
@@ -1127,6 +1141,7 @@ fn router_for(curve: bool, monitor: i32) -> Router {
 fn handshake(client: &LokiMq, router: &Router, opts: ConnectOptions) -> (ConnectionId, Vec<u8>) {
     let (ok, fail, connected) = connect_channel();
     let conn = client
+        .handle()
         .connect_remote(router.address().as_str(), ok, fail, opts)
         .unwrap();
     let hi = router.recv();
@@ -1147,7 +1162,7 @@ fn ask(
     data: Vec<Bytes>,
 ) -> mpsc::Receiver<Reply> {
     let (cb, rx) = reply_channel();
-    client.request(conn, cmd, data, cb).unwrap();
+    client.handle().request(conn, cmd, data, cb).unwrap();
     rx
 }
 
@@ -1164,7 +1179,10 @@ fn ask_within(
         ..RequestOptions::default()
     };
     let (cb, rx) = reply_channel();
-    client.request_with(conn, cmd, data, opts, cb).unwrap();
+    client
+        .handle()
+        .request_with(conn, cmd, data, opts, cb)
+        .unwrap();
     rx
 }
 
@@ -1218,9 +1236,9 @@ fn connect_remote_frames_and_replies(curve: bool) {
     );
 
     // send = [cmd, data…]; no tag.
-    client.send(&conn, "x.z", ["data", ""]).unwrap();
+    client.handle().send(&conn, "x.z", ["data", ""]).unwrap();
     assert_eq!(router.recv(), msg(&[&route, b"x.z", b"data", b""]));
-    client.send(&conn, "x.n", lokimq::NO_DATA).unwrap();
+    client.handle().send(&conn, "x.n", lokimq::NO_DATA).unwrap();
     assert_eq!(router.recv(), msg(&[&route, b"x.n"]));
 
     // Pipelined requests get distinct tags; answered out of order, each callback gets its own.
@@ -1249,6 +1267,7 @@ fn messages_sent_before_hello_follow_hi() {
     let router = router_for(false, 0);
     let (ok, fail, connected) = connect_channel();
     let conn = client
+        .handle()
         .connect_remote(
             router.address().as_str(),
             ok,
@@ -1256,7 +1275,7 @@ fn messages_sent_before_hello_follow_hi() {
             ConnectOptions::default(),
         )
         .unwrap();
-    client.send(&conn, "x.early", ["e"]).unwrap();
+    client.handle().send(&conn, "x.early", ["e"]).unwrap();
     let rx = ask(&client, &conn, "x.earlyq", frames_of(&[b"q"]));
     let route = l_route(client.pubkey());
     assert_eq!(router.recv(), msg(&[&route, b"HI"]));
@@ -1282,6 +1301,7 @@ fn connect_remote_without_hello_times_out_and_closes() {
         ..ConnectOptions::default()
     };
     let conn = client
+        .handle()
         .connect_remote(router.address().as_str(), ok, fail, opts)
         .unwrap();
     assert_eq!(router.recv()[1], b"HI");
@@ -1296,7 +1316,7 @@ fn connect_remote_without_hello_times_out_and_closes() {
         monitor.wait_for(SocketEvent::DISCONNECTED).is_some(),
         "the socket was closed"
     );
-    assert!(!client.is_connected(&conn).unwrap());
+    assert!(!client.handle().is_connected(&conn).unwrap());
     assert!(monitor.next(1000).is_none(), "and not reopened");
 }
 
@@ -1305,8 +1325,11 @@ fn disconnect_flushes_then_closes() {
     let client = client_node(57);
     let router = router_for(true, SocketEvent::DISCONNECTED as i32);
     let (conn, route) = handshake(&client, &router, ConnectOptions::default());
-    client.send(&conn, "x.last", ["bye"]).unwrap();
-    client.disconnect(&conn, Duration::from_secs(1)).unwrap();
+    client.handle().send(&conn, "x.last", ["bye"]).unwrap();
+    client
+        .handle()
+        .disconnect(&conn, Duration::from_secs(1))
+        .unwrap();
     assert_eq!(router.recv(), msg(&[&route, b"x.last", b"bye"]));
     assert!(
         router
@@ -1316,7 +1339,7 @@ fn disconnect_flushes_then_closes() {
             .wait_for(SocketEvent::DISCONNECTED)
             .is_some()
     );
-    assert!(!client.is_connected(&conn).unwrap());
+    assert!(!client.handle().is_connected(&conn).unwrap());
 }
 
 #[test]
@@ -1329,8 +1352,8 @@ fn connect_sn_with_ephemeral_routing_id() {
         ephemeral_routing_id: Some(true),
         ..ConnectSnOptions::default()
     };
-    let conn = client.connect_sn(*sn.public(), opts).unwrap();
-    client.send(&conn, "sn.hello", ["x"]).unwrap();
+    let conn = client.handle().connect_sn(*sn.public(), opts).unwrap();
+    client.handle().send(&conn, "sn.hello", ["x"]).unwrap();
     let m = router.recv();
     assert_eq!(m.len(), 3, "{}", show(&m));
     assert_eq!(
@@ -1370,7 +1393,7 @@ fn connect_sn_with_hint_sends_no_hi() {
         hint: Some(hint),
         ..ConnectSnOptions::default()
     };
-    let conn = client.connect_sn(*sn.public(), opts).unwrap();
+    let conn = client.handle().connect_sn(*sn.public(), opts).unwrap();
     assert_eq!(conn, ConnectionId::Sn(*sn.public()));
 
     // The first message is the request itself: no HI on service-node connections.
@@ -1382,7 +1405,7 @@ fn connect_sn_with_hint_sends_no_hi() {
         wait(&rx, "reply over the SN connection").unwrap(),
         frames_of(&[b"sn-reply"])
     );
-    client.send(&conn, "sn.c", ["z"]).unwrap();
+    client.handle().send(&conn, "sn.c", ["z"]).unwrap();
     assert_eq!(router.recv(), msg(&[&route, b"sn.c", b"z"]));
 
     // libzmq's ZAP handler authenticated our real key with CURVE.
@@ -1595,11 +1618,11 @@ fn router_bye_closes_our_connection(curve: bool) {
         wait(&pending, "the pending request"),
         Err(RequestError::Timeout)
     );
-    assert!(!client.is_connected(&conn).unwrap());
+    assert!(!client.handle().is_connected(&conn).unwrap());
     // The connection is gone for good: no reconnect, and later sends fail.
     let rx = ask(&client, &conn, "x.after", frames_of(&[]));
     assert_eq!(wait(&rx, "request after BYE"), Err(RequestError::Timeout));
-    client.send(&conn, "x.after", ["s"]).unwrap();
+    client.handle().send(&conn, "x.after", ["s"]).unwrap();
     assert!(
         monitor.next(1500).is_none(),
         "no reconnection after BYE (OxenMQ closes with linger 0 and forgets the socket)"
@@ -1624,6 +1647,7 @@ fn curve_with_wrong_server_key_never_connects() {
         ..ConnectOptions::default()
     };
     client
+        .handle()
         .connect_remote(addr.as_str(), ok, fail, opts)
         .unwrap();
     assert_eq!(
@@ -1648,6 +1672,7 @@ fn libzmq_zap_denial_fails_our_connect() {
         ..ConnectOptions::default()
     };
     client
+        .handle()
         .connect_remote(router.address().as_str(), ok, fail, opts)
         .unwrap();
     let (mechanism, key) = wait(&zap.requests, "a ZAP request");

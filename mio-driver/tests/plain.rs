@@ -15,22 +15,31 @@ fn plain_tcp_request_and_reply() {
     let (_server, addr) = start_server(Listen::plain(loopback()).unwrap());
     assert!(addr.to_string().starts_with("tcp://127.0.0.1:"), "{addr}");
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.echo", ["a", "", "b"], "reply").unwrap()),
+        strings(
+            &request_wait(
+                client.handle(),
+                &conn,
+                "public.echo",
+                ["a", "", "b"],
+                "reply"
+            )
+            .unwrap()
+        ),
         ["a", "", "b"]
     );
     // A plain listener without an allow function grants `none`; the peer is 127.0.0.1.
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
+        strings(&request_wait(client.handle(), &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
         ["none", "", "127.0.0.1"]
     );
     assert_eq!(
-        request_wait(&client, &conn, "admin.echo", ["x"], "admin").unwrap_err(),
+        request_wait(client.handle(), &conn, "admin.echo", ["x"], "admin").unwrap_err(),
         RequestError::Forbidden
     );
     assert_eq!(
-        request_wait(&client, &conn, "public.nope", ["x"], "unknown").unwrap_err(),
+        request_wait(client.handle(), &conn, "public.nope", ["x"], "unknown").unwrap_err(),
         RequestError::UnknownCommand
     );
 }
@@ -47,8 +56,11 @@ fn send_and_send_back() {
         })
         .unwrap();
     let client = b.start().unwrap();
-    let conn = connect(&client, &addr);
-    client.send(&conn, "public.hello", ["one", "two"]).unwrap();
+    let conn = connect(client.handle(), &addr);
+    client
+        .handle()
+        .send(&conn, "public.hello", ["one", "two"])
+        .unwrap();
     let (data, from) = wait(&rx, "send_back");
     assert_eq!(data, ["one", "two"]);
     assert_eq!(from, conn, "the send_back arrives on the same connection");
@@ -64,17 +76,18 @@ fn allow_function_sets_the_auth_level() {
         },
     ));
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     assert_eq!(
         wait(&seen, "allow call"),
         ("127.0.0.1".to_owned(), None, false)
     );
     assert_eq!(
-        strings(&request_wait(&client, &conn, "admin.echo", ["x"], "admin").unwrap()),
+        strings(&request_wait(client.handle(), &conn, "admin.echo", ["x"], "admin").unwrap()),
         ["x"]
     );
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap())[0],
+        strings(&request_wait(client.handle(), &conn, "public.whoami", NO_DATA, "whoami").unwrap())
+            [0],
         "admin"
     );
 }
@@ -88,13 +101,22 @@ fn allow_none_is_forbidden_for_a_basic_category() {
         .unwrap();
     let (_server, addr) = start_plain(b, AuthLevel::None);
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     assert_eq!(
-        request_wait(&client, &conn, "members.echo", ["x"], "members.echo").unwrap_err(),
+        request_wait(
+            client.handle(),
+            &conn,
+            "members.echo",
+            ["x"],
+            "members.echo"
+        )
+        .unwrap_err(),
         RequestError::Forbidden
     );
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.echo", ["y"], "public.echo").unwrap()),
+        strings(
+            &request_wait(client.handle(), &conn, "public.echo", ["y"], "public.echo").unwrap()
+        ),
         ["y"]
     );
 }
@@ -116,8 +138,11 @@ fn denied_connection_fails() {
         timeout: Some(Duration::from_secs(2)),
         ..ConnectOptions::default()
     };
-    let conn = client.connect_remote(&addr, ok, fail, opts).unwrap();
-    client.send(&conn, "probe.ping", NO_DATA).unwrap();
+    let conn = client
+        .handle()
+        .connect_remote(&addr, ok, fail, opts)
+        .unwrap();
+    client.handle().send(&conn, "probe.ping", NO_DATA).unwrap();
     let r = wait(&connected, "connect failure");
     assert!(r.is_err(), "a denied connection must not connect: {r:?}");
     assert!(
@@ -143,6 +168,7 @@ fn connect_to_a_closed_port_times_out() {
     };
     let t = Stopwatch::start();
     let _conn = client
+        .handle()
         .connect_remote(format!("tcp://127.0.0.1:{port}"), ok, fail, opts)
         .unwrap();
     let r = wait(&connected, "failure");
@@ -158,6 +184,7 @@ fn connect_retries_until_the_server_appears() {
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
     let conn = client
+        .handle()
         .connect_remote(
             format!("tcp://127.0.0.1:{port}"),
             ok,
@@ -167,6 +194,7 @@ fn connect_retries_until_the_server_appears() {
         .unwrap();
     let (cb, replies) = reply_channel();
     client
+        .handle()
         .request(&conn, "public.echo", ["queued"], cb)
         .unwrap();
     // The first attempts are refused; the server appears later on the same port.
@@ -183,6 +211,7 @@ fn unresolvable_host_fails_at_once() {
     let (ok, fail, connected) = connect_channel();
     let t = Stopwatch::start();
     client
+        .handle()
         .connect_remote(
             "tcp://no-such-host.invalid:5555",
             ok,
@@ -205,6 +234,7 @@ fn host_names_are_resolved() {
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
     let conn = client
+        .handle()
         .connect_remote(
             format!("tcp://localhost:{port}"),
             ok,
@@ -214,7 +244,7 @@ fn host_names_are_resolved() {
         .unwrap();
     wait(&connected, "connect").unwrap();
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.echo", ["dns"], "reply").unwrap()),
+        strings(&request_wait(client.handle(), &conn, "public.echo", ["dns"], "reply").unwrap()),
         ["dns"]
     );
 }
@@ -227,9 +257,9 @@ fn unix_socket_request_and_reply() {
     let (server, addr) = start_server(listen);
     assert!(path.exists());
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
+        strings(&request_wait(client.handle(), &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
         ["none", "", "(unknown)"]
     );
     drop(client);
@@ -256,8 +286,8 @@ fn unix_socket_mode_and_owner_are_applied_after_bind() {
     assert_eq!((meta.uid(), meta.gid()), (me.uid(), me.gid()));
     // The owner can still connect.
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
-    assert!(request_wait(&client, &conn, "public.echo", ["x"], "echo").is_ok());
+    let conn = connect(client.handle(), &addr);
+    assert!(request_wait(client.handle(), &conn, "public.echo", ["x"], "echo").is_ok());
     drop(client);
     drop(server);
 }
@@ -284,6 +314,7 @@ fn listen_after_start_calls_on_bind() {
     let server = server_builder().start().unwrap();
     let (tx, rx) = mpsc::channel();
     server
+        .handle()
         .listen(Listen::plain(loopback()).unwrap().on_bind(move |r| {
             let _ = tx.send(r);
         }))
@@ -292,9 +323,9 @@ fn listen_after_start_calls_on_bind() {
     // on_bind runs after the address is recorded.
     assert_eq!(server.bound_addresses(), std::slice::from_ref(&addr));
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.echo", ["late"], "reply").unwrap()),
+        strings(&request_wait(client.handle(), &conn, "public.echo", ["late"], "reply").unwrap()),
         ["late"]
     );
 }
@@ -319,10 +350,13 @@ fn incoming_connection_id_can_be_used_later() {
         })
         .unwrap();
     let client = cb.start().unwrap();
-    let conn = connect(&client, &addr);
-    client.send(&conn, "keep.me", NO_DATA).unwrap();
+    let conn = connect(client.handle(), &addr);
+    client.handle().send(&conn, "keep.me", NO_DATA).unwrap();
     let incoming = wait(&rx, "keep.me");
-    server.send(&incoming, "public.later", ["hi"]).unwrap();
+    server
+        .handle()
+        .send(&incoming, "public.later", ["hi"])
+        .unwrap();
     assert_eq!(wait(&got, "later"), ["hi"]);
 }
 
@@ -338,12 +372,13 @@ fn many_pipelined_requests_and_large_messages() {
     let server = b.start().unwrap();
     let addr = server.bound_addresses()[0].clone();
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     let (tx, rx) = mpsc::channel();
     const N: usize = 2000;
     for i in 0..N {
         let tx = tx.clone();
         client
+            .handle()
             .request(&conn, "bulk.echo", [format!("{i}")], move |r| {
                 let _ = tx.send((i, r));
             })
@@ -360,7 +395,7 @@ fn many_pipelined_requests_and_large_messages() {
     let big = vec![0x5au8; 1000 * 1024];
     for _ in 0..3 {
         let r = request_wait(
-            &client,
+            client.handle(),
             &conn,
             "bulk.echo",
             [big.clone(), big.clone()],
@@ -384,16 +419,20 @@ fn disconnect_flushes_queued_messages_within_linger() {
         .unwrap();
     let (_server, addr) = start_plain(b, AuthLevel::None);
     let client = builder().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     // Far more than the loopback socket buffers hold, so most of it is still queued in the
     // driver when the disconnect arrives.
     let big = "z".repeat(1000 * 1024);
     for i in 0..24 {
         client
+            .handle()
             .send(&conn, "sink.put", [format!("{i}"), big.clone()])
             .unwrap();
     }
-    client.disconnect(&conn, Duration::from_secs(5)).unwrap();
+    client
+        .handle()
+        .disconnect(&conn, Duration::from_secs(5))
+        .unwrap();
     // Handlers run on two workers, so arrival order at the handlers is not send order.
     let mut got: Vec<usize> = (0..24)
         .map(|_| {

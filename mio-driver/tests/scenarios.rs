@@ -178,10 +178,19 @@ fn request_reply_and_send_back(net: Net, sec: Sec) {
         .add_command("public", "hi", recorder(&hi_tx))
         .unwrap();
     let client = cb.start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
 
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.echo", ["a", "", "b"], "echo").unwrap()),
+        strings(
+            &request_wait(
+                client.handle(),
+                &conn,
+                "public.echo",
+                ["a", "", "b"],
+                "echo"
+            )
+            .unwrap()
+        ),
         ["a", "", "b"]
     );
     let key = match sec {
@@ -189,15 +198,18 @@ fn request_reply_and_send_back(net: Net, sec: Sec) {
         Curve => client.pubkey().to_hex(),
     };
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
+        strings(&request_wait(client.handle(), &conn, "public.whoami", NO_DATA, "whoami").unwrap()),
         ["basic", key.as_str(), site.remote()]
     );
     assert_eq!(
-        request_wait(&client, &conn, "admin.echo", ["x"], "admin").unwrap_err(),
+        request_wait(client.handle(), &conn, "admin.echo", ["x"], "admin").unwrap_err(),
         RequestError::Forbidden
     );
 
-    client.send(&conn, "public.hello", ["one", "two"]).unwrap();
+    client
+        .handle()
+        .send(&conn, "public.hello", ["one", "two"])
+        .unwrap();
     let (data, from) = wait(&hi, "send_back");
     assert_eq!(data, ["one", "two"]);
     assert_eq!(
@@ -205,13 +217,16 @@ fn request_reply_and_send_back(net: Net, sec: Sec) {
         "send_back arrives on the connection the command came from"
     );
 
-    client.send(&conn, "keep.me", NO_DATA).unwrap();
+    client.handle().send(&conn, "keep.me", NO_DATA).unwrap();
     let (_, incoming) = wait(&kept, "keep.me");
     assert!(
         matches!(incoming, ConnectionId::Incoming { .. }),
         "{incoming:?}"
     );
-    server.send(&incoming, "public.hi", ["later"]).unwrap();
+    server
+        .handle()
+        .send(&incoming, "public.hi", ["later"])
+        .unwrap();
     assert_eq!(wait(&hi, "send to a stored incoming id").0, ["later"]);
 
     // Within the default queue limit (200) of `public`, nothing is dropped.
@@ -220,6 +235,7 @@ fn request_reply_and_send_back(net: Net, sec: Sec) {
     for i in 0..N {
         let tx = tx.clone();
         client
+            .handle()
             .request(&conn, "public.echo", [format!("{i}")], move |r| {
                 let _ = tx.send((i, r));
             })
@@ -279,29 +295,48 @@ fn auth_levels_per_listener(net: Net) {
         server.bound_addresses()[1].clone(),
     );
     let client = small().start().unwrap();
-    let basic = connect(&client, &plain_addr);
-    let admin = connect(&client, &curve_addr);
+    let basic = connect(client.handle(), &plain_addr);
+    let admin = connect(client.handle(), &curve_addr);
     let whoami = |conn| {
-        strings(&request_wait(&client, conn, "public.whoami", NO_DATA, "whoami").unwrap())[0]
-            .clone()
+        strings(&request_wait(client.handle(), conn, "public.whoami", NO_DATA, "whoami").unwrap())
+            [0]
+        .clone()
     };
     assert_eq!(whoami(&basic), "basic");
     assert_eq!(whoami(&admin), "admin");
     assert_eq!(
-        request_wait(&client, &basic, "admin.echo", ["x"], "admin over plain").unwrap_err(),
+        request_wait(
+            client.handle(),
+            &basic,
+            "admin.echo",
+            ["x"],
+            "admin over plain"
+        )
+        .unwrap_err(),
         RequestError::Forbidden
     );
     assert_eq!(
-        strings(&request_wait(&client, &admin, "admin.echo", ["x"], "admin over curve").unwrap()),
+        strings(
+            &request_wait(
+                client.handle(),
+                &admin,
+                "admin.echo",
+                ["x"],
+                "admin over curve"
+            )
+            .unwrap()
+        ),
         ["x"]
     );
     for conn in [&basic, &admin] {
         assert_eq!(
-            strings(&request_wait(&client, conn, "members.echo", ["m"], "members").unwrap()),
+            strings(
+                &request_wait(client.handle(), conn, "members.echo", ["m"], "members").unwrap()
+            ),
             ["m"]
         );
     }
-    assert_eq!(server.stats().unwrap().connections, 2);
+    assert_eq!(server.handle().stats().unwrap().connections, 2);
 }
 
 #[test]
@@ -423,7 +458,7 @@ fn sn_pair(net: Net) -> (Site, Sn, Sn) {
 /// Asks `from` to request `sn.echo` from `to` by key and waits for the outcome.
 fn ask_sn(from: &Sn, to: &Sn) -> Result<Vec<String>, RequestError> {
     request_wait(
-        &from.node,
+        from.node.handle(),
         &ConnectionId::Sn(to.pk),
         "sn.echo",
         ["x"],
@@ -442,18 +477,19 @@ fn sn_connection_reused_both_ways(net: Net) {
     let to_a = ConnectionId::Sn(a.pk);
     assert_eq!(
         a.node
+            .handle()
             .connect_sn(b.pk, ConnectSnOptions::default())
             .unwrap(),
         to_b
     );
     eventually("a's connection to b is up", || {
-        a.node.is_connected(&to_b).unwrap()
+        a.node.handle().is_connected(&to_b).unwrap()
     });
     assert_eq!(a.lookups.load(Ordering::SeqCst), 1);
     assert_eq!(ask_sn(&a, &b).unwrap(), ["x", "true"]);
 
     // Backchatter: b answers each ping over a's connection, a answers each pong likewise.
-    a.node.send(&to_b, "sn.ping", ["1"]).unwrap();
+    a.node.handle().send(&to_b, "sn.ping", ["1"]).unwrap();
     for round in 1..=ROUNDS {
         let (data, from) = wait(&b.pings, "ping");
         assert_eq!(data, [round.to_string()]);
@@ -468,12 +504,15 @@ fn sn_connection_reused_both_ways(net: Net) {
 
     // b reaches a by key over the incoming connection: no lookup, no second connection.
     assert_eq!(ask_sn(&b, &a).unwrap(), ["x", "true"]);
-    b.node.send(&to_a, "sn.note", ["from b"]).unwrap();
+    b.node.handle().send(&to_a, "sn.note", ["from b"]).unwrap();
     let (data, from) = wait(&a.notes, "note from b");
     assert_eq!((data, from), (vec![String::from("from b")], to_b.clone()));
     assert_eq!(b.lookups.load(Ordering::SeqCst), 0, "b never looked a up");
     assert_eq!(a.lookups.load(Ordering::SeqCst), 1, "a looked b up once");
-    let (sa, sb) = (a.node.stats().unwrap(), b.node.stats().unwrap());
+    let (sa, sb) = (
+        a.node.handle().stats().unwrap(),
+        b.node.handle().stats().unwrap(),
+    );
     assert_eq!(
         (sa.connections, sa.links),
         (1, 1),
@@ -505,22 +544,25 @@ fn sn_idle_expiry_then_reopen(net: Net) {
         keep_alive: Some(Duration::from_millis(300)),
         ..SendOptions::default()
     };
-    a.node.send_with(&to_b, "sn.note", ["1"], short).unwrap();
+    a.node
+        .handle()
+        .send_with(&to_b, "sn.note", ["1"], short)
+        .unwrap();
     assert_eq!(wait(&b.notes, "first note").0, ["1"]);
     eventually("a's idle connection expires", || {
-        !a.node.is_connected(&to_b).unwrap()
+        !a.node.handle().is_connected(&to_b).unwrap()
     });
     eventually("b sees the connection closed", || {
-        b.node.stats().unwrap().connections == 0
+        b.node.handle().stats().unwrap().connections == 0
     });
-    assert_eq!(a.node.stats().unwrap().links, 0);
-    a.node.send(&to_b, "sn.note", ["2"]).unwrap();
+    assert_eq!(a.node.handle().stats().unwrap().links, 0);
+    a.node.handle().send(&to_b, "sn.note", ["2"]).unwrap();
     let (data, from) = wait(&b.notes, "note after re-open");
     assert_eq!(
         (data, from),
         (vec![String::from("2")], ConnectionId::Sn(a.pk))
     );
-    assert!(a.node.is_connected(&to_b).unwrap());
+    assert!(a.node.handle().is_connected(&to_b).unwrap());
     assert_eq!(
         a.lookups.load(Ordering::SeqCst),
         2,
@@ -546,31 +588,31 @@ fn active_sn_set_judged_per_message(net: Net) {
     let none: [PublicKey; 0] = [];
     assert_eq!(ask_sn(&a, &b).unwrap(), ["x", "true"]);
     // `stats()` waits for b's proxy, so the change is in force before a's next request.
-    b.node.update_active_sns(none, [a.pk]).unwrap();
-    b.node.stats().unwrap();
+    b.node.handle().update_active_sns(none, [a.pk]).unwrap();
+    b.node.handle().stats().unwrap();
     assert_eq!(ask_sn(&a, &b).unwrap_err(), RequestError::ForbiddenSn);
-    b.node.update_active_sns([a.pk], [a.pk]).unwrap();
-    b.node.stats().unwrap();
+    b.node.handle().update_active_sns([a.pk], [a.pk]).unwrap();
+    b.node.handle().stats().unwrap();
     assert_eq!(
         ask_sn(&a, &b).unwrap(),
         ["x", "true"],
         "a key in both counts as added"
     );
-    b.node.set_active_sns(none).unwrap();
-    b.node.stats().unwrap();
+    b.node.handle().set_active_sns(none).unwrap();
+    b.node.handle().stats().unwrap();
     assert_eq!(ask_sn(&a, &b).unwrap_err(), RequestError::ForbiddenSn);
-    b.node.set_active_sns([a.pk]).unwrap();
-    b.node.stats().unwrap();
+    b.node.handle().set_active_sns([a.pk]).unwrap();
+    b.node.handle().stats().unwrap();
     assert_eq!(ask_sn(&a, &b).unwrap(), ["x", "true"]);
     assert_eq!(a.lookups.load(Ordering::SeqCst), 1, "all on one connection");
 
     let to_b = ConnectionId::Sn(b.pk);
-    a.node.update_active_sns(none, [b.pk]).unwrap();
+    a.node.handle().update_active_sns(none, [b.pk]).unwrap();
     eventually("a closes its connection to a removed service node", || {
-        !a.node.is_connected(&to_b).unwrap()
+        !a.node.handle().is_connected(&to_b).unwrap()
     });
     eventually("b sees the close", || {
-        b.node.stats().unwrap().connections == 0
+        b.node.handle().stats().unwrap().connections == 0
     });
     assert_eq!(ask_sn(&a, &b).unwrap(), ["x", "true"]);
     assert_eq!(
@@ -612,17 +654,19 @@ fn reconnect_after_server_restart(net: Net, sec: Sec) {
     let client = cb.start().unwrap();
     let (ok, fail, connected) = connect_channel();
     let conn = client
+        .handle()
         .connect_remote(&addr, ok, fail, ConnectOptions::default())
         .unwrap();
     assert_eq!(wait(&connected, "connect").unwrap(), conn);
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.echo", ["before"], "echo").unwrap()),
+        strings(&request_wait(client.handle(), &conn, "public.echo", ["before"], "echo").unwrap()),
         ["before"]
     );
 
     shutdown_bounded(server, "the first server");
     let (cb1, down) = reply_channel();
     client
+        .handle()
         .request_with(
             &conn,
             "public.echo",
@@ -637,6 +681,7 @@ fn reconnect_after_server_restart(net: Net, sec: Sec) {
     );
     let (cb2, queued) = reply_channel();
     client
+        .handle()
         .request_with(&conn, "public.echo", ["queued"], within(WAIT), cb2)
         .unwrap();
 
@@ -647,7 +692,7 @@ fn reconnect_after_server_restart(net: Net, sec: Sec) {
         ["queued"]
     );
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.echo", ["after"], "echo").unwrap()),
+        strings(&request_wait(client.handle(), &conn, "public.echo", ["after"], "echo").unwrap()),
         ["after"]
     );
     assert!(
@@ -688,15 +733,19 @@ fn disconnect_with_linger(net: Net, sec: Sec) {
         .unwrap();
     let (server, addr) = serve(sb, &site, sec, AuthLevel::None);
     let client = small().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     const COUNT: usize = 12;
     let big = "z".repeat(1000 * 1024);
     for i in 0..COUNT {
         client
+            .handle()
             .send(&conn, "sink.put", [format!("{i}"), big.clone()])
             .unwrap();
     }
-    client.disconnect(&conn, Duration::from_secs(10)).unwrap();
+    client
+        .handle()
+        .disconnect(&conn, Duration::from_secs(10))
+        .unwrap();
     let mut got: Vec<usize> = (0..COUNT)
         .map(|_| {
             let (m, _) = wait(&rx, "flushed message");
@@ -707,9 +756,9 @@ fn disconnect_with_linger(net: Net, sec: Sec) {
     got.sort_unstable();
     assert_eq!(got, (0..COUNT).collect::<Vec<_>>());
     eventually("the server sees the connection closed", || {
-        server.stats().unwrap().connections == 0
+        server.handle().stats().unwrap().connections == 0
     });
-    assert!(!client.is_connected(&conn).unwrap());
+    assert!(!client.handle().is_connected(&conn).unwrap());
 }
 
 #[test]
@@ -790,13 +839,14 @@ fn saturated_category_does_not_starve_a_reserved_one(net: Net, sec: Sec) {
         .unwrap();
     let (server, addr) = serve(sb, &site, sec, AuthLevel::None);
     let client = small().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
 
     const SLOW: usize = 10;
     let (tx, outcomes) = mpsc::channel();
     for i in 0..SLOW {
         let tx = tx.clone();
         client
+            .handle()
             .request_with(
                 &conn,
                 "slow.wait",
@@ -810,19 +860,29 @@ fn saturated_category_does_not_starve_a_reserved_one(net: Net, sec: Sec) {
     }
     assert_eq!(wait(&started, "first slow handler"), ["0"]);
     eventually("slow runs one, queues two and drops seven", || {
-        let s = server.stats().unwrap();
+        let s = server.handle().stats().unwrap();
         s.sched.commands_queued == 2 && s.dropped_commands == 7
     });
 
     for i in 0..3 {
         assert_eq!(
-            strings(&request_wait(&client, &conn, "fast.echo", [format!("f{i}")], "fast").unwrap()),
+            strings(
+                &request_wait(
+                    client.handle(),
+                    &conn,
+                    "fast.echo",
+                    [format!("f{i}")],
+                    "fast"
+                )
+                .unwrap()
+            ),
             [format!("f{i}")],
             "the reserved thread serves fast while slow is saturated"
         );
     }
     let (ran_tx, ran) = mpsc::channel();
     server
+        .handle()
         .inject_task("fast", "task", "test", move || {
             let _ = ran_tx.send(());
         })
@@ -831,12 +891,13 @@ fn saturated_category_does_not_starve_a_reserved_one(net: Net, sec: Sec) {
     let slow_injected_ran = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&slow_injected_ran);
     server
+        .handle()
         .inject_task("slow", "task", "test", move || {
             flag.store(true, Ordering::SeqCst)
         })
         .unwrap();
     assert_eq!(
-        server.stats().unwrap().dropped_commands,
+        server.handle().stats().unwrap().dropped_commands,
         8,
         "the task injected into the full category is dropped (and counted) like a command"
     );
@@ -858,7 +919,7 @@ fn saturated_category_does_not_starve_a_reserved_one(net: Net, sec: Sec) {
         [0, 1, 2],
         "the running one and the two queued ones are answered"
     );
-    assert_eq!(server.stats().unwrap().dropped_commands, 8);
+    assert_eq!(server.handle().stats().unwrap().dropped_commands, 8);
     assert!(
         !slow_injected_ran.load(Ordering::SeqCst),
         "a task injected into a full category is dropped"
@@ -937,12 +998,13 @@ fn batches_and_timers_from_handlers(net: Net, sec: Sec) {
         .add_command("public", "tick", recorder(&tick_tx))
         .unwrap();
     let client = cb.start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
 
     let (tx, sums) = mpsc::channel();
     for n in 1..=12u64 {
         let tx = tx.clone();
         client
+            .handle()
             .request(&conn, "work.sum", [n.to_string()], move |r| {
                 let _ = tx.send((n, r));
             })
@@ -957,7 +1019,7 @@ fn batches_and_timers_from_handlers(net: Net, sec: Sec) {
         );
     }
 
-    let r = request_wait(&client, &conn, "work.ticks", ["3"], "ticks done").unwrap();
+    let r = request_wait(client.handle(), &conn, "work.ticks", ["3"], "ticks done").unwrap();
     let fired: usize = strings(&r)[0].parse().unwrap();
     assert!(fired >= 3, "cancelled after {fired} firings");
     let got: Vec<String> = (0..fired)
@@ -1014,6 +1076,7 @@ fn two_hundred_connections(net: Net, sec: Sec) {
         for c in 0..PER_NODE {
             let (ok_tx, fail_tx) = (up_tx.clone(), up_tx.clone());
             let conn = client
+                .handle()
                 .connect_remote(
                     &addr,
                     move |id| {
@@ -1032,7 +1095,7 @@ fn two_hundred_connections(net: Net, sec: Sec) {
         wait(&up, "connection up").expect("every connection succeeds");
     }
     eventually("the server counts 200 connections", || {
-        server.stats().unwrap().connections == NODES * PER_NODE
+        server.handle().stats().unwrap().connections == NODES * PER_NODE
     });
 
     let (tx, replies) = mpsc::channel();
@@ -1042,6 +1105,7 @@ fn two_hundred_connections(net: Net, sec: Sec) {
             let tag = format!("{n}/{c}/{i}");
             let expect = tag.clone();
             clients[*n]
+                .handle()
                 .request(conn, "load.echo", [tag], move |r| {
                     let _ = tx.send((expect, r));
                 })
@@ -1062,7 +1126,10 @@ fn two_hundred_connections(net: Net, sec: Sec) {
         NODES * PER_NODE,
         "the server saw 200 distinct connection ids"
     );
-    assert_eq!(server.stats().unwrap().connections, NODES * PER_NODE);
+    assert_eq!(
+        server.handle().stats().unwrap().connections,
+        NODES * PER_NODE
+    );
 }
 
 #[test]
@@ -1143,12 +1210,13 @@ fn shutdown_while_handlers_run(net: Net) {
     let mut cb = small();
     cb.config_mut().reconnect_interval_max = Duration::from_millis(500);
     let client = cb.start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
 
     let (tx, outcomes) = mpsc::channel();
     for i in 0..6 {
         let tx = tx.clone();
         client
+            .handle()
             .request_with(
                 &conn,
                 "slow.work",
@@ -1161,10 +1229,10 @@ fn shutdown_while_handlers_run(net: Net) {
             .unwrap();
     }
     eventually("two handlers run and four requests are queued", || {
-        let s = server.stats().unwrap();
+        let s = server.handle().stats().unwrap();
         probe.started.load(Ordering::SeqCst) == 2 && s.sched.commands_queued == 4
     });
-    let handle = server.handle();
+    let handle = server.handle().clone();
     probe.shutdown_begun.store(true, Ordering::SeqCst);
     shutdown_bounded(server, "the server with running handlers");
     assert_eq!(
@@ -1201,6 +1269,7 @@ fn shutdown_while_handlers_run(net: Net) {
     for _ in 0..2 {
         let (cb, rx) = reply_channel();
         client
+            .handle()
             .request_with(
                 &conn,
                 "slow.work",
@@ -1214,9 +1283,9 @@ fn shutdown_while_handlers_run(net: Net) {
             RequestError::Timeout
         );
     }
-    assert!(!client.is_connected(&conn).unwrap());
+    assert!(!client.handle().is_connected(&conn).unwrap());
     assert_eq!(
-        client.stats().unwrap().links,
+        client.handle().stats().unwrap().links,
         1,
         "the connection persists, retrying"
     );
@@ -1250,11 +1319,12 @@ fn shutdown_with_pending_work_never_calls_callbacks() {
         .unwrap();
     let (server, addr) = serve(sb, &site, Plain, AuthLevel::None);
     let client = small().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     let called = Arc::new(AtomicUsize::new(0));
     for _ in 0..5 {
         let c = Arc::clone(&called);
         client
+            .handle()
             .request(&conn, "slow.never", NO_DATA, move |_| {
                 c.fetch_add(1, Ordering::SeqCst);
             })
@@ -1265,6 +1335,7 @@ fn shutdown_with_pending_work_never_calls_callbacks() {
     drop(dead);
     let (c1, c2) = (Arc::clone(&called), Arc::clone(&called));
     client
+        .handle()
         .connect_remote(
             format!("tcp://127.0.0.1:{dead_port}"),
             move |_| {
@@ -1279,7 +1350,7 @@ fn shutdown_with_pending_work_never_calls_callbacks() {
     eventually("the server got the five requests", || {
         received.load(Ordering::SeqCst) == 5
     });
-    assert_eq!(client.stats().unwrap().pending_requests, 5);
+    assert_eq!(client.handle().stats().unwrap().pending_requests, 5);
     shutdown_bounded(client, "a client with pending requests and connects");
     assert_eq!(
         called.load(Ordering::SeqCst),
@@ -1335,6 +1406,7 @@ fn backpressure_stalled_peer(net: Net) {
     let send = |i: usize| {
         let tx = tx.clone();
         server
+            .handle()
             .request_with(
                 &stalled,
                 "sink.data",
@@ -1354,7 +1426,7 @@ fn backpressure_stalled_peer(net: Net) {
             sent += 1;
         }
         // Wait for the proxy to have taken them, so the backlog is real before looking.
-        server.stats().unwrap();
+        server.handle().stats().unwrap();
         if let Ok(f) = failures.try_recv() {
             first_failure = Some(f);
         }
@@ -1388,15 +1460,15 @@ fn backpressure_stalled_peer(net: Net) {
         "every request sent once the backlog was full must fail at once"
     );
     assert!(
-        server.is_connected(&stalled).unwrap(),
+        server.handle().is_connected(&stalled).unwrap(),
         "a full queue is reported, not punished by dropping the connection"
     );
 
     // The proxy still serves everyone else.
     let client = small().start().unwrap();
-    let conn = connect(&client, &addr);
+    let conn = connect(client.handle(), &addr);
     assert_eq!(
-        strings(&request_wait(&client, &conn, "public.echo", ["alive"], "echo").unwrap()),
+        strings(&request_wait(client.handle(), &conn, "public.echo", ["alive"], "echo").unwrap()),
         ["alive"]
     );
 }

@@ -261,7 +261,7 @@ fn connect(node: &LokiMq, addr: &Address) -> Res<ConnectionId> {
         timeout: Some(CONNECT_TIMEOUT),
         ..ConnectOptions::default()
     };
-    node.connect_remote(
+    node.handle().connect_remote(
         addr,
         move |c| {
             let _ = tx.send(Ok(c));
@@ -336,7 +336,7 @@ pub(crate) fn client(args: &Args) -> Res<()> {
         Workload::Pipelined | Workload::Latency => {
             let r = Arc::new(Requester {
                 shared: Arc::clone(&shared),
-                handle: node.handle(),
+                handle: node.handle().clone(),
                 conn: conn.clone(),
             });
             for _ in 0..window {

@@ -99,6 +99,7 @@ pub(crate) fn mq_connect(server: &mut Embedded, client: &LokiMq, addr: &Address)
     let (tx, rx) = mpsc::channel();
     let tx2 = tx.clone();
     let conn = client
+        .handle()
         .connect_remote(
             addr,
             move |c| {
@@ -126,6 +127,7 @@ pub(crate) fn mq_ask(
 ) -> Reply {
     let (tx, rx) = mpsc::channel();
     client
+        .handle()
         .request(conn, command, data.iter().copied(), move |r| {
             let _ = tx.send(r);
         })

@@ -282,7 +282,7 @@ impl Host {
     pub fn drain(&mut self, io: &mut impl Io) {
         // Handlers that run here must not wait for the loop they run on (`Handle::stats`
         // refuses instead of deadlocking).
-        ThreadRole::Proxy.enter();
+        let _role = ThreadRole::Proxy.scope();
         loop {
             self.drain_outputs(io);
             let Some((worker, job)) = self.inline.pop_front() else {
@@ -296,6 +296,7 @@ impl Host {
     /// finished, and drains. For embedders that decide themselves when a job runs (the
     /// simulator runs it when its simulated duration is over).
     pub fn run_job(&mut self, io: &mut impl Io, worker: WorkerId, job: Job) {
+        let _role = ThreadRole::Proxy.scope();
         self.run_one(io, worker, job);
         self.drain(io);
     }
@@ -303,6 +304,7 @@ impl Host {
     /// Runs up to `budget` calls that [`Handle`]s posted, then drains. Returns true if more
     /// are waiting.
     pub fn process_posts(&mut self, io: &mut impl Io, budget: usize) -> bool {
+        let _role = ThreadRole::Proxy.scope();
         let more = self.posted(io, budget);
         self.drain(io);
         more

@@ -66,17 +66,18 @@ pub(crate) fn connect(
         timeout: Some(budget),
         ..ConnectOptions::default()
     };
-    node.connect_remote(
-        addr,
-        move |c| {
-            let _ = tx.send(Ok(c));
-        },
-        move |_, why| {
-            let _ = tx2.send(Err(why));
-        },
-        opts,
-    )
-    .map_err(|e| e.to_string())?;
+    node.handle()
+        .connect_remote(
+            addr,
+            move |c| {
+                let _ = tx.send(Ok(c));
+            },
+            move |_, why| {
+                let _ = tx2.send(Err(why));
+            },
+            opts,
+        )
+        .map_err(|e| e.to_string())?;
     match rx.recv_timeout(budget + GRACE) {
         Ok(r) => r,
         Err(_) => Err(String::from("no answer")),
@@ -115,11 +116,12 @@ pub(crate) fn call(o: &Options) -> Result<(), Failure> {
     let data: Vec<Bytes> = o.args.iter().map(|a| Bytes::from(a.clone())).collect();
 
     if o.send {
-        node.send(&conn, o.command.clone(), data)
+        node.handle()
+            .send(&conn, o.command.clone(), data)
             .map_err(|e| Failure::other(format!("cannot send {}: {e}", o.command)))?;
         // The command is queued behind the handshake on a live connection; closing it flushes
         // the queue, and shutdown waits (up to the linger) until the socket is done.
-        let _ = node.disconnect(&conn, o.timeout.min(SEND_LINGER));
+        let _ = node.handle().disconnect(&conn, o.timeout.min(SEND_LINGER));
         node.shutdown();
         return Ok(());
     }
@@ -144,10 +146,11 @@ pub(crate) fn call(o: &Options) -> Result<(), Failure> {
         timeout: Some(left),
         ..RequestOptions::default()
     };
-    node.request_with(&conn, o.command.clone(), data, opts, move |r| {
-        let _ = tx.send(r);
-    })
-    .map_err(|e| Failure::other(format!("cannot send {}: {e}", o.command)))?;
+    node.handle()
+        .request_with(&conn, o.command.clone(), data, opts, move |r| {
+            let _ = tx.send(r);
+        })
+        .map_err(|e| Failure::other(format!("cannot send {}: {e}", o.command)))?;
     let reply = rx.recv_timeout(left + GRACE).map_err(|_| timed_out())?;
     let parts = match reply {
         Ok(parts) => parts,

@@ -105,10 +105,11 @@ fn ask(
     let (tx, rx) = mpsc::channel();
     let t = Stopwatch::start();
     let data: Vec<Bytes> = data.iter().map(|s| Bytes::from(s.to_string())).collect();
-    node.request(conn, command.to_owned(), data, move |r| {
-        let _ = tx.send(r);
-    })
-    .map_err(|e| Failure::other(format!("{command}: {e}")))?;
+    node.handle()
+        .request(conn, command.to_owned(), data, move |r| {
+            let _ = tx.send(r);
+        })
+        .map_err(|e| Failure::other(format!("{command}: {e}")))?;
     let r = rx
         .recv_timeout(left)
         .map_err(|_| Failure::other(format!("{command}: no reply within {}", ms(left))))?;
@@ -319,7 +320,8 @@ fn batch(node: &LokiMq, budget: &Budget) -> Result<(), Failure> {
         })
         .map_err(|e| Failure::other(format!("batch: {e}")))?;
     let t = Stopwatch::start();
-    node.batch(batch)
+    node.handle()
+        .batch(batch)
         .map_err(|e| Failure::other(format!("batch: {e}")))?;
     let left = budget.left("the batch")?;
     let results = rx
@@ -355,6 +357,7 @@ fn timer(node: &LokiMq, budget: &Budget) -> Result<(), Failure> {
     let count = Arc::clone(&fired);
     let t = Stopwatch::start();
     let id = node
+        .handle()
         .add_timer(
             move || {
                 count.fetch_add(1, Ordering::SeqCst);
@@ -375,7 +378,8 @@ fn timer(node: &LokiMq, budget: &Budget) -> Result<(), Failure> {
             .map_err(|_| Failure::other("demo: the timer did not fire in time"))?;
         times.push(ms(at));
     }
-    node.cancel_timer(id)
+    node.handle()
+        .cancel_timer(id)
         .map_err(|e| Failure::other(format!("timer: {e}")))?;
     let at_cancel = fired.load(Ordering::SeqCst);
     // A firing already queued (squelch allows at most one) may still run; nothing after it.
@@ -406,10 +410,11 @@ fn throughput(
     let t = Stopwatch::start();
     for _ in 0..n {
         let tx = tx.clone();
-        node.request(conn, "demo.echo", [payload.clone()], move |r| {
-            let _ = tx.send(r);
-        })
-        .map_err(|e| Failure::other(format!("throughput: {e}")))?;
+        node.handle()
+            .request(conn, "demo.echo", [payload.clone()], move |r| {
+                let _ = tx.send(r);
+            })
+            .map_err(|e| Failure::other(format!("throughput: {e}")))?;
     }
     drop(tx);
     for i in 0..n {
