@@ -30,6 +30,13 @@ TARGETS = [
      "<=", 1.0, "lines/peer/s"),
     ("idle_conn_mem", "memory per idle CURVE connection <= 4 KB (4096 B; scenario 1, largest N)",
      "<=", 4096.0, "B"),
+    # Two checks the scenarios call for besides the five targets.
+    ("half_open_closed", "check: every half-open or slow connection is closed by the 10 s "
+                         "handshake timeout (scenario 2; latest close, 12 s allowed)", "<=", 12.0,
+     "s"),
+    ("rss_levels_off", "check: server RSS levels off under a peer that never reads (scenario 5; "
+                       "peak of the last third minus the middle third's, <= max(4 MiB, 5%))",
+     "levels", None, "MiB"),
 ]
 
 
@@ -89,6 +96,18 @@ def judge(results):
         v = s1[biggest]["bytes_per_idle_connection"]
         if v is not None:
             figures["idle_conn_mem"] = (v, f"1 N={biggest}")
+    s2 = results.get("s2_half_open")
+    if s2:
+        kinds = s2["kinds"].values()
+        if all(k["open_at_bound"] == 0 for k in kinds):
+            figures["half_open_closed"] = (max(k.get("max_s", 0) for k in kinds), "2")
+        else:
+            figures["half_open_closed"] = (float("inf"), "2: some still open at the bound")
+    levels = None
+    s5 = results.get("s5_never_reads")
+    if s5 and s5.get("rss_peak_growth_kb_last_vs_middle_third") is not None:
+        figures["rss_levels_off"] = (s5["rss_peak_growth_kb_last_vs_middle_third"] / 1024, "5")
+        levels = s5["levels_off"]
     out = []
     for key, text, op, limit, unit in TARGETS:
         if key not in figures:
@@ -96,7 +115,7 @@ def judge(results):
                         "met": None, "unit": unit, "limit": limit})
             continue
         value, where = figures[key]
-        met = value >= limit if op == ">=" else value <= limit
+        met = (levels if op == "levels" else value >= limit if op == ">=" else value <= limit)
         out.append({"target": key, "text": text, "measured": value, "where": where, "met": met,
                     "unit": unit, "limit": limit})
     return out
