@@ -115,14 +115,15 @@ def role_echo(o):
          "answered_pct": round(100 * len(lat) / asked, 3) if asked else None,
          "timeout_s": timeout, "gap_ms": o.get("gap_ms", 5), "size": size}
     r.update(percentiles(lat))
-    # The worst second: fewest answers (shows a starvation window).
+    # The worst second of the run: the lowest share of answered requests (a starvation window).
     per_s = {}
     for t, l in timeline:
         b = per_s.setdefault(int(t), [0, 0])
         b[0] += 1
         b[1] += l is not None
-    r["worst_second"] = min(([k, a, n] for k, (n, a) in per_s.items()), key=lambda x: x[1] / x[2],
-                            default=None)
+    worst = min(per_s.items(), key=lambda kv: kv[1][1] / kv[1][0], default=None)
+    r["worst_second"] = (None if worst is None else
+                         {"second": worst[0], "asked": worst[1][0], "answered": worst[1][1]})
     say("RESULT", r)
     s.close()
     ctx.term()

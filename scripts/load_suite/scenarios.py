@@ -375,6 +375,7 @@ class Suite:
     def s3_flood(self):
         secs = 5 if self.quick else 20
         variants = [("echo-64KiB", {"command": "public.echo", "size": 65536, "sndhwm": 16}),
+                    ("echo-100B", {"command": "public.echo", "size": 100}),
                     ("slow.sleep-100ms", {"command": "slow.sleep", "data": "100"})]
         out = {}
         for name, opts in variants:
@@ -404,7 +405,9 @@ class Suite:
             say(f"  flooder A: {ar['sent']} requests sent (into its libzmq) "
                 f"({ar['rate_per_s']}/s, {ar['mib_per_s']} MiB/s)")
             say(f"  client B: {br['answered']}/{br['asked']} answered ({br['answered_pct']}%), "
-                f"{fmt_lat(br)}; worst second {br['worst_second']}")
+                f"{fmt_lat(br)}" + ("" if not br["worst_second"] else
+                                     f"; worst second: {br['worst_second']['answered']}/"
+                                     f"{br['worst_second']['asked']} answered"))
             say(f"  server: CPU {cpu:.1f} s in {t1 - t0:.1f} s, RSS {rss0} -> peak "
                 f"{smp.peak_rss_kb()} KiB")
             return {"flooder": ar, "client_b": br, "server_cpu_s": round(cpu, 2),
