@@ -46,8 +46,10 @@ def rows(runs):
         add(sec, "wall time for all handshakes", lambda x: f"{s1(x)['handshake_wall_s']:.2f} s")
         add(sec, "TCP connect p50 / p99 (ms)", lambda x: f"{ms(s1(x)['tcp_connect']['p50_ms'], 0)}"
             f" / {ms(s1(x)['tcp_connect']['p99_ms'], 0)}")
-        add(sec, "TCP connects >= 1 s (SYN retried); listen backlog",
+        add(sec, "TCP connects >= 1 s; listen backlog",
             lambda x: f"{s1(x)['tcp_connects_over_1s']}; {s1(x)['listen_backlog']}")
+        add(sec, "kernel ListenOverflows during the burst",
+            lambda x: f"{s1(x)['listen_overflows']}")
         add(sec, "greeting + CURVE handshake p50 / p99 (ms)",
             lambda x: f"{ms(s1(x)['curve_handshake']['p50_ms'], 0)} / "
                       f"{ms(s1(x)['curve_handshake']['p99_ms'], 0)}")
@@ -55,9 +57,10 @@ def rows(runs):
             lambda x: f"{ms(s1(x)['connect_plus_handshake']['p50_ms'], 0)} / "
                       f"{ms(s1(x)['connect_plus_handshake']['p99_ms'], 0)} / "
                       f"{ms(s1(x)['connect_plus_handshake']['max_ms'], 0)}")
-        add(sec, "server CPU / client CPU during the handshakes",
-            lambda x: f"{s1(x)['server_cpu_s_handshakes']:.2f} s / "
-                      f"{s1(x)['client_cpu_s_handshakes']:.2f} s")
+        add(sec, "server CPU (per handshake) / client CPU during the handshakes",
+            lambda x: f"{s1(x)['server_cpu_s_handshakes']:.2f} s "
+                      f"({s1(x)['server_cpu_s_handshakes'] / s1(x)['handshakes_ok'] * 1e6:.0f} µs)"
+                      f" / {s1(x)['client_cpu_s_handshakes']:.2f} s")
         add(sec, "server RSS idle -> with N idle CURVE connections",
             lambda x: f"{s1(x)['rss_kb_base'] / 1024:.1f} -> "
                       f"{s1(x)['rss_kb_after_handshakes'] / 1024:.1f} MiB")
@@ -91,8 +94,9 @@ def rows(runs):
         def s3(x, var=var):
             return x["s3_flood"][var]
         add(sec, "flooder A: requests sent / s", lambda x: f"{s3(x)['flooder']['rate_per_s']:.0f}")
-        add(sec, "**B answered / asked**",
-            lambda x: f"**{s3(x)['client_b']['answered']}/{s3(x)['client_b']['asked']}**")
+        add(sec, "**B answered / asked** (late: answered after 1 s)",
+            lambda x: f"**{s3(x)['client_b']['answered']}/{s3(x)['client_b']['asked']}** "
+                      f"({s3(x)['client_b']['late']} late)")
         add(sec, "B latency p50 / p99 / max (ms)",
             lambda x: (lambda b: f"{ms(b['p50_ms'])} / {ms(b['p99_ms'])} / {ms(b['max_ms'])}")(
                 s3(x)["client_b"]))
