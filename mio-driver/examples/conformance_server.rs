@@ -60,13 +60,14 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
 use lokimq::core::keys::KeyError;
 use lokimq::{
-    Access, AuthLevel, Builder, Bytes, Listen, LokiMq, Message, PublicKey, Stopwatch, keyfile,
+    Access, AuthLevel, Builder, Bytes, Listen, LokiMq, Message, PublicKey, ShutdownSignals,
+    Stopwatch, keyfile,
 };
 
 /// Longest sleep `slow.sleep` accepts, so a request cannot pin a worker forever.
@@ -242,11 +243,8 @@ fn run(args: Args) -> Result<(), String> {
     let (keypair, _created) = keyfile::load_or_create(&args.key_file).map_err(|e| e.to_string())?;
 
     // Installed before the node starts, so a signal is never missed once the pubkey is out.
-    let (signal_tx, signal_rx) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = signal_tx.send(());
-    })
-    .map_err(|e| format!("cannot install the signal handler: {e}"))?;
+    let mut signals = ShutdownSignals::install()
+        .map_err(|e| format!("cannot install the signal handler: {e}"))?;
 
     let stop = Arc::new(Stop::default());
     let mut b = LokiMq::builder();
@@ -275,8 +273,7 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot write to stdout: {e}"))?;
     drop(out);
 
-    // Either a signal, or the handler is gone (cannot happen: it lives for the process).
-    let _ = signal_rx.recv();
+    signals.wait();
     stop.trigger();
     std::thread::spawn(|| {
         std::thread::sleep(EXIT_DEADLINE);
@@ -295,6 +292,7 @@ fn main() -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .with_thread_names(true)
         .try_init();
     match run(args) {

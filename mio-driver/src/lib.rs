@@ -126,6 +126,7 @@ pub mod keyfile;
 pub mod kit;
 mod message;
 mod proxy;
+mod signal;
 mod subscription;
 
 pub use batch::{Batch, JobPanicked};
@@ -134,6 +135,7 @@ pub use clock::Stopwatch;
 pub use error::Error;
 pub use handle::{Handle, LokiMq};
 pub use message::{DeferredSend, Message};
+pub use signal::{ShutdownSignal, ShutdownSignals, wait_for_shutdown_signal};
 pub use subscription::Subscription;
 
 pub use bytes::Bytes;

@@ -330,7 +330,7 @@ pub(crate) fn client(args: &Args) -> Res<()> {
             lock(&shared.flow).sent = window;
             let h = node.handle();
             for _ in 0..window {
-                shared.send_sink(&h, &conn);
+                shared.send_sink(h, &conn);
             }
         }
         Workload::Pipelined | Workload::Latency => {

@@ -37,8 +37,16 @@ impl StopSignal {
                 let _ = tx.send(());
             }
         };
+        let mut signals = lokimq::ShutdownSignals::install()
+            .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
         let on_signal = stop.clone();
-        ctrlc::set_handler(on_signal).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+        std::thread::Builder::new()
+            .name(String::from("signal-watch"))
+            .spawn(move || {
+                signals.wait();
+                on_signal();
+            })
+            .map_err(|e| format!("cannot start the signal watcher: {e}"))?;
         std::thread::Builder::new()
             .name(String::from("stdin-watch"))
             .spawn(move || {

@@ -17,9 +17,9 @@ import { loadLokiMQ } from '../lokimq.mjs';
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const WASM = process.env.LOKIMQ_WASM
   ?? path.join(REPO, 'target/wasm32-unknown-unknown/wasm/lokimq_wasm.wasm');
-export const LOKIMQ_BIN = process.env.LOKIMQ_BIN ?? path.join(REPO, 'target/release/lokimq');
+export const LOKIMQ_BIN = process.env.LOKIMQ_BIN ?? path.join(REPO, 'target/debug/lokimq');
 export const CONFORMANCE_BIN = process.env.CONFORMANCE_BIN
-  ?? path.join(REPO, 'target/release/examples/conformance_server');
+  ?? path.join(REPO, 'target/debug/examples/conformance_server');
 export const PYTHON = process.env.PYTHON ?? 'python3';
 
 /** Every wait in the tests is bounded by this. */

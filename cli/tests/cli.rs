@@ -2,6 +2,7 @@
 //! formats, exit codes and signals. Every child process is killed if a test fails, and every
 //! wait is bounded.
 
+#[path = "../../mio-driver/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead as _, BufReader};

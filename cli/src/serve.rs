@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::mpsc;
 
 use lokimq::core::address::Encoding;
-use lokimq::{Address, AuthLevel, Builder, Keypair, Listen, LokiMq, Message, PublicKey};
+use lokimq::{
+    Address, AuthLevel, Builder, Keypair, Listen, LokiMq, Message, PublicKey, ShutdownSignals,
+};
 use rand_core::OsRng;
 
 use crate::fail::Failure;
@@ -148,11 +149,8 @@ pub(crate) fn serve(
 
     // Install the handler before listening, so a signal right after the addresses are printed
     // is not lost.
-    let (stop_tx, stop_rx) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = stop_tx.send(());
-    })
-    .map_err(|e| Failure::other(format!("cannot install the signal handler: {e}")))?;
+    let mut signals = ShutdownSignals::install()
+        .map_err(|e| Failure::other(format!("cannot install the signal handler: {e}")))?;
 
     let node = b
         .start()
@@ -166,10 +164,8 @@ pub(crate) fn serve(
         .map_err(|e| Failure::other(format!("cannot write to stdout: {e}")))?;
     drop(out);
 
-    // The handler is the only sender and lives for the whole process, so this returns only
-    // when a signal arrives.
-    let _ = stop_rx.recv();
-    eprintln!("signal received, shutting down");
+    let signal = signals.wait();
+    eprintln!("{signal} received, shutting down");
     node.shutdown();
     Ok(())
 }
