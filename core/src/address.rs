@@ -236,6 +236,10 @@ enum Target {
 pub struct Address {
     target: Target,
     pubkey: Option<PublicKey>,
+    /// How the key was written when the address was parsed, so that messages about the
+    /// address show it the way the user wrote it (z-base-32, OxenMQ's, otherwise). Not part of
+    /// the address's identity: equality and ordering ignore it.
+    key_encoding: Encoding,
 }
 
 impl Address {
@@ -250,6 +254,7 @@ impl Address {
         Self {
             target: Target::Tcp { host, port },
             pubkey: None,
+            key_encoding: Encoding::Base32z,
         }
     }
 
@@ -266,6 +271,7 @@ impl Address {
         Self {
             target: Target::Ipc { path: path.into() },
             pubkey: None,
+            key_encoding: Encoding::Base32z,
         }
     }
 
@@ -288,6 +294,7 @@ impl Address {
                 port: addr.port(),
             },
             pubkey: None,
+            key_encoding: Encoding::Base32z,
         }
     }
 
@@ -587,11 +594,11 @@ fn parse_tcp(text: &str, qr: bool, curve: bool) -> Result<Address, AddressError>
             Some(key_text) if key_text.len() >= min_key => key_text,
             _ => return Err(AddressError::ExpectedPubkey),
         };
-        let (key, trailing) = decode_leading_pubkey(key_text, qr)?;
+        let (key, encoding, trailing) = decode_leading_pubkey(key_text, qr)?;
         if !trailing.is_empty() {
             return Err(AddressError::TrailingAfterPubkey);
         }
-        Some(key)
+        Some((key, encoding))
     } else {
         if !rest.is_empty() {
             return Err(AddressError::TrailingAfterPort);
@@ -600,26 +607,32 @@ fn parse_tcp(text: &str, qr: bool, curve: bool) -> Result<Address, AddressError>
     };
     Ok(Address {
         target: Target::Tcp { host, port },
-        pubkey,
+        pubkey: pubkey.map(|(k, _)| k),
+        key_encoding: pubkey.map_or(Encoding::Base32z, |(_, e)| e),
     })
 }
 
 /// Decodes the key at the start of `text` (hex, then z-base-32, then base64 unless `qr`, as
 /// OxenMQ tries them) and returns it with the text after it.
-fn decode_leading_pubkey(text: &str, qr: bool) -> Result<(PublicKey, &str), AddressError> {
+fn decode_leading_pubkey(
+    text: &str,
+    qr: bool,
+) -> Result<(PublicKey, Encoding, &str), AddressError> {
     // `PublicKey`'s `FromStr` picks the encoding by length, so parsing a 64-, 52- or 43-byte
     // prefix tries exactly hex, z-base-32 or base64. `str::get` returns `None` off a character
     // boundary, which can only be a non-key anyway.
-    let try_prefix = |len: usize| {
+    let try_prefix = |len: usize, encoding: Encoding| {
         let key = text.get(..len)?.parse::<PublicKey>().ok()?;
-        Some((key, &text[len..]))
+        Some((key, encoding, &text[len..]))
     };
-    if let Some(found) = try_prefix(64).or_else(|| try_prefix(52)) {
+    if let Some(found) =
+        try_prefix(64, Encoding::Hex).or_else(|| try_prefix(52, Encoding::Base32z))
+    {
         return Ok(found);
     }
     if !qr {
-        if let Some((key, rest)) = try_prefix(43) {
-            return Ok((key, rest.strip_prefix('=').unwrap_or(rest)));
+        if let Some((key, encoding, rest)) = try_prefix(43, Encoding::Base64) {
+            return Ok((key, encoding, rest.strip_prefix('=').unwrap_or(rest)));
         }
     }
     Err(AddressError::NoPubkey)
@@ -637,14 +650,22 @@ fn parse_ipc_curve(text: &str) -> Result<Address, AddressError> {
         Some((&text[..sep], PublicKey::from_bytes(key)))
     };
     let b64_len = if text.ends_with('=') { 44 } else { 43 };
-    let (path, key) = split(64, |t| hex::decode_array(t).ok())
-        .or_else(|| split(52, |t| base32z::decode_array(t).ok()))
-        .or_else(|| split(b64_len, |t| base64::decode_array(t).ok()))
+    let (path, key, encoding) = split(64, |t| hex::decode_array(t).ok())
+        .map(|(p, k)| (p, k, Encoding::Hex))
+        .or_else(|| {
+            split(52, |t| base32z::decode_array(t).ok()).map(|(p, k)| (p, k, Encoding::Base32z))
+        })
+        .or_else(|| {
+            split(b64_len, |t| base64::decode_array(t).ok())
+                .map(|(p, k)| (p, k, Encoding::Base64))
+        })
         .ok_or_else(|| AddressError::IpcMissingPubkey(text.to_owned()))?;
     if path.is_empty() {
         return Err(AddressError::EmptySocketPath);
     }
-    Ok(Address::ipc_curve(path, key))
+    let mut address = Address::ipc_curve(path, key);
+    address.key_encoding = encoding;
+    Ok(address)
 }
 
 impl FromStr for Address {
@@ -670,15 +691,18 @@ impl From<SocketAddr> for Address {
 }
 
 impl fmt::Display for Address {
+    /// The full address, with the key written as it was parsed (z-base-32, OxenMQ's usual
+    /// form, for an address built in code). [`full_address`](Address::full_address) picks an
+    /// encoding explicitly.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_full(f, Encoding::Base32z)
+        self.write_full(f, self.key_encoding)
     }
 }
 
 impl fmt::Debug for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Address(")?;
-        self.write_full(f, Encoding::Base32z)?;
+        self.write_full(f, self.key_encoding)?;
         f.write_str(")")
     }
 }
@@ -830,7 +854,16 @@ mod tests {
             a.full_address(Encoding::Base64),
             format!("curve://a:1/{PK_B64}")
         );
-        assert_eq!(a.to_string(), format!("curve://a:1/{PK_B32Z}"));
+        // Display shows the key as it was written (messages about an address the user typed
+        // should look like what they typed); built in code, an address uses z-base-32.
+        assert_eq!(a.to_string(), format!("curve://a:1/{PK_HEX}"));
+        assert_eq!(b.to_string(), format!("curve://a:1/{PK_B32Z}"));
+        assert_eq!(c.to_string(), format!("curve://a:1/{PK_B64}"));
+        assert_eq!(e.to_string(), format!("curve://a:1/{PK_HEX}"));
+        assert_eq!(
+            Address::tcp_curve("a", 1, pk()).to_string(),
+            format!("curve://a:1/{PK_B32Z}")
+        );
         assert_eq!(a.zmq_address(), "tcp://a:1");
     }
 
@@ -851,6 +884,8 @@ mod tests {
         assert_eq!(g.socket(), Some("/my.sock"));
         assert_eq!(h.socket(), Some("./my.sock"));
         assert_eq!(h, i);
+        assert_eq!(e.to_string(), format!("ipc+curve://my.sock/{PK_HEX}"));
+        assert_eq!(h.to_string(), format!("ipc+curve://./my.sock/{PK_B64}"));
         assert_eq!(
             h.full_address(Encoding::Hex),
             format!("ipc+curve://./my.sock/{PK_HEX}")
