@@ -625,8 +625,7 @@ fn decode_leading_pubkey(
         let key = text.get(..len)?.parse::<PublicKey>().ok()?;
         Some((key, encoding, &text[len..]))
     };
-    if let Some(found) =
-        try_prefix(64, Encoding::Hex).or_else(|| try_prefix(52, Encoding::Base32z))
+    if let Some(found) = try_prefix(64, Encoding::Hex).or_else(|| try_prefix(52, Encoding::Base32z))
     {
         return Ok(found);
     }
@@ -656,8 +655,7 @@ fn parse_ipc_curve(text: &str) -> Result<Address, AddressError> {
             split(52, |t| base32z::decode_array(t).ok()).map(|(p, k)| (p, k, Encoding::Base32z))
         })
         .or_else(|| {
-            split(b64_len, |t| base64::decode_array(t).ok())
-                .map(|(p, k)| (p, k, Encoding::Base64))
+            split(b64_len, |t| base64::decode_array(t).ok()).map(|(p, k)| (p, k, Encoding::Base64))
         })
         .ok_or_else(|| AddressError::IpcMissingPubkey(text.to_owned()))?;
     if path.is_empty() {

@@ -221,13 +221,6 @@ where
     data.into_iter().map(Into::into).collect()
 }
 
-fn log_send_error(e: &SendError) {
-    match e {
-        SendError::NoConnection(_) => tracing::debug!("{e}"),
-        _ => tracing::warn!("{e}"),
-    }
-}
-
 impl Handle {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
@@ -307,7 +300,7 @@ impl Handle {
         self.post(move |p| {
             let now = p.now();
             if let Err(e) = send(p, now) {
-                log_send_error(&e);
+                p.log_send_error(&e);
             }
         })
     }
@@ -514,7 +507,7 @@ impl Handle {
                 return;
             };
             let Some(on_failure) = on_failure else {
-                log_send_error(&e);
+                p.log_send_error(&e);
                 return;
             };
             tracing::debug!("{e}");
@@ -632,7 +625,7 @@ impl Handle {
                 Err(e) => {
                     drop(closures);
                     // OxenMQ: a request that cannot be sent fails with TIMEOUT, on a worker.
-                    log_send_error(&e);
+                    p.log_send_error(&e);
                     let report = Box::new(move || callback(Err(RequestError::Timeout)));
                     if let Err(e) = p.queue_task(report, Target::Worker) {
                         tracing::debug!("request failure not reported: {e}");

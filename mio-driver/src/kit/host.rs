@@ -20,7 +20,8 @@ use lokimq_core::address::Address;
 use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{ConnId, ListenerId, WorkerId};
 use lokimq_core::node::{
-    DisconnectCause, Event, InDriver, Input, Job, Node, NodeError, Output, SchedulerCell, Target,
+    DisconnectCause, Event, InDriver, Input, Job, Node, NodeError, Output, SchedulerCell,
+    SendError, Target,
 };
 use lokimq_core::sched::Scheduler;
 use lokimq_core::time::Instant;
@@ -151,6 +152,10 @@ pub struct Host {
     /// The first bind failure, for `Builder::start` to report.
     startup_error: Option<Error>,
     warnings: Throttle,
+    /// One `tracing` span per open connection (its id, remote address, and once known its
+    /// key and auth level), entered while its input is handled, so every log line the node
+    /// writes about it can be tied to it.
+    spans: BTreeMap<ConnId, tracing::Span>,
 }
 
 impl Host {
@@ -175,6 +180,7 @@ impl Host {
             stopped: false,
             startup_error: None,
             warnings: Throttle::new(Duration::from_secs(1)),
+            spans: BTreeMap::new(),
         }
     }
 
@@ -228,6 +234,16 @@ impl Host {
 
     /// Feeds an input (network events, finished jobs) at the host's `now`. Drain afterwards.
     pub fn input(&mut self, input: Input) {
+        let span = match &input {
+            Input::Connected { conn }
+            | Input::Disconnected { conn, .. }
+            | Input::AuthDecision { conn, .. } => self.spans.get(conn).cloned(),
+            _ => None,
+        };
+        if let Input::Disconnected { conn, .. } = &input {
+            self.spans.remove(conn);
+        }
+        let _entered = span.as_ref().map(tracing::Span::enter);
         if let Err(e) = self.node.handle(self.now, input) {
             // The host answers the node's own questions, so only an embedder bug gets here.
             tracing::error!("the node refused an input: {e}");
@@ -236,7 +252,21 @@ impl Host {
 
     /// Bytes received on `conn`, borrowed from the embedder's read buffer. Drain afterwards.
     pub fn received(&mut self, conn: ConnId, data: &[u8]) {
+        let _entered = self.spans.get(&conn).map(tracing::Span::enter);
         self.node.handle_received(self.now, conn, data);
+    }
+
+    /// The span of a connection (created when it is accepted or dialled).
+    fn open_span(&mut self, conn: ConnId, remote: &str, outgoing: bool) {
+        let span = tracing::info_span!(
+            "conn",
+            id = ?conn,
+            remote = remote,
+            out = outgoing,
+            pubkey = tracing::field::Empty,
+            auth = tracing::field::Empty,
+        );
+        self.spans.insert(conn, span);
     }
 
     /// A connection arrived on `listener` from `remote` (an IP, or "(unknown)"). Returns the
@@ -244,7 +274,10 @@ impl Host {
     /// connections): then close the socket at once. Drain afterwards.
     pub fn accept(&mut self, listener: ListenerId, remote: &str) -> Option<ConnId> {
         match self.node.accept(self.now, listener, remote) {
-            Ok(conn) => Some(conn),
+            Ok(conn) => {
+                self.open_span(conn, remote, false);
+                Some(conn)
+            }
             Err(e @ NodeError::TooManyConnections(_)) => {
                 self.warn("accept", listener.get().into(), format_args!("{e}"));
                 None
@@ -350,11 +383,15 @@ impl Host {
         match out {
             Output::Transmit { conn, data } => io.transmit(conn, data),
             Output::Connect { conn, addr } => {
+                self.open_span(conn, &addr.to_string(), true);
                 if let Err(cause) = io.connect(conn, &addr) {
                     self.input(Input::Disconnected { conn, cause });
                 }
             }
-            Output::Close { conn, linger } => io.close(conn, linger),
+            Output::Close { conn, linger } => {
+                self.spans.remove(&conn);
+                io.close(conn, linger);
+            }
             Output::Listen { listener, addr } => self.bind(io, listener, &addr),
             Output::Unlisten { listener } => io.unlisten(listener),
             Output::RunJob { worker, job } => {
@@ -419,6 +456,12 @@ impl Host {
                         AuthLevel::Denied
                     }),
                 };
+                if let Some(span) = self.spans.get(&conn) {
+                    if let Some(key) = &pubkey {
+                        span.record("pubkey", tracing::field::display(key));
+                    }
+                    span.record("auth", tracing::field::display(level));
+                }
                 self.input(Input::AuthDecision { conn, level });
             }
             Event::LookupSn { pubkey } => {
@@ -485,6 +528,21 @@ impl Host {
 
     // -----------------------------------------------------------------------------------------
     // for handles
+
+    /// Logs a send the node refused, as OxenMQ logs it, at most once a second per kind of
+    /// failure (a peer that stops reading would otherwise cost a line per message).
+    pub(crate) fn log_send_error(&mut self, e: &SendError) {
+        let reason = match e {
+            // OxenMQ logs these at debug: an optional send with no connection is expected.
+            SendError::NoConnection(_) => {
+                tracing::debug!("{e}");
+                return;
+            }
+            SendError::WouldBlock(_) => "send would block",
+            _ => "send failed",
+        };
+        self.warn(reason, 0, format_args!("{e}"));
+    }
 
     /// Hands `task` to the node to run on `target`; if the node refuses it, the task is dropped
     /// and the refusal returned for the caller to report.
