@@ -1,23 +1,26 @@
-//! The embedded loop as a CURVE client of a `lokimq` (mio driver) server.
+//! The embedded loop as a CURVE client of a `lokimq` (mio driver) server, through the same
+//! `Handle` calls a native client makes.
 
 mod common;
 
-use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::{
-    Reply, Slot, connect, into_slot, loopback_sa, mq_server_builder, request, slot, strings,
-    turn_for,
+    WAIT, connect, embedded, loopback, mq_server_builder, request, stop, strings, turn_recv,
+    turn_until,
 };
-use lokimq::{AuthLevel, LokiMq};
-use lokimq_core::address::Address;
-use lokimq_core::node::{ConnectionId, RequestError, RequestOptions};
-use lokimq_core::time::Duration;
-use lokimq_embed_example::{Builder, Embedded};
+use lokimq::{
+    Address, AuthLevel, Batch, Builder, ConnectionId, Keypair, LokiMq, RequestError,
+    RequestOptions, Target,
+};
+use lokimq_embed_example::Embedded;
 
 /// A `lokimq` server granting every CURVE client `basic`, and its address (with its key).
 fn mq_server() -> (LokiMq, Address) {
     let mut b = mq_server_builder();
-    b.listen_curve(loopback_sa(), |_, _, _| AuthLevel::Basic)
+    b.listen_curve(loopback(), |_, _, _| AuthLevel::Basic)
         .unwrap();
     let server = b.start().unwrap();
     let addr = server.bound_addresses()[0].clone();
@@ -25,33 +28,30 @@ fn mq_server() -> (LokiMq, Address) {
     (server, addr)
 }
 
-/// An embedded client that records the `public.hi` commands the server sends back.
-fn client(hi: &Slot<Vec<String>>) -> Embedded {
+/// An embedded client whose `public.hi` command (which the server sends back) forwards its data.
+fn client() -> (Embedded, mpsc::Receiver<Vec<String>>) {
+    let (tx, rx) = mpsc::channel();
     let mut b = Builder::new();
-    b.registry_mut()
-        .add_category_with_defaults("public", AuthLevel::None)
+    b.add_category("public", AuthLevel::None)
+        .unwrap()
+        .add_command("public", "hi", move |m| {
+            let _ = tx.send(strings(m.data()));
+        })
         .unwrap();
-    let hi = Rc::clone(hi);
-    b.command("public", "hi", move |_, msg| {
-        *hi.borrow_mut() = Some(strings(&msg.data));
-    })
-    .unwrap();
-    b.build().unwrap()
+    (embedded(b), rx)
 }
 
-/// Shuts the embedded client down first: the server's own shutdown waits (up to its linger)
-/// for each peer's EOF, which an embedded loop nobody turns would never send.
+/// Shuts the embedded client down first (cleanly: flushed, closed), then the server.
 fn finish(mut c: Embedded, server: LokiMq) {
-    assert!(c.shutdown(common::WAIT), "the embedded client did not stop");
+    assert!(c.shutdown(WAIT), "the embedded client did not stop");
     assert!(c.is_stopped());
-    server.shutdown();
+    stop(server);
 }
 
 #[test]
 fn requests_replies_and_send_back() {
     let (server, addr) = mq_server();
-    let hi = slot();
-    let mut c = client(&hi);
+    let (mut c, hi) = client();
     let conn = connect(&mut c, &addr);
     assert!(c.node().is_connected(&conn));
 
@@ -60,28 +60,38 @@ fn requests_replies_and_send_back() {
 
     // The server sees our CURVE key and the level its allow function granted.
     let reply = request(&mut c, &conn, "public.whoami", &[]).unwrap();
-    assert_eq!(strings(&reply), ["basic", &c.pubkey().to_hex()]);
+    assert_eq!(strings(&reply), ["basic", &c.handle().pubkey().to_hex()]);
 
-    c.send(&conn, "public.hello", ["back at me"]).unwrap();
-    assert_eq!(turn_for(&mut c, &hi, "public.hi"), ["back at me"]);
+    c.handle()
+        .send(&conn, "public.hello", ["back at me"])
+        .unwrap();
+    assert_eq!(turn_recv(&mut c, &hi, "public.hi"), ["back at me"]);
 
     // Many requests in flight at once: each callback gets its own reply.
-    let slots: Vec<Slot<Reply>> = (0..20).map(|_| slot()).collect();
-    for (i, s) in slots.iter().enumerate() {
-        c.request(&conn, "public.echo", [i.to_string()], into_slot(s))
+    let (tx, rx) = mpsc::channel();
+    for i in 0..20 {
+        let tx = tx.clone();
+        c.handle()
+            .request(&conn, "public.echo", [i.to_string()], move |r| {
+                let _ = tx.send((i, r));
+            })
             .unwrap();
     }
-    for (i, s) in slots.iter().enumerate() {
-        let r = turn_for(&mut c, s, "pipelined echo").unwrap();
-        assert_eq!(strings(&r), [i.to_string()]);
+    let mut seen = Vec::new();
+    for _ in 0..20 {
+        let (i, r) = turn_recv(&mut c, &rx, "pipelined echo");
+        assert_eq!(strings(&r.unwrap()), [i.to_string()]);
+        seen.push(i);
     }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..20).collect::<Vec<_>>());
     finish(c, server);
 }
 
 #[test]
 fn error_replies_reach_the_callback() {
     let (server, addr) = mq_server();
-    let mut c = client(&slot());
+    let (mut c, _) = client();
     let conn = connect(&mut c, &addr);
     assert_eq!(
         request(&mut c, &conn, "admin.echo", &["x"]),
@@ -103,58 +113,117 @@ fn error_replies_reach_the_callback() {
 #[test]
 fn a_request_larger_than_a_socket_buffer_goes_through_partial_writes() {
     let (server, addr) = mq_server();
-    let mut c = client(&slot());
+    let (mut c, _) = client();
     let conn = connect(&mut c, &addr);
     // 900 KiB: far more than one write takes, under the 1 MiB frame limit.
     let big: Vec<u8> = (0..900 * 1024).map(|i| (i % 251) as u8).collect();
-    let out = slot();
-    c.request(&conn, "public.echo", [big.clone()], into_slot(&out))
+    let (tx, rx) = mpsc::channel();
+    c.handle()
+        .request(&conn, "public.echo", [big.clone()], move |r| {
+            let _ = tx.send(r);
+        })
         .unwrap();
-    let reply = turn_for(&mut c, &out, "big echo").unwrap();
+    let reply = turn_recv(&mut c, &rx, "big echo").unwrap();
     assert_eq!(reply.len(), 1);
     assert!(reply[0] == big, "the echo differs from what was sent");
     finish(c, server);
 }
 
 #[test]
+fn a_disconnect_delivers_what_was_queued_first() {
+    let dir = std::env::temp_dir().join(format!("lokimq-embed-linger-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("sink.sock");
+    let (tx, rx) = mpsc::channel();
+    let mut b = LokiMq::builder();
+    b.add_category("sink", AuthLevel::None)
+        .unwrap()
+        .add_command("sink", "take", move |m| {
+            let _ = tx.send(m.data().iter().map(|d| d.len()).sum::<usize>());
+        })
+        .unwrap()
+        // A unix socket: its buffers hold a few hundred kilobytes, where loopback TCP's grow
+        // to tens of megabytes.
+        .listen_curve(format!("ipc://{}", sock.display()), |_, _, _| {
+            AuthLevel::None
+        })
+        .unwrap();
+    let server = b.start().unwrap();
+    let (mut c, _) = client();
+    let conn = connect(&mut c, &server.bound_addresses()[0]);
+    // The server's loop stops reading for a moment (a completion run on its own thread)...
+    let (stalled, stalling) = mpsc::channel();
+    let mut stall = Batch::new();
+    stall.add_job(|| ());
+    stall
+        .completion_on(
+            move |_| {
+                let _ = stalled.send(());
+                std::thread::sleep(Duration::from_millis(500));
+            },
+            Target::InDriver,
+        )
+        .unwrap();
+    server.batch(stall).unwrap();
+    stalling.recv_timeout(WAIT).unwrap();
+    // ... while we send far more than the sockets hold, then close in the same turn: the close
+    // procedure writes the rest when the server reads again (lingering up to 10 s), and only
+    // then half-closes.
+    let big = lokimq::Bytes::from(vec![7u8; 900 * 1024]);
+    for _ in 0..8 {
+        c.handle().send(&conn, "sink.take", [big.clone()]).unwrap();
+    }
+    c.handle().disconnect(&conn, WAIT).unwrap();
+    for i in 0..8 {
+        let what = format!("message {i}");
+        assert_eq!(turn_recv(&mut c, &rx, &what), 900 * 1024);
+    }
+    turn_until(&mut c, "the close", |c| c.node().stats().connections == 0);
+    finish(c, server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn service_node_sends_use_the_lookup() {
     let (server, addr) = mq_server();
-    let server_key = *server.handle().pubkey();
+    let server_key = *server.pubkey();
+    let looked_up = Arc::new(Mutex::new(None));
+    let seen = Arc::clone(&looked_up);
     let mut b = Builder::new();
-    let looked_up = slot();
-    let flag = Rc::clone(&looked_up);
-    let known = addr.clone();
     b.sn_lookup(move |pk| {
-        *flag.borrow_mut() = Some(*pk);
-        (*pk == server_key).then(|| known.clone())
+        *seen.lock().unwrap() = Some(*pk);
+        (*pk == server_key).then(|| addr.clone())
     });
-    let mut c = b.build().unwrap();
+    let mut c = embedded(b);
 
-    // By key alone: the node asks `Event::LookupSn`, we answer, it dials.
+    // By key alone: the node asks for the address, the lookup answers, the node dials.
     let sn = ConnectionId::Sn(server_key);
     let reply = request(&mut c, &sn, "public.echo", &["by key"]).unwrap();
     assert_eq!(strings(&reply), ["by key"]);
-    assert_eq!(*looked_up.borrow(), Some(server_key));
+    assert_eq!(*looked_up.lock().unwrap(), Some(server_key));
 
     // An unknown key: the lookup answers `None`, so the request can never be delivered.
-    let stranger = lokimq_core::keys::Keypair::generate(&mut rand_core::OsRng);
-    let out = slot();
+    let stranger = *Keypair::generate(&mut rand_core::OsRng).public();
+    let (tx, rx) = mpsc::channel();
     let opts = RequestOptions {
         timeout: Some(Duration::from_millis(300)),
         ..RequestOptions::default()
     };
-    c.request_with(
-        &ConnectionId::Sn(*stranger.public()),
-        "public.echo",
-        ["lost"],
-        &opts,
-        into_slot(&out),
-    )
-    .unwrap();
+    c.handle()
+        .request_with(
+            &ConnectionId::Sn(stranger),
+            "public.echo",
+            ["lost"],
+            opts,
+            move |r| {
+                let _ = tx.send(r);
+            },
+        )
+        .unwrap();
     assert_eq!(
-        turn_for(&mut c, &out, "undeliverable request"),
+        turn_recv(&mut c, &rx, "undeliverable request"),
         Err(RequestError::Timeout)
     );
-    assert_eq!(*looked_up.borrow(), Some(*stranger.public()));
+    assert_eq!(*looked_up.lock().unwrap(), Some(stranger));
     finish(c, server);
 }

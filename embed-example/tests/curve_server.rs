@@ -1,54 +1,45 @@
-//! The embedded loop as a CURVE server for `lokimq` (mio driver) clients: its handlers run
-//! inline, inside `turn`, and reply from there.
+//! The embedded loop as a CURVE server for `lokimq` (mio driver) clients: its handlers are the
+//! ordinary `lokimq` ones, run inline on the loop's thread, inside `turn`, and reply from there.
 
 mod common;
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, ThreadId};
+use std::time::Duration;
 
-use common::{loopback, mq_ask, mq_connect, strings, turn_recv};
-use lokimq::{AuthLevel, Bytes, ConnectOptions, LokiMq, PublicKey};
-use lokimq_core::address::Address;
-use lokimq_core::node::RequestError;
-use lokimq_embed_example::{Builder, Embedded};
+use common::{WAIT, bound, embedded, loopback, mq_ask, mq_connect, stop, strings, turn_recv};
+use lokimq::{Address, AuthLevel, Builder, ConnectOptions, LokiMq, PublicKey, RequestError};
+use lokimq_embed_example::Embedded;
+
+/// The threads `rpc.echo` ran on, once per run.
+type Runs = Arc<Mutex<Vec<ThreadId>>>;
 
 /// An embedded server: `rpc.echo` (request), `rpc.whoami` (request: auth level and key),
-/// `rpc.ping` (command: sends `client.pong` back), `rpc.admin` (request, admin only). Its
-/// allow function denies `banned` and grants everyone else `basic`; `handled` counts the
-/// handler runs.
-fn server(banned: Option<PublicKey>, handled: &Rc<Cell<u32>>) -> (Embedded, Address) {
+/// `rpc.ping` (command: sends `client.pong` back), `rpcadmin.echo` (request, admin only). Its
+/// allow function denies `banned` and grants everyone else `basic`; `runs` records where
+/// `rpc.echo` ran.
+fn server(banned: Option<PublicKey>, runs: &Runs) -> (Embedded, Address) {
+    let runs = Arc::clone(runs);
     let mut b = Builder::new();
-    let r = b.registry_mut();
-    r.add_category_with_defaults("rpc", AuthLevel::None)
-        .unwrap();
-    r.add_category_with_defaults("rpcadmin", AuthLevel::Admin)
-        .unwrap();
-    let count = Rc::clone(handled);
-    b.request_command("rpc", "echo", move |ctx, msg| {
-        count.set(count.get() + 1);
-        ctx.reply(&msg.reply_to, msg.data.clone()).unwrap();
-    })
-    .unwrap()
-    .request_command("rpc", "whoami", |ctx, msg| {
-        let key = msg.conn.pubkey().map(PublicKey::to_hex).unwrap_or_default();
-        let auth = msg.access.auth.as_str();
-        ctx.reply(&msg.reply_to, [Bytes::from(auth), Bytes::from(key)])
-            .unwrap();
-    })
-    .unwrap()
-    .command("rpc", "ping", |ctx, msg| {
-        ctx.send_back(&msg.reply_to, "client.pong", msg.data.clone())
-            .unwrap();
-    })
-    .unwrap()
-    .request_command("rpcadmin", "echo", |ctx, msg| {
-        ctx.reply(&msg.reply_to, msg.data.clone()).unwrap();
-    })
-    .unwrap();
-    let mut s = b.build().unwrap();
-    let addr = s
-        .listen_curve(&loopback(), move |_ip, key, _sn| {
+    b.add_category("rpc", AuthLevel::None)
+        .unwrap()
+        .add_category("rpcadmin", AuthLevel::Admin)
+        .unwrap()
+        .add_request_command("rpc", "echo", move |m| {
+            runs.lock().unwrap().push(thread::current().id());
+            m.send_reply(m.data().to_vec());
+        })
+        .unwrap()
+        .add_request_command("rpc", "whoami", common::whoami)
+        .unwrap()
+        .add_command("rpc", "ping", |m| {
+            m.send_back("client.pong", m.data().to_vec())
+        })
+        .unwrap()
+        .add_request_command("rpcadmin", "echo", |m| m.send_reply(m.data().to_vec()))
+        .unwrap()
+        .listen_curve(loopback(), move |_ip, key, _sn| {
             if key.is_some() && key == banned.as_ref() {
                 AuthLevel::Denied
             } else {
@@ -56,7 +47,9 @@ fn server(banned: Option<PublicKey>, handled: &Rc<Cell<u32>>) -> (Embedded, Addr
             }
         })
         .unwrap();
-    assert_eq!(addr.pubkey(), Some(s.pubkey()));
+    let s = embedded(b);
+    let addr = bound(&s);
+    assert_eq!(addr.pubkey(), Some(s.handle().pubkey()));
     (s, addr)
 }
 
@@ -74,28 +67,26 @@ fn mq_client() -> (LokiMq, mpsc::Receiver<Vec<String>>) {
     (b.start().unwrap(), rx)
 }
 
-/// Shuts the embedded server down first: a client's own shutdown waits (up to its linger) for
-/// the peer's EOF, which an embedded loop nobody turns would never send.
+/// Shuts the embedded server down cleanly, then the clients.
 fn finish(mut s: Embedded, clients: impl IntoIterator<Item = LokiMq>) {
-    assert!(s.shutdown(common::WAIT), "the embedded server did not stop");
-    for c in clients {
-        c.shutdown();
-    }
+    assert!(s.shutdown(WAIT), "the embedded server did not stop");
+    clients.into_iter().for_each(stop);
 }
 
 #[test]
 fn handlers_run_inline_and_reply() {
-    let handled = Rc::new(Cell::new(0));
-    let (mut s, addr) = server(None, &handled);
+    let runs = Runs::default();
+    let (mut s, addr) = server(None, &runs);
     let (client, pongs) = mq_client();
     let conn = mq_connect(&mut s, &client, &addr);
 
     let r = mq_ask(&mut s, &client, &conn, "rpc.echo", &["a", "b"]).unwrap();
     assert_eq!(strings(&r), ["a", "b"]);
-    assert_eq!(handled.get(), 1);
+    // Inline: on this thread, the one that turns the loop.
+    assert_eq!(*runs.lock().unwrap(), [thread::current().id()]);
 
     let r = mq_ask(&mut s, &client, &conn, "rpc.whoami", &[]).unwrap();
-    assert_eq!(strings(&r), ["basic", &client.handle().pubkey().to_hex()]);
+    assert_eq!(strings(&r), ["basic", &client.pubkey().to_hex()]);
 
     client.handle().send(&conn, "rpc.ping", ["p"]).unwrap();
     assert_eq!(turn_recv(&mut s, &pongs, "client.pong"), ["p"]);
@@ -113,8 +104,8 @@ fn handlers_run_inline_and_reply() {
 
 #[test]
 fn several_clients_at_once() {
-    let handled = Rc::new(Cell::new(0));
-    let (mut s, addr) = server(None, &handled);
+    let runs = Runs::default();
+    let (mut s, addr) = server(None, &runs);
     let clients: Vec<LokiMq> = (0..3).map(|_| mq_client().0).collect();
     let conns: Vec<_> = clients
         .iter()
@@ -140,21 +131,21 @@ fn several_clients_at_once() {
         .collect();
     want.sort();
     assert_eq!(got, want);
-    assert_eq!(handled.get(), 15);
+    assert_eq!(runs.lock().unwrap().len(), 15);
     finish(s, clients);
 }
 
 #[test]
 fn a_denied_client_never_reaches_a_handler() {
-    let handled = Rc::new(Cell::new(0));
+    let runs = Runs::default();
     let (client, _pongs) = mq_client();
-    let banned = *client.handle().pubkey();
-    let (mut s, addr) = server(Some(banned), &handled);
+    let banned = *client.pubkey();
+    let (mut s, addr) = server(Some(banned), &runs);
 
     let (tx, rx) = mpsc::channel();
     let tx2 = tx.clone();
     let opts = ConnectOptions {
-        timeout: Some(std::time::Duration::from_millis(500)),
+        timeout: Some(Duration::from_millis(500)),
         ..ConnectOptions::default()
     };
     let conn = client
@@ -179,15 +170,14 @@ fn a_denied_client_never_reaches_a_handler() {
         .unwrap();
     let outcome = turn_recv(&mut s, &rx, "connect failure");
     assert!(outcome.is_err(), "a denied client connected: {outcome:?}");
-    assert_eq!(handled.get(), 0);
     // The request queued behind the refused connection fails without reaching a handler.
     assert!(turn_recv(&mut s, &rrx, "request failure").is_err());
-    assert_eq!(handled.get(), 0);
+    assert!(runs.lock().unwrap().is_empty());
 
     // Another client is let in by the same listener.
     let (other, _) = mq_client();
     let conn = mq_connect(&mut s, &other, &addr);
     assert!(mq_ask(&mut s, &other, &conn, "rpc.echo", &["ok"]).is_ok());
-    assert_eq!(handled.get(), 1);
+    assert_eq!(runs.lock().unwrap().len(), 1);
     finish(s, [client, other]);
 }

@@ -224,6 +224,20 @@ impl Host {
         self.stopped
     }
 
+    /// Call just before the loop sleeps: from then on a [`Handle`] post calls the wake
+    /// function (posts made while the loop is awake do not, since it looks at them before
+    /// sleeping). Returns false if a post is already waiting: then run
+    /// [`process_posts`](Self::process_posts) instead of sleeping.
+    #[must_use]
+    pub fn may_sleep(&self) -> bool {
+        self.handle.proxy_may_sleep()
+    }
+
+    /// Call when the loop wakes up from a sleep that [`may_sleep`](Self::may_sleep) allowed.
+    pub fn woke(&self) {
+        self.handle.proxy_woke();
+    }
+
     /// The first listener that failed to bind while the node started, if any.
     pub(crate) fn take_startup_error(&mut self) -> Option<Error> {
         self.startup_error.take()

@@ -23,9 +23,10 @@
 //! The loop: read the clock into [`Host::set_now`]; feed what the sockets did ([`Host::accept`],
 //! [`Host::received`], [`Host::input`] for `Connected`/`Disconnected`); run posted calls with
 //! [`Host::process_posts`]; call [`Host::timeout`]; and after each of these,
-//! [`Host::drain`] with your [`Io`]. Sleep until a socket is ready, a handle posts (their
-//! wake-up function), or [`Host::poll_timeout`]. Stop when [`Host::is_stopped`] and every
-//! stream has closed. `docs/embedding.md` walks through one in a page; `embed-example/` is
+//! [`Host::drain`] with your [`Io`]. Sleep until a socket is ready, a handle posts (the wake
+//! function, armed by [`Host::may_sleep`] before the sleep and disarmed by [`Host::woke`]
+//! after it), or [`Host::poll_timeout`]. Stop when [`Host::is_stopped`] and every stream has
+//! closed. `docs/embedding.md` walks through one in a page; `embed-example/` is
 //! one on `std::net`.
 //!
 //! [`Builder`]: crate::Builder

@@ -127,9 +127,14 @@ impl Proxy {
     }
 
     /// Acts on everything the node has to say (the host also feeds what the sockets report
-    /// meanwhile: see `Io::take_input`).
+    /// meanwhile: see `Io::take_input`). `Builder::start` calls this once on the application's
+    /// thread, before the proxy thread exists: the host marks the thread that drains it as the
+    /// node's own (so `Handle::stats` refuses there, and dropping a `LokiMq` does not wait), which
+    /// the application's thread must not stay, so its role is put back.
     pub(crate) fn settle(&mut self) {
+        let role = ThreadRole::current();
         self.host.drain(&mut self.net);
+        role.enter();
     }
 
     /// Reads the clock.
