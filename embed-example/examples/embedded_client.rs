@@ -123,7 +123,7 @@ fn server_part() -> Result<(), Box<dyn std::error::Error>> {
     let client = LokiMq::builder().start()?;
     let (tx, rx) = mpsc::channel::<Result<Reply, String>>();
     let on_fail = tx.clone();
-    let conn = client.connect_remote(
+    let conn = client.handle().connect_remote(
         &addr,
         |_| {},
         move |_, why| {
@@ -131,9 +131,11 @@ fn server_part() -> Result<(), Box<dyn std::error::Error>> {
         },
         ConnectOptions::default(),
     )?;
-    client.request(&conn, "embedded.echo", ["ping"], move |r| {
-        let _ = tx.send(Ok(r));
-    })?;
+    client
+        .handle()
+        .request(&conn, "embedded.echo", ["ping"], move |r| {
+            let _ = tx.send(Ok(r));
+        })?;
     match wait(&mut node, &rx, "the lokimq client's reply")? {
         Ok(Ok(reply)) => println!("  lokimq client got embedded.echo -> {}", text(&reply)),
         Ok(Err(e)) => return Err(format!("embedded.echo failed: {e}").into()),

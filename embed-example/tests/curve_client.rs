@@ -164,7 +164,7 @@ fn a_disconnect_delivers_what_was_queued_first() {
             Target::InDriver,
         )
         .unwrap();
-    server.batch(stall).unwrap();
+    server.handle().batch(stall).unwrap();
     stalling.recv_timeout(WAIT).unwrap();
     // ... while we send far more than the sockets hold, then close in the same turn: the close
     // procedure writes the rest when the server reads again (lingering up to 10 s), and only

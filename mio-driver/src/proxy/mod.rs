@@ -132,9 +132,7 @@ impl Proxy {
     /// node's own (so `Handle::stats` refuses there, and dropping a `LokiMq` does not wait), which
     /// the application's thread must not stay, so its role is put back.
     pub(crate) fn settle(&mut self) {
-        let role = ThreadRole::current();
         self.host.drain(&mut self.net);
-        role.enter();
     }
 
     /// Reads the clock.
