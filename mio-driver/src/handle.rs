@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use lokimq_core::node::{
 };
 use lokimq_core::time::Instant;
 
+use crate::asynk::{Connecting, Fill, Reply, Sending};
 use crate::batch::{Batch, into_erased};
 use crate::builder::Builder;
 use crate::kit::Host;
@@ -318,6 +319,20 @@ impl Handle {
         + 'static,
     ) -> Result<ConnectionId, Error> {
         let id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        self.post_connect_as(id, pubkey, on_connect, on_failure, connect)
+    }
+
+    /// [`post_connect`](Self::post_connect) under an id already taken from the counter.
+    fn post_connect_as(
+        &self,
+        id: u64,
+        pubkey: Option<PublicKey>,
+        on_connect: impl FnOnce(ConnectionId) + Send + 'static,
+        on_failure: impl FnOnce(ConnectionId, String) + Send + 'static,
+        connect: impl FnOnce(&mut Host, Instant, u64) -> Result<ConnectionId, NodeError>
+        + Send
+        + 'static,
+    ) -> Result<ConnectionId, Error> {
         let conn = ConnectionId::Outgoing { id, pubkey };
         let callbacks = ConnectCallbacks {
             on_connect: Some(Box::new(on_connect)),
@@ -633,6 +648,133 @@ impl Handle {
                 }
             }
         })
+    }
+
+    /// [`request`](Self::request) as a future: the reply's data parts, or why there are none
+    /// (`Timeout`, `Forbidden`, `UnknownCommand`, …). Needs no runtime (works with tokio,
+    /// async-std, smol or a plain `block_on`), and no worker thread waits for it. A node that
+    /// is already shut down, or shuts down before the reply, ends it with
+    /// [`RequestError::Timeout`], as OxenMQ fails a request it cannot send.
+    ///
+    /// ```
+    /// # use lokimq::{AuthLevel, ConnectOptions, LokiMq};
+    /// # let mut b = LokiMq::builder();
+    /// # b.add_category("demo", AuthLevel::None)?
+    /// #     .add_request_command("demo", "echo", |m| m.send_reply(m.data().to_vec()))?
+    /// #     .listen_plain(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+    /// # let server = b.start()?;
+    /// let client = LokiMq::builder().start()?;
+    /// let h = client.handle();
+    /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     struct T(std::thread::Thread);
+    /// #     impl std::task::Wake for T { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+    /// #     let w = std::task::Waker::from(std::sync::Arc::new(T(std::thread::current())));
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut std::task::Context::from_waker(&w)) { return v; }
+    /// #         std::thread::park();
+    /// #     }
+    /// # }
+    /// // Any executor; `block_on` here is a few lines of std (hidden).
+    /// let parts = block_on(async {
+    ///     let conn = h.connect_remote_async(&server.bound_addresses()[0], ConnectOptions::default())?
+    ///         .await?;
+    ///     // Several requests in flight at once, answered in any order.
+    ///     let (a, b) = (h.request_async(&conn, "demo.echo", ["a"]), h.request_async(&conn, "demo.echo", ["b"]));
+    ///     let mut parts = a.await?;
+    ///     parts.extend(b.await?);
+    ///     Ok::<_, Box<dyn std::error::Error>>(parts)
+    /// })?;
+    /// assert_eq!(parts, ["a", "b"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn request_async<D, B>(
+        &self,
+        to: &ConnectionId,
+        command: impl Into<Bytes>,
+        data: D,
+    ) -> Reply
+    where
+        D: IntoIterator<Item = B>,
+        B: Into<Bytes>,
+    {
+        self.request_async_with(to, command, data, RequestOptions::default())
+    }
+
+    /// [`request_async`](Self::request_async) with OxenMQ's request options (a timeout, send
+    /// options).
+    pub fn request_async_with<D, B>(
+        &self,
+        to: &ConnectionId,
+        command: impl Into<Bytes>,
+        data: D,
+        opts: RequestOptions,
+    ) -> Reply
+    where
+        D: IntoIterator<Item = B>,
+        B: Into<Bytes>,
+    {
+        let (fill, reply) = Reply::new();
+        // If the node is gone the callback (and its `fill`) is dropped, which ends the future.
+        let _ = self.request_with(to, command, data, opts, move |r| fill.fill(r));
+        reply
+    }
+
+    /// [`connect_remote`](Self::connect_remote) as a future: resolves to the connection's id
+    /// once the remote said `HELLO`, or to OxenMQ's failure text. The id is also available at
+    /// once from [`Connecting::conn`] (sends made before the connection is up wait for it).
+    ///
+    /// # Errors
+    ///
+    /// An address that does not parse, or [`Error::Stopped`].
+    pub fn connect_remote_async(
+        &self,
+        addr: impl ToAddress,
+        opts: ConnectOptions,
+    ) -> Result<Connecting, Error> {
+        let addr = addr.to_address()?;
+        let pubkey = addr.pubkey().copied();
+        let id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        let conn = ConnectionId::Outgoing { id, pubkey };
+        let (fill, connecting) = Connecting::new(conn);
+        let fill = Arc::new(Mutex::new(Some(fill)));
+        let on_failure = Arc::clone(&fill);
+        let take = |f: &Mutex<Option<Fill<Result<ConnectionId, String>>>>| {
+            f.lock().unwrap_or_else(PoisonError::into_inner).take()
+        };
+        self.post_connect_as(
+            id,
+            pubkey,
+            move |c| {
+                if let Some(f) = take(&fill) {
+                    f.fill(Ok(c));
+                }
+            },
+            move |_, why| {
+                if let Some(f) = take(&on_failure) {
+                    f.fill(Err(why));
+                }
+            },
+            move |p, now, id| p.node.connect_remote_as(now, id, addr, &opts),
+        )?;
+        Ok(connecting)
+    }
+
+    /// [`send`](Self::send) that waits for room instead of failing with
+    /// [`SendError::WouldBlock`] when the peer's unsent backlog is at the high-water mark:
+    /// resolves once the message is queued, or with the reason it never can be. Use it to let
+    /// a fast producer run at the pace of a slow consumer.
+    pub fn send_async<D, B>(&self, to: &ConnectionId, command: impl Into<Bytes>, data: D) -> Sending
+    where
+        D: IntoIterator<Item = B>,
+        B: Into<Bytes>,
+    {
+        let (fill, sending) = Sending::new();
+        let to = to.clone();
+        let (command, data) = (command.into(), frames(data));
+        // Dropped with the closure if the node is gone, which ends the future.
+        let _ = self.post(move |p| p.send_when_room(to, command, data, fill));
+        sending
     }
 
     pub(crate) fn reply_to(&self, target: ReplyTarget, data: Vec<Bytes>) -> Result<(), Error> {
@@ -1155,7 +1297,7 @@ impl Handle {
         self.shared
             .bound
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
@@ -1164,7 +1306,7 @@ impl Handle {
         self.shared
             .bound
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .push(address);
     }
 

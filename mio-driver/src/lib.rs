@@ -117,6 +117,7 @@
 
 #![warn(missing_docs)]
 
+mod asynk;
 mod batch;
 mod builder;
 mod clock;
@@ -129,6 +130,7 @@ mod proxy;
 mod signal;
 mod subscription;
 
+pub use asynk::{Connecting, Reply, Sending};
 pub use batch::{Batch, JobPanicked};
 pub use builder::{Builder, Listen, ToAddress};
 pub use clock::Stopwatch;

@@ -367,6 +367,34 @@ fn batches_runs_its_demonstrations_and_exits() {
 }
 
 #[test]
+fn async_client_keeps_requests_in_flight_and_bounds_the_work_left_to_tasks() {
+    let done = run("async_client", &[]);
+    done.assert_success("async_client");
+    done.assert_prints(
+        "async_client",
+        &["server listening on curve://", "connected"],
+    );
+    let line = done
+        .out
+        .lines()
+        .find(|l| l.starts_with("200 concurrent requests"))
+        .unwrap_or_else(|| panic!("no summary line: {}", done.out));
+    // "... N answered, M told busy (at most 64 ...)": every request got one of the two, and
+    // no more lookups ran at once than the semaphore allows.
+    let number_before = |word: &str| -> u32 {
+        let at = line.find(word).expect("the word");
+        line[..at]
+            .split_whitespace()
+            .last()
+            .and_then(|n| n.parse().ok())
+            .expect("a number")
+    };
+    let (ok, busy) = (number_before(" answered"), number_before(" told busy"));
+    assert_eq!(ok + busy, 200, "{line}");
+    assert!((1..=200).contains(&ok), "{line}");
+}
+
+#[test]
 fn timers_runs_its_demonstrations_and_exits() {
     let done = run("timers", &[]);
     done.assert_success("timers");

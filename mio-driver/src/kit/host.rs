@@ -20,13 +20,14 @@ use lokimq_core::address::Address;
 use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{ConnId, ListenerId, WorkerId};
 use lokimq_core::node::{
-    DisconnectCause, Event, InDriver, Input, Job, Node, NodeError, Output, SchedulerCell,
-    SendError, Target,
+    ConnectionId, DisconnectCause, Event, InDriver, Input, Job, Node, NodeError, Output,
+    SchedulerCell, SendError, SendOptions, Target,
 };
 use lokimq_core::sched::Scheduler;
 use lokimq_core::time::Instant;
 
 use crate::Listen;
+use crate::asynk::Fill;
 use crate::error::Error;
 use crate::handle::{AllowFn, Handle, OnBind, ProxyMsg, SnLookupFn, ThreadRole, run_guarded};
 use crate::kit::jobs::{JobTable, Task};
@@ -133,6 +134,14 @@ pub(crate) struct ListenerCallbacks {
     pub(crate) unix: UnixSocketAccess,
 }
 
+/// A send waiting for room (see `Host::blocked`).
+struct BlockedSend {
+    to: ConnectionId,
+    command: Bytes,
+    data: Vec<Bytes>,
+    fill: Fill<Result<(), SendError>>,
+}
+
 /// At most this many posted calls are run per [`Host::process_posts`] by default.
 pub const POST_BUDGET: usize = 1024;
 
@@ -152,6 +161,9 @@ pub struct Host {
     /// The first bind failure, for `Builder::start` to report.
     startup_error: Option<Error>,
     warnings: Throttle,
+    /// Sends waiting for room under a peer's high-water mark (`Handle::send_async`), retried
+    /// in order whenever a connection's backlog shrinks and once a turn.
+    blocked: VecDeque<BlockedSend>,
     /// One `tracing` span per open connection (its id, remote address, and once known its
     /// key and auth level), entered while its input is handled, so every log line the node
     /// writes about it can be tied to it.
@@ -181,6 +193,7 @@ impl Host {
             startup_error: None,
             warnings: Throttle::new(Duration::from_secs(1)),
             spans: BTreeMap::new(),
+            blocked: VecDeque::new(),
         }
     }
 
@@ -258,9 +271,13 @@ impl Host {
             self.spans.remove(conn);
         }
         let _entered = span.as_ref().map(tracing::Span::enter);
+        let flushed = matches!(input, Input::Flushed { .. });
         if let Err(e) = self.node.handle(self.now, input) {
             // The host answers the node's own questions, so only an embedder bug gets here.
             tracing::error!("the node refused an input: {e}");
+        }
+        if flushed {
+            self.retry_blocked();
         }
     }
 
@@ -304,11 +321,13 @@ impl Host {
         }
     }
 
-    /// Fires the node's timers if `now` has reached them. Drain afterwards.
+    /// Fires the node's timers if `now` has reached them, and retries sends waiting for room.
+    /// Drain afterwards.
     pub fn timeout(&mut self) {
         if self.node.poll_timeout().is_some_and(|t| t <= self.now) {
             self.input(Input::Timeout);
         }
+        self.retry_blocked();
     }
 
     /// Starts shutdown (idempotent): listeners close, running jobs finish, connections close,
@@ -542,6 +561,43 @@ impl Host {
 
     // -----------------------------------------------------------------------------------------
     // for handles
+
+    /// `Handle::send_async`: sends now if there is room, else waits (in order) for some.
+    pub(crate) fn send_when_room(
+        &mut self,
+        to: ConnectionId,
+        command: Bytes,
+        data: Vec<Bytes>,
+        fill: Fill<Result<(), SendError>>,
+    ) {
+        self.blocked.push_back(BlockedSend {
+            to,
+            command,
+            data,
+            fill,
+        });
+        self.retry_blocked();
+    }
+
+    /// Tries the waiting sends in order; the ones that would still block stay, in order.
+    fn retry_blocked(&mut self) {
+        for _ in 0..self.blocked.len() {
+            let Some(b) = self.blocked.pop_front() else {
+                return;
+            };
+            let sent = self.node.send(
+                self.now,
+                &b.to,
+                b.command.clone(),
+                b.data.clone(),
+                &SendOptions::default(),
+            );
+            match sent {
+                Err(SendError::WouldBlock(_)) => self.blocked.push_back(b),
+                other => b.fill.fill(other),
+            }
+        }
+    }
 
     /// Logs a send the node refused, as OxenMQ logs it, at most once a second per kind of
     /// failure (a peer that stops reading would otherwise cost a line per message).
