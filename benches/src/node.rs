@@ -253,7 +253,7 @@ impl NodePair {
                     )
                     .expect("input accepted");
             }
-            Output::Event(Event::Dropped { category }) => {
+            Output::Event(Event::Dropped { category, .. }) => {
                 return Err(HarnessError::Unexpected(format!(
                     "command of {category:?} dropped"
                 )));

@@ -674,6 +674,29 @@ fn long_header(flags: u8, size: u64) -> Vec<u8> {
 }
 
 #[test]
+fn hostile_a_flood_of_bad_commands_in_one_read_is_answered_without_recursion() {
+    // Each unknown command is answered at once; answering used to dispatch the next received
+    // message from inside the send, one stack frame deeper per message, until a big enough
+    // read overflowed the stack (a remote crash found by flooding the conformance server).
+    let (mut run, plain, _) = NodeRun::new(AuthLevel::None);
+    let conn = run.accept(plain);
+    // The handshake first: input held for the auth decision is bounded much lower.
+    run.receive(conn, &null_preamble());
+    let mut bytes = Vec::new();
+    const N: usize = 100_000;
+    for _ in 0..N {
+        bytes.extend_from_slice(&[0x00, 3]);
+        bytes.extend_from_slice(b"x.y");
+    }
+    run.receive(conn, &bytes);
+    let sent = &run.live[&conn].0;
+    let replies = sent.windows(14).filter(|w| w == b"UNKNOWNCOMMAND").count();
+    assert!(!run.live[&conn].1, "the connection stays open");
+    // Replies beyond the send backlog bound are dropped (none is set here, so all go out).
+    assert_eq!(replies, N);
+}
+
+#[test]
 fn hostile_oversize_lengths_are_refused_after_the_header_without_buffering() {
     let limit = 1u64 << 20; // the default max_message_size
     let preamble = null_preamble();

@@ -348,7 +348,9 @@ impl Model {
                 assert!(t.cancelled && t.running == 0 && !t.released);
                 t.released = true;
             }
-            SchedOutput::Dropped { category, injected } => {
+            SchedOutput::Dropped {
+                category, injected, ..
+            } => {
                 assert_eq!(self.expected_drop.take(), Some((category.get(), injected)));
             }
             SchedOutput::StopWorker { worker } => {

@@ -944,7 +944,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
                 self.stopped = true;
                 Some(HostOutput::Stopped)
             }
-            Event::Dropped { category } => {
+            Event::Dropped { category, .. } => {
                 log::warn!("dropped an incoming command of {category:?}: its queue is full");
                 None
             }

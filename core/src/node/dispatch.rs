@@ -1,9 +1,9 @@
 //! Incoming messages: OxenMQ's built-in control words, then command lookup, access checks and
 //! hand-off to the scheduler, with OxenMQ's exact error replies.
 
-use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::fmt;
 
 use bytes::Bytes;
 
@@ -11,6 +11,7 @@ use crate::auth::{AuthLevel, PeerAccess, Verdict, check_access};
 use crate::rng::CryptoRngCore;
 
 use super::io::{Message, ReplyTarget, RequestError};
+use super::logs::PeerText;
 use super::route::{LinkKind, Origin, Role};
 use super::{ConnectionId, INPROC_LISTENER, Job, Node, Pool, SchedulerCell};
 
@@ -35,14 +36,43 @@ struct Peer {
     link: Option<u64>,
 }
 
+/// A number naming where a message came from, for per-peer log limits.
+fn origin_key(origin: Origin) -> u64 {
+    match origin {
+        Origin::Conn(c) => (u64::from(c.index()) << 32) | u64::from(c.generation()),
+        // Links and in-process ends: their own ids, in a range connections cannot reach.
+        Origin::Link(l) | Origin::InprocServer(l) | Origin::InprocClient(l) => {
+            (1 << 63) | (l & !(1 << 63))
+        }
+    }
+}
+
 impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
+    /// Logs a warning a peer caused, at most once a second per peer and reason (see
+    /// [`logs`](super::logs)); the line written says how many were left out.
+    fn peer_warn(&mut self, origin: Origin, reason: &'static str, line: fmt::Arguments<'_>) {
+        if let Some(suppressed) = self.peer_logs.allow(self.now, origin_key(origin), reason) {
+            if suppressed > 0 {
+                log::warn!(
+                    "{line} ({suppressed} more like this from this peer in the last second)"
+                );
+            } else {
+                log::warn!("{line}");
+            }
+        }
+    }
+
     /// Handles one complete multipart message from `origin`.
     pub(super) fn dispatch(&mut self, origin: Origin, frames: Vec<Bytes>) {
         let Some(peer) = self.peer_of(origin) else {
             return;
         };
         let Some(cmd) = frames.first().cloned() else {
-            log::warn!("Received empty message; ignoring");
+            self.peer_warn(
+                origin,
+                "empty",
+                format_args!("Received empty message; ignoring"),
+            );
             return;
         };
         if self.handle_builtin(origin, &peer, &cmd, &frames) {
@@ -66,10 +96,14 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         let resolved = match self.registry.lookup(&cmd) {
             Ok(r) => r,
             Err(e) => {
-                log::warn!(
-                    "Invalid command '{}' sent by remote {}: {e}",
-                    String::from_utf8_lossy(&cmd),
-                    peer.conn
+                self.peer_warn(
+                    origin,
+                    "invalid command",
+                    format_args!(
+                        "Invalid command '{}' sent by remote {}: {e}",
+                        PeerText(&cmd),
+                        peer.conn
+                    ),
                 );
                 self.error_reply(origin, "UNKNOWNCOMMAND", &cmd, None);
                 return;
@@ -84,21 +118,29 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         let tag = resolved.is_request.then(|| data.first().cloned()).flatten();
         let verdict = check_access(&access, &category.access());
         if let Some(word) = verdict.wire_word() {
-            log::warn!(
-                "Access denied to {} for peer {}: {:?}",
-                String::from_utf8_lossy(&cmd),
-                peer.conn,
-                verdict
+            self.peer_warn(
+                origin,
+                "access denied",
+                format_args!(
+                    "Access denied to {} for peer {}: {:?}",
+                    PeerText(&cmd),
+                    peer.conn,
+                    verdict
+                ),
             );
             self.error_reply(origin, word, &cmd, tag.as_ref());
             return;
         }
         debug_assert!(matches!(verdict, Verdict::Allowed));
         if resolved.is_request && tag.is_none() {
-            log::warn!(
-                "Received an invalid request for '{}' with no reply tag from remote {}",
-                String::from_utf8_lossy(&cmd),
-                peer.conn
+            self.peer_warn(
+                origin,
+                "no reply tag",
+                format_args!(
+                    "Received an invalid request for '{}' with no reply tag from remote {}",
+                    PeerText(&cmd),
+                    peer.conn
+                ),
             );
             self.error_reply(origin, "NO_REPLY_TAG", &cmd, None);
             return;
@@ -230,7 +272,11 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         match cmd.as_ref() {
             b"REPLY" => {
                 let Some(tag) = frames.get(1) else {
-                    log::warn!("Received REPLY without a reply tag; ignoring");
+                    self.peer_warn(
+                        origin,
+                        "bad reply",
+                        format_args!("Received REPLY without a reply tag; ignoring"),
+                    );
                     return true;
                 };
                 match self.requests.take(tag) {
@@ -241,8 +287,12 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                         },
                         Pool::Reply,
                     ),
-                    None => log::warn!(
-                        "Received REPLY with unknown or already handled reply tag; ignoring"
+                    None => self.peer_warn(
+                        origin,
+                        "bad reply",
+                        format_args!(
+                            "Received REPLY with unknown or already handled reply tag; ignoring"
+                        ),
                     ),
                 }
                 true
@@ -251,7 +301,13 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 if peer.incoming {
                     self.send_protocol(origin, alloc::vec![Bytes::from_static(b"HELLO")]);
                 } else {
-                    log::warn!("Got invalid 'HI' message on an outgoing connection; ignoring");
+                    self.peer_warn(
+                        origin,
+                        "bad control",
+                        format_args!(
+                            "Got invalid 'HI' message on an outgoing connection; ignoring"
+                        ),
+                    );
                 }
                 true
             }
@@ -266,8 +322,12 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                         let conn = peer.conn.clone();
                         self.submit(Job::Connected { conn }, Pool::Reply);
                     }
-                    _ => log::warn!(
-                        "Got invalid 'HELLO' message on an incoming or already handshaked connection; ignoring"
+                    _ => self.peer_warn(
+                        origin,
+                        "bad control",
+                        format_args!(
+                            "Got invalid 'HELLO' message on an incoming or already handshaked connection; ignoring"
+                        ),
                     ),
                 }
                 true
@@ -278,7 +338,11 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                         log::debug!("BYE command received; disconnecting from {}", peer.conn);
                         self.close_link(link_id, crate::time::Duration::ZERO);
                     }
-                    _ => log::warn!("Got invalid 'BYE' command on an incoming socket; ignoring"),
+                    _ => self.peer_warn(
+                        origin,
+                        "bad control",
+                        format_args!("Got invalid 'BYE' command on an incoming socket; ignoring"),
+                    ),
                 }
                 true
             }
@@ -313,20 +377,28 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                     },
                     Pool::Reply,
                 ),
-                None => {
-                    log::warn!("Received REPLY with unknown or already handled reply tag; ignoring")
-                }
+                None => self.peer_warn(
+                    origin,
+                    "bad reply",
+                    format_args!(
+                        "Received REPLY with unknown or already handled reply tag; ignoring"
+                    ),
+                ),
             }
             return;
         }
-        let what = frames
-            .get(1)
-            .map(|c| String::from_utf8_lossy(c).to_string());
-        log::warn!(
-            "Received {}: {}",
-            String::from_utf8_lossy(word),
-            what.as_deref().unwrap_or("(unknown command)")
-        );
+        match frames.get(1) {
+            Some(what) => self.peer_warn(
+                origin,
+                "error word",
+                format_args!("Received {}: {}", PeerText(word), PeerText(what)),
+            ),
+            None => self.peer_warn(
+                origin,
+                "error word",
+                format_args!("Received {}: (unknown command)", PeerText(word)),
+            ),
+        }
         // Improvement over OxenMQ: the remote will never answer requests for a command it does
         // not know, so fail them now instead of waiting for TIMEOUT.
         if word == b"UNKNOWNCOMMAND" && frames.len() == 2 {

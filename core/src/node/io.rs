@@ -305,10 +305,15 @@ pub enum Event {
         /// The timer.
         timer: TimerId,
     },
-    /// An incoming command was dropped because its category's queue was full.
+    /// An incoming command (or injected task) was dropped because its category's queue was
+    /// full; OxenMQ sends no reply.
     Dropped {
         /// The category.
         category: CategoryId,
+        /// The command, for a network command (`None` for an injected task).
+        command: Option<CommandId>,
+        /// Who sent it, for a network command.
+        from: Option<ConnectionId>,
     },
     /// A listener could not be bound.
     ListenFailed {

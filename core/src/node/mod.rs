@@ -24,6 +24,7 @@ mod config;
 mod conn_id;
 mod dispatch;
 mod io;
+mod logs;
 mod requests;
 mod route;
 mod send;
@@ -220,6 +221,8 @@ pub struct Node<R, S = Scheduler<Job>> {
     dropped_commands: u64,
     /// `Message::remote` of in-process messages.
     inproc_remote: Arc<str>,
+    /// Rate limits for warnings peers cause.
+    peer_logs: logs::PeerLogs,
     shutting_down: bool,
     stopped: bool,
 }
@@ -285,6 +288,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             inproc: VecDeque::new(),
             dropped_commands: 0,
             inproc_remote: Arc::from("inproc"),
+            peer_logs: logs::PeerLogs::default(),
             shutting_down: false,
             stopped: false,
         })
@@ -970,10 +974,14 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         session
             .send(self.now, frames)
             .map_err(|e| SendError::Session(alloc::format!("{id:?}: {e}")))?;
-        self.pump_conn(id);
+        // Only what the send framed: the connection's received messages are dispatched by the
+        // `pump_conn` loop that may have called us (a reply to each of thousands of bad
+        // commands must not dispatch the next one from inside this call: that recursion once
+        // overflowed the stack).
+        self.flush_conn(id);
         if limit.is_some() {
             if let Some(conn) = self.conns.get_mut(id) {
-                // Everything the session framed went out in `pump_conn`: the message ends here.
+                // Everything the session framed went out in `flush_conn`: the message ends here.
                 let end = conn.transmitted;
                 conn.unsent_ends.push_back(end);
             }
@@ -1406,9 +1414,17 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 sched::SchedOutput::TimerReleased { timer } => {
                     self.event(Event::TimerReleased { timer });
                 }
-                sched::SchedOutput::Dropped { category, .. } => {
+                sched::SchedOutput::Dropped { category, job, .. } => {
                     self.dropped_commands += 1;
-                    self.event(Event::Dropped { category });
+                    let (command, from) = match job {
+                        Job::Command { command, message } => (Some(command), Some(message.conn)),
+                        _ => (None, None),
+                    };
+                    self.event(Event::Dropped {
+                        category,
+                        command,
+                        from,
+                    });
                 }
                 sched::SchedOutput::StopWorker { worker } => {
                     self.outputs.push_back(Output::StopWorker { worker });

@@ -835,7 +835,11 @@ impl<J> Scheduler<J> {
             return Ok(Offer::Started(WorkerId(slot)));
         }
         if limits.queue_full(self.commands.len(c)) {
-            self.emit(SchedOutput::Dropped { category, injected });
+            self.emit(SchedOutput::Dropped {
+                category,
+                injected,
+                job,
+            });
             return Ok(Offer::Dropped);
         }
         self.commands.push(c, Pending { injected, job });

@@ -161,6 +161,8 @@ pub enum SchedOutput<J> {
         category: CategoryId,
         /// True for an injected task, false for a network command.
         injected: bool,
+        /// The discarded job's payload (the embedder may say what it was, or free it).
+        job: J,
     },
     /// Shutdown: this worker (or tagged thread) has nothing more to do; end its thread.
     StopWorker {

@@ -400,7 +400,8 @@ fn max_queue_zero_never_queues() {
         outs.last(),
         Some(&SchedOutput::Dropped {
             category: A,
-            injected: false
+            injected: false,
+            job: 2,
         })
     );
 }
@@ -495,7 +496,8 @@ fn injected_tasks_obey_category_limits() {
         drain(&mut s),
         vec![SchedOutput::Dropped {
             category: B,
-            injected: true
+            injected: true,
+            job: "t3",
         }]
     );
     // A's reserved slot admits a task even though general capacity is used up.

@@ -523,14 +523,22 @@ impl Host {
             Event::TimerReleased { timer } => {
                 self.jobs.closures().timers.remove(&timer);
             }
-            Event::Dropped { category } => {
-                let name = self.node.registry().category(category).name().to_owned();
+            Event::Dropped {
+                category,
+                command,
+                from,
+            } => {
+                let registry = self.node.registry();
+                let cat = registry.category(category).name().to_owned();
+                let what = command.map_or_else(
+                    || format!("an injected task of category {cat}"),
+                    |c| format!("incoming command {cat}.{}", registry.command(c).name()),
+                );
+                let from = from.map(|f| format!(" from {f}")).unwrap_or_default();
                 self.warn(
                     "queue full",
                     category.get().into(),
-                    format_args!(
-                        "No space to queue incoming command for category {name}; dropping"
-                    ),
+                    format_args!("No space to queue {what}{from}; dropping"),
                 );
             }
             Event::ListenFailed { listener, reason } => {

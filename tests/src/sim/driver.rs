@@ -349,7 +349,7 @@ impl Sim {
             Event::RunInDriver(d) => self.nodes[n].in_driver.push((now, d)),
             Event::BatchDone { batch } => self.nodes[n].batch_done.push((now, batch)),
             Event::TimerReleased { timer } => self.nodes[n].timer_released.push((now, timer)),
-            Event::Dropped { category } => self.nodes[n].dropped.push((now, category)),
+            Event::Dropped { category, .. } => self.nodes[n].dropped.push((now, category)),
             Event::Stopped => {
                 if self.nodes[n].stopped.is_some() {
                     self.fail(&format!("core bug: node {n}: Event::Stopped twice"));
