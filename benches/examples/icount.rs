@@ -22,7 +22,9 @@
 //! `session-pair`, `rt-crypto-floor`, `session-exchange`, `node-rt-curve`, `node-rt-null`,
 //! `dispatch`, `frame-decode`, `sched-queued-cC-rR` (C categories, R reserved each),
 //! `sched-immediate`, `fifo`; and the crypto provider's own box, `prov-seal`, `prov-open`,
-//! `prov-seal-open`.
+//! `prov-seal-open` (full 24-byte nonce, HSalsa20 per box) and `prov-sub-seal`,
+//! `prov-sub-seal-open` (the MESSAGE codec's path: the prefix's subkey precomputed, 8-byte
+//! nonce per box).
 //!
 //! The CURVE workloads run on the RustCrypto provider; a suffix picks another: `@fast`
 //! (FastCrypto) or `@rust` (`codec-seal@fast`, `prov-seal@fast`). The `raw-*` workloads are
@@ -68,6 +70,28 @@ fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), Ha
         None => (workload, RUST),
     };
     match workload {
+        "prov-sub-seal" => {
+            let mut r = ProviderRaw::new(provider);
+            let mut buf = payload(size);
+            measured(units, || {
+                let nonce = r.next_nonce();
+                black_box(r.seal_sub(&nonce, black_box(&mut buf)));
+                Ok(())
+            })
+        }
+        "prov-sub-seal-open" => {
+            let mut r = ProviderRaw::new(provider);
+            let mut buf = payload(size);
+            measured(units, || {
+                let nonce = r.next_nonce();
+                let tag = r.seal_sub(&nonce, black_box(&mut buf));
+                if r.open_sub(&nonce, black_box(&mut buf), &tag) {
+                    Ok(())
+                } else {
+                    Err(HarnessError::Unexpected("provider open failed".into()))
+                }
+            })
+        }
         "prov-seal" => {
             let mut r = ProviderRaw::new(provider);
             let mut buf = payload(size);

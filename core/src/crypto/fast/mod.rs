@@ -20,7 +20,7 @@ mod tests;
 
 use self::poly1305::Poly1305;
 use self::salsa::{Keystream, Source};
-use super::{CryptoError, CryptoProvider, Key, NONCE_LEN, TAG_LEN, ct_eq};
+use super::{CryptoError, CryptoProvider, Key, NONCE_LEN, SHORT_NONCE_LEN, Subkey, TAG_LEN, ct_eq};
 use crate::keys::SecretKey;
 
 /// XSalsa20-Poly1305 and HSalsa20 of our own (Salsa20 eight or four blocks at a time over
@@ -57,16 +57,7 @@ impl CryptoProvider for FastCrypto {
         out: &mut [u8],
         src: &[u8],
     ) -> [u8; TAG_LEN] {
-        let in_place = out
-            .len()
-            .checked_sub(src.len())
-            .expect("seal_from: src is longer than out");
-        let (mut ks, mac) = start(key, nonce);
-        let (head, tail) = out.split_at_mut(in_place);
-        ks.apply(head, Source::InPlace);
-        ks.apply(tail, Source::From(src));
-        drop(ks);
-        mac_all(mac, out)
+        seal_with(Keystream::xsalsa20(key.as_bytes(), nonce), out, src)
     }
 
     fn open_in_place(
@@ -76,19 +67,76 @@ impl CryptoProvider for FastCrypto {
         data: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), CryptoError> {
-        let (mut ks, mac) = start(key, nonce);
-        if !ct_eq(&mac_all(mac, data), tag) {
-            return Err(CryptoError::Forged);
-        }
-        ks.apply(data, Source::InPlace);
-        Ok(())
+        open_with(Keystream::xsalsa20(key.as_bytes(), nonce), data, tag)
+    }
+
+    fn seal_in_place_sub(
+        &self,
+        key: &Subkey,
+        nonce: &[u8; SHORT_NONCE_LEN],
+        data: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        self.seal_from_sub(key, nonce, data, &[])
+    }
+
+    fn seal_from_sub(
+        &self,
+        key: &Subkey,
+        nonce: &[u8; SHORT_NONCE_LEN],
+        out: &mut [u8],
+        src: &[u8],
+    ) -> [u8; TAG_LEN] {
+        seal_with(
+            Keystream::salsa20(key.subkey().as_bytes(), nonce, 0),
+            out,
+            src,
+        )
+    }
+
+    fn open_in_place_sub(
+        &self,
+        key: &Subkey,
+        nonce: &[u8; SHORT_NONCE_LEN],
+        data: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        open_with(
+            Keystream::salsa20(key.subkey().as_bytes(), nonce, 0),
+            data,
+            tag,
+        )
     }
 }
 
-/// The XSalsa20 keystream for (`key`, `nonce`) and the Poly1305 keyed with its first 32 bytes;
-/// the keystream continues at byte 32, where a secretbox's message starts.
-fn start(key: &Key, nonce: &[u8; NONCE_LEN]) -> (Keystream, Poly1305) {
-    let mut ks = Keystream::xsalsa20(key.as_bytes(), nonce);
+/// The secretbox seal of `out[..k] ‖ src` into `out` (`k = out.len() - src.len()`) on the
+/// Salsa20 stream `ks` (at block 0).
+fn seal_with(ks: Keystream, out: &mut [u8], src: &[u8]) -> [u8; TAG_LEN] {
+    let in_place = out
+        .len()
+        .checked_sub(src.len())
+        .expect("seal_from: src is longer than out");
+    let (mut ks, mac) = start(ks);
+    let (head, tail) = out.split_at_mut(in_place);
+    ks.apply(head, Source::InPlace);
+    ks.apply(tail, Source::From(src));
+    drop(ks);
+    mac_all(mac, out)
+}
+
+/// The secretbox open of `data` on the Salsa20 stream `ks` (at block 0): the tag first, then
+/// the data, which a forgery leaves untouched.
+fn open_with(ks: Keystream, data: &mut [u8], tag: &[u8; TAG_LEN]) -> Result<(), CryptoError> {
+    let (mut ks, mac) = start(ks);
+    if !ct_eq(&mac_all(mac, data), tag) {
+        return Err(CryptoError::Forged);
+    }
+    ks.apply(data, Source::InPlace);
+    Ok(())
+}
+
+/// The keystream `ks` and the Poly1305 keyed with its first 32 bytes; the keystream continues
+/// at byte 32, where a secretbox's message starts.
+fn start(mut ks: Keystream) -> (Keystream, Poly1305) {
     let mut one_time = ks.take32();
     let mac = Poly1305::new(&one_time);
     zeroize::Zeroize::zeroize(&mut one_time);

@@ -336,12 +336,12 @@ const NACL_CIPHERTEXT: &str = "8e993b9f48681273c29650ba32fc76ce48332ea7164d96a44
 /// Poly1305 against RustCrypto's `poly1305` crate for every length up to 300 and random keys.
 #[test]
 fn poly1305_matches_rustcrypto_for_every_short_length() {
-    use poly1305_crate::universal_hash::KeyInit;
+    use ::poly1305::universal_hash::KeyInit;
     let msg: Vec<u8> = (0..300u32).map(|i| (i * 151 + 7) as u8).collect();
     for seed in 0..4u8 {
         let key: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(seed + 29) ^ 0xa5);
         for len in 0..=msg.len() {
-            let theirs = poly1305_crate::Poly1305::new(&key.into()).compute_unpadded(&msg[..len]);
+            let theirs = ::poly1305::Poly1305::new(&key.into()).compute_unpadded(&msg[..len]);
             assert_eq!(poly1305(&key, &msg[..len])[..], theirs[..], "len {len}");
         }
     }
@@ -350,11 +350,11 @@ fn poly1305_matches_rustcrypto_for_every_short_length() {
 /// Poly1305 with a key and message of all ones stays within the limbs (worst-case carries).
 #[test]
 fn poly1305_all_ones_matches_rustcrypto() {
-    use poly1305_crate::universal_hash::KeyInit;
+    use ::poly1305::universal_hash::KeyInit;
     let key = [0xff; 32];
     for len in [16, 17, 160, 1024, 4096] {
         let msg = vec![0xff; len];
-        let theirs = poly1305_crate::Poly1305::new(&key.into()).compute_unpadded(&msg);
+        let theirs = ::poly1305::Poly1305::new(&key.into()).compute_unpadded(&msg);
         assert_eq!(poly1305(&key, &msg)[..], theirs[..], "len {len}");
     }
 }
