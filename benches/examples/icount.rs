@@ -24,7 +24,9 @@
 //! `sched-immediate`, `fifo`; and the crypto provider's own box, `prov-seal`, `prov-open`,
 //! `prov-seal-open` (full 24-byte nonce, HSalsa20 per box) and `prov-sub-seal`,
 //! `prov-sub-seal-open` (the MESSAGE codec's path: the prefix's subkey precomputed, 8-byte
-//! nonce per box).
+//! nonce per box). `poly-donna` and `poly-simd` are FastCrypto's Poly1305 alone over SIZE
+//! bytes, donna-64 only and the vectorised code on every whole 64-byte step (the crossover
+//! measurement); `poly-auto` is its default choice.
 //!
 //! The CURVE workloads run on the RustCrypto provider; a suffix picks another: `@fast`
 //! (FastCrypto) or `@rust` (`codec-seal@fast`, `prov-seal@fast`). The `raw-*` workloads are
@@ -70,6 +72,22 @@ fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), Ha
         None => (workload, RUST),
     };
     match workload {
+        "poly-donna" | "poly-simd" | "poly-auto" => {
+            let simd_from = match workload {
+                "poly-donna" => usize::MAX,
+                "poly-simd" => 0,
+                _ => lokimq_core::crypto::FAST_POLY1305_SIMD_FROM,
+            };
+            let msg = payload(size);
+            let mut key = [7u8; 32];
+            measured(units, || {
+                let tag = lokimq_core::crypto::fast_poly1305(&key, black_box(&msg), simd_from);
+                key[..16].copy_from_slice(&tag);
+                Ok(())
+            })?;
+            black_box(key);
+            Ok(())
+        }
         "prov-sub-seal" => {
             let mut r = ProviderRaw::new(provider);
             let mut buf = payload(size);

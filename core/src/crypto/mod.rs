@@ -49,6 +49,9 @@ use crate::keys::SecretKey;
 
 #[cfg(feature = "fast-crypto")]
 pub use fast::FastCrypto;
+#[cfg(all(feature = "fast-crypto", feature = "fuzzing"))]
+#[doc(hidden)]
+pub use fast::{FAST_POLY1305_SIMD_FROM, fast_poly1305};
 pub use rustcrypto::RustCrypto;
 
 /// Length of a Poly1305 tag: what a box adds to its plaintext.

@@ -5,15 +5,25 @@
 //!   four for runs of three or four blocks (`u32x4`), and a scalar block below that. HSalsa20
 //!   is scalar. See [`salsa`].
 //! * Poly1305 is "donna-64": three 44/44/42-bit limbs with `u128` products, four blocks per
-//!   step (with r⁴, r³, r², r) on inputs of 128 bytes or more. See [`poly1305`].
+//!   step (with r⁴, r³, r², r) on inputs of 128 bytes or more. See [`poly1305`]. On x86 with
+//!   SSE2 (every x86_64) inputs of 128 bytes or more go through the vectorised scheme of
+//!   poly1305-donna's and libsodium's SSE2 code instead (26-bit limbs, two blocks per register,
+//!   four per step with r⁴ and r²), written over `safe_arch` (the safe intrinsics `wide` is built
+//!   on), with donna-64 for the last 0-63 bytes. See `poly1305sse2`.
 //! * x25519 is `x25519-dalek`, as in [`RustCrypto`](super::RustCrypto).
 //!
 //! `wide` picks its SIMD code at *compile* time from the target features (`-C
 //! target-cpu=native` turns on AVX2 where the CPU has it) and falls back to portable scalar code
-//! on other targets (wasm32 without simd128, for one). Everything here is safe code; `wide`'s
-//! own `unsafe` wraps the intrinsics.
+//! on other targets (wasm32 without simd128, for one); the SSE2 Poly1305 is compiled only where
+//! SSE2 is a target feature, and other targets use donna-64 throughout. Everything here is safe
+//! code; the `unsafe` that wraps the intrinsics is inside `wide` and `safe_arch`.
 
 mod poly1305;
+#[cfg(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+))]
+mod poly1305sse2;
 mod salsa;
 #[cfg(test)]
 mod tests;
@@ -23,8 +33,25 @@ use self::salsa::{Keystream, Source};
 use super::{CryptoError, CryptoProvider, Key, NONCE_LEN, SHORT_NONCE_LEN, Subkey, TAG_LEN, ct_eq};
 use crate::keys::SecretKey;
 
+/// From this many bytes on FastCrypto's Poly1305 uses its vectorised code (feature `fuzzing`,
+/// for the benchmarks).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub const FAST_POLY1305_SIMD_FROM: usize = poly1305::SIMD_FROM;
+
+/// FastCrypto's Poly1305 of `msg` under the one-time `key`, its vectorised code taking inputs
+/// from `simd_from` bytes on (`usize::MAX`: donna-64 alone). For the crossover benchmark
+/// (`benches/examples/icount.rs`, `poly-*`); feature `fuzzing`.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[must_use]
+pub fn fast_poly1305(key: &[u8; 32], msg: &[u8], simd_from: usize) -> [u8; 16] {
+    poly1305::poly1305_with(key, msg, simd_from)
+}
+
 /// XSalsa20-Poly1305 and HSalsa20 of our own (Salsa20 eight or four blocks at a time over
-/// `wide`'s SIMD lanes, a donna-64 Poly1305; docs/performance.md, "Crypto providers"); x25519
+/// `wide`'s SIMD lanes; Poly1305 two blocks per SSE2 register on long inputs, else donna-64;
+/// docs/performance.md, "Crypto providers"); x25519
 /// from `x25519-dalek`. Byte-identical to [`RustCrypto`](super::RustCrypto) and libsodium.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FastCrypto;
