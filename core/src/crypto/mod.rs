@@ -11,7 +11,7 @@
 //! | provider | XSalsa20 + Poly1305 | x25519 | available |
 //! |---|---|---|---|
 //! | [`RustCrypto`] | `crypto_secretbox` (`salsa20`, `poly1305` crates) | `x25519-dalek` | always |
-//! | [`FastCrypto`] | ours: 8-way SIMD Salsa20 over `wide`, donna-64 Poly1305 | `x25519-dalek` | feature `fast-crypto` |
+//! | [`FastCrypto`] | ours: 8-way SIMD Salsa20 over `wide`; Poly1305 SSE2 (x86, ≥ 128 B) or donna-64 | `x25519-dalek` | feature `fast-crypto` |
 //!
 //! [`default_provider`] is `FastCrypto` when the feature is on, else `RustCrypto`. Both are
 //! byte-identical to libsodium's `crypto_box` (known-answer and differential tests); they differ
@@ -139,7 +139,11 @@ impl Subkey {
     /// Binds `key` to `prefix`, deriving the subkey with `provider`'s
     /// [`xsalsa_subkey`](CryptoProvider::xsalsa_subkey). Seal and open with the same provider.
     #[must_use]
-    pub fn new(provider: &dyn CryptoProvider, key: &Key, prefix: &[u8; PREFIX_LEN]) -> Self {
+    pub fn new<P: CryptoProvider + ?Sized>(
+        provider: &P,
+        key: &Key,
+        prefix: &[u8; PREFIX_LEN],
+    ) -> Self {
         Self {
             key: key.clone(),
             prefix: *prefix,
