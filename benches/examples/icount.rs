@@ -25,8 +25,8 @@
 //! `prov-seal-open` (full 24-byte nonce, HSalsa20 per box) and `prov-sub-seal`,
 //! `prov-sub-seal-open` (the MESSAGE codec's path: the prefix's subkey precomputed, 8-byte
 //! nonce per box). `poly-donna` and `poly-simd` are FastCrypto's Poly1305 alone over SIZE
-//! bytes, donna-64 only and the vectorised code on every whole 64-byte step (the crossover
-//! measurement); `poly-auto` is its default choice.
+//! bytes, donna-64 only and the vectorised code on every whole step (64 B, 128 B with AVX2;
+//! the crossover measurement); `poly-auto` is its default choice.
 //!
 //! The CURVE workloads run on the RustCrypto provider; a suffix picks another: `@fast`
 //! (FastCrypto) or `@rust` (`codec-seal@fast`, `prov-seal@fast`). The `raw-*` workloads are

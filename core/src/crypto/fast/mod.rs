@@ -7,15 +7,17 @@
 //! * Poly1305 is "donna-64": three 44/44/42-bit limbs with `u128` products, four blocks per
 //!   step (with r⁴, r³, r², r) on inputs of 128 bytes or more. See [`poly1305`]. On x86 with
 //!   SSE2 (every x86_64) inputs of 128 bytes or more go through the vectorised scheme of
-//!   poly1305-donna's and libsodium's SSE2 code instead (26-bit limbs, two blocks per register,
-//!   four per step with r⁴ and r²), written over `safe_arch` (the safe intrinsics `wide` is built
-//!   on), with donna-64 for the last 0-63 bytes. See `poly1305sse2`.
+//!   poly1305-donna's and libsodium's SSE2 code instead (26-bit limbs, two blocks per SSE2
+//!   register and four per step with r⁴ and r²; in an AVX2 build four blocks per register and
+//!   eight per step with r⁸ and r⁴), written over `safe_arch` (the safe intrinsics `wide` is
+//!   built on), with donna-64 for the tail. See `poly1305simd`.
 //! * x25519 is `x25519-dalek`, as in [`RustCrypto`](super::RustCrypto).
 //!
 //! `wide` picks its SIMD code at *compile* time from the target features (`-C
 //! target-cpu=native` turns on AVX2 where the CPU has it) and falls back to portable scalar code
-//! on other targets (wasm32 without simd128, for one); the SSE2 Poly1305 is compiled only where
-//! SSE2 is a target feature, and other targets use donna-64 throughout. Everything here is safe
+//! on other targets (wasm32 without simd128, for one); the vectorised Poly1305 is compiled only
+//! where SSE2 is a target feature (its AVX2 form where AVX2 is), and other targets use donna-64
+//! throughout. Everything here is safe
 //! code; the `unsafe` that wraps the intrinsics is inside `wide` and `safe_arch`.
 
 mod poly1305;
@@ -23,7 +25,7 @@ mod poly1305;
     any(target_arch = "x86", target_arch = "x86_64"),
     target_feature = "sse2"
 ))]
-mod poly1305sse2;
+mod poly1305simd;
 mod salsa;
 #[cfg(test)]
 mod tests;
@@ -50,7 +52,8 @@ pub fn fast_poly1305(key: &[u8; 32], msg: &[u8], simd_from: usize) -> [u8; 16] {
 }
 
 /// XSalsa20-Poly1305 and HSalsa20 of our own (Salsa20 eight or four blocks at a time over
-/// `wide`'s SIMD lanes; Poly1305 two blocks per SSE2 register on long inputs, else donna-64;
+/// `wide`'s SIMD lanes; Poly1305 two blocks per SSE2 register (four per AVX2 register) on long
+/// inputs, else donna-64;
 /// docs/performance.md, "Crypto providers"); x25519
 /// from `x25519-dalek`. Byte-identical to [`RustCrypto`](super::RustCrypto) and libsodium.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! Poly1305 (Bernstein; RFC 8439 §2.5), "donna-64" style: the accumulator and `r` in three
 //! limbs of 44, 44 and 42 bits, products in `u128`, after Andrew Moon's poly1305-donna. On x86
-//! with SSE2, inputs of [`SIMD_FROM`] bytes or more hand their whole 64-byte steps to the
-//! vectorised code (`poly1305sse2`: 26-bit limbs, two blocks per register) and finish here.
+//! with SSE2, inputs of [`SIMD_FROM`] bytes or more hand their whole steps (64 bytes, 128 with
+//! AVX2) to the vectorised code (`poly1305simd`: 26-bit limbs, two blocks per SSE2 register or
+//! four per AVX2 register) and finish here.
 //!
 //! Constant time: no branch and no memory index depends on the key, the accumulator or the
 //! message bytes (only on the message *length*); the final reduction selects with masks. The
@@ -11,7 +12,7 @@
     any(target_arch = "x86", target_arch = "x86_64"),
     target_feature = "sse2"
 ))]
-use super::poly1305sse2;
+use super::poly1305simd;
 
 const MASK44: u64 = (1 << 44) - 1;
 const MASK42: u64 = (1 << 42) - 1;
@@ -109,11 +110,11 @@ const fn times20(r: [u64; 3]) -> [u64; 2] {
 /// save).
 const FOUR_WAY_FROM: usize = 8 * 16;
 
-/// On x86 with SSE2 (every x86_64), the vectorised code (`poly1305sse2`, two blocks per
-/// register) takes the whole 64-byte steps of inputs of at least this many bytes; the rest
-/// (under 64 bytes) and shorter inputs stay here. Chosen by measurement (docs/performance.md,
-/// "Crypto providers": at 64 bytes donna-64 is faster, from 128 on the vectorised code). Other
-/// targets use donna-64 throughout.
+/// On x86 with SSE2 (every x86_64), the vectorised code (`poly1305simd`) takes the whole steps
+/// (64 bytes with SSE2, 128 with AVX2) of inputs of at least this many bytes; the rest and
+/// shorter inputs stay here. Chosen by measurement (docs/performance.md, "Crypto providers": at
+/// 64 bytes donna-64 is faster than SSE2, from 128 on the SSE2 code; with AVX2 the two tie at
+/// 128 and the AVX2 code wins from 256). Other targets use donna-64 throughout.
 pub(super) const SIMD_FROM: usize = 128;
 
 impl Poly1305 {
@@ -154,9 +155,9 @@ impl Poly1305 {
             any(target_arch = "x86", target_arch = "x86_64"),
             target_feature = "sse2"
         ))]
-        if data.len() >= simd_from.max(poly1305sse2::STEP) {
-            let whole = data.len() - data.len() % poly1305sse2::STEP;
-            self.h = poly1305sse2::blocks(self.r, self.h, &data[..whole]);
+        if data.len() >= simd_from.max(poly1305simd::STEP) {
+            let whole = data.len() - data.len() % poly1305simd::STEP;
+            self.h = poly1305simd::blocks(self.r, self.h, &data[..whole]);
             rest = &data[whole..];
         }
         #[cfg(not(all(

@@ -304,8 +304,8 @@ fn poly1305_rfc8439_appendix_a3() {
     for (n, r, s, msg, tag) in cases {
         let key = arr::<32>(&(r.to_string() + s));
         assert_eq!(poly1305(&key, &msg).to_vec(), unhex(tag), "A.3 vector #{n}");
-        // The vectorised code on every whole 64-byte step (#2-#4: 320 bytes of 375, 64 of 127),
-        // and donna-64 alone.
+        // The vectorised code on every whole step (64 bytes with SSE2, 128 with AVX2), and
+        // donna-64 alone.
         for simd_from in [0, usize::MAX] {
             assert_eq!(
                 poly1305_with(&key, &msg, simd_from).to_vec(),
@@ -336,7 +336,7 @@ fn poly1305_nacl_onetimeauth() {
         poly1305(&key, &c).to_vec(),
         unhex("f3ffc7703f9400e52a7dfb4b3d3305d9")
     );
-    // 131 bytes: two vectorised 64-byte steps, then a 3-byte tail.
+    // 131 bytes: 128 vectorised bytes, then a 3-byte tail.
     assert_eq!(
         poly1305_with(&key, &c, 0).to_vec(),
         unhex("f3ffc7703f9400e52a7dfb4b3d3305d9")
@@ -406,7 +406,7 @@ fn poly1305_test_keys() -> Vec<[u8; 32]> {
     keys
 }
 
-/// The vectorised Poly1305 (forced on every input with a whole 64-byte step, and at its
+/// The vectorised Poly1305 (forced on every input with a whole step, and at its
 /// default threshold) against donna-64 alone and the `poly1305` crate, for every length 0 to
 /// 2048, on pseudo-random messages and on all-0xff messages (which, with r at its maximum, keep
 /// the accumulator near 2^130 − 5 and every carry busy).
