@@ -17,7 +17,9 @@
 //!
 //! * `provider_seal/{raw_salsabox,rustcrypto,fastcrypto}/N` and `provider_open/…/N`: one box
 //!   sealed (opened) in place with the precomputed key, by `crypto_box` and through each
-//!   provider's `seal_in_place` (`open_in_place`).
+//!   provider's `seal_in_place` (`open_in_place`); `…/{rustcrypto,fastcrypto}_subkey/N` through
+//!   `seal_in_place_sub` (`open_in_place_sub`) with the MESSAGE prefix's subkey precomputed, the
+//!   MESSAGE codec's path.
 //! * `provider_session/{raw_seal_open,rustcrypto,fastcrypto}/N`: a CURVE session pair
 //!   carrying one message on each provider, against raw `crypto_box` seal + open.
 
@@ -170,6 +172,18 @@ fn providers(c: &mut Criterion) {
                     black_box(r.seal(&nonce, black_box(&mut buf)))
                 });
             });
+            let mut r = ProviderRaw::new(provider);
+            let mut buf = payload(size);
+            g.bench_with_input(
+                BenchmarkId::new(format!("{name}_subkey"), size),
+                &size,
+                |b, _| {
+                    b.iter(|| {
+                        let nonce = r.next_nonce();
+                        black_box(r.seal_sub(&nonce, black_box(&mut buf)))
+                    });
+                },
+            );
         }
     }
     g.finish();
@@ -196,6 +210,17 @@ fn providers(c: &mut Criterion) {
                     BatchSize::SmallInput,
                 );
             });
+            g.bench_with_input(
+                BenchmarkId::new(format!("{name}_subkey"), size),
+                &size,
+                |b, _| {
+                    b.iter_batched_ref(
+                        || ct.clone(),
+                        |buf| assert!(r.open_sub(&nonce, buf, &tag)),
+                        BatchSize::SmallInput,
+                    );
+                },
+            );
         }
     }
     g.finish();

@@ -22,7 +22,11 @@
 //! `session-pair`, `rt-crypto-floor`, `session-exchange`, `node-rt-curve`, `node-rt-null`,
 //! `dispatch`, `frame-decode`, `sched-queued-cC-rR` (C categories, R reserved each),
 //! `sched-immediate`, `fifo`; and the crypto provider's own box, `prov-seal`, `prov-open`,
-//! `prov-seal-open`.
+//! `prov-seal-open` (full 24-byte nonce, HSalsa20 per box) and `prov-sub-seal`,
+//! `prov-sub-seal-open` (the MESSAGE codec's path: the prefix's subkey precomputed, 8-byte
+//! nonce per box). `poly-donna` and `poly-simd` are FastCrypto's Poly1305 alone over SIZE
+//! bytes, donna-64 only and the vectorised code on every whole step (64 B, 128 B with AVX2;
+//! the crossover measurement); `poly-auto` is its default choice.
 //!
 //! The CURVE workloads run on the RustCrypto provider; a suffix picks another: `@fast`
 //! (FastCrypto) or `@rust` (`codec-seal@fast`, `prov-seal@fast`). The `raw-*` workloads are
@@ -68,6 +72,44 @@ fn run(workload: &str, size: usize, iters: usize, units: usize) -> Result<(), Ha
         None => (workload, RUST),
     };
     match workload {
+        "poly-donna" | "poly-simd" | "poly-auto" => {
+            let simd_from = match workload {
+                "poly-donna" => usize::MAX,
+                "poly-simd" => 0,
+                _ => lokimq_core::crypto::FAST_POLY1305_SIMD_FROM,
+            };
+            let msg = payload(size);
+            let mut key = [7u8; 32];
+            measured(units, || {
+                let tag = lokimq_core::crypto::fast_poly1305(&key, black_box(&msg), simd_from);
+                key[..16].copy_from_slice(&tag);
+                Ok(())
+            })?;
+            black_box(key);
+            Ok(())
+        }
+        "prov-sub-seal" => {
+            let mut r = ProviderRaw::new(provider);
+            let mut buf = payload(size);
+            measured(units, || {
+                let nonce = r.next_nonce();
+                black_box(r.seal_sub(&nonce, black_box(&mut buf)));
+                Ok(())
+            })
+        }
+        "prov-sub-seal-open" => {
+            let mut r = ProviderRaw::new(provider);
+            let mut buf = payload(size);
+            measured(units, || {
+                let nonce = r.next_nonce();
+                let tag = r.seal_sub(&nonce, black_box(&mut buf));
+                if r.open_sub(&nonce, black_box(&mut buf), &tag) {
+                    Ok(())
+                } else {
+                    Err(HarnessError::Unexpected("provider open failed".into()))
+                }
+            })
+        }
         "prov-seal" => {
             let mut r = ProviderRaw::new(provider);
             let mut buf = payload(size);

@@ -70,9 +70,14 @@ pub(crate) fn sealed(raw: &mut Raw, size: usize) -> (Nonce, Vec<u8>, Tag) {
 /// The same primitive through a [`CryptoProvider`](lokimq_core::crypto::CryptoProvider): the
 /// precomputed key of the same two long-term keys (`beforenm` once), and the provider's
 /// in-place seal and open with a fresh MESSAGE-style nonce per box.
+///
+/// The `*_sub` methods are the MESSAGE codec's path: the `CurveZMQMESSAGEC` prefix's XSalsa20
+/// subkey derived once ([`Subkey`](lokimq_core::crypto::Subkey)), then the 8-byte counter per
+/// box, with no HSalsa20 per box.
 pub(crate) struct ProviderRaw {
     provider: &'static dyn lokimq_core::crypto::CryptoProvider,
     key: lokimq_core::crypto::Key,
+    sub: lokimq_core::crypto::Subkey,
     counter: u64,
 }
 
@@ -80,11 +85,13 @@ impl ProviderRaw {
     pub(crate) fn new(provider: &'static dyn lokimq_core::crypto::CryptoProvider) -> Self {
         let client = lokimq_core::keys::SecretKey::from_bytes([9u8; 32]);
         let server = lokimq_core::keys::SecretKey::from_bytes([7u8; 32]).public_key();
+        let key = provider
+            .beforenm(&client, server.as_bytes())
+            .expect("the benches' keys are valid");
         Self {
             provider,
-            key: provider
-                .beforenm(&client, server.as_bytes())
-                .expect("the benches' keys are valid"),
+            sub: lokimq_core::crypto::Subkey::new(provider, &key, b"CurveZMQMESSAGEC"),
+            key,
             counter: 0,
         }
     }
@@ -107,6 +114,26 @@ impl ProviderRaw {
             .open_in_place(&self.key, nonce, buf, tag)
             .is_ok()
     }
+
+    /// [`seal`](Self::seal) with the precomputed subkey and the nonce's last 8 bytes.
+    pub(crate) fn seal_sub(&self, nonce: &[u8; 24], buf: &mut [u8]) -> [u8; 16] {
+        self.provider
+            .seal_in_place_sub(&self.sub, &short(nonce), buf)
+    }
+
+    /// [`open`](Self::open) with the precomputed subkey and the nonce's last 8 bytes.
+    pub(crate) fn open_sub(&self, nonce: &[u8; 24], buf: &mut [u8], tag: &[u8; 16]) -> bool {
+        self.provider
+            .open_in_place_sub(&self.sub, &short(nonce), buf, tag)
+            .is_ok()
+    }
+}
+
+/// The last 8 bytes of a MESSAGE-style nonce.
+fn short(nonce: &[u8; 24]) -> [u8; 8] {
+    let mut s = [0u8; 8];
+    s.copy_from_slice(&nonce[16..]);
+    s
 }
 
 /// `size` bytes sealed by `raw` under a fresh nonce: (nonce, ciphertext, tag).

@@ -11,7 +11,7 @@
 //! | provider | XSalsa20 + Poly1305 | x25519 | available |
 //! |---|---|---|---|
 //! | [`RustCrypto`] | `crypto_secretbox` (`salsa20`, `poly1305` crates) | `x25519-dalek` | always |
-//! | [`FastCrypto`] | ours: 8-way SIMD Salsa20 over `wide`, donna-64 Poly1305 | `x25519-dalek` | feature `fast-crypto` |
+//! | [`FastCrypto`] | ours: 8-way SIMD Salsa20 over `wide`; Poly1305 SSE2 (x86, ≥ 128 B) or donna-64 | `x25519-dalek` | feature `fast-crypto` |
 //!
 //! [`default_provider`] is `FastCrypto` when the feature is on, else `RustCrypto`. Both are
 //! byte-identical to libsodium's `crypto_box` (known-answer and differential tests); they differ
@@ -23,6 +23,17 @@
 //! NaCl secretbox construction with a detached tag: [`seal_in_place`](CryptoProvider::seal_in_place)
 //! and [`open_in_place`](CryptoProvider::open_in_place). [`beforenm`](CryptoProvider::beforenm)
 //! and [`seal_from`](CryptoProvider::seal_from) have default implementations in terms of those.
+//!
+//! **Fixed nonce prefixes.** XSalsa20(k, n) is Salsa20(HSalsa20(k, n[..16]), n[16..]), and a
+//! CurveZMQ MESSAGE nonce is a constant 16-byte prefix per direction (`CurveZMQMESSAGEC`,
+//! `CurveZMQMESSAGES`) followed by the 8-byte counter. A [`Subkey`] holds a key, one such prefix
+//! and the XSalsa20 subkey HSalsa20(key, prefix) ([`xsalsa_subkey`](CryptoProvider::xsalsa_subkey)),
+//! computed once; [`seal_in_place_sub`](CryptoProvider::seal_in_place_sub),
+//! [`seal_from_sub`](CryptoProvider::seal_from_sub) and
+//! [`open_in_place_sub`](CryptoProvider::open_in_place_sub) then take the 8-byte rest of the
+//! nonce and skip the per-box HSalsa20. All four have default implementations (the defaults go
+//! through the full 24-byte nonce, so a provider that implements only the four primitives
+//! works unchanged); both providers here override them.
 
 #[cfg(feature = "fast-crypto")]
 mod fast;
@@ -38,12 +49,20 @@ use crate::keys::SecretKey;
 
 #[cfg(feature = "fast-crypto")]
 pub use fast::FastCrypto;
+#[cfg(all(feature = "fast-crypto", feature = "fuzzing"))]
+#[doc(hidden)]
+pub use fast::{FAST_POLY1305_SIMD_FROM, fast_poly1305};
 pub use rustcrypto::RustCrypto;
 
 /// Length of a Poly1305 tag: what a box adds to its plaintext.
 pub const TAG_LEN: usize = 16;
 /// Length of an XSalsa20 nonce.
 pub const NONCE_LEN: usize = 24;
+/// Length of the part of an XSalsa20 nonce that HSalsa20 turns into the subkey.
+pub const PREFIX_LEN: usize = 16;
+/// Length of the rest of the nonce, the Salsa20 nonce under the subkey (a CurveZMQ short
+/// nonce's counter).
+pub const SHORT_NONCE_LEN: usize = NONCE_LEN - PREFIX_LEN;
 /// Length of every key here.
 pub const KEY_LEN: usize = 32;
 
@@ -101,6 +120,73 @@ impl fmt::Debug for Key {
     }
 }
 
+/// A key bound to one fixed 16-byte nonce prefix, with XSalsa20's subkey for that prefix
+/// (HSalsa20(key, prefix)) computed once: the boxes of one CurveZMQ MESSAGE direction. See the
+/// [module docs](self).
+///
+/// Holds the key, the prefix and the subkey, so a provider may seal either way: with the
+/// subkey and the 8-byte rest of the nonce (skipping HSalsa20), or with the key and the full
+/// nonce ([`nonce`](Self::nonce)), as the trait's default methods do. Both keys are zeroed on
+/// drop; `Debug` shows the prefix only.
+#[derive(Clone)]
+pub struct Subkey {
+    key: Key,
+    prefix: [u8; PREFIX_LEN],
+    subkey: Key,
+}
+
+impl Subkey {
+    /// Binds `key` to `prefix`, deriving the subkey with `provider`'s
+    /// [`xsalsa_subkey`](CryptoProvider::xsalsa_subkey). Seal and open with the same provider.
+    #[must_use]
+    pub fn new<P: CryptoProvider + ?Sized>(
+        provider: &P,
+        key: &Key,
+        prefix: &[u8; PREFIX_LEN],
+    ) -> Self {
+        Self {
+            key: key.clone(),
+            prefix: *prefix,
+            subkey: provider.xsalsa_subkey(key, prefix),
+        }
+    }
+
+    /// The key the subkey was derived from.
+    #[must_use]
+    pub const fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The fixed nonce prefix.
+    #[must_use]
+    pub const fn prefix(&self) -> &[u8; PREFIX_LEN] {
+        &self.prefix
+    }
+
+    /// HSalsa20(key, prefix): the Salsa20 key of every box under this prefix.
+    #[must_use]
+    pub const fn subkey(&self) -> &Key {
+        &self.subkey
+    }
+
+    /// The full 24-byte nonce: the prefix, then `short`.
+    #[must_use]
+    pub fn nonce(&self, short: &[u8; SHORT_NONCE_LEN]) -> [u8; NONCE_LEN] {
+        let mut n = [0u8; NONCE_LEN];
+        n[..PREFIX_LEN].copy_from_slice(&self.prefix);
+        n[PREFIX_LEN..].copy_from_slice(short);
+        n
+    }
+}
+
+impl fmt::Debug for Subkey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subkey")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The primitives of CurveZMQ, as one swappable object. See the [module docs](self).
 ///
 /// Every method must be byte-for-byte libsodium's: `crypto_scalarmult` for `x25519`,
@@ -152,6 +238,52 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug + 'static {
             .expect("seal_from: src is longer than out");
         out[k..].copy_from_slice(src);
         self.seal_in_place(key, nonce, out)
+    }
+
+    /// XSalsa20's subkey for the nonce prefix `prefix`: HSalsa20(`key`, `prefix`), which
+    /// [`Subkey::new`] stores. The default is [`hsalsa20`](Self::hsalsa20).
+    fn xsalsa_subkey(&self, key: &Key, prefix: &[u8; PREFIX_LEN]) -> Key {
+        self.hsalsa20(key, prefix)
+    }
+
+    /// [`seal_in_place`](Self::seal_in_place) under the nonce `key.prefix() ‖ nonce`, with the
+    /// subkey precomputed: the same bytes. The default seals with the full nonce; a provider
+    /// overrides it to run Salsa20 under [`Subkey::subkey`] and skip HSalsa20.
+    fn seal_in_place_sub(
+        &self,
+        key: &Subkey,
+        nonce: &[u8; SHORT_NONCE_LEN],
+        data: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        self.seal_in_place(key.key(), &key.nonce(nonce), data)
+    }
+
+    /// [`seal_from`](Self::seal_from) under the nonce `key.prefix() ‖ nonce` (see
+    /// [`seal_in_place_sub`](Self::seal_in_place_sub)).
+    ///
+    /// # Panics
+    ///
+    /// If `src` is longer than `out`.
+    fn seal_from_sub(
+        &self,
+        key: &Subkey,
+        nonce: &[u8; SHORT_NONCE_LEN],
+        out: &mut [u8],
+        src: &[u8],
+    ) -> [u8; TAG_LEN] {
+        self.seal_from(key.key(), &key.nonce(nonce), out, src)
+    }
+
+    /// [`open_in_place`](Self::open_in_place) under the nonce `key.prefix() ‖ nonce` (see
+    /// [`seal_in_place_sub`](Self::seal_in_place_sub)). On failure `data` is left as it was.
+    fn open_in_place_sub(
+        &self,
+        key: &Subkey,
+        nonce: &[u8; SHORT_NONCE_LEN],
+        data: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        self.open_in_place(key.key(), &key.nonce(nonce), data, tag)
     }
 
     /// libsodium's `crypto_box_beforenm`: HSalsa20 (zero input) of the x25519 shared secret of

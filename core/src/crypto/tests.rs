@@ -147,3 +147,160 @@ fn seal_from_refuses_a_longer_source() {
     let k = Key::from_bytes([1; 32]);
     RustCrypto.seal_from(&k, &[0; 24], &mut [0; 3], &[0; 4]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fixed nonce prefixes: the subkey path (`Subkey`, `*_sub`) against the full-nonce path.
+
+/// NaCl's core2 (HSalsa20(firstkey, nonce[..16]) is the "secondkey") is the subkey of the box
+/// example's nonce prefix; sealing with it and the nonce's last 8 bytes gives the example box.
+#[test]
+fn every_provider_reproduces_the_nacl_box_example_with_a_subkey() {
+    const SECONDKEY: &str = "dc908dda0b9344a953629b733820778880f3ceb421bb61b91cbd4c3e66256ce4";
+    let k = Key::from_bytes(arr(FIRSTKEY));
+    let nonce: [u8; NONCE_LEN] = arr(NONCE);
+    let prefix: [u8; PREFIX_LEN] = nonce[..PREFIX_LEN].try_into().unwrap();
+    let short: [u8; SHORT_NONCE_LEN] = nonce[PREFIX_LEN..].try_into().unwrap();
+    let boxed = unhex(BOXED);
+    let msg = unhex(MESSAGE);
+    for p in providers_and_minimal() {
+        assert_eq!(
+            p.xsalsa_subkey(&k, &prefix).as_bytes().to_vec(),
+            unhex(SECONDKEY),
+            "{p:?}"
+        );
+        let sub = Subkey::new(p, &k, &prefix);
+        assert_eq!(sub.subkey().as_bytes().to_vec(), unhex(SECONDKEY));
+        assert_eq!(sub.key().as_bytes(), k.as_bytes());
+        assert_eq!(sub.prefix(), &prefix);
+        assert_eq!(sub.nonce(&short), nonce);
+        let mut data = msg.clone();
+        let tag = p.seal_in_place_sub(&sub, &short, &mut data);
+        assert_eq!(tag[..], boxed[..16], "{p:?}");
+        assert_eq!(data, boxed[16..], "{p:?}");
+        let mut out = vec![0u8; msg.len()];
+        out[0] = msg[0];
+        assert_eq!(
+            p.seal_from_sub(&sub, &short, &mut out, &msg[1..]),
+            tag,
+            "{p:?}"
+        );
+        assert_eq!(out, data, "{p:?}");
+        p.open_in_place_sub(&sub, &short, &mut data, &tag).unwrap();
+        assert_eq!(data, msg, "{p:?}");
+    }
+}
+
+/// A third-party provider that implements only the four required primitives (here by handing
+/// them to RustCrypto): every provided method, the subkey ones included, works through them.
+#[derive(Debug)]
+struct Minimal;
+
+impl CryptoProvider for Minimal {
+    fn x25519(&self, secret: &SecretKey, public: &[u8; 32]) -> Result<Key, CryptoError> {
+        RustCrypto.x25519(secret, public)
+    }
+    fn hsalsa20(&self, key: &Key, input: &[u8; 16]) -> Key {
+        RustCrypto.hsalsa20(key, input)
+    }
+    fn seal_in_place(&self, key: &Key, nonce: &[u8; NONCE_LEN], data: &mut [u8]) -> [u8; TAG_LEN] {
+        RustCrypto.seal_in_place(key, nonce, data)
+    }
+    fn open_in_place(
+        &self,
+        key: &Key,
+        nonce: &[u8; NONCE_LEN],
+        data: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        RustCrypto.open_in_place(key, nonce, data, tag)
+    }
+}
+
+/// Every provider of this build, then [`Minimal`] (the trait's default methods).
+fn providers_and_minimal() -> Vec<&'static dyn CryptoProvider> {
+    let mut all = all_providers().to_vec();
+    all.push(&Minimal);
+    all
+}
+
+fn arb_len() -> impl proptest::strategy::Strategy<Value = usize> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => 0usize..1200,
+        1 => prop::sample::select(vec![15usize, 16, 17, 63, 64, 65, 127, 128, 129, 255, 256, 257, 511, 512, 513]),
+        1 => 1200usize..5000,
+        1 => 65_500usize..65_600,
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// The subkey path (seal in place, seal from a source with the flags-byte split, open, and
+    /// a refused forgery) gives exactly the full-nonce path's bytes, for every provider and a
+    /// provider that keeps the defaults, random keys, prefixes, 8-byte nonces and lengths.
+    #[test]
+    fn subkey_path_equals_full_nonce_path(
+        key in proptest::prelude::any::<[u8; 32]>(),
+        prefix in proptest::prelude::any::<[u8; 16]>(),
+        short in proptest::prelude::any::<[u8; 8]>(),
+        len in arb_len(),
+        seed in proptest::prelude::any::<u8>(),
+        flip in proptest::prelude::any::<u64>(),
+    ) {
+        let k = Key::from_bytes(key);
+        let msg: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(seed | 1) ^ seed).collect();
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[..16].copy_from_slice(&prefix);
+        nonce[16..].copy_from_slice(&short);
+        let mut expect = msg.clone();
+        let expect_tag = RustCrypto.seal_in_place(&k, &nonce, &mut expect);
+        for p in providers_and_minimal() {
+            let sub = Subkey::new(p, &k, &prefix);
+            let hsalsa = p.hsalsa20(&k, &prefix);
+            proptest::prop_assert_eq!(sub.subkey().as_bytes(), hsalsa.as_bytes());
+            let mut full = msg.clone();
+            proptest::prop_assert_eq!(p.seal_in_place(&k, &nonce, &mut full), expect_tag);
+            proptest::prop_assert_eq!(&full, &expect);
+            let mut data = msg.clone();
+            let tag = p.seal_in_place_sub(&sub, &short, &mut data);
+            proptest::prop_assert_eq!(tag, expect_tag, "{:?} len {}", p, len);
+            proptest::prop_assert_eq!(&data, &expect, "{:?} len {}", p, len);
+            if !msg.is_empty() {
+                let mut out = vec![0xee; len];
+                out[0] = msg[0];
+                proptest::prop_assert_eq!(p.seal_from_sub(&sub, &short, &mut out, &msg[1..]), tag);
+                proptest::prop_assert_eq!(&out, &expect);
+            }
+            // A flipped bit (tag or ciphertext) is refused and leaves the data alone.
+            let mut bad = data.clone();
+            let mut bad_tag = tag;
+            let bit = (flip % (128 + 8 * len as u64)) as usize;
+            if bit < 128 {
+                bad_tag[bit / 8] ^= 1 << (bit % 8);
+            } else {
+                bad[(bit - 128) / 8] ^= 1 << (bit % 8);
+            }
+            let before = bad.clone();
+            proptest::prop_assert_eq!(
+                p.open_in_place_sub(&sub, &short, &mut bad, &bad_tag),
+                Err(CryptoError::Forged)
+            );
+            proptest::prop_assert_eq!(&bad, &before);
+            p.open_in_place_sub(&sub, &short, &mut data, &tag).unwrap();
+            proptest::prop_assert_eq!(&data, &msg);
+        }
+    }
+}
+
+#[test]
+fn subkey_debug_shows_only_the_prefix() {
+    let sub = Subkey::new(
+        &RustCrypto,
+        &Key::from_bytes([0xab; 32]),
+        b"CurveZMQMESSAGEC",
+    );
+    let shown = std::format!("{sub:?}");
+    assert!(shown.starts_with("Subkey { prefix: [67, 117,"), "{shown}");
+    assert!(!shown.contains("171"), "{shown}");
+}

@@ -279,7 +279,7 @@ impl CurveClient {
         let send = core::mem::replace(&mut self.send, SendCounter::new());
         Ok((
             plain,
-            CurveCodec::new(session, Side::Client, send, u64::from_be_bytes(n)),
+            CurveCodec::new(&session, Side::Client, send, u64::from_be_bytes(n)),
         ))
     }
 

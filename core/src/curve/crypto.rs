@@ -8,9 +8,11 @@
 //! A [`Cipher`] is a precomputed key ([`precompute`]: libsodium's `crypto_box_beforenm`, x25519
 //! checked for the all-zero non-contributory result, then HSalsa20; or the cookie's secretbox
 //! key) together with the provider that made it, so every later seal and open of that key goes
-//! through the same provider.
+//! through the same provider. A [`DirectionCipher`] is a session key bound to one MESSAGE
+//! direction's constant nonce prefix, with its XSalsa20 subkey computed once
+//! ([`Subkey`](crate::crypto::Subkey)), for the MESSAGE codec.
 
-use crate::crypto::{CryptoProvider, Key};
+use crate::crypto::{CryptoProvider, Key, SHORT_NONCE_LEN, Subkey};
 use crate::keys::SecretKey;
 
 use super::error::{CurveError, Stage};
@@ -24,6 +26,93 @@ pub(crate) use crate::crypto::TAG_LEN;
 pub(crate) struct Cipher {
     provider: &'static dyn CryptoProvider,
     key: Key,
+}
+
+impl Cipher {
+    /// This key bound to the nonce prefix `prefix` (one MESSAGE direction), its XSalsa20
+    /// subkey derived now.
+    pub(crate) fn direction(&self, prefix: &[u8; 16]) -> DirectionCipher {
+        DirectionCipher {
+            provider: self.provider,
+            key: Subkey::new(self.provider, &self.key, prefix),
+        }
+    }
+}
+
+/// A session key, one MESSAGE direction's 16-byte nonce prefix and the XSalsa20 subkey
+/// HSalsa20(key, prefix), with the provider that seals and opens with them: every box then
+/// costs Salsa20 and Poly1305 only. The keys zero themselves when dropped.
+#[derive(Clone)]
+pub(crate) struct DirectionCipher {
+    provider: &'static dyn CryptoProvider,
+    key: Subkey,
+}
+
+/// Seals the plaintext `region[16..len - src.len()] ‖ src` into `region` (tag, then
+/// ciphertext) under the nonce `cipher`'s prefix ‖ `counter` (a MESSAGE): the first part is
+/// encrypted in place, `src` straight into the region's tail (whose bytes on entry do not
+/// matter), so the caller need not copy `src` in first.
+pub(crate) fn seal_short_from(
+    cipher: &DirectionCipher,
+    counter: &[u8; SHORT_NONCE_LEN],
+    region: &mut [u8],
+    src: &[u8],
+    stage: Stage,
+) -> Result<(), CurveError> {
+    let (tag_slot, data) = split_box(region, stage)?;
+    if data.len() < src.len() {
+        return Err(CurveError::Cryptographic { stage });
+    }
+    let tag = cipher
+        .provider
+        .seal_from_sub(&cipher.key, counter, data, src);
+    tag_slot.copy_from_slice(&tag);
+    Ok(())
+}
+
+/// [`seal`] for a MESSAGE: the nonce is `cipher`'s prefix then the 8 `counter` bytes.
+pub(crate) fn seal_short(
+    cipher: &DirectionCipher,
+    counter: &[u8; SHORT_NONCE_LEN],
+    region: &mut [u8],
+    stage: Stage,
+) -> Result<(), CurveError> {
+    let (tag_slot, data) = split_box(region, stage)?;
+    let tag = cipher
+        .provider
+        .seal_in_place_sub(&cipher.key, counter, data);
+    tag_slot.copy_from_slice(&tag);
+    Ok(())
+}
+
+/// [`open_detached`] for a MESSAGE: the nonce is `cipher`'s prefix then the 8 `counter`
+/// bytes. On failure `data` is left as it was.
+pub(crate) fn open_short_detached(
+    cipher: &DirectionCipher,
+    counter: &[u8; SHORT_NONCE_LEN],
+    tag: &[u8],
+    data: &mut [u8],
+    stage: Stage,
+) -> Result<(), CurveError> {
+    let tag: &[u8; TAG_LEN] = tag
+        .try_into()
+        .map_err(|_| CurveError::Cryptographic { stage })?;
+    cipher
+        .provider
+        .open_in_place_sub(&cipher.key, counter, data, tag)
+        .map_err(|_| CurveError::Cryptographic { stage })
+}
+
+/// [`open`] for a MESSAGE: the nonce is `cipher`'s prefix then the 8 `counter` bytes. On
+/// failure the region is left as it was.
+pub(crate) fn open_short(
+    cipher: &DirectionCipher,
+    counter: &[u8; SHORT_NONCE_LEN],
+    region: &mut [u8],
+    stage: Stage,
+) -> Result<(), CurveError> {
+    let (tag, data) = split_box(region, stage)?;
+    open_short_detached(cipher, counter, tag, data, stage)
 }
 
 /// libsodium's `crypto_box_beforenm(public, secret)` through `provider`, refusing a low-order
@@ -58,25 +147,6 @@ pub(crate) fn seal(
 ) -> Result<(), CurveError> {
     let (tag_slot, data) = split_box(region, stage)?;
     let tag = cipher.provider.seal_in_place(&cipher.key, nonce, data);
-    tag_slot.copy_from_slice(&tag);
-    Ok(())
-}
-
-/// Seals the plaintext `region[16..len - src.len()] ‖ src` into `region` (tag, then
-/// ciphertext): the first part is encrypted in place, `src` straight into the region's tail
-/// (whose bytes on entry do not matter), so the caller need not copy `src` in first.
-pub(crate) fn seal_from(
-    cipher: &Cipher,
-    nonce: &Nonce,
-    region: &mut [u8],
-    src: &[u8],
-    stage: Stage,
-) -> Result<(), CurveError> {
-    let (tag_slot, data) = split_box(region, stage)?;
-    if data.len() < src.len() {
-        return Err(CurveError::Cryptographic { stage });
-    }
-    let tag = cipher.provider.seal_from(&cipher.key, nonce, data, src);
     tag_slot.copy_from_slice(&tag);
     Ok(())
 }
@@ -169,13 +239,27 @@ mod tests {
                 prop_assert_eq!(&region, &expect);
                 open(&ours, &nonce, &mut region, Stage::Message).unwrap();
                 prop_assert_eq!(&region[TAG_LEN..], msg.as_slice());
-                // seal_from with the flags-byte split of a MESSAGE.
+                // The MESSAGE path: the direction's subkey, the 8-byte counter, and seal_from
+                // with the flags-byte split.
+                let dir = ours.direction(nonce::MESSAGE_FROM_CLIENT);
+                let mut region = std::vec![0u8; TAG_LEN];
+                region.extend_from_slice(&msg);
+                seal_short(&dir, &n.to_be_bytes(), &mut region, Stage::Message).unwrap();
+                prop_assert_eq!(&region, &expect);
+                open_short(&dir, &n.to_be_bytes(), &mut region, Stage::Message).unwrap();
+                prop_assert_eq!(&region[TAG_LEN..], msg.as_slice());
                 if !msg.is_empty() {
                     let mut region = std::vec![0u8; TAG_LEN + msg.len()];
                     region[TAG_LEN] = msg[0];
-                    seal_from(&ours, &nonce, &mut region, &msg[1..], Stage::Message).unwrap();
+                    seal_short_from(&dir, &n.to_be_bytes(), &mut region, &msg[1..], Stage::Message)
+                        .unwrap();
                     prop_assert_eq!(&region, &expect);
                 }
+                // The other direction's subkey does not open it.
+                let other = ours.direction(nonce::MESSAGE_FROM_SERVER);
+                let mut region = expect.clone();
+                prop_assert!(open_short(&other, &n.to_be_bytes(), &mut region, Stage::Message).is_err());
+                prop_assert_eq!(&region, &expect);
             }
         }
     }

@@ -10,9 +10,13 @@
 //! ```
 //!
 //! The box is sealed straight from the payload into the output buffer (the provider's
-//! [`seal_from`](crate::crypto::CryptoProvider::seal_from): one pass for `FastCrypto`, a copy
-//! then the cipher for providers without it) and opened in place in the body buffer, so
+//! [`seal_from_sub`](crate::crypto::CryptoProvider::seal_from_sub): one pass for `FastCrypto`,
+//! a copy then the cipher for providers without it) and opened in place in the body buffer, so
 //! receiving into a `BytesMut` costs the cipher alone.
+//!
+//! Each direction's nonce prefix is constant, so the codec derives each direction's XSalsa20
+//! subkey (HSalsa20 of the session key and the prefix) once, when the handshake makes it, and
+//! every MESSAGE box runs Salsa20 and Poly1305 only ([`crate::crypto::Subkey`]).
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -20,7 +24,7 @@ use core::ops::Range;
 
 use bytes::{Buf, BufMut, BytesMut};
 
-use super::crypto::{self, Cipher, TAG_LEN};
+use super::crypto::{self, Cipher, DirectionCipher, TAG_LEN};
 use super::error::{Command, CurveError, Stage};
 use super::nonce::{self, SendCounter};
 
@@ -70,11 +74,15 @@ impl Side {
 /// Its send counter continues the handshake's (the client's first MESSAGE is nonce 3, the
 /// server's is 2), and it accepts a peer nonce only if it is strictly greater than the last one
 /// accepted, starting from the peer's last handshake nonce (INITIATE's on the server, READY's on
-/// the client), as libzmq does. Gaps are allowed. The precomputed key is zeroed on drop.
+/// the client), as libzmq does. Gaps are allowed. The precomputed keys (the session key and
+/// the two directions' XSalsa20 subkeys) are zeroed on drop.
 // Clone only for tests, which fork a handshake at one step to feed it many variants.
 #[cfg_attr(test, derive(Clone))]
 pub struct CurveCodec {
-    cipher: Cipher,
+    /// Seals with this side's prefix.
+    sealer: DirectionCipher,
+    /// Opens with the peer's prefix.
+    opener: DirectionCipher,
     side: Side,
     send: SendCounter,
     recv_last: u64,
@@ -91,9 +99,12 @@ impl fmt::Debug for CurveCodec {
 }
 
 impl CurveCodec {
-    pub(crate) const fn new(cipher: Cipher, side: Side, send: SendCounter, recv_last: u64) -> Self {
+    /// The codec of one side of a session whose key is `cipher`; derives both directions'
+    /// subkeys.
+    pub(crate) fn new(cipher: &Cipher, side: Side, send: SendCounter, recv_last: u64) -> Self {
         Self {
-            cipher,
+            sealer: cipher.direction(side.send_prefix()),
+            opener: cipher.direction(side.recv_prefix()),
             side,
             send,
             recv_last,
@@ -181,9 +192,9 @@ impl CurveCodec {
 
     /// Encrypts `body[16..]` (tag slot, flags, payload) under nonce `n`.
     fn seal_box(&self, n: u64, body: &mut [u8]) -> Result<(), CurveError> {
-        crypto::seal(
-            &self.cipher,
-            &nonce::short(self.side.send_prefix(), n.to_be_bytes()),
+        crypto::seal_short(
+            &self.sealer,
+            &n.to_be_bytes(),
             &mut body[BOX_AT..],
             Stage::Message,
         )
@@ -192,9 +203,9 @@ impl CurveCodec {
     /// Encrypts `body[16..]` (tag slot, flags, room for the payload) under nonce `n`, the
     /// payload coming from `payload` rather than from the body.
     fn seal_box_from(&self, n: u64, body: &mut [u8], payload: &[u8]) -> Result<(), CurveError> {
-        crypto::seal_from(
-            &self.cipher,
-            &nonce::short(self.side.send_prefix(), n.to_be_bytes()),
+        crypto::seal_short_from(
+            &self.sealer,
+            &n.to_be_bytes(),
             &mut body[BOX_AT..],
             payload,
             Stage::Message,
@@ -220,9 +231,9 @@ impl CurveCodec {
     /// MESSAGE cannot move the window.
     fn open_box(&mut self, body: &mut [u8]) -> Result<u8, CurveError> {
         let n = self.check(body)?;
-        crypto::open(
-            &self.cipher,
-            &nonce::short(self.side.recv_prefix(), n.to_be_bytes()),
+        crypto::open_short(
+            &self.opener,
+            &n.to_be_bytes(),
             &mut body[BOX_AT..],
             Stage::Message,
         )?;
@@ -237,9 +248,9 @@ impl CurveCodec {
         let n = self.check(body)?;
         // Copy only flags and payload; the tag is checked where it lies.
         let mut buf = body[FLAGS_AT..].to_vec();
-        crypto::open_detached(
-            &self.cipher,
-            &nonce::short(self.side.recv_prefix(), n.to_be_bytes()),
+        crypto::open_short_detached(
+            &self.opener,
+            &n.to_be_bytes(),
             &body[BOX_AT..FLAGS_AT],
             &mut buf,
             Stage::Message,
@@ -279,7 +290,7 @@ mod tests {
     fn pair_with(provider: &'static dyn crate::crypto::CryptoProvider) -> (CurveCodec, CurveCodec) {
         let key = [0x5a; 32];
         let client = CurveCodec::new(
-            crypto::cipher_from_key(provider, &mut key.clone()),
+            &crypto::cipher_from_key(provider, &mut key.clone()),
             Side::Client,
             {
                 let mut c = SendCounter::new();
@@ -290,7 +301,7 @@ mod tests {
             1,
         );
         let server = CurveCodec::new(
-            crypto::cipher_from_key(provider, &mut key.clone()),
+            &crypto::cipher_from_key(provider, &mut key.clone()),
             Side::Server,
             {
                 let mut c = SendCounter::new();
@@ -402,13 +413,13 @@ mod tests {
         let key = [1; 32];
         let provider = crate::crypto::default_provider();
         let mut c = CurveCodec::new(
-            crypto::cipher_from_key(provider, &mut key.clone()),
+            &crypto::cipher_from_key(provider, &mut key.clone()),
             Side::Client,
             SendCounter::starting_at(u64::MAX),
             0,
         );
         let mut s = CurveCodec::new(
-            crypto::cipher_from_key(provider, &mut key.clone()),
+            &crypto::cipher_from_key(provider, &mut key.clone()),
             Side::Server,
             SendCounter::new(),
             u64::MAX - 1,

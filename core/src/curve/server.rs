@@ -330,7 +330,7 @@ impl CurveServer {
         let send = core::mem::replace(&mut self.send, SendCounter::new());
         Ok((
             out,
-            CurveCodec::new(session, Side::Server, send, peer_nonce),
+            CurveCodec::new(&session, Side::Server, send, peer_nonce),
         ))
     }
 }

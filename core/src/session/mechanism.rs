@@ -16,6 +16,7 @@
 //!   frame is opened (so its nonce counts) and dropped; the connection stays up. The frame
 //!   decoder's size limit applies to the encrypted body, exactly as libzmq's MAXMSGSIZE does.
 
+use alloc::boxed::Box;
 use bytes::Bytes;
 
 use bytes::BytesMut;
@@ -176,7 +177,7 @@ impl CurveClientHandshake {
         let (metadata, codec) = self.inner.handle_ready(body)?;
         Ok(Step::Complete {
             peer_metadata: Metadata::decode(&Bytes::from(metadata))?,
-            transform: Transform::Curve(codec),
+            transform: Transform::Curve(Box::new(codec)),
         })
     }
 }
@@ -220,7 +221,7 @@ impl CurveServerHandshake {
         ctx.send_command(&Bytes::from(ready));
         Ok(Step::Complete {
             peer_metadata: self.peer_metadata.take().unwrap_or_default(),
-            transform: Transform::Curve(codec),
+            transform: Transform::Curve(Box::new(codec)),
         })
     }
 }
@@ -294,8 +295,9 @@ impl NullHandshake {
 pub(crate) enum Transform {
     /// NULL: frames go on the wire as they are.
     Identity,
-    /// CURVE: every frame is boxed in a MESSAGE.
-    Curve(CurveCodec),
+    /// CURVE: every frame is boxed in a MESSAGE. Boxed: the codec holds two directions' keys
+    /// and subkeys (over 200 bytes), and NULL sessions should not carry that space.
+    Curve(Box<CurveCodec>),
 }
 
 impl Transform {

@@ -1,9 +1,18 @@
 //! Poly1305 (Bernstein; RFC 8439 §2.5), "donna-64" style: the accumulator and `r` in three
-//! limbs of 44, 44 and 42 bits, products in `u128`, after Andrew Moon's poly1305-donna.
+//! limbs of 44, 44 and 42 bits, products in `u128`, after Andrew Moon's poly1305-donna. On x86
+//! with SSE2, inputs of [`SIMD_FROM`] bytes or more hand their whole steps (64 bytes, 128 with
+//! AVX2) to the vectorised code (`poly1305simd`: 26-bit limbs, two blocks per SSE2 register or
+//! four per AVX2 register) and finish here.
 //!
 //! Constant time: no branch and no memory index depends on the key, the accumulator or the
 //! message bytes (only on the message *length*); the final reduction selects with masks. The
 //! tag comparison of an open lives with the caller ([`super::super::ct_eq16`]).
+
+#[cfg(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+))]
+use super::poly1305simd;
 
 const MASK44: u64 = (1 << 44) - 1;
 const MASK42: u64 = (1 << 42) - 1;
@@ -101,6 +110,13 @@ const fn times20(r: [u64; 3]) -> [u64; 2] {
 /// save).
 const FOUR_WAY_FROM: usize = 8 * 16;
 
+/// On x86 with SSE2 (every x86_64), the vectorised code (`poly1305simd`) takes the whole steps
+/// (64 bytes with SSE2, 128 with AVX2) of inputs of at least this many bytes; the rest and
+/// shorter inputs stay here. Chosen by measurement (docs/performance.md, "Crypto providers": at
+/// 64 bytes donna-64 is faster than SSE2, from 128 on the SSE2 code; with AVX2 the two tie at
+/// 128 and the AVX2 code wins from 256). Other targets use donna-64 throughout.
+pub(super) const SIMD_FROM: usize = 128;
+
 impl Poly1305 {
     /// Keys a computation with the one-time key `r ‖ s` (32 bytes); `r` is clamped here.
     pub(super) fn new(key: &[u8; 32]) -> Self {
@@ -126,16 +142,37 @@ impl Poly1305 {
     /// h ← (h + m1)·r⁴ + m2·r³ + m3·r² + m4·r. The same arithmetic as one block at a time, but
     /// the four products are independent, so they overlap instead of waiting on each other.
     pub(super) fn blocks(&mut self, data: &[u8]) {
+        self.blocks_with(data, SIMD_FROM);
+    }
+
+    /// [`blocks`](Self::blocks) with the vectorised code from `simd_from` bytes on (tests and
+    /// the crossover benchmark).
+    #[inline(always)]
+    pub(super) fn blocks_with(&mut self, data: &[u8], simd_from: usize) {
         debug_assert_eq!(data.len() % 16, 0);
         let mut rest = data;
-        if data.len() >= FOUR_WAY_FROM {
+        #[cfg(all(
+            any(target_arch = "x86", target_arch = "x86_64"),
+            target_feature = "sse2"
+        ))]
+        if data.len() >= simd_from.max(poly1305simd::STEP) {
+            let whole = data.len() - data.len() % poly1305simd::STEP;
+            self.h = poly1305simd::blocks(self.r, self.h, &data[..whole]);
+            rest = &data[whole..];
+        }
+        #[cfg(not(all(
+            any(target_arch = "x86", target_arch = "x86_64"),
+            target_feature = "sse2"
+        )))]
+        let _ = simd_from;
+        if rest.len() >= FOUR_WAY_FROM {
             let (r1, s1) = (self.r, self.s);
             let r2 = carry(product(r1, r1, s1));
             let r3 = carry(product(r2, r1, s1));
             let r4 = carry(product(r3, r1, s1));
             let (s2, s3, s4) = (times20(r2), times20(r3), times20(r4));
             let mut h = self.h;
-            let mut chunks = data.chunks_exact(64);
+            let mut chunks = rest.chunks_exact(64);
             for m in &mut chunks {
                 let m1 = limbs(&m[..16], HIBIT);
                 let x = [h[0] + m1[0], h[1] + m1[1], h[2] + m1[2]];
@@ -240,8 +277,15 @@ impl Poly1305 {
 /// Poly1305 of `msg` under the one-time `key`.
 #[cfg(test)]
 pub(super) fn poly1305(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
+    poly1305_with(key, msg, SIMD_FROM)
+}
+
+/// Poly1305 of `msg` under the one-time `key`, the vectorised code taking inputs from
+/// `simd_from` bytes on (`usize::MAX`: donna-64 alone).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(super) fn poly1305_with(key: &[u8; 32], msg: &[u8], simd_from: usize) -> [u8; 16] {
     let mut p = Poly1305::new(key);
     let whole = msg.len() - msg.len() % 16;
-    p.blocks(&msg[..whole]);
+    p.blocks_with(&msg[..whole], simd_from);
     p.finish(&msg[whole..])
 }

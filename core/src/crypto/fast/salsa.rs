@@ -287,9 +287,9 @@ impl Keystream {
         }
     }
 
-    /// A Salsa20/20 stream under `key` and the 8-byte `nonce`, starting at block `counter`
-    /// (for the eSTREAM known-answer tests).
-    #[cfg(test)]
+    /// A Salsa20/20 stream under `key` and the 8-byte `nonce`, starting at block `counter`: with
+    /// a precomputed XSalsa20 subkey and counter 0, the XSalsa20 stream without its HSalsa20
+    /// (and the eSTREAM known-answer tests).
     pub(super) fn salsa20(key: &[u8; 32], nonce: &[u8; 8], counter: u64) -> Self {
         Self {
             key: key_words(key),

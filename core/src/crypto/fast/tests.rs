@@ -7,7 +7,7 @@ use std::vec::Vec;
 
 use proptest::prelude::*;
 
-use super::poly1305::{Poly1305, poly1305};
+use super::poly1305::{Poly1305, SIMD_FROM, poly1305, poly1305_with};
 use super::salsa::{Keystream, Source, hsalsa20, key_words};
 use super::*;
 use crate::crypto::tests::unhex;
@@ -304,6 +304,25 @@ fn poly1305_rfc8439_appendix_a3() {
     for (n, r, s, msg, tag) in cases {
         let key = arr::<32>(&(r.to_string() + s));
         assert_eq!(poly1305(&key, &msg).to_vec(), unhex(tag), "A.3 vector #{n}");
+        // The vectorised code on every whole step (64 bytes with SSE2, 128 with AVX2), and
+        // donna-64 alone.
+        for simd_from in [0, usize::MAX] {
+            assert_eq!(
+                poly1305_with(&key, &msg, simd_from).to_vec(),
+                unhex(tag),
+                "A.3 vector #{n}, simd_from {simd_from}"
+            );
+        }
+        // Repeated to reach the vectorised code at its default threshold and beyond: the
+        // same message eight and 64 times must agree between the two codes.
+        for times in [8, 64] {
+            let long = msg.repeat(times);
+            assert_eq!(
+                poly1305_with(&key, &long, 0),
+                poly1305_with(&key, &long, usize::MAX),
+                "A.3 vector #{n} x{times}"
+            );
+        }
     }
 }
 
@@ -315,6 +334,11 @@ fn poly1305_nacl_onetimeauth() {
     let c = unhex(NACL_CIPHERTEXT);
     assert_eq!(
         poly1305(&key, &c).to_vec(),
+        unhex("f3ffc7703f9400e52a7dfb4b3d3305d9")
+    );
+    // 131 bytes: 128 vectorised bytes, then a 3-byte tail.
+    assert_eq!(
+        poly1305_with(&key, &c, 0).to_vec(),
         unhex("f3ffc7703f9400e52a7dfb4b3d3305d9")
     );
     // Blocks fed in pieces give the same tag.
@@ -336,12 +360,12 @@ const NACL_CIPHERTEXT: &str = "8e993b9f48681273c29650ba32fc76ce48332ea7164d96a44
 /// Poly1305 against RustCrypto's `poly1305` crate for every length up to 300 and random keys.
 #[test]
 fn poly1305_matches_rustcrypto_for_every_short_length() {
-    use poly1305_crate::universal_hash::KeyInit;
+    use ::poly1305::universal_hash::KeyInit;
     let msg: Vec<u8> = (0..300u32).map(|i| (i * 151 + 7) as u8).collect();
     for seed in 0..4u8 {
         let key: [u8; 32] = core::array::from_fn(|i| (i as u8).wrapping_mul(seed + 29) ^ 0xa5);
         for len in 0..=msg.len() {
-            let theirs = poly1305_crate::Poly1305::new(&key.into()).compute_unpadded(&msg[..len]);
+            let theirs = ::poly1305::Poly1305::new(&key.into()).compute_unpadded(&msg[..len]);
             assert_eq!(poly1305(&key, &msg[..len])[..], theirs[..], "len {len}");
         }
     }
@@ -350,12 +374,98 @@ fn poly1305_matches_rustcrypto_for_every_short_length() {
 /// Poly1305 with a key and message of all ones stays within the limbs (worst-case carries).
 #[test]
 fn poly1305_all_ones_matches_rustcrypto() {
-    use poly1305_crate::universal_hash::KeyInit;
+    use ::poly1305::universal_hash::KeyInit;
     let key = [0xff; 32];
     for len in [16, 17, 160, 1024, 4096] {
         let msg = vec![0xff; len];
-        let theirs = poly1305_crate::Poly1305::new(&key.into()).compute_unpadded(&msg);
+        let theirs = ::poly1305::Poly1305::new(&key.into()).compute_unpadded(&msg);
         assert_eq!(poly1305(&key, &msg)[..], theirs[..], "len {len}");
+    }
+}
+
+/// The `poly1305` crate's tag.
+fn poly1305_reference(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
+    use ::poly1305::universal_hash::KeyInit;
+    ::poly1305::Poly1305::new(&(*key).into())
+        .compute_unpadded(msg)
+        .into()
+}
+
+/// Keys for the vectorised Poly1305's differential tests: r at its clamped maximum (every
+/// limb as large as it gets) with s all ones, r = 1, r minimal non-trivial, and pseudo-random
+/// ones.
+fn poly1305_test_keys() -> Vec<[u8; 32]> {
+    let mut keys = vec![[0xff; 32], {
+        let mut k = [0u8; 32];
+        k[0] = 1;
+        k
+    }];
+    keys.extend((0..3u8).map(|seed| {
+        core::array::from_fn(|i| (i as u8).wrapping_mul(seed * 2 + 29) ^ (0xa5 + seed))
+    }));
+    keys
+}
+
+/// The vectorised Poly1305 (forced on every input with a whole step, and at its
+/// default threshold) against donna-64 alone and the `poly1305` crate, for every length 0 to
+/// 2048, on pseudo-random messages and on all-0xff messages (which, with r at its maximum, keep
+/// the accumulator near 2^130 − 5 and every carry busy).
+#[test]
+fn poly1305_vectorised_matches_donna_and_rustcrypto_for_every_length_to_2048() {
+    let random: Vec<u8> = (0..2048u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let ones = vec![0xffu8; 2048];
+    for key in poly1305_test_keys() {
+        for msg in [&random, &ones] {
+            for len in 0..=msg.len() {
+                let m = &msg[..len];
+                let donna = poly1305_with(&key, m, usize::MAX);
+                assert_eq!(poly1305_with(&key, m, 0), donna, "forced, len {len}");
+                assert_eq!(poly1305(&key, m), donna, "default, len {len}");
+                assert_eq!(poly1305_reference(&key, m), donna, "crate, len {len}");
+            }
+        }
+    }
+}
+
+/// The accumulator carried in from earlier blocks (any value, here also near 2^130 − 5 after
+/// all-0xff blocks) enters the vectorised code correctly: blocks fed in pieces, the later ones
+/// long enough for it, give the one-shot tag.
+#[test]
+fn poly1305_vectorised_continues_any_accumulator() {
+    for key in poly1305_test_keys() {
+        for fill in [0xffu8, 0x5a] {
+            let msg: Vec<u8> = (0..4096usize).map(|i| fill ^ (i as u8 & 0x0f)).collect();
+            let expect = poly1305_reference(&key, &msg);
+            for split in [16, 48, 128, 144, 1008] {
+                let mut p = Poly1305::new(&key);
+                p.blocks_with(&msg[..split], 0);
+                p.blocks_with(&msg[split..2048], 0);
+                p.blocks_with(&msg[2048..], 0);
+                assert_eq!(p.finish(&[]), expect, "split {split}");
+            }
+        }
+    }
+    const { assert!(SIMD_FROM >= 64) };
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// The vectorised Poly1305 against donna-64 and the `poly1305` crate for random keys and
+    /// random lengths up to 200 KiB.
+    #[test]
+    fn poly1305_vectorised_matches_for_random_long_inputs(
+        key in any::<[u8; 32]>(),
+        len in 0usize..200 * 1024,
+        seed in any::<u32>(),
+    ) {
+        let msg: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(seed | 1) >> 11) as u8).collect();
+        let donna = poly1305_with(&key, &msg, usize::MAX);
+        prop_assert_eq!(poly1305_with(&key, &msg, 0), donna);
+        prop_assert_eq!(poly1305(&key, &msg), donna);
+        prop_assert_eq!(poly1305_reference(&key, &msg), donna);
     }
 }
 
