@@ -36,8 +36,11 @@ use crate::{NodeId, Sim};
 /// ```
 pub struct Invariant {
     name: String,
-    check: Box<dyn FnMut(&Sim) -> Result<(), String>>,
+    check: CheckFn,
 }
+
+/// An invariant's check.
+type CheckFn = Box<dyn FnMut(&Sim) -> Result<(), String>>;
 
 impl fmt::Debug for Invariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

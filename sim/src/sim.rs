@@ -142,6 +142,9 @@ impl SnDirectory {
     }
 }
 
+/// What runs with a node's handle after it starts (see [`Sim::on_start`]).
+type StartFn = Box<dyn FnMut(&Handle)>;
+
 /// A node's setup function: fills a fresh builder (see [`Sim::add_node`]).
 type Setup = Box<dyn FnMut(&mut Builder) -> Result<(), lokimq::Error>>;
 
@@ -163,7 +166,7 @@ struct SimNode {
     /// Jobs handed out and not finished (stuck ones included).
     busy: usize,
     /// Runs with the handle after every start.
-    on_start: Option<Box<dyn FnMut(&Handle)>>,
+    on_start: Option<StartFn>,
 }
 
 /// Something scheduled on the event queue.
@@ -174,7 +177,7 @@ enum Ev {
         node: usize,
         life: u32,
         worker: WorkerId,
-        job: Job,
+        job: Box<Job>,
     },
     Call(Box<dyn FnOnce(&mut Sim)>),
 }
@@ -791,7 +794,7 @@ impl Sim {
                             node: i,
                             life,
                             worker,
-                            job,
+                            job: Box::new(job),
                         },
                     );
                 }
@@ -826,12 +829,12 @@ impl Sim {
                 }
                 self.nodes[node].busy -= 1;
                 let now = self.world.now;
-                if let Job::Reply { request, .. } = &job {
+                if let Job::Reply { request, .. } = &*job {
                     self.nodes[node].ledger.replying(now, *request);
                 }
                 let text = format!("finish {worker:?} {}", describe(&job, None));
                 self.world.record(&format!("n{node}"), &text);
-                self.with_host(node, |host, io| host.run_job(io, worker, job));
+                self.with_host(node, |host, io| host.run_job(io, worker, *job));
             }
             Ev::Call(f) => {
                 self.world.record("sim", "scheduled call");
@@ -904,12 +907,10 @@ impl Sim {
             }
             NetEv::Deliver { pipe, dir, chunk } => {
                 match self.world.net.take(now, pipe, dir, chunk) {
-                    Some(Delivery::Data(End::Node(n, conn), data)) => {
-                        if self.is_open(n, conn) {
-                            let text = format!("< {conn:?} {}", crate::raw::show_bytes(&data));
-                            self.world.record(&format!("n{n}"), &text);
-                            self.with_host(n, |host, _| host.received(conn, &data));
-                        }
+                    Some(Delivery::Data(End::Node(n, conn), data)) if self.is_open(n, conn) => {
+                        let text = format!("< {conn:?} {}", crate::raw::show_bytes(&data));
+                        self.world.record(&format!("n{n}"), &text);
+                        self.with_host(n, |host, _| host.received(conn, &data));
                     }
                     Some(Delivery::Fin(End::Node(n, conn))) => {
                         if self.is_open(n, conn) {

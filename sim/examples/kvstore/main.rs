@@ -11,9 +11,9 @@ mod app;
 mod scenario;
 
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lokimq::{Keypair, LokiMq};
+use lokimq::{Keypair, LokiMq, Stopwatch};
 
 use app::{ApplyOrder, Disk, Replica, put, setup_replica};
 
@@ -80,7 +80,7 @@ fn real() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..4 {
         println!("put: {:?}", rx.recv_timeout(Duration::from_secs(10))?);
     }
-    let start = Instant::now();
+    let start = Stopwatch::start();
     while start.elapsed() < Duration::from_secs(10) {
         let disks: Vec<Disk> = replicas.iter().map(Replica::disk).collect();
         if disks
@@ -109,14 +109,19 @@ fn simulate(count: u64, buggy: bool) {
         },
         ..scenario::Options::default()
     };
-    let started = Instant::now();
+    let started = Stopwatch::start();
     let seeds = lokimq_sim::seeds(0..count);
     let found = lokimq_sim::explore(seeds.iter().copied(), |seed| {
         let out = scenario::run(seed, &opts);
         println!(
-            "seed {seed}: {} writes acknowledged, {} failed, replicas agreed {:?} after the \
-             writes, {} steps, trace {:016x}",
-            out.acked, out.failed, out.converged_after, out.steps, out.trace_hash
+            "seed {seed}: {} writes acknowledged, {} failed, {} keys on every replica \
+             {:?} after the writes, {} steps, trace {:016x}",
+            out.acked,
+            out.failed,
+            out.disks[0].data.len(),
+            out.converged_after,
+            out.steps,
+            out.trace_hash
         );
     });
     println!(
