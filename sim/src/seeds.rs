@@ -70,7 +70,12 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "seed {} failed: {}", self.seed, self.message)?;
+        // A simulation's own failures already name their seed.
+        if self.message.starts_with(&format!("seed {}:", self.seed)) {
+            writeln!(f, "{}", self.message)?;
+        } else {
+            writeln!(f, "seed {}: {}", self.seed, self.message)?;
+        }
         if !self.trace_tail.is_empty() {
             writeln!(f, "last {} trace lines:", self.trace_tail.len())?;
             for l in &self.trace_tail {

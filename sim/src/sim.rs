@@ -601,6 +601,21 @@ impl Sim {
 
     /// Runs `f` on the simulation `delay` from now (in virtual time): a fault, a client's next
     /// request, a check.
+    ///
+    /// ```
+    /// use lokimq_sim::{PartitionMode, Sim};
+    /// use std::time::Duration;
+    ///
+    /// let mut sim = Sim::new(1);
+    /// let a = sim.add_node(|_| Ok(()));
+    /// let b = sim.add_node(|_| Ok(()));
+    /// sim.at(Duration::from_millis(200), move |sim| {
+    ///     sim.partition(&[a], &[b], PartitionMode::Freeze);
+    /// });
+    /// sim.at(Duration::from_secs(1), |sim| sim.heal());
+    /// sim.run_for(Duration::from_secs(2));
+    /// assert_eq!(sim.elapsed(), Duration::from_secs(2));
+    /// ```
     pub fn at(&mut self, delay: Duration, f: impl FnOnce(&mut Self) + 'static) {
         let t = self.world.now + delay;
         self.world.queue.push(t, Ev::Call(Box::new(f)));
@@ -832,7 +847,13 @@ impl Sim {
                 if let Job::Reply { request, .. } = &*job {
                     self.nodes[node].ledger.replying(now, *request);
                 }
-                let text = format!("finish {worker:?} {}", describe(&job, None));
+                let name = match (&*job, &self.nodes[node].host) {
+                    (Job::Command { command, .. }, Some(h)) => {
+                        Some(h.node().registry().command(*command).full_name().to_owned())
+                    }
+                    _ => None,
+                };
+                let text = format!("finish {worker:?} {}", describe(&job, name.as_deref()));
                 self.world.record(&format!("n{node}"), &text);
                 self.with_host(node, |host, io| host.run_job(io, worker, *job));
             }
@@ -1059,6 +1080,33 @@ impl Sim {
 
     /// Sets how long the node's jobs take (replacing [`SimConfig::jobs`] for it): slow
     /// handlers, slow reply callbacks, stuck workers. Applies to jobs started from now on.
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, ConnectOptions, RequestError, RequestOptions};
+    /// use lokimq_sim::{Dur, JobTimes, Sim};
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// let mut sim = Sim::new(2);
+    /// let server = sim.add_node(|b| {
+    ///     b.add_category("db", AuthLevel::None)?
+    ///         .add_request_command("db", "query", |m| m.send_reply(["rows"]))?
+    ///         .listen_plain("tcp://*:6000", |_, _, _| AuthLevel::None)?;
+    ///     Ok(())
+    /// });
+    /// sim.set_job_times(server, JobTimes::default().command("db.query", Dur::millis(800)));
+    /// let client = sim.add_node(|_| Ok(()));
+    /// let h = sim.handle(client);
+    /// let conn = h.connect_remote(sim.address(server), |_| {}, |_, _| {}, ConnectOptions::default())?;
+    /// let got = Arc::new(Mutex::new(None));
+    /// let slot = Arc::clone(&got);
+    /// let opts = RequestOptions { timeout: Some(Duration::from_millis(500)), ..Default::default() };
+    /// h.request_with(&conn, "db.query", lokimq::NO_DATA, opts, move |r| *slot.lock().unwrap() = Some(r))?;
+    /// sim.run_until(|_| got.lock().unwrap().is_some());
+    /// // The handler took 800 ms of virtual time: the client gave up at 500 ms.
+    /// assert_eq!(got.lock().unwrap().clone(), Some(Err(RequestError::Timeout)));
+    /// # Ok::<(), lokimq::Error>(())
+    /// ```
     pub fn set_job_times(&mut self, n: NodeId, times: JobTimes) {
         let text = format!("{n} job times {times:?}");
         self.world.record("sim", &text);
@@ -1066,6 +1114,28 @@ impl Sim {
     }
 
     /// The node's process dies ([`Crash::Process`]): see [`crash_with`](Self::crash_with).
+    ///
+    /// ```
+    /// use lokimq::{AuthLevel, Error};
+    /// use lokimq_sim::Sim;
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let mut sim = Sim::new(5);
+    /// // What the node keeps outside its setup function is its "disk": it survives a crash.
+    /// let disk = Arc::new(Mutex::new(0u32));
+    /// let boots = Arc::clone(&disk);
+    /// let n = sim.add_node(move |b| {
+    ///     *boots.lock().unwrap() += 1;
+    ///     b.listen_curve("tcp://*:9000", |_, _, _| AuthLevel::None)?;
+    ///     Ok(())
+    /// });
+    /// let key = sim.pubkey(n);
+    /// sim.crash(n);
+    /// assert!(matches!(sim.handle(n).job(|| {}, None), Err(Error::Stopped)));
+    /// sim.restart(n); // the setup function runs again, with the same keypair
+    /// assert_eq!((sim.pubkey(n), *disk.lock().unwrap()), (key, 2));
+    /// assert!(sim.handle(n).job(|| {}, None).is_ok());
+    /// ```
     pub fn crash(&mut self, n: NodeId) {
         self.crash_with(n, Crash::Process);
     }

@@ -241,7 +241,7 @@ mod app_level {
                 .iter()
                 .zip(&b)
                 .position(|(x, y)| x != y)
-                .unwrap_or(a.len().min(b.len()));
+                .unwrap_or_else(|| a.len().min(b.len()));
             panic!(
                 "runs diverge at line {i}:\n  {:?}\n  {:?}",
                 a.get(i),

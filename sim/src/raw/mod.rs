@@ -1,4 +1,11 @@
-//! The deterministic simulator: N [`Node`]s on one virtual clock and a virtual network.
+//! The node-level simulator: N bare [`Node`]s on one virtual clock and the same virtual
+//! network as [`crate::Sim`], with scripted handlers instead of application closures.
+//!
+//! This is the simulator the project's own tests of `lokimq-core` use: they need what an
+//! application never sees (every input and output of a node, the scheduler's counters, raw
+//! ZMTP peers that send exact frames, idle-expiry bookkeeping). A handler here records
+//! [`Action`]s in a [`Ctx`], applied when its job finishes. To test an application, use
+//! [`crate::Sim`] instead: it runs the application's real `lokimq` builder and closures.
 //!
 //! Everything that happens is an entry of one event queue ordered by `(time, sequence number)`:
 //! byte deliveries, connects, resets, worker completions, scripted later work. One seed drives
