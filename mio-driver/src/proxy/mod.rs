@@ -129,7 +129,12 @@ impl Proxy {
     /// Acts on everything the node has to say (the host also feeds what the sockets report
     /// meanwhile: see `Io::take_input`).
     pub(crate) fn settle(&mut self) {
+        // This runs on the thread that called `Builder::start`, before the proxy thread
+        // exists: draining marks the calling thread as the node's own (see `Host::drain`), which
+        // the application's thread is not, so its role is put back afterwards.
+        let role = ThreadRole::current();
         self.host.drain(&mut self.net);
+        role.enter();
     }
 
     /// Reads the clock.
