@@ -514,6 +514,8 @@ impl Sim {
     /// request ledger, and every invariant. Returns false, without moving time, if nothing
     /// will ever happen again.
     pub fn step(&mut self) -> bool {
+        // Calls made on handles since the last step happen now, before time moves.
+        self.after_step();
         let Some(t) = self.next_time() else {
             return false;
         };

@@ -203,3 +203,110 @@ fn a_violated_invariant_fails_with_the_seed() {
     assert!(f.message.contains("LOKIMQ_SIM_SEED=9"), "{}", f.message);
     assert!(!f.trace_tail.is_empty());
 }
+
+#[test]
+fn timers_and_batches_run_in_virtual_time() {
+    let mut sim = Sim::new(21);
+    let ticks = Arc::new(Mutex::new(Vec::new()));
+    let t = Arc::clone(&ticks);
+    let n = sim.add_node(move |b| {
+        let t = Arc::clone(&t);
+        b.add_timer(
+            move || t.lock().unwrap().push(()),
+            Duration::from_millis(100),
+            false,
+            lokimq::Target::Worker,
+        )?;
+        Ok(())
+    });
+    sim.run_for(Duration::from_millis(1050));
+    assert_eq!(ticks.lock().unwrap().len(), 10);
+
+    // Three batch jobs of 50 ms each on four workers run side by side: the completion runs at
+    // 50 ms (plus its own 50 ms), not at 150 ms.
+    sim.set_job_times(n, JobTimes::all(Dur::millis(50)));
+    let done = Arc::new(Mutex::new(None));
+    let mut batch = lokimq::Batch::new();
+    for i in 0..3u64 {
+        batch.add_job(move || i * 10);
+    }
+    let d = Arc::clone(&done);
+    batch
+        .completion(move |r| {
+            *d.lock().unwrap() = Some(r.into_iter().map(Result::unwrap).sum::<u64>());
+        })
+        .unwrap();
+    let start = sim.now();
+    sim.handle(n).batch(batch).unwrap();
+    sim.run_until(|_| done.lock().unwrap().is_some());
+    assert_eq!(*done.lock().unwrap(), Some(30));
+    assert_eq!(sim.now() - start, Duration::from_millis(100));
+}
+
+#[test]
+fn a_stuck_worker_keeps_its_slot_and_requests_behind_it_time_out() {
+    let mut sim = Sim::with_config(
+        4,
+        lokimq_sim::SimConfig {
+            general_workers: 1,
+            ..Default::default()
+        },
+    );
+    sim.add_invariant(Invariant::no_request_lost());
+    let server = echo_server(&mut sim);
+    sim.set_job_times(
+        server,
+        JobTimes::default().command("demo.echo", Dur::Forever),
+    );
+    let client = sim.add_node(|_| Ok(()));
+    let h = sim.handle(client);
+    let conn = h
+        .connect_remote(
+            sim.address(server),
+            |_| {},
+            |_, _| {},
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let replies: Replies = Arc::default();
+    for _ in 0..2 {
+        let r = Arc::clone(&replies);
+        h.request(&conn, "demo.echo", ["x"], move |x| {
+            r.lock().unwrap().push(x)
+        })
+        .unwrap();
+    }
+    sim.run_until(|_| replies.lock().unwrap().len() == 2);
+    assert_eq!(
+        *replies.lock().unwrap(),
+        [Err(RequestError::Timeout), Err(RequestError::Timeout)]
+    );
+    assert_eq!(sim.busy_jobs(server), 1, "one stuck, one never started");
+    assert_eq!(sim.stats(server).sched.active, 1);
+}
+
+#[test]
+fn a_process_crash_resets_peers_and_a_power_loss_leaves_them_half_open() {
+    for how in [lokimq_sim::Crash::Process, lokimq_sim::Crash::PowerLoss] {
+        let mut sim = Sim::new(6);
+        let server = echo_server(&mut sim);
+        let client = sim.add_node(|_| Ok(()));
+        sim.handle(client)
+            .connect_remote(
+                sim.address(server),
+                |_| {},
+                |_, _| {},
+                ConnectOptions::default(),
+            )
+            .unwrap();
+        sim.run_for(Duration::from_millis(100));
+        assert_eq!(sim.stats(client).connections, 1);
+        sim.crash_with(server, how);
+        sim.run_for(Duration::from_millis(1));
+        let still = sim.stats(client).connections;
+        match how {
+            lokimq_sim::Crash::Process => assert_eq!(still, 0, "the reset is seen at once"),
+            _ => assert_eq!(still, 1, "nothing is seen"),
+        }
+    }
+}

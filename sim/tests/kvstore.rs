@@ -13,7 +13,7 @@ use app::ApplyOrder;
 use scenario::Options;
 
 /// Seeds each sweep covers (`LOKIMQ_SIM_SEED` runs just one).
-const SEEDS: u64 = 200;
+const SEEDS: u64 = 256;
 
 #[test]
 fn kvstore_converges_under_faults_on_every_seed() {
