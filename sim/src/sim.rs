@@ -304,8 +304,10 @@ impl Sim {
     /// simulation next runs, at the virtual time it is at. After a [`crash`](Self::crash) it
     /// returns `Error::Stopped`; [`restart`](Self::restart) gives a new one.
     ///
-    /// Do not call [`Handle::stats`] or [`Handle::is_connected`] on it (they wait for a node
-    /// thread that does not exist); use [`Sim::stats`] and [`Sim::is_connected`].
+    /// The thread that runs a simulation is its nodes' own thread, so the two handle calls
+    /// that wait for the node, [`Handle::stats`] and [`Handle::is_connected`], refuse there
+    /// with `Error::OnProxyThread` (as they do inside a handler); use [`Sim::stats`] and
+    /// [`Sim::is_connected`].
     #[must_use]
     pub fn handle(&self, n: NodeId) -> Handle {
         self.nodes[n.0].handle.clone()

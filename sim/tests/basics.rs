@@ -310,3 +310,14 @@ fn a_process_crash_resets_peers_and_a_power_loss_leaves_them_half_open() {
         }
     }
 }
+
+#[test]
+fn blocking_handle_calls_refuse_instead_of_hanging() {
+    let mut sim = Sim::new(2);
+    let n = echo_server(&mut sim);
+    assert!(matches!(
+        sim.handle(n).stats(),
+        Err(lokimq::Error::OnProxyThread)
+    ));
+    assert_eq!(sim.stats(n).connections, 0);
+}

@@ -76,3 +76,70 @@ fn kvstore_ten_replicas() {
     });
     found.assert_all_passed();
 }
+
+/// The same application code on real sockets: three replicas on 127.0.0.1 and a client.
+#[test]
+fn kvstore_runs_unchanged_on_real_sockets() {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::Duration;
+
+    use lokimq::{Keypair, LokiMq, Stopwatch};
+
+    let keypairs: Vec<Keypair> = (1..=3u8)
+        .map(|i| Keypair::from_secret_bytes([i; 32]))
+        .collect();
+    let keys: Vec<_> = keypairs.iter().map(|k| *k.public()).collect();
+    let directory: Arc<Mutex<BTreeMap<_, _>>> = Arc::default();
+    let mut nodes = Vec::new();
+    let mut replicas = Vec::new();
+    for kp in &keypairs {
+        let replica = app::Replica::new(Arc::default(), &keys, ApplyOrder::ByVersion);
+        let dir = Arc::clone(&directory);
+        let mut b = LokiMq::builder();
+        b.keypair(kp.clone());
+        let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        app::setup_replica(&mut b, &replica, any_port, move |pk| {
+            dir.lock().unwrap().get(pk).cloned()
+        })
+        .unwrap();
+        let node = b.start().unwrap();
+        replica.started(node.handle());
+        let addr = node.bound_addresses()[0].clone();
+        directory.lock().unwrap().insert(*node.pubkey(), addr);
+        nodes.push(node);
+        replicas.push(replica);
+    }
+    let dir = Arc::clone(&directory);
+    let mut b = LokiMq::builder();
+    b.sn_lookup(move |pk| dir.lock().unwrap().get(pk).cloned());
+    let client = b.start().unwrap();
+    let (tx, rx) = mpsc::channel();
+    for (i, key) in ["a", "b", "a", "c"].iter().enumerate() {
+        let tx = tx.clone();
+        app::put(&client, keys[i % 3], key, &format!("v{i}"), move |r| {
+            let _ = tx.send(r);
+        })
+        .unwrap();
+    }
+    for _ in 0..4 {
+        let r = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let clock = Stopwatch::start();
+    loop {
+        let disks: Vec<app::Disk> = replicas.iter().map(app::Replica::disk).collect();
+        if disks
+            .iter()
+            .all(|d| d.outbox.is_empty() && d.data == disks[0].data)
+        {
+            assert_eq!(disks[0].data.len(), 3);
+            break;
+        }
+        assert!(
+            clock.elapsed() < Duration::from_secs(20),
+            "replicas disagree: {disks:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

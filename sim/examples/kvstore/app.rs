@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use lokimq::{
     Access, AuthLevel, Builder, Bytes, ConnectionId, Error, Handle, Message, PublicKey,
-    RequestOptions, Target,
+    RequestOptions, Target, ToAddress,
 };
 
 /// How a replica applies replicated writes.
@@ -299,7 +299,7 @@ impl Replica {
 pub(crate) fn setup_replica(
     b: &mut Builder,
     replica: &Replica,
-    listen: &str,
+    listen: impl ToAddress,
     lookup: impl Fn(&PublicKey) -> Option<lokimq::Address> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     replica.register(b)?;

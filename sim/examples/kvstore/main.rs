@@ -52,7 +52,8 @@ fn real() -> Result<(), Box<dyn std::error::Error>> {
         let dir = Arc::clone(&directory);
         let mut b = LokiMq::builder();
         b.keypair(kp.clone());
-        setup_replica(&mut b, &replica, "tcp://127.0.0.1:0", move |pk| {
+        let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        setup_replica(&mut b, &replica, any_port, move |pk| {
             dir.lock().unwrap().get(pk).cloned()
         })?;
         let node = b.start()?;
