@@ -197,8 +197,6 @@ pub struct Sim {
     invariants: Vec<Invariant>,
     directory: SnDirectory,
     steps: u64,
-    /// Set while invariants run (they get `&Sim`), and once failed.
-    failed: bool,
 }
 
 impl fmt::Debug for Sim {
@@ -238,7 +236,6 @@ impl Sim {
             invariants: Vec::new(),
             directory: SnDirectory::default(),
             steps: 0,
-            failed: false,
         }
     }
 
@@ -689,7 +686,7 @@ impl Sim {
     /// If one fails: the panic names it, the seed, and how to replay; the trace tail is
     /// printed.
     pub fn check_invariants(&mut self) {
-        if self.invariants.is_empty() || self.failed {
+        if self.invariants.is_empty() {
             return;
         }
         let mut invariants = std::mem::take(&mut self.invariants);
