@@ -278,6 +278,13 @@ impl Sim {
         &mut self.world.log
     }
 
+    /// Adds a line of the test's own to the trace (it counts in the hash, and shows in a
+    /// failure's tail): what the scenario did, or a checkpoint.
+    pub fn note(&mut self, text: impl fmt::Display) {
+        let text = text.to_string();
+        self.world.record("test", &text);
+    }
+
     /// The hash of the whole trace so far: equal for two runs of the same scenario with the
     /// same seed, which is what makes a failure replayable.
     #[must_use]
@@ -408,6 +415,9 @@ impl Sim {
     /// `sn_lookup`, active service nodes, config), and the node starts at the current virtual
     /// time. Before `setup` runs the builder already has the node's keypair (drawn from the
     /// seed) and [`SimConfig::general_workers`] workers; `setup` may replace either.
+    ///
+    /// Fill the builder it is given rather than replacing it (`*b = other_builder`): a builder
+    /// without a keypair draws one from the operating system, which no seed replays.
     ///
     /// Listen on any port of `*`, `0.0.0.0`, `127.0.0.1` or the node's [`ip`](Self::ip); port
     /// 0 takes a free one. Other nodes dial the address in [`addresses`](Self::addresses).
@@ -1175,9 +1185,17 @@ impl Sim {
         let keypair = self.nodes[n.0].keypair.clone();
         let mut setup: Setup = std::mem::replace(&mut self.nodes[n.0].setup, Box::new(|_| Ok(())));
         let (host, handle) = self.build(n, &mut setup, &keypair);
+        if handle.pubkey() != &self.nodes[n.0].pubkey {
+            self.fail(&format!(
+                "{n} came back with another key ({} instead of {}): its setup function must \
+                 keep the builder's keypair or set a fixed one (a builder that makes its own \
+                 key draws it from the operating system, which no seed replays)",
+                handle.pubkey(),
+                self.nodes[n.0].pubkey
+            ));
+        }
         let node = &mut self.nodes[n.0];
         node.setup = setup;
-        node.pubkey = *handle.pubkey();
         node.handle = handle;
         self.start(n, host);
         self.handle(n)

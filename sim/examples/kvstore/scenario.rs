@@ -157,6 +157,10 @@ pub(crate) fn run(seed: u64, opts: &Options) -> Outcome {
         let key = format!("k{}", sim.rng().next_u64() % opts.keys as u64);
         let (acked, failed) = (Arc::clone(&acked), Arc::clone(&failed));
         sim.at(at, move |sim| {
+            sim.note(format!(
+                "put {key}=w{i} from {client} to {}",
+                &to.to_string()[..8]
+            ));
             let k = key.clone();
             let r = put(
                 &sim.handle(client),
