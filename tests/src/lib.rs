@@ -1,6 +1,6 @@
 //! # lokimq-tests: the deterministic simulator and shared test helpers
 //!
-//! * [`sim`]: N sans-IO nodes on one virtual clock and a virtual network with faults (latency,
+//! * [`sim`] ([`lokimq_sim::raw`]): N sans-IO nodes on one virtual clock and a virtual network with faults (latency,
 //!   jitter, re-chunking down to single bytes, refused connects, partitions, resets), scripted
 //!   workers, raw ZMTP peers ("taps"), a hashed log of everything, and invariant checks after
 //!   every step. One seed drives every random choice.
@@ -37,4 +37,5 @@
 pub mod capture;
 pub mod fixtures;
 pub mod mesh;
-pub mod sim;
+/// The project's node-level simulator, now [`lokimq_sim::raw`] (re-exported under its old name).
+pub use lokimq_sim::raw as sim;

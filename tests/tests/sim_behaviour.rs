@@ -1,4 +1,5 @@
-//! Acceptance behaviours of behaviour.md §3.2–3.6 in the simulator: request and connect
+//! Acceptance behaviours of behaviour.md §3.2–3.6 in the node-level simulator (the ones an
+//! application can see are in `sim_app.rs`, on the public simulation API): request and connect
 //! timeouts, idle expiry of service-node connections, keep-alives, reconnect back-off and
 //! queued messages, ROUTER handover, the active service-node set, connection identity, auth,
 //! in-process admin access, `disconnect`, and where replies go.
@@ -96,38 +97,6 @@ fn plain_pair(seed: u64) -> (Sim, usize, usize, ConnectionId) {
 
 // =============================================================================================
 // §3.2 timeouts
-
-#[test]
-fn sim_request_times_out_exactly_at_its_deadline_and_late_reply_is_dropped() {
-    let (mut sim, _server, client, conn) = plain_pair(1);
-    let t0 = sim.now();
-    let slow = sim
-        .request_default(client, &conn, "t.slow", strs(&["x"]))
-        .unwrap();
-    let short = RequestOptions {
-        timeout: Some(secs(1)),
-        ..RequestOptions::default()
-    };
-    let quick = sim
-        .request(client, &conn, "t.slow", strs(&["y"]), &short)
-        .unwrap();
-    sim.run_until(t0 + secs(1) - US);
-    assert!(sim.node(client).requests[&quick].outcomes.is_empty());
-    sim.run_until(t0 + secs(1));
-    assert_eq!(
-        sim.node(client).outcome(quick),
-        Some(&Err(RequestError::Timeout))
-    );
-    assert_eq!(sim.node(client).outcome_time(quick), Some(t0 + secs(1)));
-    // The default 15 s timeout is longer than the 2 s handler: that one succeeds.
-    sim.run_until(t0 + secs(20));
-    assert_eq!(sim.node(client).outcome(slow), Some(&Ok(strs(&["x"]))));
-    // The late reply to `quick` arrived (at ~4 s: the handlers ran one after the other on two
-    // workers) and was dropped: still exactly one outcome, no stray reply job.
-    assert_eq!(sim.node(client).requests[&quick].outcomes.len(), 1);
-    assert!(sim.node(client).stray_replies.is_empty());
-    sim.assert_requests_resolved();
-}
 
 #[test]
 fn sim_default_request_timeout_is_15_seconds() {
@@ -681,28 +650,6 @@ fn sim_denied_connections_fail_and_nothing_gets_through() {
     }
 }
 
-#[test]
-fn sim_inproc_connection_has_admin_access() {
-    let mut sim = Sim::new(15);
-    let n = sim.add_node(spec(quiet_config(1)));
-    let conn = sim.connect_inproc(n, None);
-    let who = sim
-        .request_default(n, &conn, "public.whoami", vec![])
-        .unwrap();
-    let admin = sim
-        .request_default(n, &conn, "admin.echo", strs(&["a"]))
-        .unwrap();
-    sim.run_until_idle();
-    assert_eq!(sim.node(n).connected.len(), 1);
-    let own = sim.pubkey(n).to_hex();
-    assert_eq!(
-        sim.node(n).outcome(who),
-        Some(&Ok(strs(&[&own, "admin", "0"])))
-    );
-    assert_eq!(sim.node(n).outcome(admin), Some(&Ok(strs(&["a"]))));
-    assert!(sim.open_connections().is_empty(), "no transport at all");
-}
-
 // =============================================================================================
 // disconnect, replies
 
@@ -792,58 +739,6 @@ fn sim_replies_go_back_on_the_originating_connection() {
 
 // =============================================================================================
 // close, lookups, options, limits, heartbeats
-
-#[test]
-fn sim_close_flushes_what_was_sent_before_eof() {
-    let (mut sim, server, client, conn) = plain_pair(19);
-    for i in 0..3 {
-        sim.send_default(client, &conn, "t.ping", strs(&[&i.to_string()]))
-            .unwrap();
-    }
-    sim.disconnect(client, &conn, secs(1)).unwrap();
-    sim.run_until_idle();
-    assert_eq!(commands_named(&sim, server, "t.ping").len(), 3);
-    assert_eq!(sim.node(server).node.stats().connections, 0);
-}
-
-#[test]
-fn sim_failed_sn_lookup_fails_requests_at_once() {
-    let mut sim = Sim::new(20);
-    let sns = sn_network(&mut sim, 1);
-    let lonely = sim.add_node(spec(quiet_config(1)));
-    let unknown = Keypair::from_secret_bytes([77; 32]);
-    let t0 = sim.now();
-    let r = sim
-        .request_default(
-            lonely,
-            &ConnectionId::Sn(*unknown.public()),
-            "t.slow",
-            vec![],
-        )
-        .unwrap();
-    sim.run_until_idle();
-    assert_eq!(sim.node(lonely).lookups.len(), 1);
-    assert_eq!(
-        sim.node(lonely).outcome(r),
-        Some(&Err(RequestError::Timeout))
-    );
-    assert_eq!(sim.node(lonely).outcome_time(r), Some(t0));
-    assert!(!sim.node(lonely).node.has_outgoing_sn(unknown.public()));
-    // A hint skips the lookup.
-    let pk = sim.pubkey(sns[0]);
-    let hint = sim.node(sns[0]).listeners.values().next().unwrap().clone();
-    let opts = ConnectSnOptions {
-        hint: Some(hint),
-        ..ConnectSnOptions::default()
-    };
-    sim.connect_sn(lonely, pk, &opts);
-    let r = sim
-        .request_default(lonely, &ConnectionId::Sn(pk), "t.slow", strs(&["h"]))
-        .unwrap();
-    sim.run_until_idle();
-    assert_eq!(sim.node(lonely).lookups.len(), 1, "no second lookup");
-    assert_eq!(sim.node(lonely).outcome(r), Some(&Ok(strs(&["h"]))));
-}
 
 #[test]
 fn sim_optional_and_incoming_sends_never_open_connections() {

@@ -21,7 +21,7 @@ use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{ConnId, ListenerId, WorkerId};
 use lokimq_core::node::{
     ConnectionId, DisconnectCause, Event, InDriver, Input, Job, Node, NodeError, Output,
-    SchedulerCell, SendError, SendOptions, Target,
+    RequestId, SchedulerCell, SendError, SendOptions, Target,
 };
 use lokimq_core::sched::Scheduler;
 use lokimq_core::time::Instant;
@@ -229,6 +229,16 @@ impl Host {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.node.poll_timeout()
+    }
+
+    /// The requests whose reply callback is still waiting, in id order: each was made through
+    /// a [`Handle`] (or a [`Message`](crate::Message)) and its callback has not run yet. A
+    /// request leaves this list when its [`Job::Reply`] runs (with the reply or the error),
+    /// and only then, except at shutdown, which drops every callback as OxenMQ does. For
+    /// simulators and invariant checks ("every request gets exactly one answer").
+    #[must_use]
+    pub fn pending_replies(&self) -> Vec<RequestId> {
+        self.jobs.closures().requests.keys().copied().collect()
     }
 
     /// True once the node has stopped: every job finished and every connection closed.

@@ -132,7 +132,12 @@ impl Proxy {
     /// node's own (so `Handle::stats` refuses there, and dropping a `LokiMq` does not wait), which
     /// the application's thread must not stay, so its role is put back.
     pub(crate) fn settle(&mut self) {
+        // This runs on the thread that called `Builder::start`, before the proxy thread
+        // exists: draining marks the calling thread as the node's own (see `Host::drain`), which
+        // the application's thread is not, so its role is put back afterwards.
+        let role = ThreadRole::current();
         self.host.drain(&mut self.net);
+        role.enter();
     }
 
     /// Reads the clock.

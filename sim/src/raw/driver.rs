@@ -9,11 +9,11 @@ use lokimq_core::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use super::net::{Delivery, End, ListenTarget};
 use super::node::{AuthRecord, Busy, JobKind, JobRecord};
 use super::script::{Action, Ctx};
 use super::tap::Tap;
 use super::{Ev, Sim, parts, show_bytes};
+use crate::net::{Delivery, End, ListenTarget, NetEv};
 
 impl Sim {
     // -----------------------------------------------------------------------------------------
@@ -22,7 +22,7 @@ impl Sim {
     pub(crate) fn process(&mut self, ev: Ev) {
         let now = self.now;
         match ev {
-            Ev::Dial { pipe } => {
+            Ev::Net(NetEv::Dial { pipe }) => {
                 let Some(target) = self
                     .net
                     .syn_arrived(now, &mut self.rng, &mut self.queue, pipe)
@@ -45,7 +45,7 @@ impl Sim {
                             Err(e) => {
                                 self.queue.push(
                                     now,
-                                    Ev::DialFailed {
+                                    NetEv::DialFailed {
                                         pipe,
                                         cause: DisconnectCause::ConnectFailed(format!(
                                             "Connection refused ({e})"
@@ -77,7 +77,7 @@ impl Sim {
                     None => {}
                 }
             }
-            Ev::DialFailed { pipe, cause } => match self.net.dial_failed(pipe) {
+            Ev::Net(NetEv::DialFailed { pipe, cause }) => match self.net.dial_failed(pipe) {
                 Some(End::Node(n, conn)) if self.nodes[n].open_conns.remove(&conn) => {
                     self.input(n, Input::Disconnected { conn, cause });
                 }
@@ -87,41 +87,43 @@ impl Sim {
                 }
                 Some(End::Node(..)) | None => {}
             },
-            Ev::Deliver { pipe, dir, chunk } => match self.net.take(now, pipe, dir, chunk) {
-                Some(Delivery::Data(End::Node(n, conn), data)) => {
-                    self.input(n, Input::Received { conn, data });
-                }
-                Some(Delivery::Data(End::Tap(t), data)) => self.tap_receive(t, &data),
-                Some(Delivery::Fin(End::Node(n, conn))) => {
-                    if self.nodes[n].open_conns.remove(&conn) {
-                        self.input(
-                            n,
-                            Input::Disconnected {
-                                conn,
-                                cause: DisconnectCause::Eof,
-                            },
+            Ev::Net(NetEv::Deliver { pipe, dir, chunk }) => {
+                match self.net.take(now, pipe, dir, chunk) {
+                    Some(Delivery::Data(End::Node(n, conn), data)) => {
+                        self.input(n, Input::Received { conn, data });
+                    }
+                    Some(Delivery::Data(End::Tap(t), data)) => self.tap_receive(t, &data),
+                    Some(Delivery::Fin(End::Node(n, conn))) => {
+                        if self.nodes[n].open_conns.remove(&conn) {
+                            self.input(
+                                n,
+                                Input::Disconnected {
+                                    conn,
+                                    cause: DisconnectCause::Eof,
+                                },
+                            );
+                        }
+                        // The driver drops a socket that reached EOF: the peer sees our FIN too.
+                        self.net.close(
+                            now,
+                            &mut self.rng,
+                            &mut self.queue,
+                            End::Node(n, conn),
+                            false,
                         );
                     }
-                    // The driver drops a socket that reached EOF: the peer sees our FIN too.
-                    self.net.close(
-                        now,
-                        &mut self.rng,
-                        &mut self.queue,
-                        End::Node(n, conn),
-                        false,
-                    );
+                    Some(Delivery::Fin(End::Tap(t))) => {
+                        self.record(&format!("tap{t}"), "eof".to_string());
+                        self.taps[t].eof_at = Some(now);
+                        // EOF: the tap closes (or finishes closing) its end.
+                        self.taps[t].closed = true;
+                        self.net
+                            .close(now, &mut self.rng, &mut self.queue, End::Tap(t), false);
+                    }
+                    None => {}
                 }
-                Some(Delivery::Fin(End::Tap(t))) => {
-                    self.record(&format!("tap{t}"), "eof".to_string());
-                    self.taps[t].eof_at = Some(now);
-                    // EOF: the tap closes (or finishes closing) its end.
-                    self.taps[t].closed = true;
-                    self.net
-                        .close(now, &mut self.rng, &mut self.queue, End::Tap(t), false);
-                }
-                None => {}
-            },
-            Ev::Reset { end, cause } => match end {
+            }
+            Ev::Net(NetEv::Reset { end, cause }) => match end {
                 End::Node(n, conn) => {
                     if self.nodes[n].open_conns.remove(&conn) {
                         self.input(n, Input::Disconnected { conn, cause });

@@ -16,7 +16,20 @@ use lokimq_core::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore;
 
-use super::{Ev, Queue};
+use crate::queue::Queue;
+
+/// What the network schedules on the simulator's event queue.
+#[derive(Debug)]
+pub(crate) enum NetEv {
+    /// A dial's SYN reaches the listening side.
+    Dial { pipe: u64 },
+    /// A dial failed (refused, or timed out in a partition).
+    DialFailed { pipe: u64, cause: DisconnectCause },
+    /// A chunk of a pipe direction is due.
+    Deliver { pipe: u64, dir: usize, chunk: u64 },
+    /// An end learns its connection was reset.
+    Reset { end: End, cause: DisconnectCause },
+}
 
 /// Latency of one direction of a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,10 +294,10 @@ impl Net {
     }
 
     /// Cuts `a` from `b`; returns the connections reset by it (mode `Reset`).
-    pub(crate) fn partition(
+    pub(crate) fn partition<E: From<NetEv>>(
         &mut self,
         now: Instant,
-        q: &mut Queue,
+        q: &mut Queue<E>,
         a: BTreeSet<usize>,
         b: BTreeSet<usize>,
         mode: PartitionMode,
@@ -307,7 +320,12 @@ impl Net {
     }
 
     /// Removes every partition; frozen bytes resume, in order, one latency from now.
-    pub(crate) fn heal(&mut self, now: Instant, rng: &mut ChaCha20Rng, q: &mut Queue) {
+    pub(crate) fn heal<E: From<NetEv>>(
+        &mut self,
+        now: Instant,
+        rng: &mut ChaCha20Rng,
+        q: &mut Queue<E>,
+    ) {
         self.partitions.clear();
         // A retransmitted SYN gets through now.
         for id in std::mem::take(&mut self.blackholed) {
@@ -317,7 +335,7 @@ impl Net {
                 .filter(|p| p.state == PipeState::Dialing)
             {
                 let lat = self.sample_latency(rng, p.hosts[0], p.hosts[1]);
-                q.push(now + lat, Ev::Dial { pipe: id });
+                q.push(now + lat, NetEv::Dial { pipe: id });
             }
         }
         let ids: Vec<u64> = self.pipes.keys().copied().collect();
@@ -335,7 +353,7 @@ impl Net {
                     floor = c.arrival;
                     q.push(
                         c.arrival,
-                        Ev::Deliver {
+                        NetEv::Deliver {
                             pipe: id,
                             dir,
                             chunk: c.id,
@@ -350,11 +368,11 @@ impl Net {
     // ----- connections -----
 
     /// Starts a connect from `from` to `addr` (a zmq address string).
-    pub(crate) fn dial(
+    pub(crate) fn dial<E: From<NetEv>>(
         &mut self,
         now: Instant,
         rng: &mut ChaCha20Rng,
-        q: &mut Queue,
+        q: &mut Queue<E>,
         from: End,
         addr: &str,
     ) {
@@ -378,15 +396,15 @@ impl Net {
             },
         );
         self.ends.insert(from, id);
-        q.push(now + lat, Ev::Dial { pipe: id });
+        q.push(now + lat, NetEv::Dial { pipe: id });
     }
 
     /// The SYN of `pipe` arrived: decide its fate. Returns the listener to accept on, if any.
-    pub(crate) fn syn_arrived(
+    pub(crate) fn syn_arrived<E: From<NetEv>>(
         &mut self,
         now: Instant,
         rng: &mut ChaCha20Rng,
-        q: &mut Queue,
+        q: &mut Queue<E>,
         id: u64,
     ) -> Option<ListenTarget> {
         let pipe = self.pipes.get(&id)?;
@@ -404,7 +422,7 @@ impl Net {
             let at = pipe.dialed_at + self.config.blackhole_connect_timeout;
             q.push(
                 at.max(now),
-                Ev::DialFailed {
+                NetEv::DialFailed {
                     pipe: id,
                     cause: DisconnectCause::ConnectFailed(String::from("Connection timed out")),
                 },
@@ -415,7 +433,7 @@ impl Net {
             let lat = self.sample_latency(rng, pipe.hosts[0], pipe.hosts[1]);
             q.push(
                 now + lat,
-                Ev::DialFailed {
+                NetEv::DialFailed {
                     pipe: id,
                     cause: DisconnectCause::ConnectFailed(String::from("Connection refused")),
                 },
@@ -461,11 +479,11 @@ impl Net {
 
     /// Queues bytes written by `from`. Returns false if `from` has no open connection (the
     /// bytes are dropped, as a write to a dead socket would be).
-    pub(crate) fn transmit(
+    pub(crate) fn transmit<E: From<NetEv>>(
         &mut self,
         now: Instant,
         rng: &mut ChaCha20Rng,
-        q: &mut Queue,
+        q: &mut Queue<E>,
         from: End,
         data: Bytes,
     ) -> bool {
@@ -473,7 +491,9 @@ impl Net {
             return false;
         };
         let lat = {
-            let pipe = &self.pipes[&id];
+            let Some(pipe) = self.pipes.get(&id) else {
+                return false; // the peer's host vanished: the bytes are lost
+            };
             if pipe.state != PipeState::Open {
                 return false;
             }
@@ -513,7 +533,7 @@ impl Net {
             });
             q.push(
                 arrival,
-                Ev::Deliver {
+                NetEv::Deliver {
                     pipe: id,
                     dir: side,
                     chunk,
@@ -526,11 +546,11 @@ impl Net {
     /// `from` closes its end: everything it wrote is still delivered, then the peer reads EOF.
     /// A full close (`half == false`, what a driver does when it drops a socket) also stops
     /// delivery to `from`; a half close (`shutdown(SHUT_WR)`) keeps reading.
-    pub(crate) fn close(
+    pub(crate) fn close<E: From<NetEv>>(
         &mut self,
         now: Instant,
         rng: &mut ChaCha20Rng,
-        q: &mut Queue,
+        q: &mut Queue<E>,
         from: End,
         half: bool,
     ) {
@@ -538,6 +558,8 @@ impl Net {
             return;
         };
         let Some(pipe) = self.pipes.get(&id) else {
+            // Its peer vanished (a crashed host): nothing to tell anyone.
+            self.ends.remove(&from);
             return;
         };
         let Some(side) = Self::side(pipe, from) else {
@@ -560,7 +582,7 @@ impl Net {
                 });
                 q.push(
                     arrival,
-                    Ev::Deliver {
+                    NetEv::Deliver {
                         pipe: id,
                         dir: side,
                         chunk,
@@ -608,7 +630,13 @@ impl Net {
     }
 
     /// Resets a connection: both attached ends get `Disconnected(Reset)` at `now`.
-    pub(crate) fn reset_pipe(&mut self, now: Instant, q: &mut Queue, id: u64, why: &str) {
+    pub(crate) fn reset_pipe<E: From<NetEv>>(
+        &mut self,
+        now: Instant,
+        q: &mut Queue<E>,
+        id: u64,
+        why: &str,
+    ) {
         let Some(pipe) = self.pipes.remove(&id) else {
             return;
         };
@@ -617,7 +645,7 @@ impl Net {
                 self.ends.remove(&end);
                 q.push(
                     now,
-                    Ev::Reset {
+                    NetEv::Reset {
                         end,
                         cause: DisconnectCause::Reset(String::from(why)),
                     },
@@ -627,7 +655,12 @@ impl Net {
     }
 
     /// Resets the connection of `end`, if it has one. Returns whether it did.
-    pub(crate) fn reset_end(&mut self, now: Instant, q: &mut Queue, end: End) -> bool {
+    pub(crate) fn reset_end<E: From<NetEv>>(
+        &mut self,
+        now: Instant,
+        q: &mut Queue<E>,
+        end: End,
+    ) -> bool {
         let Some(&id) = self.ends.get(&end) else {
             return false;
         };
@@ -637,7 +670,12 @@ impl Net {
 
     /// `end` sees a reset but its peer does not: a half-open connection, where whatever the
     /// peer still sends is lost and it never hears of the loss.
-    pub(crate) fn reset_one_side(&mut self, now: Instant, q: &mut Queue, end: End) -> bool {
+    pub(crate) fn reset_one_side<E: From<NetEv>>(
+        &mut self,
+        now: Instant,
+        q: &mut Queue<E>,
+        end: End,
+    ) -> bool {
         let Some(id) = self.ends.remove(&end) else {
             return false;
         };
@@ -652,7 +690,7 @@ impl Net {
         pipe.dirs[1 - side].queue.clear();
         q.push(
             now,
-            Ev::Reset {
+            NetEv::Reset {
                 end,
                 cause: DisconnectCause::Reset(String::from("connection reset (half-open)")),
             },
@@ -661,6 +699,59 @@ impl Net {
             self.pipes.remove(&id);
         }
         true
+    }
+
+    /// The hosts at the two ends of `pipe` (`[dialer, acceptor]`).
+    pub(crate) fn hosts(&self, id: u64) -> Option<[Host; 2]> {
+        self.pipes.get(&id).map(|p| p.hosts)
+    }
+
+    /// Node `n` is gone (its process died, or its machine): every connection end it had
+    /// vanishes at once without being told, its dials are forgotten, and its peers see a
+    /// reset (`notify_peers`: the kernel answering for a dead process) or nothing at all (a
+    /// machine that lost power: their connections stay half-open, their writes vanish, until
+    /// a heartbeat or a timeout notices). Returns how many connections it had.
+    pub(crate) fn drop_host<E: From<NetEv>>(
+        &mut self,
+        now: Instant,
+        q: &mut Queue<E>,
+        n: usize,
+        notify_peers: bool,
+    ) -> usize {
+        let host = Host::Node(n);
+        let ids: Vec<u64> = self
+            .pipes
+            .iter()
+            .filter(|(_, p)| (0..2).any(|i| p.ends[i].is_some_and(|e| e.host() == host)))
+            .map(|(id, _)| *id)
+            .collect();
+        let mut count = 0;
+        for id in ids {
+            let pipe = self.pipes.remove(&id).expect("listed above");
+            if pipe.state == PipeState::Open {
+                count += 1;
+            }
+            for side in 0..2 {
+                let Some(end) = pipe.ends[side] else {
+                    continue;
+                };
+                if end.host() == host {
+                    self.ends.remove(&end);
+                } else if pipe.open[side] && notify_peers {
+                    self.ends.remove(&end);
+                    q.push(
+                        now,
+                        NetEv::Reset {
+                            end,
+                            cause: DisconnectCause::Reset(String::from("connection reset by peer")),
+                        },
+                    );
+                }
+                // Otherwise the peer keeps a half-open end: its writes find no pipe and vanish.
+            }
+        }
+        self.blackholed.retain(|id| self.pipes.contains_key(id));
+        count
     }
 
     /// Every open connection as `(pipe, dialer, acceptor)`, in pipe order.

@@ -13,8 +13,8 @@ use lokimq_core::zmtp::SocketType;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use super::net::{End, ListenTarget};
 use super::{Sim, parts, show_bytes};
+use crate::net::{End, ListenTarget};
 
 /// One tap (see the module docs).
 #[derive(Debug)]

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 
 /// How many lines a log keeps for printing by default.
-pub const DEFAULT_TAIL: usize = 300;
+pub(crate) const DEFAULT_TAIL: usize = 300;
 
 /// 64-bit FNV-1a: tiny, stable across Rust versions and platforms (unlike `DefaultHasher`).
 #[must_use]

@@ -1,4 +1,11 @@
-//! The deterministic simulator: N [`Node`]s on one virtual clock and a virtual network.
+//! The node-level simulator: N bare [`Node`]s on one virtual clock and the same virtual
+//! network as [`crate::Sim`], with scripted handlers instead of application closures.
+//!
+//! This is the simulator the project's own tests of `lokimq-core` use: they need what an
+//! application never sees (every input and output of a node, the scheduler's counters, raw
+//! ZMTP peers that send exact frames, idle-expiry bookkeeping). A handler here records
+//! [`Action`]s in a [`Ctx`], applied when its job finishes. To test an application, use
+//! [`crate::Sim`] instead: it runs the application's real `lokimq` builder and closures.
 //!
 //! Everything that happens is an entry of one event queue ordered by `(time, sequence number)`:
 //! byte deliveries, connects, resets, worker completions, scripted later work. One seed drives
@@ -21,8 +28,6 @@
 //! simulation that panics prints its seed and the tail of its log (every input and output of
 //! every node, with times).
 
-pub mod log;
-pub mod net;
 pub mod node;
 pub mod script;
 pub mod tap;
@@ -47,34 +52,22 @@ use lokimq_core::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-pub use self::log::Log;
-pub use self::net::{Chunking, End, Host, LinkConfig, NetConfig, PartitionMode};
 pub use self::node::{AllowFn, AuthRecord, JobKind, JobRecord, NodeSpec, RequestRecord, SimNode};
 pub use self::script::{Action, Ctx, Dur, Handler, JobTimes, ReplyFn};
 pub use self::tap::{Tap, TapListener};
+pub use crate::net::{Chunking, End, Host, LinkConfig, NetConfig, PartitionMode};
+pub use crate::trace::Log;
 
-use self::net::Net;
 use self::script::LaterFn;
+use crate::net::{Net, NetEv};
 
 /// Default step budget of [`Sim::run_until_idle`] and [`Sim::run_until`].
 pub const DEFAULT_MAX_STEPS: u64 = 2_000_000;
 
 /// Something scheduled on the event queue.
 pub(crate) enum Ev {
-    /// A dial's SYN reaches the listening side.
-    Dial { pipe: u64 },
-    /// A dial failed (refused, or timed out in a partition).
-    DialFailed {
-        pipe: u64,
-        cause: lokimq_core::node::DisconnectCause,
-    },
-    /// A chunk of a pipe direction is due.
-    Deliver { pipe: u64, dir: usize, chunk: u64 },
-    /// An end learns its connection was reset.
-    Reset {
-        end: End,
-        cause: lokimq_core::node::DisconnectCause,
-    },
+    /// Something the network does.
+    Net(NetEv),
     /// A worker finishes its job.
     JobDone { node: usize, worker: WorkerId },
     /// Scripted work outside any worker.
@@ -83,31 +76,13 @@ pub(crate) enum Ev {
     Call(Box<dyn FnOnce(&mut Sim)>),
 }
 
-/// The event queue: ordered by time, then by insertion.
-#[derive(Default)]
-pub(crate) struct Queue {
-    map: BTreeMap<(Instant, u64), Ev>,
-    seq: u64,
-}
-
-impl Queue {
-    pub(crate) fn push(&mut self, at: Instant, ev: Ev) {
-        self.map.insert((at, self.seq), ev);
-        self.seq += 1;
-    }
-
-    pub(crate) fn next_time(&self) -> Option<Instant> {
-        self.map.first_key_value().map(|((t, _), _)| *t)
-    }
-
-    pub(crate) fn pop(&mut self) -> Option<(Instant, Ev)> {
-        self.map.pop_first().map(|((t, _), e)| (t, e))
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.map.len()
+impl From<NetEv> for Ev {
+    fn from(ev: NetEv) -> Self {
+        Self::Net(ev)
     }
 }
+
+type Queue = crate::queue::Queue<Ev>;
 
 /// Per (node, service node): the latest instant anything that could count as activity on an
 /// outgoing connection happened, and the largest keep-alive ever asked for.
@@ -902,7 +877,12 @@ pub fn show_bytes(b: &[u8]) -> String {
         h
     };
     if b.len() > MAX {
-        let _ = write!(s, "..({} bytes, fnv {:016x})", b.len(), log::fnv1a(b));
+        let _ = write!(
+            s,
+            "..({} bytes, fnv {:016x})",
+            b.len(),
+            crate::trace::fnv1a(b)
+        );
     }
     s
 }
