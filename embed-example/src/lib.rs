@@ -104,6 +104,9 @@ impl Embedded {
             let _ = wake.try_send(());
             Ok(())
         })?;
+        // The loop runs on the caller's thread: a handle call that waits for the loop must
+        // refuse there rather than wait for itself.
+        host.claim_thread();
         let mut e = Self {
             host,
             io: StdIo::default(),

@@ -478,6 +478,8 @@ impl Sim {
 
     /// Starts a built host: binds its listeners, lists it in the directory.
     fn start(&mut self, n: NodeId, host: Host) {
+        // Every node runs on this thread: a handle call that waits for its loop must refuse.
+        host.claim_thread();
         let i = n.0;
         let node = &mut self.nodes[i];
         node.io = NodeIo {

@@ -104,7 +104,7 @@ fn kvstore_runs_unchanged_on_real_sockets() {
         })
         .unwrap();
         let node = b.start().unwrap();
-        replica.started(node.handle());
+        replica.started(node.handle().clone());
         let addr = node.bound_addresses()[0].clone();
         directory.lock().unwrap().insert(*node.pubkey(), addr);
         nodes.push(node);
@@ -117,9 +117,15 @@ fn kvstore_runs_unchanged_on_real_sockets() {
     let (tx, rx) = mpsc::channel();
     for (i, key) in ["a", "b", "a", "c"].iter().enumerate() {
         let tx = tx.clone();
-        app::put(&client, keys[i % 3], key, &format!("v{i}"), move |r| {
-            let _ = tx.send(r);
-        })
+        app::put(
+            client.handle(),
+            keys[i % 3],
+            key,
+            &format!("v{i}"),
+            move |r| {
+                let _ = tx.send(r);
+            },
+        )
         .unwrap();
     }
     for _ in 0..4 {

@@ -20,8 +20,8 @@ use lokimq_core::address::Address;
 use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{ConnId, ListenerId, WorkerId};
 use lokimq_core::node::{
-    ConnectionId, DisconnectCause, Event, InDriver, Input, Job, Node, NodeError, Output,
-    RequestId, SchedulerCell, SendError, SendOptions, Target,
+    ConnectionId, DisconnectCause, Event, InDriver, Input, Job, Node, NodeError, Output, RequestId,
+    SchedulerCell, SendError, SendOptions, Target,
 };
 use lokimq_core::sched::Scheduler;
 use lokimq_core::time::Instant;
@@ -206,6 +206,16 @@ impl Host {
     /// Tells the host the time (it never goes backwards: an earlier `now` is ignored).
     pub fn set_now(&mut self, now: Instant) {
         self.now = self.now.max(now);
+    }
+
+    /// Marks the calling thread as the one that runs this node, for good: an embedder whose
+    /// loop runs on the application's own thread (a simulator, a single-threaded program)
+    /// calls it once, so that a [`Handle`] call that waits for the loop (`stats`,
+    /// `is_connected`) returns [`Error::OnProxyThread`] there instead of waiting forever for
+    /// itself. (Handlers the host runs are always on the node's thread; this covers the code
+    /// around them.)
+    pub fn claim_thread(&self) {
+        ThreadRole::Proxy.enter();
     }
 
     /// The node, for getters.

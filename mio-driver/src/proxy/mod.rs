@@ -132,12 +132,9 @@ impl Proxy {
     /// node's own (so `Handle::stats` refuses there, and dropping a `LokiMq` does not wait), which
     /// the application's thread must not stay, so its role is put back.
     pub(crate) fn settle(&mut self) {
-        // This runs on the thread that called `Builder::start`, before the proxy thread
-        // exists: draining marks the calling thread as the node's own (see `Host::drain`), which
-        // the application's thread is not, so its role is put back afterwards.
-        let role = ThreadRole::current();
+        // `Host::drain` takes the node's own role only for its duration, so this is also safe
+        // on the application's thread during `Builder::start`.
         self.host.drain(&mut self.net);
-        role.enter();
     }
 
     /// Reads the clock.

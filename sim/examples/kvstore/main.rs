@@ -57,7 +57,7 @@ fn real() -> Result<(), Box<dyn std::error::Error>> {
             dir.lock().unwrap().get(pk).cloned()
         })?;
         let node = b.start()?;
-        replica.started(node.handle());
+        replica.started(node.handle().clone());
         directory
             .lock()
             .unwrap()
@@ -74,7 +74,7 @@ fn real() -> Result<(), Box<dyn std::error::Error>> {
     for (i, key) in ["apple", "banana", "apple", "cherry"].iter().enumerate() {
         let tx = tx.clone();
         let to = keys[i % keys.len()];
-        put(&client, to, key, &format!("v{i}"), move |r| {
+        put(client.handle(), to, key, &format!("v{i}"), move |r| {
             let _ = tx.send(r);
         })?;
     }
