@@ -922,9 +922,9 @@ impl Embedded {
                     f(&mut ctx, Ok(conn));
                 }
             }
-            Job::ConnectFailed { conn, reason } => {
+            Job::ConnectFailed { conn, error } => {
                 if let Some(f) = take_connect(ctx.pending, &conn) {
-                    f(&mut ctx, Err(reason));
+                    f(&mut ctx, Err(error.to_string()));
                 }
             }
             Job::Timer { timer } => run_timer(&mut ctx, timer),

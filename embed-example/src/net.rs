@@ -169,6 +169,7 @@ pub(crate) fn dial(addr: &Address, timeout: Duration) -> Result<TcpStream, Disco
     };
     TcpStream::connect_timeout(&sa, timeout).map_err(|e| match e.kind() {
         io::ErrorKind::InvalidInput => DisconnectCause::InvalidAddress(e.to_string()),
+        io::ErrorKind::ConnectionRefused => DisconnectCause::Refused,
         _ => DisconnectCause::ConnectFailed(e.to_string()),
     })
 }
@@ -260,7 +261,7 @@ mod tests {
             .unwrap()
             .port();
         let refused = dial(&Address::tcp("127.0.0.1", port), Duration::from_secs(5));
-        assert!(matches!(refused, Err(DisconnectCause::ConnectFailed(_))));
+        assert!(matches!(refused, Err(DisconnectCause::Refused)));
         let ipc = dial(&Address::ipc("/tmp/x.sock"), Duration::from_secs(5));
         assert!(matches!(ipc, Err(DisconnectCause::InvalidAddress(_))));
     }

@@ -151,9 +151,10 @@ fn service_node_sends_use_the_lookup() {
         into_slot(&out),
     )
     .unwrap();
+    // The failed lookup gives the connection up: the request fails at once.
     assert_eq!(
         turn_for(&mut c, &out, "undeliverable request"),
-        Err(RequestError::Timeout)
+        Err(RequestError::Disconnected)
     );
     assert_eq!(*looked_up.borrow(), Some(*stranger.public()));
     finish(c, server);

@@ -123,8 +123,10 @@ fn a_refused_connect_fails_at_its_deadline() {
     let mut c = Builder::new().build().unwrap();
     let failed: Slot<Result<lokimq_core::node::ConnectionId, String>> = slot();
     let filled = Rc::clone(&failed);
+    // OxenMQ's policy: refused attempts are retried until the deadline.
     let opts = ConnectOptions {
         timeout: Some(Duration::from_millis(300)),
+        retry_refused: true,
         ..ConnectOptions::default()
     };
     let addr = Address::from_socket_addr(dead_port());

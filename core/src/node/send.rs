@@ -16,7 +16,7 @@ use super::io::{
     ConnectOptions, ConnectSnOptions, Event, ReplyTarget, RequestId, RequestOptions, SendOptions,
 };
 use super::requests::{TAG_LEN, Tag};
-use super::route::{Link, LinkKind, Origin};
+use super::route::{Dial, Link, LinkKind, Origin, Phase, Transport};
 use super::{ConnectionId, Node, NodeError, SchedulerCell};
 
 /// Why a message could not be queued. Display texts follow OxenMQ's log lines.
@@ -164,7 +164,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
 
     fn origin_alive(&self, origin: Origin) -> bool {
         match origin {
-            Origin::Conn(c) => self.conns.get(c).is_some_and(|c| c.ready),
+            Origin::Conn(c) => self.conns.get(c).is_some_and(|c| c.state.is_ready()),
             Origin::Link(l) | Origin::InprocClient(l) | Origin::InprocServer(l) => {
                 self.links.contains_key(&l)
             }
@@ -254,7 +254,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             let incoming = self.sn_in.get(&pk).and_then(|v| {
                 v.iter()
                     .copied()
-                    .find(|c| self.conns.get(*c).is_some_and(|c| c.ready))
+                    .find(|c| self.conns.get(*c).is_some_and(|c| c.state.is_ready()))
             });
             if let Some(c) = incoming {
                 self.send_raw(Origin::Conn(c), frames)?;
@@ -284,6 +284,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 link.keep_alive = keep_alive;
             }
         }
+        self.sync_link_timer(link_id);
     }
 
     /// Creates an outgoing service-node link and starts connecting (or asks for an address).
@@ -294,9 +295,18 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         keep_alive: Duration,
         ephemeral: Option<bool>,
     ) -> u64 {
+        let transport = match hint {
+            Some(addr) => Transport::Addr {
+                addr,
+                dial: Dial::Idle,
+            },
+            None => Transport::Lookup,
+        };
+        let lookup = matches!(transport, Transport::Lookup);
         let link = Link::new(
             LinkKind::Sn(pk),
-            hint.clone(),
+            transport,
+            Phase::Open,
             self.now,
             keep_alive,
             self.config.reconnect_interval,
@@ -304,10 +314,10 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         );
         let link_id = self.new_link(link);
         self.sn_out.insert(pk, link_id);
-        if hint.is_some() {
-            self.dial(link_id);
-        } else {
+        if lookup {
             self.event(Event::LookupSn { pubkey: pk });
+        } else {
+            self.dial(link_id);
         }
         link_id
     }
@@ -324,8 +334,8 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 .push_back((Origin::InprocServer(link_id), frames));
             return Ok(());
         }
-        match (link.ready, link.conn) {
-            (true, Some(conn)) => self.conn_send(conn, frames),
+        match link.dial() {
+            Some(Dial::Up { conn }) => self.conn_send(conn, frames),
             _ if link.queue.len() >= max => Err(SendError::WouldBlock(alloc::format!(
                 "outgoing connection {link_id}"
             ))),
@@ -438,21 +448,27 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
 
     fn open_remote(&mut self, id: u64, addr: Address, opts: &ConnectOptions) -> ConnectionId {
         let pubkey = addr.pubkey().copied();
+        let timeout = opts.timeout.unwrap_or(self.config.remote_connect_timeout);
         let mut link = Link::new(
             LinkKind::Remote {
                 id,
                 pubkey,
                 auth: opts.auth_level.unwrap_or(AuthLevel::None),
+                retry_refused: opts.retry_refused,
             },
-            Some(addr),
+            Transport::Addr {
+                addr,
+                dial: Dial::Idle,
+            },
+            Phase::Connecting {
+                deadline: self.now.saturating_add(timeout),
+            },
             self.now,
             FOREVER,
             self.config.reconnect_interval,
             opts.ephemeral_routing_id
                 .unwrap_or(self.config.ephemeral_routing_id),
         );
-        let timeout = opts.timeout.unwrap_or(self.config.remote_connect_timeout);
-        link.connect_deadline = Some(self.now.saturating_add(timeout));
         link.queue.push_back(alloc::vec![Bytes::from_static(b"HI")]);
         let link_id = self.new_link(link);
         self.remote_ids.insert(id, link_id);
@@ -487,18 +503,20 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     }
 
     fn open_inproc(&mut self, id: u64, auth: Option<AuthLevel>) -> ConnectionId {
-        let mut link = Link::new(
+        let link = Link::new(
             LinkKind::Inproc {
                 id,
                 auth: auth.unwrap_or(AuthLevel::Admin),
             },
-            None,
+            Transport::Inproc,
+            Phase::Connecting {
+                deadline: self.now.saturating_add(self.config.inproc_connect_timeout),
+            },
             self.now,
             FOREVER,
             self.config.reconnect_interval,
             false,
         );
-        link.connect_deadline = Some(self.now.saturating_add(self.config.inproc_connect_timeout));
         let link_id = self.new_link(link);
         self.remote_ids.insert(id, link_id);
         self.inproc.push_back((

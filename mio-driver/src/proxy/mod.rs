@@ -568,7 +568,7 @@ impl Proxy {
                 self.drain();
             }
             Err(e) => {
-                self.stream_gone(key, DisconnectCause::ConnectFailed(e.to_string()));
+                self.stream_gone(key, connect_failure(&e));
                 self.drain();
             }
         }
@@ -829,7 +829,7 @@ impl Proxy {
                 let cause = if e.kind() == io::ErrorKind::InvalidInput {
                     DisconnectCause::InvalidAddress(e.to_string())
                 } else {
-                    DisconnectCause::ConnectFailed(e.to_string())
+                    connect_failure(&e)
                 };
                 self.input(now, Input::Disconnected { conn, cause });
             }
@@ -924,6 +924,16 @@ impl Proxy {
                 reason: reason.to_owned(),
             },
         );
+    }
+}
+
+/// How a failed connect is reported to the node: a refusal is told apart (the node fails
+/// `connect_remote` at once with `ConnectError::Refused`), anything else keeps the OS's text.
+fn connect_failure(e: &io::Error) -> DisconnectCause {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        DisconnectCause::Refused
+    } else {
+        DisconnectCause::ConnectFailed(e.to_string())
     }
 }
 

@@ -417,7 +417,7 @@ impl Net {
                 now + lat,
                 Ev::DialFailed {
                     pipe: id,
-                    cause: DisconnectCause::ConnectFailed(String::from("Connection refused")),
+                    cause: DisconnectCause::Refused,
                 },
             );
             return None;
