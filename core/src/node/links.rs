@@ -216,13 +216,15 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         if established {
             link.last_error = None;
             let refused = end.refused_by_remote();
+            // No reconnect after a ZMTP ERROR, nor past the end of time (`Duration::MAX`).
+            let reconnecting = !refused && self.now.checked_add(link.backoff).is_some();
             let (conn_id, pubkey) = (link_conn_id(&link.kind), link.server_key());
             if !self.shutting_down {
                 self.event(Event::PeerDisconnected {
                     conn: conn_id,
                     pubkey,
                     cause: end.reason(),
-                    reconnecting: !refused,
+                    reconnecting,
                 });
             }
             if refused {

@@ -81,6 +81,11 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     /// Sends a request: `[command, tag, data…]` with a fresh 15-byte tag from the injected RNG.
     /// The reply (or its failure) arrives as a [`Job::Reply`](super::Job::Reply) with the
     /// returned id. If this returns an error, no reply job will come.
+    ///
+    /// A request on an outgoing connection survives a transport drop while the connection
+    /// reconnects, and fails with [`RequestError::Disconnected`](super::RequestError::Disconnected)
+    /// as soon as the connection is closed for good; otherwise it times out after
+    /// `opts.timeout`.
     pub fn request(
         &mut self,
         now: Instant,
@@ -397,8 +402,16 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
 
     /// Connects to `addr` (CURVE iff it carries a pubkey), sends `HI`, and reports
     /// [`Job::Connected`](super::Job::Connected) when `HELLO` arrives or
-    /// [`Job::ConnectFailed`](super::Job::ConnectFailed) ("connection attempt timed out") when
-    /// the timeout passes first. The connection stays until [`Node::disconnect`].
+    /// [`Job::ConnectFailed`](super::Job::ConnectFailed) with a typed
+    /// [`ConnectError`](super::ConnectError) otherwise: at once for a refused or unreachable
+    /// connect or a failed handshake (unless [`ConnectOptions::retry_refused`]), or
+    /// `TimedOut` ("connection attempt timed out") when the timeout passes first. Exactly one
+    /// of the two comes, unless shutdown starts first.
+    ///
+    /// Once up, the connection stays until [`Node::disconnect`]: a dropped transport is
+    /// reported with [`Event::PeerDisconnected`] and
+    /// reconnected; a reconnect that is refused, unreachable or fails its handshake ends it
+    /// ([`Event::LinkFailed`]) unless `retry_refused` is set.
     pub fn connect_remote(
         &mut self,
         now: Instant,
@@ -530,6 +543,13 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     /// Closes an outgoing connection (service node by key, or a `connect_remote`/
     /// `connect_inproc` id) after flushing for at most `linger`. A later send to a service node
     /// opens a new connection.
+    ///
+    /// Requests pending on it fail with [`RequestError::Disconnected`](super::RequestError::Disconnected);
+    /// if it was up, [`Event::PeerDisconnected`] says so with
+    /// [`DisconnectReason::Closed`](super::DisconnectReason::Closed); a `connect_remote` still
+    /// waiting for `HELLO` gets [`Job::ConnectFailed`](super::Job::ConnectFailed) with
+    /// [`ConnectError::Closed`](super::ConnectError::Closed), so that its callbacks always
+    /// resolve.
     pub fn disconnect(
         &mut self,
         now: Instant,

@@ -61,6 +61,7 @@ impl Deadlines {
     }
 
     /// Entries in the index.
+    #[cfg(any(debug_assertions, test))]
     pub(crate) fn len(&self) -> usize {
         self.set.len()
     }

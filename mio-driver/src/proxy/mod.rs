@@ -473,6 +473,18 @@ impl Proxy {
                     run_guarded("on_bind callback", move || on_bind(Err(reason)));
                 }
             }
+            Event::PeerDisconnected {
+                conn,
+                cause,
+                reconnecting,
+                ..
+            } => {
+                let again = if reconnecting { " (reconnecting)" } else { "" };
+                tracing::debug!("{conn} disconnected: {cause}{again}");
+            }
+            Event::LinkFailed { conn, error } => {
+                tracing::debug!("gave up the connection to {conn}: {error}");
+            }
             Event::Stopped => self.stopped = true,
             other => tracing::debug!("ignoring an event this driver does not know: {other:?}"),
         }

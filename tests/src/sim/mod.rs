@@ -49,7 +49,9 @@ use rand_core::{RngCore, SeedableRng};
 
 pub use self::log::Log;
 pub use self::net::{Chunking, End, Host, LinkConfig, NetConfig, PartitionMode};
-pub use self::node::{AllowFn, AuthRecord, JobKind, JobRecord, NodeSpec, RequestRecord, SimNode};
+pub use self::node::{
+    AllowFn, AuthRecord, DisconnectRecord, JobKind, JobRecord, NodeSpec, RequestRecord, SimNode,
+};
 pub use self::script::{Action, Ctx, Dur, Handler, JobTimes, ReplyFn};
 pub use self::tap::{Tap, TapListener};
 
