@@ -101,21 +101,68 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     /// Adds (or puts back) a link and indexes its deadline.
     pub(super) fn insert_link(&mut self, link_id: u64, mut link: Link) {
         link.timer = None;
+        link.claimed_route = None;
         self.links.insert(link_id, link);
         self.sync_link_timer(link_id);
+        self.sync_route_claim(link_id);
     }
 
-    /// Removes a link from the link table and the deadline index (not from the id tables).
+    /// Removes a link from the link table, the deadline index and the routing-id index (not
+    /// from the id tables).
     pub(super) fn remove_link(&mut self, link_id: u64) -> Option<Link> {
-        let link = self.links.remove(&link_id)?;
+        let mut link = self.links.remove(&link_id)?;
         self.timers
             .update(TimerKey::Link(link_id), link.timer, None);
+        if let Some(addr) = link.claimed_route.take() {
+            self.route_claims.remove(&(addr, link_id));
+        }
         Some(link)
     }
 
-    /// Debug builds: the index holds exactly every connection's and link's current deadline.
+    /// Re-indexes whether a link's transport holds our `L` + pubkey routing id at its address
+    /// (it does while it has a transport and its latest one used that id), after its transport
+    /// or its routing id changed.
+    pub(super) fn sync_route_claim(&mut self, link_id: u64) {
+        let Some(link) = self.links.get_mut(&link_id) else {
+            return;
+        };
+        let claims = link.conn().is_some() && link.pubkey_routing_id;
+        let want = if claims {
+            link.addr().map(crate::address::Address::zmq_address)
+        } else {
+            None
+        };
+        if want == link.claimed_route {
+            return;
+        }
+        if let Some(old) = link.claimed_route.take() {
+            self.route_claims.remove(&(old, link_id));
+        }
+        if let Some(addr) = want {
+            self.route_claims.insert((addr.clone(), link_id));
+            link.claimed_route = Some(addr);
+        }
+    }
+
+    /// Debug builds: the deadline index holds exactly every connection's and link's current
+    /// deadline, and the routing-id index exactly the links whose transport holds one.
     #[cfg(debug_assertions)]
     pub(super) fn check_timers(&self) {
+        let mut claims = 0;
+        for (&link_id, link) in &self.links {
+            let want = (link.conn().is_some() && link.pubkey_routing_id)
+                .then(|| link.addr().map(crate::address::Address::zmq_address))
+                .flatten();
+            assert_eq!(
+                link.claimed_route, want,
+                "stale route claim of link {link_id}"
+            );
+            if let Some(addr) = want {
+                assert!(self.route_claims.contains(&(addr, link_id)));
+                claims += 1;
+            }
+        }
+        assert_eq!(self.route_claims.len(), claims, "stray route claims");
         let mut entries = 0;
         for (id, conn) in self.conns.iter() {
             let due = conn.state.session().and_then(Session::poll_timeout);
@@ -168,6 +215,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             link.set_dial(Dial::Dialing { conn: id });
         }
         self.sync_link_timer(link_id);
+        self.sync_route_claim(link_id);
         self.outputs.push_back(Output::Connect {
             conn: id,
             addr: transport,
@@ -213,6 +261,10 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         };
         let established = link.is_established();
         link.set_dial(Dial::Idle);
+        self.sync_route_claim(link_id);
+        let Some(link) = self.links.get_mut(&link_id) else {
+            return;
+        };
         if established {
             link.last_error = None;
             let refused = end.refused_by_remote();

@@ -231,6 +231,9 @@ pub struct Node<R, S = Scheduler<Job>> {
     /// Every connection's and link's next deadline (request deadlines are indexed by
     /// `requests`, timers by the scheduler).
     timers: Deadlines,
+    /// Links whose transport uses our `L` + pubkey routing id, by transport address: a second
+    /// connection to the same listener goes ephemeral (see `on_connected`).
+    route_claims: BTreeSet<(String, u64)>,
     /// Scratch lists for `on_timeout` (kept to avoid allocating per timeout).
     due_conns: Vec<ConnId>,
     due_links: Vec<u64>,
@@ -300,6 +303,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             shutting_down: false,
             stopped: false,
             timers: Deadlines::default(),
+            route_claims: BTreeSet::new(),
             due_conns: Vec::new(),
             due_links: Vec::new(),
         })
@@ -657,17 +661,15 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         let shares_address = !link.ephemeral
             && link.addr().is_some_and(|addr| {
                 let target = addr.zmq_address();
-                self.links.iter().any(|(&other, l)| {
-                    other != link_id
-                        && l.conn().is_some()
-                        && l.pubkey_routing_id
-                        && l.addr().is_some_and(|a| a.zmq_address() == target)
-                })
+                self.route_claims
+                    .range((target.clone(), 0)..=(target, u64::MAX))
+                    .any(|&(_, other)| other != link_id)
             });
         let ephemeral = link.ephemeral || shares_address;
         if let Some(link) = self.links.get_mut(&link_id) {
             link.pubkey_routing_id = !ephemeral;
         }
+        self.sync_route_claim(link_id);
         let routing_id = if ephemeral {
             Bytes::new()
         } else {

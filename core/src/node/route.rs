@@ -2,6 +2,7 @@
 //! and logical outgoing connections ([`Link`], which outlive reconnects).
 
 use alloc::collections::VecDeque;
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
@@ -324,6 +325,9 @@ pub(crate) struct Link {
     pub(crate) ephemeral: bool,
     /// The latest transport used the routing id `L` + our pubkey (not an ephemeral one).
     pub(crate) pubkey_routing_id: bool,
+    /// The transport address under which this link is in the node's index of `L` + pubkey
+    /// routing ids in use (while it has a transport that uses one).
+    pub(crate) claimed_route: Option<String>,
     /// Why the latest connection attempt failed, since the link was last up (reported when
     /// the link is given up without coming up again).
     pub(crate) last_error: Option<ConnectError>,
@@ -351,6 +355,7 @@ impl Link {
             last_activity: now,
             ephemeral,
             pubkey_routing_id: false,
+            claimed_route: None,
             last_error: None,
             timer: None,
         }
