@@ -16,10 +16,12 @@
 //! | [`session`] | the above plus `Session` framing, buffering and multipart assembly |
 //! | [`node`] | the above for every frame of a request and its reply, plus routing, dispatch and scheduling |
 //! | [`sched`] | one command admitted, queued, started and finished in `Scheduler<u64>` |
+//! | [`idle`] | not a unit: N idle CURVE connections between two nodes, for the idle-cost benchmark |
 
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod idle;
 pub mod node;
 pub mod sched;
 pub mod session;

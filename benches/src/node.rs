@@ -286,7 +286,7 @@ impl NodePair {
                 self.counters.reply_bytes += parts.iter().map(|p| p.len() as u64).sum::<u64>();
             }
             Job::Connected { .. } => self.connected = true,
-            Job::ConnectFailed { reason, .. } => return Err(HarnessError::Core(reason)),
+            Job::ConnectFailed { error, .. } => return Err(core_err(error)),
             _ => {}
         }
         Ok(())

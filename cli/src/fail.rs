@@ -41,6 +41,8 @@ impl Exit {
                 Self::Forbidden
             }
             RequestError::UnknownCommand => Self::UnknownCommand,
+            // The connection was lost for good before the reply came.
+            RequestError::Disconnected => Self::Connect,
             // NO_REPLY_TAG means the remote saw a request without a tag: not the caller's doing.
             _ => Self::Other,
         }

@@ -310,7 +310,7 @@ impl Io for StdIo {
         };
         let sock = sock
             .and_then(Sock::nonblocking)
-            .map_err(|e| DisconnectCause::ConnectFailed(e.to_string()))?;
+            .map_err(|e| net::connect_failure(&e))?;
         self.streams.insert(conn, Stream::new(conn, sock));
         self.inputs.push_back(Input::Connected { conn });
         Ok(())

@@ -818,6 +818,7 @@ impl Handle {
     ///     auth_level: Some(AuthLevel::Basic),
     ///     timeout: Some(Duration::from_secs(2)),
     ///     ephemeral_routing_id: Some(true),
+    ///     ..Default::default()
     /// };
     /// let (tx, rx) = mpsc::channel();
     /// let tx2 = tx.clone();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::*;
 use lokimq::{
     Access, Address, AuthLevel, ConnectOptions, ConnectSnOptions, ConnectionId, Keypair, Listen,
-    NO_DATA,
+    NO_DATA, Stopwatch,
 };
 
 fn keypair(seed: u8) -> Keypair {
@@ -86,7 +86,22 @@ fn wrong_server_key_never_connects() {
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
     let opts = ConnectOptions {
+        timeout: Some(Duration::from_secs(8)),
+        ..ConnectOptions::default()
+    };
+    let t = Stopwatch::start();
+    client
+        .connect_remote(wrong.clone(), ok, fail, opts)
+        .unwrap();
+    // Our listener cannot open a HELLO sealed to another key and closes silently, as libzmq
+    // does: the failure names the likely cause, at once.
+    assert_eq!(wait(&connected, "failure").unwrap_err(), WRONG_SERVER_KEY);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // OxenMQ's policy retries until the timeout instead.
+    let (ok, fail, connected) = connect_channel();
+    let opts = ConnectOptions {
         timeout: Some(Duration::from_millis(800)),
+        retry_refused: true,
         ..ConnectOptions::default()
     };
     client
@@ -98,6 +113,10 @@ fn wrong_server_key_never_connects() {
         "connection attempt timed out"
     );
 }
+
+/// What `ConnectError::Handshake(HandshakeError::WrongServerKey)` says.
+const WRONG_SERVER_KEY: &str =
+    "handshake failed: the server closed the connection after our CURVE HELLO (wrong server key?)";
 
 #[test]
 fn service_node_connection_via_sn_lookup() {
@@ -172,9 +191,10 @@ fn sn_lookup_failure_fails_the_request() {
         .handle()
         .request(&ConnectionId::Sn(unknown), "x.y", NO_DATA, reply)
         .unwrap();
+    // Its connection is given up at once: the request cannot be answered.
     assert_eq!(
         wait(&rx, "failure").unwrap_err(),
-        lokimq::RequestError::Timeout
+        lokimq::RequestError::Disconnected
     );
 }
 

@@ -158,12 +158,32 @@ fn closed_port() -> u16 {
 }
 
 #[test]
+fn connect_to_a_closed_port_fails_at_once() {
+    let port = closed_port();
+    let client = builder().start().unwrap();
+    let (ok, fail, connected) = connect_channel();
+    let t = Stopwatch::start();
+    let _conn = client
+        .connect_remote(
+            format!("tcp://127.0.0.1:{port}"),
+            ok,
+            fail,
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    let r = wait(&connected, "failure");
+    assert_eq!(r.unwrap_err(), "connect() failed: Connection refused");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[test]
 fn connect_to_a_closed_port_times_out() {
     let port = closed_port();
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
     let opts = ConnectOptions {
         timeout: Some(Duration::from_millis(600)),
+        retry_refused: true,
         ..ConnectOptions::default()
     };
     let t = Stopwatch::start();
@@ -183,14 +203,13 @@ fn connect_retries_until_the_server_appears() {
     let port = closed_port();
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
+    let opts = ConnectOptions {
+        retry_refused: true,
+        ..ConnectOptions::default()
+    };
     let conn = client
         .handle()
-        .connect_remote(
-            format!("tcp://127.0.0.1:{port}"),
-            ok,
-            fail,
-            ConnectOptions::default(),
-        )
+        .connect_remote(format!("tcp://127.0.0.1:{port}"), ok, fail, opts)
         .unwrap();
     let (cb, replies) = reply_channel();
     client

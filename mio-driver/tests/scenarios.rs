@@ -635,6 +635,15 @@ fn active_sn_set_judged_per_message_ipc() {
 // =============================================================================================
 // reconnection, disconnect
 
+/// OxenMQ's connect policy: refused (re)connects are retried with back-off instead of failing
+/// the connection.
+fn retrying() -> ConnectOptions {
+    ConnectOptions {
+        retry_refused: true,
+        ..ConnectOptions::default()
+    }
+}
+
 /// The server goes away and comes back on the same address (same key): the client's
 /// connection reconnects by itself, a request queued while it was down is answered, and
 /// `on_connect` is not called again.
@@ -655,8 +664,7 @@ fn reconnect_after_server_restart(net: Net, sec: Sec) {
     let (ok, fail, connected) = connect_channel();
     let conn = client
         .handle()
-        .connect_remote(&addr, ok, fail, ConnectOptions::default())
-        .unwrap();
+        .connect_remote(&addr, ok, fail, retrying()).unwrap();
     assert_eq!(wait(&connected, "connect").unwrap(), conn);
     assert_eq!(
         strings(&request_wait(client.handle(), &conn, "public.echo", ["before"], "echo").unwrap()),
@@ -1210,7 +1218,11 @@ fn shutdown_while_handlers_run(net: Net) {
     let mut cb = small();
     cb.config_mut().reconnect_interval_max = Duration::from_millis(500);
     let client = cb.start().unwrap();
-    let conn = connect(client.handle(), &addr);
+    let (ok, fail, connected) = connect_channel();
+    let conn = client
+        .handle()
+        .connect_remote(&addr, ok, fail, retrying()).unwrap();
+    assert_eq!(wait(&connected, "connect").unwrap(), conn);
 
     let (tx, outcomes) = mpsc::channel();
     for i in 0..6 {
@@ -1344,7 +1356,7 @@ fn shutdown_with_pending_work_never_calls_callbacks() {
             move |_, _| {
                 c2.fetch_add(1, Ordering::SeqCst);
             },
-            ConnectOptions::default(),
+            retrying(),
         )
         .unwrap();
     eventually("the server got the five requests", || {

@@ -435,7 +435,7 @@ impl Net {
                 now + lat,
                 NetEv::DialFailed {
                     pipe: id,
-                    cause: DisconnectCause::ConnectFailed(String::from("Connection refused")),
+                    cause: DisconnectCause::Refused,
                 },
             );
             return None;

@@ -191,15 +191,16 @@ impl Mesh {
     }
 
     /// The `connect_remote` connection from `from` to `to` (made on first use, and again after
-    /// a connect failure).
+    /// it failed or closed for good).
     pub fn remote(&mut self, from: usize, to: usize, curve: bool) -> ConnectionId {
         if let Some(c) = self.remotes.get(&(from, to, curve)) {
-            let failed = self
-                .sim
-                .node(from)
-                .connect_failed
-                .iter()
-                .any(|(_, x, _)| x == c);
+            let node = self.sim.node(from);
+            let failed = node.connect_failed.iter().any(|(_, x, _)| x == c)
+                || node.link_failures.iter().any(|(_, x, _)| x == c)
+                || node
+                    .disconnects
+                    .iter()
+                    .any(|d| d.conn == *c && !d.reconnecting);
             if !failed {
                 return c.clone();
             }
@@ -386,7 +387,7 @@ impl Mesh {
     }
 
     /// Checks that every tracked request has exactly one outcome, which is the expected one or
-    /// (if `allow_timeout`) `TIMEOUT`. Returns `(expected, timed out)` counts.
+    /// (if `allow_timeout`) `TIMEOUT` or `DISCONNECTED`. Returns `(expected, failed)` counts.
     pub fn check_outcomes(&self, allow_timeout: bool) -> (usize, usize) {
         let (mut good, mut timeouts) = (0, 0);
         for ((n, id), expect) in &self.expected {
@@ -409,9 +410,12 @@ impl Mesh {
                 (Expect::ReplyOrError(_, want), Err(have)) => want == have,
                 _ => false,
             };
+            // A request whose connection was closed for good fails with DISCONNECTED where
+            // it would otherwise have waited for TIMEOUT: both are the faults' doing.
+            let fault = matches!(got, Err(RequestError::Timeout | RequestError::Disconnected));
             if ok {
                 good += 1;
-            } else if allow_timeout && *got == Err(RequestError::Timeout) {
+            } else if allow_timeout && fault {
                 timeouts += 1;
             } else {
                 panic!(

@@ -11,8 +11,8 @@ use lokimq_core::address::Address;
 use lokimq_core::auth::{Access, AuthLevel};
 use lokimq_core::keys::{Keypair, PublicKey};
 use lokimq_core::node::{
-    Config, ConnectOptions, ConnectSnOptions, ConnectionId, NodeError, RequestError,
-    RequestOptions, SendError, SendOptions,
+    Config, ConnectError, ConnectOptions, ConnectSnOptions, ConnectionId, HandshakeError,
+    NodeError, RequestError, RequestOptions, SendError, SendOptions,
 };
 use lokimq_core::registry::Registry;
 use lokimq_core::session::{MechanismConfig, SessionConfig};
@@ -169,11 +169,12 @@ fn sim_pending_connect_remote_times_out() {
         sim.send_default(client, &conn, "x.y", vec![]),
         Err(SendError::NotConnected(_))
     ));
-    // 2. Nobody listens: refused, retried with back-off, and the same failure at the deadline
-    //    (here a custom 3 s).
+    // 2. Nobody listens, with OxenMQ's policy (`retry_refused`): refused, retried with
+    //    back-off, and the same failure at the deadline (here a custom 3 s).
     let t1 = sim.now();
     let opts = ConnectOptions {
         timeout: Some(secs(3)),
+        retry_refused: true,
         ..ConnectOptions::default()
     };
     let dead = sim.connect_remote(client, Address::tcp("127.0.0.1", 6999), &opts);
@@ -317,7 +318,19 @@ fn sim_keep_alive_is_raised_never_lowered() {
 
 #[test]
 fn sim_reconnect_back_off_doubles_from_250ms_to_5s() {
-    let (mut sim, server, client, conn) = plain_pair(7);
+    // OxenMQ's policy (`retry_refused`): an established connection retries refused reconnects
+    // for ever. (By default the first refused reconnect closes it: see sim_failures.rs.)
+    let mut sim = Sim::new(7);
+    let server = sim.add_node(spec(quiet_config(2)));
+    let client = sim.add_node(spec(quiet_config(2)));
+    let (_, addr) = sim.listen_plain(server);
+    let opts = ConnectOptions {
+        retry_refused: true,
+        ..ConnectOptions::default()
+    };
+    let conn = sim.connect_remote(client, addr, &opts);
+    sim.run_until_idle();
+    assert_eq!(sim.node(client).connected.len(), 1);
     sim.set_refusing(server, true);
     assert_eq!(sim.reset_between(client, server), 1);
     let tr = sim.now();
@@ -639,7 +652,15 @@ fn sim_denied_connections_fail_and_nothing_gets_through() {
         let c = sim.node(client);
         assert!(c.connected.is_empty(), "curve={curve}");
         assert_eq!(c.connect_failed.len(), 1, "curve={curve}");
-        assert_eq!(c.outcome(r), Some(&Err(RequestError::Timeout)));
+        assert!(
+            matches!(
+                &c.connect_errors[0].2,
+                ConnectError::Handshake(HandshakeError::Denied { reason }) if reason.as_bytes() == b"400"
+            ),
+            "curve={curve}: {:?}",
+            c.connect_errors
+        );
+        assert_eq!(c.outcome(r), Some(&Err(RequestError::Disconnected)));
         assert!(sim.node(server).commands.is_empty());
         assert_eq!(
             sim.node(server).auth_requests.len(),

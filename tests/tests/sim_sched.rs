@@ -652,10 +652,14 @@ fn sim_sched_shutdown_never_calls_pending_connect_callbacks() {
         )),
     );
     sim.connect_remote(n, hanging, &ConnectOptions::default());
+    // (OxenMQ's policy, so that the refused attempts are still pending at shutdown.)
     sim.connect_remote(
         n,
         Address::tcp("127.0.0.1", 6101),
-        &ConnectOptions::default(),
+        &ConnectOptions {
+            retry_refused: true,
+            ..ConnectOptions::default()
+        },
     );
     let inproc = sim.connect_inproc(n, None);
     sim.run_for(Duration::from_millis(20));

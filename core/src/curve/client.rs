@@ -151,6 +151,13 @@ impl CurveClient {
         )
     }
 
+    /// Whether HELLO went out and WELCOME has not arrived yet: a server that closes the
+    /// connection now could not open our HELLO, i.e. it does not hold the key we sealed it to.
+    #[must_use]
+    pub const fn awaits_welcome(&self) -> bool {
+        matches!(self.state, State::ExpectWelcome { .. })
+    }
+
     /// Whether READY has been accepted.
     #[must_use]
     pub const fn is_done(&self) -> bool {

@@ -11,8 +11,9 @@ use crate::auth::{AuthLevel, PeerAccess, Verdict, check_access};
 use crate::rng::CryptoRngCore;
 
 use super::io::{Message, ReplyTarget, RequestError};
+use super::links::LinkEnd;
 use super::logs::PeerText;
-use super::route::{LinkKind, Origin, Role};
+use super::route::{LinkKind, Origin, Phase, Role};
 use super::{ConnectionId, INPROC_LISTENER, Job, Node, Pool, SchedulerCell};
 
 /// The error words a node answers bad commands with; never answered themselves.
@@ -147,8 +148,11 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         }
 
         // A command received on an outgoing link counts as activity (keeps it from expiring).
-        if let Some(link) = peer.link.and_then(|l| self.links.get_mut(&l)) {
-            link.last_activity = self.now;
+        if let Some(link_id) = peer.link {
+            if let Some(link) = self.links.get_mut(&link_id) {
+                link.last_activity = self.now;
+            }
+            self.sync_link_timer(link_id);
         }
 
         // The message's own frame list becomes the data parts: no second allocation.
@@ -188,14 +192,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                     Role::Listener(listener) => {
                         let service_node =
                             conn.pubkey.is_some_and(|pk| self.active_sns.contains(&pk));
-                        let conn_id = match conn.pubkey {
-                            Some(pk) if service_node => ConnectionId::Sn(pk),
-                            pubkey => ConnectionId::Incoming {
-                                listener,
-                                route: conn.route.clone().unwrap_or_default(),
-                                pubkey,
-                            },
-                        };
+                        let conn_id = self.incoming_id(listener, conn);
                         Some(Peer {
                             conn: conn_id,
                             auth: conn.auth,
@@ -226,17 +223,8 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 let LinkKind::Inproc { id, .. } = link.kind else {
                     return None;
                 };
-                let own = *self.keypair.public();
-                let service_node = self.active_sns.contains(&own);
-                let conn = if service_node {
-                    ConnectionId::Sn(own)
-                } else {
-                    ConnectionId::Incoming {
-                        listener: INPROC_LISTENER,
-                        route: Bytes::copy_from_slice(&id.to_be_bytes()),
-                        pubkey: Some(own),
-                    }
-                };
+                let service_node = self.active_sns.contains(self.keypair.public());
+                let conn = self.inproc_server_id(id);
                 Some(Peer {
                     conn,
                     auth: AuthLevel::Admin,
@@ -312,13 +300,17 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 true
             }
             b"HELLO" => {
-                let pending = peer
-                    .link
-                    .and_then(|l| self.links.get_mut(&l))
-                    .filter(|l| l.connect_deadline.is_some());
+                let pending = peer.link.filter(|l| {
+                    self.links
+                        .get(l)
+                        .is_some_and(|l| matches!(l.phase, Phase::Connecting { .. }))
+                });
                 match pending {
-                    Some(link) if !peer.incoming => {
-                        link.connect_deadline = None;
+                    Some(link_id) if !peer.incoming => {
+                        if let Some(link) = self.links.get_mut(&link_id) {
+                            link.phase = Phase::Open;
+                        }
+                        self.sync_link_timer(link_id);
                         let conn = peer.conn.clone();
                         self.submit(Job::Connected { conn }, Pool::Reply);
                     }
@@ -336,7 +328,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 match peer.link {
                     Some(link_id) if !peer.incoming => {
                         log::debug!("BYE command received; disconnecting from {}", peer.conn);
-                        self.close_link(link_id, crate::time::Duration::ZERO);
+                        self.end_link(link_id, LinkEnd::Bye, crate::time::Duration::ZERO);
                     }
                     _ => self.peer_warn(
                         origin,
@@ -457,7 +449,9 @@ fn link_peer(kind: &LinkKind) -> (ConnectionId, AuthLevel, bool) {
     match kind {
         // Outgoing service-node connections: the remote is an SN, granted no special level.
         LinkKind::Sn(pk) => (ConnectionId::Sn(*pk), AuthLevel::None, true),
-        LinkKind::Remote { id, pubkey, auth } => (
+        LinkKind::Remote {
+            id, pubkey, auth, ..
+        } => (
             ConnectionId::Outgoing {
                 id: *id,
                 pubkey: *pubkey,

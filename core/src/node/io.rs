@@ -16,6 +16,7 @@ use crate::sched::InDriver;
 use crate::time::Duration;
 
 use super::conn_id::ConnectionId;
+use super::failure::{ConnectError, DisconnectReason};
 use super::route::Origin;
 
 /// Something that happened outside the node, fed in with [`Node::handle`](super::Node::handle).
@@ -92,7 +93,13 @@ pub enum DisconnectCause {
     Eof,
     /// The stream failed (reset, broken pipe, …); the text is for logs.
     Reset(String),
-    /// A connect attempt failed at the transport (refused, unreachable, …); retried with back-off.
+    /// The connect attempt was refused: nothing listens at the address (`ECONNREFUSED`).
+    /// Drivers must report this variant for a refusal, so that the node can tell "the server
+    /// is not running" ([`ConnectError::Refused`]) from an unreachable host.
+    Refused,
+    /// A connect attempt failed at the transport for another reason (host or network
+    /// unreachable, the OS's connect timeout, a name that does not resolve, …); the text is
+    /// the OS's, for [`ConnectError::Unreachable`] and logs.
     ConnectFailed(String),
     /// The address cannot be dialled at all (e.g. it does not resolve); not retried.
     InvalidAddress(String),
@@ -102,6 +109,7 @@ impl fmt::Display for DisconnectCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Eof => f.write_str("connection closed by peer"),
+            Self::Refused => f.write_str("connect failed: Connection refused"),
             Self::Reset(r) => write!(f, "connection reset: {r}"),
             Self::ConnectFailed(r) => write!(f, "connect failed: {r}"),
             Self::InvalidAddress(r) => write!(f, "invalid address: {r}"),
@@ -209,12 +217,15 @@ pub enum Job {
         /// The connection.
         conn: ConnectionId,
     },
-    /// A `connect_remote`/`connect_inproc` connection attempt failed.
+    /// A `connect_remote`/`connect_inproc` connection attempt failed: exactly one of
+    /// `Connected` and `ConnectFailed` comes for every such connection that is not abandoned
+    /// by shutdown. Runs on the batch pool, as OxenMQ's failure callback does.
     ConnectFailed {
         /// The connection.
         conn: ConnectionId,
-        /// OxenMQ's failure text (e.g. "connection attempt timed out").
-        reason: String,
+        /// Why; its `Display` is OxenMQ's failure text where OxenMQ has one (e.g.
+        /// "connection attempt timed out").
+        error: ConnectError,
     },
     /// A job given to [`Node::job`](super::Node::job).
     Job {
@@ -266,6 +277,15 @@ pub enum RequestError {
     /// The remote says the request carried no reply tag.
     #[error("NO_REPLY_TAG")]
     NoReplyTag,
+    /// The outgoing connection the request went out on was closed for good before a reply
+    /// came (disconnect, idle expiry, `BYE`, refused by the remote, a failed reconnect, a
+    /// failed lookup, a connect timeout): no reply can arrive any more. Local only, never on
+    /// the wire. A request on an outgoing connection whose transport merely dropped stays
+    /// pending while it reconnects (a reply can come over the new transport); a request sent
+    /// to an incoming connection keeps OxenMQ's timeout, since the peer may reconnect with the
+    /// same routing id.
+    #[error("DISCONNECTED")]
+    Disconnected,
 }
 
 /// Something for the application (logging, auth, lookups, batch bookkeeping).
@@ -321,6 +341,37 @@ pub enum Event {
         listener: ListenerId,
         /// Why.
         reason: String,
+    },
+    /// An established connection ended: a connection accepted on one of our listeners whose
+    /// handshake (and auth decision) had completed, or an outgoing connection that was up
+    /// (for `connect_remote`/`connect_inproc`, once `HELLO` arrived). Emitted once per
+    /// transport connection, so an outgoing link that drops and reconnects reports each drop.
+    /// Connections that never came up get [`Job::ConnectFailed`] or [`Event::LinkFailed`]
+    /// instead; nothing is emitted once shutdown has started.
+    PeerDisconnected {
+        /// The peer, as the application addresses it (for an incoming connection from an
+        /// active service node, its [`ConnectionId::Sn`]).
+        conn: ConnectionId,
+        /// The peer's CURVE key, if the connection was encrypted.
+        pubkey: Option<PublicKey>,
+        /// Why it ended.
+        cause: DisconnectReason,
+        /// True if `conn` is an outgoing connection that will reconnect on its own (requests
+        /// on it stay pending, sends are queued); false if it is gone for good.
+        reconnecting: bool,
+    },
+    /// An outgoing connection was given up while it was down, because its attempts failed: a
+    /// service-node connection that could not be (re)established by its idle expiry, whose
+    /// lookup failed or that the remote refused; or an established `connect_remote`
+    /// connection whose reconnect failed (see [`ConnectOptions::retry_refused`]). `error` is
+    /// the latest attempt's failure. (A `connect_remote`/`connect_inproc` that never came up
+    /// reports [`Job::ConnectFailed`] instead; closing a connection with
+    /// [`Node::disconnect`](super::Node::disconnect) reports nothing.)
+    LinkFailed {
+        /// The connection.
+        conn: ConnectionId,
+        /// Why the latest attempt failed.
+        error: ConnectError,
     },
     /// Shutdown finished: every worker is stopped and every connection closed.
     Stopped,
@@ -410,6 +461,16 @@ pub struct ConnectOptions {
     pub timeout: Option<Duration>,
     /// Let the ROUTER pick our routing id instead of `L` + our pubkey.
     pub ephemeral_routing_id: Option<bool>,
+    /// OxenMQ's (libzmq's) connect policy: retry a refused or unreachable connect, or a failed
+    /// handshake, silently with back-off until the timeout (then
+    /// [`ConnectError::TimedOut`]), and once established reconnect for ever.
+    ///
+    /// `false` (the default) fails at once instead: the first refused or unreachable connect
+    /// or handshake failure fails the connection with its cause, and once established, a
+    /// reconnect attempt that fails that way closes the connection for good
+    /// ([`Event::LinkFailed`], pending requests fail with [`RequestError::Disconnected`]). A
+    /// ZMTP `ERROR` from the server always fails at once, as libzmq never retries after one.
+    pub retry_refused: bool,
 }
 
 /// Options of a [`Node::connect_sn`](super::Node::connect_sn).

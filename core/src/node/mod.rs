@@ -23,11 +23,14 @@
 mod config;
 mod conn_id;
 mod dispatch;
+mod failure;
 mod io;
+mod links;
 mod logs;
 mod requests;
 mod route;
 mod send;
+mod timers;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::String;
@@ -52,6 +55,7 @@ pub use config::{
     DEFAULT_SEND_KEEP_ALIVE, FOREVER, INPROC_CONNECT_TIMEOUT, REMOTE_CONNECT_TIMEOUT,
 };
 pub use conn_id::ConnectionId;
+pub use failure::{ConnectError, DisconnectReason, HandshakeError};
 pub use io::{
     ConnectOptions, ConnectSnOptions, DisconnectCause, Event, Input, Job, Message, Output,
     ReplyTarget, RequestError, RequestId, RequestOptions, SendOptions,
@@ -59,8 +63,10 @@ pub use io::{
 pub use sched::{Completion, InDriver, Target, TimerTarget};
 pub use send::SendError;
 
+use links::{ConnEnd, LinkEnd};
 use requests::Requests;
-use route::{Conn, ConnTable, Link, LinkKind, Origin, Role};
+use route::{Conn, ConnState, ConnTable, Dial, Link, Origin, Phase, Role, Transport};
+use timers::Deadlines;
 
 /// The listener id that names the node's built-in in-process listener (`connect_inproc`).
 pub const INPROC_LISTENER: ListenerId = ListenerId(u16::MAX);
@@ -225,6 +231,15 @@ pub struct Node<R, S = Scheduler<Job>> {
     peer_logs: logs::PeerLogs,
     shutting_down: bool,
     stopped: bool,
+    /// Every connection's and link's next deadline (request deadlines are indexed by
+    /// `requests`, timers by the scheduler).
+    timers: Deadlines,
+    /// Links whose transport uses our `L` + pubkey routing id, by transport address: a second
+    /// connection to the same listener goes ephemeral (see `on_connected`).
+    route_claims: BTreeSet<(String, u64)>,
+    /// Scratch lists for `on_timeout` (kept to avoid allocating per timeout).
+    due_conns: Vec<ConnId>,
+    due_links: Vec<u64>,
 }
 
 impl<R: CryptoRngCore> Node<R> {
@@ -291,6 +306,10 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             peer_logs: logs::PeerLogs::default(),
             shutting_down: false,
             stopped: false,
+            timers: Deadlines::default(),
+            route_claims: BTreeSet::new(),
+            due_conns: Vec::new(),
+            due_links: Vec::new(),
         })
     }
 
@@ -363,13 +382,13 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 return self
                     .incoming_conn(*listener, route)
                     .is_some_and(|o| match o {
-                        Origin::Conn(c) => self.conns.get(c).is_some_and(|c| c.ready),
+                        Origin::Conn(c) => self.conns.get(c).is_some_and(|c| c.state.is_ready()),
                         _ => true,
                     });
             }
         };
         link.and_then(|l| self.links.get(l))
-            .is_some_and(|l| l.ready || matches!(l.kind, LinkKind::Inproc { .. }))
+            .is_some_and(Link::is_ready)
     }
 
     // ---------------------------------------------------------------------------------------
@@ -454,27 +473,22 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     }
 
     /// The next instant at which the node needs `handle(now, Input::Timeout)`, if any.
+    ///
+    /// Three ordered lookups (the deadline index of connections and links, pending requests,
+    /// the scheduler's timers): the cost does not grow with the number of connections, and
+    /// nothing is allocated. (Debug builds also check the index against a full scan.)
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.stopped {
             return None;
         }
-        let mut t = self.requests.next_deadline();
-        t = earliest(t, self.sched.with_ref(Scheduler::poll_timeout));
-        for id in self.conns.ids() {
-            if let Some(s) = self.conns.get(id).and_then(|c| c.session.as_ref()) {
-                t = earliest(t, s.poll_timeout());
-            }
-        }
-        for link in self.links.values() {
-            t = earliest(t, link.reconnect_at);
-            t = earliest(t, link.connect_deadline);
-            t = earliest(t, link.closing);
-            if matches!(link.kind, LinkKind::Sn(_)) && link.closing.is_none() {
-                t = earliest(t, Some(link.idle_deadline()));
-            }
-        }
-        t
+        #[cfg(debug_assertions)]
+        self.check_timers();
+        let t = earliest(
+            self.requests.next_deadline(),
+            self.sched.with_ref(Scheduler::poll_timeout),
+        );
+        earliest(t, self.timers.first())
     }
 
     fn advance(&mut self, now: Instant) {
@@ -570,16 +584,18 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         };
         let cfg = self.session_config(crate::zmtp::SocketType::Router, mechanism, Bytes::new());
         let session = Session::new(cfg, self.now, &mut self.rng);
-        let mut conn = Conn::new(Role::Listener(listener), Arc::from(normalise_ip(remote)));
+        let role = Role::Listener(listener);
+        let remote = Arc::from(normalise_ip(remote));
         let id = match session {
-            Ok(s) => {
-                conn.session = Some(s);
-                self.conns.insert(conn)
-            }
+            Ok(s) => self
+                .conns
+                .insert(Conn::new(role, ConnState::Handshaking(s), remote)),
             Err(e) => {
                 // Cannot happen with the node's own configuration; close rather than panic.
                 log::error!("could not start a session for an accepted connection: {e}");
-                let id = self.conns.insert(conn);
+                let id = self
+                    .conns
+                    .insert(Conn::new(role, ConnState::Dialing, remote));
                 self.close_conn(id, Duration::ZERO);
                 return Ok(id);
             }
@@ -617,7 +633,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         let Some(conn) = self.conns.get_mut(id) else {
             return; // a connection we already closed; late bytes are dropped
         };
-        let Some(session) = conn.session.as_mut() else {
+        let Some(session) = conn.state.session_mut() else {
             return;
         };
         session.handle_bytes(self.now, data, &mut self.rng);
@@ -628,7 +644,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         let Some(conn) = self.conns.get(id) else {
             return;
         };
-        if conn.session.is_some() {
+        if !matches!(conn.state, ConnState::Dialing) {
             return; // duplicate notification
         }
         let Role::Link(link_id) = conn.role else {
@@ -646,19 +662,18 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         };
         // Two of our connections to one ROUTER with the same `L` + pubkey id would take the
         // route from each other forever (ROUTER handover): a second one goes ephemeral.
-        let shares_address = link.addr.as_ref().is_some_and(|addr| {
-            let target = addr.zmq_address();
-            self.links.iter().any(|(&other, l)| {
-                other != link_id
-                    && l.conn.is_some()
-                    && l.pubkey_routing_id
-                    && l.addr.as_ref().is_some_and(|a| a.zmq_address() == target)
-            })
-        });
+        let shares_address = !link.ephemeral
+            && link.addr().is_some_and(|addr| {
+                let target = addr.zmq_address();
+                self.route_claims
+                    .range((target.clone(), 0)..=(target, u64::MAX))
+                    .any(|&(_, other)| other != link_id)
+            });
         let ephemeral = link.ephemeral || shares_address;
         if let Some(link) = self.links.get_mut(&link_id) {
             link.pubkey_routing_id = !ephemeral;
         }
+        self.sync_route_claim(link_id);
         let routing_id = if ephemeral {
             Bytes::new()
         } else {
@@ -671,13 +686,16 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         match Session::new(cfg, self.now, &mut self.rng) {
             Ok(s) => {
                 if let Some(conn) = self.conns.get_mut(id) {
-                    conn.session = Some(s);
+                    conn.state = ConnState::Handshaking(s);
+                }
+                if let Some(link) = self.links.get_mut(&link_id) {
+                    link.set_dial(Dial::Handshaking { conn: id });
                 }
                 self.pump_conn(id);
             }
             Err(e) => {
                 log::error!("could not start an outgoing session: {e}");
-                self.drop_conn(id, Duration::ZERO, false);
+                self.drop_conn(id, Duration::ZERO, ConnEnd::Session(&e));
             }
         }
     }
@@ -687,28 +705,18 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             return;
         };
         log::debug!("connection {id:?} to {} ended: {cause}", conn.remote);
-        if let (Role::Link(link_id), DisconnectCause::InvalidAddress(reason)) = (conn.role, cause) {
-            // libzmq's connect() fails at once for an address it cannot use: no retry.
-            let reason = alloc::format!("connect() failed: {reason}");
-            self.forget_conn(id);
-            self.fail_link(link_id, &reason);
-            return;
-        }
         // The transport is gone: nothing to flush, no Close needed.
-        self.forget_conn(id);
+        self.forget_conn(id, ConnEnd::Transport(cause));
     }
 
     fn on_auth_decision(&mut self, id: ConnId, level: AuthLevel) -> Result<(), NodeError> {
         let Some(conn) = self.conns.get_mut(id) else {
             return Ok(()); // closed meanwhile
         };
-        if !conn.awaiting_auth {
+        if !matches!(conn.state, ConnState::AwaitingAuth(_)) {
             return Err(NodeError::NotAwaitingAuth(id));
         }
-        conn.awaiting_auth = false;
-        let Some(session) = conn.session.as_mut() else {
-            return Ok(());
-        };
+        conn.state.advance(ConnState::Handshaking);
         let decision = if level <= AuthLevel::Denied {
             session::AuthDecision::Deny {
                 status: session::DenyStatus::Denied,
@@ -727,7 +735,9 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 )],
             )
         };
-        session.auth_decision(self.now, decision, &mut self.rng);
+        if let Some(session) = conn.state.session_mut() {
+            session.auth_decision(self.now, decision, &mut self.rng);
+        }
         self.pump_conn(id);
         Ok(())
     }
@@ -736,71 +746,62 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         let Some(&link_id) = self.sn_out.get(&pubkey) else {
             return;
         };
-        let waiting = self
+        let Some(link) = self
             .links
-            .get(&link_id)
-            .is_some_and(|l| l.addr.is_none() && l.conn.is_none());
-        if !waiting {
+            .get_mut(&link_id)
+            .filter(|l| matches!(l.transport, Transport::Lookup))
+        else {
             return;
-        }
+        };
         match address {
             Some(addr) => {
-                if let Some(link) = self.links.get_mut(&link_id) {
-                    link.addr = Some(addr);
-                }
+                link.transport = Transport::Addr {
+                    addr,
+                    dial: Dial::Idle,
+                };
                 self.dial(link_id);
             }
             None => {
                 log::error!("peer lookup failed for {}", pubkey.to_hex());
-                self.fail_link(link_id, "peer lookup failed");
+                let linger = self.config.close_linger;
+                self.end_link(link_id, LinkEnd::Failed(ConnectError::LookupFailed), linger);
             }
         }
     }
 
+    /// Handles what is due: only the connections and links whose deadline has come (from the
+    /// deadline index), then request timeouts and the scheduler's timers.
     fn on_timeout(&mut self) {
         let now = self.now;
+        let mut conns = core::mem::take(&mut self.due_conns);
+        let mut links = core::mem::take(&mut self.due_links);
+        conns.clear();
+        links.clear();
+        self.timers.due(now, &mut conns, &mut links);
+        // Connections, then links, each in id order (as a full scan would visit them).
+        conns.sort_unstable();
+        links.sort_unstable();
         // Sessions: handshake, heartbeat and TTL timers.
-        for id in self.conns.ids() {
+        for &id in &conns {
             let due = self
                 .conns
                 .get(id)
-                .and_then(|c| c.session.as_ref())
+                .and_then(|c| c.state.session())
                 .and_then(Session::poll_timeout)
                 .is_some_and(|t| t <= now);
             if due {
-                if let Some(s) = self.conns.get_mut(id).and_then(|c| c.session.as_mut()) {
+                if let Some(s) = self.conns.get_mut(id).and_then(|c| c.state.session_mut()) {
                     s.handle_timeout(now, &mut self.rng);
                 }
                 self.pump_conn(id);
             }
         }
-        // Links: reconnects, connect timeouts, idle expiry.
-        let link_ids: Vec<u64> = self.links.keys().copied().collect();
-        for link_id in link_ids {
-            let Some(link) = self.links.get(&link_id) else {
-                continue;
-            };
-            if let Some(deadline) = link.closing {
-                if deadline <= now {
-                    self.finish_closing_link(link_id);
-                } else if link.reconnect_at.is_some_and(|t| t <= now) {
-                    self.dial(link_id);
-                }
-                continue;
-            }
-            if link.connect_deadline.is_some_and(|d| d <= now) {
-                self.fail_link(link_id, "connection attempt timed out");
-                continue;
-            }
-            if matches!(link.kind, LinkKind::Sn(_)) && link.idle_deadline() <= now {
-                log::debug!("closing idle outgoing connection {link_id}");
-                self.close_link(link_id, self.config.close_linger);
-                continue;
-            }
-            if link.reconnect_at.is_some_and(|t| t <= now) {
-                self.dial(link_id);
-            }
+        // Links: reconnects, connect timeouts, lingering closes, idle expiry.
+        for &link_id in &links {
+            self.link_timeout(link_id);
         }
+        self.due_conns = conns;
+        self.due_links = links;
         // Requests.
         for request in self.requests.expire(now) {
             self.submit(
@@ -817,13 +818,19 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     // ---------------------------------------------------------------------------------------
     // session pumping
 
-    /// Moves everything a session produced into node outputs and reactions.
+    /// Moves everything a session produced into node outputs and reactions, then re-indexes
+    /// its deadline.
     fn pump_conn(&mut self, id: ConnId) {
+        self.pump_session(id);
+        self.sync_conn_timer(id);
+    }
+
+    fn pump_session(&mut self, id: ConnId) {
         loop {
             let Some(conn) = self.conns.get_mut(id) else {
                 return;
             };
-            let Some(session) = conn.session.as_mut() else {
+            let Some(session) = conn.state.session_mut() else {
                 return;
             };
             if let Some(data) = session.poll_transmit() {
@@ -836,7 +843,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             };
             match event {
                 SessionEvent::AuthRequest { client_key, .. } => {
-                    conn.awaiting_auth = true;
+                    conn.state.advance(ConnState::AwaitingAuth);
                     conn.pubkey = client_key;
                     let Role::Listener(listener) = conn.role else {
                         continue;
@@ -855,10 +862,9 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 SessionEvent::Message(frames) => self.dispatch(Origin::Conn(id), frames),
                 SessionEvent::Closed(err) => {
                     log::debug!("connection {id:?} closed: {err}");
-                    let refused = matches!(err, session::SessionError::PeerError(_));
                     // Flush whatever the session queued last (e.g. an ERROR), then close.
                     self.flush_conn(id);
-                    self.drop_conn(id, self.config.close_linger, refused);
+                    self.drop_conn(id, self.config.close_linger, ConnEnd::Session(&err));
                     return;
                 }
             }
@@ -869,12 +875,12 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        conn.ready = true;
+        conn.state.advance(ConnState::Ready);
         match conn.role {
             Role::Listener(listener) => {
                 let mut identity = conn
-                    .session
-                    .as_ref()
+                    .state
+                    .session()
                     .and_then(Session::peer)
                     .map(|p| p.identity().clone())
                     .unwrap_or_default();
@@ -900,17 +906,20 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 if let Some(old) = attached.displaced {
                     // ROUTER handover: the new connection takes the routing id.
                     log::debug!("routing id handed over from {old:?} to {id:?}");
-                    self.close_conn(old, Duration::ZERO);
+                    self.close_conn_because(old, Duration::ZERO, &DisconnectReason::Replaced);
                 }
             }
             Role::Link(link_id) => {
+                let reconnect_interval = self.config.reconnect_interval;
                 let Some(link) = self.links.get_mut(&link_id) else {
                     return;
                 };
-                link.ready = true;
-                link.backoff = self.config.reconnect_interval;
-                let closing = link.closing.is_some();
+                link.set_dial(Dial::Up { conn: id });
+                link.backoff = reconnect_interval;
+                link.last_error = None;
+                let closing = matches!(link.phase, Phase::Closing { .. });
                 let queued: Vec<Vec<Bytes>> = link.queue.drain(..).collect();
+                self.sync_link_timer(link_id);
                 for frames in queued {
                     if let Err(e) = self.conn_send(id, frames) {
                         log::warn!("Unable to send queued message: {e}");
@@ -968,7 +977,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 )));
             }
         }
-        let Some(session) = conn.session.as_mut() else {
+        let Some(session) = conn.state.session_mut() else {
             return Err(SendError::NotConnected(alloc::format!("{id:?}")));
         };
         session
@@ -991,17 +1000,23 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
 
     /// Closes a transport connection on our initiative (flush, then `Close`).
     fn close_conn(&mut self, id: ConnId, linger: Duration) {
-        if let Some(s) = self.conns.get_mut(id).and_then(|c| c.session.as_mut()) {
+        self.close_conn_because(id, linger, &DisconnectReason::Closed);
+    }
+
+    /// [`close_conn`](Self::close_conn), saying why to an established listener connection's
+    /// `PeerDisconnected`.
+    fn close_conn_because(&mut self, id: ConnId, linger: Duration, why: &DisconnectReason) {
+        if let Some(s) = self.conns.get_mut(id).and_then(|c| c.state.session_mut()) {
             s.close(self.now);
         }
         self.flush_conn(id);
-        self.drop_conn(id, linger, false);
+        self.drop_conn(id, linger, ConnEnd::Local(why));
     }
 
     /// Moves every byte a session has queued into `Transmit` outputs.
     fn flush_conn(&mut self, id: ConnId) {
         while let Some(conn) = self.conns.get_mut(id) {
-            let Some(data) = conn.session.as_mut().and_then(Session::poll_transmit) else {
+            let Some(data) = conn.state.session_mut().and_then(Session::poll_transmit) else {
                 return;
             };
             conn.note_transmit(data.len());
@@ -1010,30 +1025,34 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     }
 
     /// Emits `Close` and forgets the connection; the owning link may reconnect.
-    fn drop_conn(&mut self, id: ConnId, linger: Duration, refused: bool) {
+    fn drop_conn(&mut self, id: ConnId, linger: Duration, end: ConnEnd<'_>) {
         if self.conns.get(id).is_none() {
             return;
         }
         self.outputs.push_back(Output::Close { conn: id, linger });
-        if refused {
-            if let Some(Role::Link(l)) = self.conns.get(id).map(|c| c.role) {
-                if let Some(link) = self.links.get_mut(&l) {
-                    link.refused = true;
-                }
-            }
-        }
-        self.forget_conn(id);
+        self.forget_conn(id, end);
     }
 
-    /// Removes every trace of a transport connection; schedules a reconnect for its link.
-    fn forget_conn(&mut self, id: ConnId) {
+    /// Removes every trace of a transport connection, reports the end of an established
+    /// incoming one, and lets its link (if any) react.
+    fn forget_conn(&mut self, id: ConnId, end: ConnEnd<'_>) {
         let Some(conn) = self.conns.remove(id) else {
             return;
         };
+        self.timers
+            .update(timers::TimerKey::Conn(id), conn.timer, None);
         match conn.role {
             Role::Listener(listener) => {
                 if let Some(l) = self.listeners.get_mut(listener.index()) {
                     l.router.detach(id);
+                }
+                if conn.state.is_ready() && !self.shutting_down {
+                    self.event(Event::PeerDisconnected {
+                        conn: self.incoming_id(listener, &conn),
+                        pubkey: conn.pubkey,
+                        cause: end.reason(),
+                        reconnecting: false,
+                    });
                 }
                 if let Some(pk) = conn.pubkey {
                     if let Some(v) = self.sn_in.get_mut(&pk) {
@@ -1044,27 +1063,20 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                     }
                 }
             }
-            Role::Link(link_id) => {
-                let Some(link) = self.links.get_mut(&link_id) else {
-                    return;
-                };
-                if link.conn != Some(id) {
-                    return;
-                }
-                link.conn = None;
-                link.ready = false;
-                if link.refused {
-                    // libzmq does not reconnect after a protocol ERROR (e.g. auth denied).
-                    let reason = "connection refused by the remote";
-                    self.fail_link(link_id, reason);
-                    return;
-                }
-                if self.shutting_down {
-                    return;
-                }
-                link.reconnect_at = Some(self.now.saturating_add(link.backoff));
-                link.backoff = (link.backoff * 2).min(self.config.reconnect_interval_max);
-            }
+            Role::Link(link_id) => self.link_lost(link_id, id, &conn, end),
+        }
+    }
+
+    /// How the application names the peer of a connection accepted on `listener`: by its key
+    /// if it is an active service node, else by listener and routing id.
+    fn incoming_id(&self, listener: ListenerId, conn: &Conn) -> ConnectionId {
+        match conn.pubkey {
+            Some(pk) if self.active_sns.contains(&pk) => ConnectionId::Sn(pk),
+            pubkey => ConnectionId::Incoming {
+                listener,
+                route: conn.route.clone().unwrap_or_default(),
+                pubkey,
+            },
         }
     }
 
@@ -1074,135 +1086,8 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     fn new_link(&mut self, link: Link) -> u64 {
         let id = self.next_link;
         self.next_link += 1;
-        self.links.insert(id, link);
+        self.insert_link(id, link);
         id
-    }
-
-    /// Opens (or reopens) the transport of a link.
-    fn dial(&mut self, link_id: u64) {
-        let Some(link) = self.links.get_mut(&link_id) else {
-            return;
-        };
-        link.reconnect_at = None;
-        if link.conn.is_some() || matches!(link.kind, LinkKind::Inproc { .. }) {
-            return;
-        }
-        let Some(addr) = link.addr.clone() else {
-            return;
-        };
-        let remote = addr.host().or_else(|| addr.socket()).unwrap_or("(unknown)");
-        let id = self
-            .conns
-            .insert(Conn::new(Role::Link(link_id), Arc::from(remote)));
-        if let Some(link) = self.links.get_mut(&link_id) {
-            link.conn = Some(id);
-        }
-        let transport = addr.with_pubkey(None);
-        self.outputs.push_back(Output::Connect {
-            conn: id,
-            addr: transport,
-        });
-    }
-
-    /// Gives up on a link: failure callback for remote links, requests fail at once.
-    fn fail_link(&mut self, link_id: u64, reason: &str) {
-        let Some(link) = self.links.get(&link_id) else {
-            return;
-        };
-        let outgoing = match &link.kind {
-            LinkKind::Remote { id, pubkey, .. } => Some((*id, *pubkey)),
-            LinkKind::Inproc { id, .. } => Some((*id, None)),
-            LinkKind::Sn(_) => None,
-        };
-        if let Some((id, pubkey)) = outgoing {
-            if link.connect_deadline.is_some() {
-                let conn = ConnectionId::Outgoing { id, pubkey };
-                self.submit(
-                    Job::ConnectFailed {
-                        conn,
-                        reason: String::from(reason),
-                    },
-                    Pool::Batch,
-                );
-            }
-        }
-        self.close_link(link_id, self.config.close_linger);
-    }
-
-    /// Closes a link and its transport, forgetting it everywhere.
-    fn close_link(&mut self, link_id: u64, linger: Duration) {
-        if let Some(link) = self.unregister_link(link_id) {
-            if let Some(c) = link.conn {
-                self.close_conn(c, linger);
-            }
-        }
-    }
-
-    /// Removes a link from every table and fails the requests that went out on it (they can
-    /// no longer be answered); returns it so the caller decides about its transport.
-    fn unregister_link(&mut self, link_id: u64) -> Option<Link> {
-        let link = self.links.remove(&link_id)?;
-        match &link.kind {
-            LinkKind::Sn(pk) => {
-                if self.sn_out.get(pk) == Some(&link_id) {
-                    self.sn_out.remove(pk);
-                }
-            }
-            LinkKind::Remote { id, .. } | LinkKind::Inproc { id, .. } => {
-                if self.remote_ids.get(id) == Some(&link_id) {
-                    self.remote_ids.remove(id);
-                }
-            }
-        }
-        for via in [Origin::InprocClient(link_id), Origin::Link(link_id)] {
-            for request in self.requests.take_via(via) {
-                self.submit(
-                    Job::Reply {
-                        request,
-                        result: Err(RequestError::Timeout),
-                    },
-                    Pool::Batch,
-                );
-            }
-        }
-        Some(link)
-    }
-
-    /// `disconnect`: like [`Node::close_link`], except that messages queued before the
-    /// handshake are still delivered if the connection comes up within `linger` (libzmq keeps
-    /// connecting for up to its linger, so OxenMQ's send-then-disconnect delivers).
-    fn disconnect_link(&mut self, link_id: u64, linger: Duration) {
-        let Some(mut link) = self.unregister_link(link_id) else {
-            return;
-        };
-        let lingering = linger > Duration::ZERO
-            && !link.ready
-            && !link.queue.is_empty()
-            && link.addr.is_some()
-            && !link.refused
-            && !self.shutting_down
-            && !matches!(link.kind, LinkKind::Inproc { .. });
-        if lingering {
-            // Unregistered (a new send opens a new connection), but kept until it flushes.
-            link.closing = Some(self.now.saturating_add(linger));
-            link.connect_deadline = None;
-            self.links.insert(link_id, link);
-        } else if let Some(c) = link.conn {
-            self.close_conn(c, linger);
-        }
-    }
-
-    /// A lingering link is done (flushed, or out of time): close its transport for good.
-    fn finish_closing_link(&mut self, link_id: u64) {
-        let Some(link) = self.links.remove(&link_id) else {
-            return;
-        };
-        if let Some(c) = link.conn {
-            let left = link
-                .closing
-                .map_or(Duration::ZERO, |d| d.saturating_duration_since(self.now));
-            self.close_conn(c, left);
-        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -1243,7 +1128,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         for pk in removed {
             self.sn_in.remove(pk);
             if let Some(link_id) = self.sn_out.get(pk).copied() {
-                self.close_link(link_id, self.config.close_linger);
+                self.end_link(link_id, LinkEnd::Closed, self.config.close_linger);
             }
         }
     }
@@ -1369,9 +1254,18 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         }
         self.shutting_down = true;
         self.requests.clear();
-        for link in self.links.values_mut() {
-            link.connect_deadline = None;
-            link.reconnect_at = None;
+        let ids: Vec<u64> = self.links.keys().copied().collect();
+        for link_id in ids {
+            if let Some(link) = self.links.get_mut(&link_id) {
+                // No connect timeouts (and no callbacks) and no reconnects any more.
+                if matches!(link.phase, Phase::Connecting { .. }) {
+                    link.phase = Phase::Stopping;
+                }
+                if matches!(link.dial(), Some(Dial::BackingOff { .. })) {
+                    link.set_dial(Dial::Idle);
+                }
+            }
+            self.sync_link_timer(link_id);
         }
         // No new connections while winding down (OxenMQ closes its listeners first too).
         for (i, l) in self.listeners.iter_mut().enumerate() {
@@ -1441,7 +1335,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         let linger = self.config.close_linger;
         let links: Vec<u64> = self.links.keys().copied().collect();
         for l in links {
-            self.close_link(l, linger);
+            self.end_link(l, LinkEnd::Shutdown, linger);
         }
         for id in self.conns.ids() {
             self.close_conn(id, linger);

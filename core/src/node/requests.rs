@@ -26,11 +26,13 @@ struct Pending {
     via: Option<Origin>,
 }
 
-/// Requests waiting for a reply, indexed by tag and by deadline.
+/// Requests waiting for a reply, indexed by tag, by deadline, and by the route they went out
+/// on (so that a closed link or an `UNKNOWNCOMMAND` touches only its own requests).
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
     by_tag: BTreeMap<Tag, Pending>,
     by_deadline: BTreeSet<(Instant, Tag)>,
+    by_via: BTreeSet<(Origin, Tag)>,
 }
 
 impl Requests {
@@ -51,6 +53,9 @@ impl Requests {
             return false;
         }
         self.by_deadline.insert((deadline, tag));
+        if let Some(via) = via {
+            self.by_via.insert((via, tag));
+        }
         self.by_tag.insert(
             tag,
             Pending {
@@ -72,6 +77,9 @@ impl Requests {
         let tag: Tag = tag.try_into().ok()?;
         let p = self.by_tag.remove(&tag)?;
         self.by_deadline.remove(&(p.deadline, tag));
+        if let Some(via) = p.via {
+            self.by_via.remove(&(via, tag));
+        }
         Some(p.id)
     }
 
@@ -84,31 +92,38 @@ impl Requests {
             }
             self.by_deadline.pop_first();
             if let Some(p) = self.by_tag.remove(&tag) {
+                if let Some(via) = p.via {
+                    self.by_via.remove(&(via, tag));
+                }
                 out.push(p.id);
             }
         }
         out
     }
 
+    /// The tags of the requests sent over `via`, in tag order.
+    fn tags_via(&self, via: Origin) -> impl Iterator<Item = Tag> + '_ {
+        self.by_via
+            .range((via, [0; TAG_LEN])..=(via, [u8::MAX; TAG_LEN]))
+            .map(|&(_, tag)| tag)
+    }
+
     /// Removes the requests for `command` sent over `via` (the remote said it does not know it).
     pub(crate) fn take_unknown(&mut self, via: Origin, command: &[u8]) -> Vec<RequestId> {
         let tags: Vec<Tag> = self
-            .by_tag
-            .iter()
-            .filter(|(_, p)| p.via == Some(via) && p.command.as_ref() == command)
-            .map(|(t, _)| *t)
+            .tags_via(via)
+            .filter(|t| {
+                self.by_tag
+                    .get(t)
+                    .is_some_and(|p| p.command.as_ref() == command)
+            })
             .collect();
         tags.iter().filter_map(|t| self.take(t)).collect()
     }
 
-    /// Removes the requests sent over `via` that never made it out (its link gave up).
+    /// Removes the requests sent over `via` (its link was closed for good).
     pub(crate) fn take_via(&mut self, via: Origin) -> Vec<RequestId> {
-        let tags: Vec<Tag> = self
-            .by_tag
-            .iter()
-            .filter(|(_, p)| p.via == Some(via))
-            .map(|(t, _)| *t)
-            .collect();
+        let tags: Vec<Tag> = self.tags_via(via).collect();
         tags.iter().filter_map(|t| self.take(t)).collect()
     }
 
@@ -120,6 +135,7 @@ impl Requests {
     pub(crate) fn clear(&mut self) {
         self.by_tag.clear();
         self.by_deadline.clear();
+        self.by_via.clear();
     }
 }
 

@@ -16,7 +16,7 @@ use super::io::{
     ConnectOptions, ConnectSnOptions, Event, ReplyTarget, RequestId, RequestOptions, SendOptions,
 };
 use super::requests::{TAG_LEN, Tag};
-use super::route::{Link, LinkKind, Origin};
+use super::route::{Dial, Link, LinkKind, Origin, Phase, Transport};
 use super::{ConnectionId, Node, NodeError, SchedulerCell};
 
 /// Why a message could not be queued. Display texts follow OxenMQ's log lines.
@@ -81,6 +81,11 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     /// Sends a request: `[command, tag, data…]` with a fresh 15-byte tag from the injected RNG.
     /// The reply (or its failure) arrives as a [`Job::Reply`](super::Job::Reply) with the
     /// returned id. If this returns an error, no reply job will come.
+    ///
+    /// A request on an outgoing connection survives a transport drop while the connection
+    /// reconnects, and fails with [`RequestError::Disconnected`](super::RequestError::Disconnected)
+    /// as soon as the connection is closed for good; otherwise it times out after
+    /// `opts.timeout`.
     pub fn request(
         &mut self,
         now: Instant,
@@ -164,7 +169,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
 
     fn origin_alive(&self, origin: Origin) -> bool {
         match origin {
-            Origin::Conn(c) => self.conns.get(c).is_some_and(|c| c.ready),
+            Origin::Conn(c) => self.conns.get(c).is_some_and(|c| c.state.is_ready()),
             Origin::Link(l) | Origin::InprocClient(l) | Origin::InprocServer(l) => {
                 self.links.contains_key(&l)
             }
@@ -254,7 +259,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             let incoming = self.sn_in.get(&pk).and_then(|v| {
                 v.iter()
                     .copied()
-                    .find(|c| self.conns.get(*c).is_some_and(|c| c.ready))
+                    .find(|c| self.conns.get(*c).is_some_and(|c| c.state.is_ready()))
             });
             if let Some(c) = incoming {
                 self.send_raw(Origin::Conn(c), frames)?;
@@ -284,6 +289,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 link.keep_alive = keep_alive;
             }
         }
+        self.sync_link_timer(link_id);
     }
 
     /// Creates an outgoing service-node link and starts connecting (or asks for an address).
@@ -294,9 +300,18 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         keep_alive: Duration,
         ephemeral: Option<bool>,
     ) -> u64 {
+        let transport = match hint {
+            Some(addr) => Transport::Addr {
+                addr,
+                dial: Dial::Idle,
+            },
+            None => Transport::Lookup,
+        };
+        let lookup = matches!(transport, Transport::Lookup);
         let link = Link::new(
             LinkKind::Sn(pk),
-            hint.clone(),
+            transport,
+            Phase::Open,
             self.now,
             keep_alive,
             self.config.reconnect_interval,
@@ -304,10 +319,10 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         );
         let link_id = self.new_link(link);
         self.sn_out.insert(pk, link_id);
-        if hint.is_some() {
-            self.dial(link_id);
-        } else {
+        if lookup {
             self.event(Event::LookupSn { pubkey: pk });
+        } else {
+            self.dial(link_id);
         }
         link_id
     }
@@ -324,8 +339,8 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                 .push_back((Origin::InprocServer(link_id), frames));
             return Ok(());
         }
-        match (link.ready, link.conn) {
-            (true, Some(conn)) => self.conn_send(conn, frames),
+        match link.dial() {
+            Some(Dial::Up { conn }) => self.conn_send(conn, frames),
             _ if link.queue.len() >= max => Err(SendError::WouldBlock(alloc::format!(
                 "outgoing connection {link_id}"
             ))),
@@ -387,8 +402,16 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
 
     /// Connects to `addr` (CURVE iff it carries a pubkey), sends `HI`, and reports
     /// [`Job::Connected`](super::Job::Connected) when `HELLO` arrives or
-    /// [`Job::ConnectFailed`](super::Job::ConnectFailed) ("connection attempt timed out") when
-    /// the timeout passes first. The connection stays until [`Node::disconnect`].
+    /// [`Job::ConnectFailed`](super::Job::ConnectFailed) with a typed
+    /// [`ConnectError`](super::ConnectError) otherwise: at once for a refused or unreachable
+    /// connect or a failed handshake (unless [`ConnectOptions::retry_refused`]), or
+    /// `TimedOut` ("connection attempt timed out") when the timeout passes first. Exactly one
+    /// of the two comes, unless shutdown starts first.
+    ///
+    /// Once up, the connection stays until [`Node::disconnect`]: a dropped transport is
+    /// reported with [`Event::PeerDisconnected`] and
+    /// reconnected; a reconnect that is refused, unreachable or fails its handshake ends it
+    /// ([`Event::LinkFailed`]) unless `retry_refused` is set.
     pub fn connect_remote(
         &mut self,
         now: Instant,
@@ -438,21 +461,27 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
 
     fn open_remote(&mut self, id: u64, addr: Address, opts: &ConnectOptions) -> ConnectionId {
         let pubkey = addr.pubkey().copied();
+        let timeout = opts.timeout.unwrap_or(self.config.remote_connect_timeout);
         let mut link = Link::new(
             LinkKind::Remote {
                 id,
                 pubkey,
                 auth: opts.auth_level.unwrap_or(AuthLevel::None),
+                retry_refused: opts.retry_refused,
             },
-            Some(addr),
+            Transport::Addr {
+                addr,
+                dial: Dial::Idle,
+            },
+            Phase::Connecting {
+                deadline: self.now.saturating_add(timeout),
+            },
             self.now,
             FOREVER,
             self.config.reconnect_interval,
             opts.ephemeral_routing_id
                 .unwrap_or(self.config.ephemeral_routing_id),
         );
-        let timeout = opts.timeout.unwrap_or(self.config.remote_connect_timeout);
-        link.connect_deadline = Some(self.now.saturating_add(timeout));
         link.queue.push_back(alloc::vec![Bytes::from_static(b"HI")]);
         let link_id = self.new_link(link);
         self.remote_ids.insert(id, link_id);
@@ -487,18 +516,20 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     }
 
     fn open_inproc(&mut self, id: u64, auth: Option<AuthLevel>) -> ConnectionId {
-        let mut link = Link::new(
+        let link = Link::new(
             LinkKind::Inproc {
                 id,
                 auth: auth.unwrap_or(AuthLevel::Admin),
             },
-            None,
+            Transport::Inproc,
+            Phase::Connecting {
+                deadline: self.now.saturating_add(self.config.inproc_connect_timeout),
+            },
             self.now,
             FOREVER,
             self.config.reconnect_interval,
             false,
         );
-        link.connect_deadline = Some(self.now.saturating_add(self.config.inproc_connect_timeout));
         let link_id = self.new_link(link);
         self.remote_ids.insert(id, link_id);
         self.inproc.push_back((
@@ -512,6 +543,13 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     /// Closes an outgoing connection (service node by key, or a `connect_remote`/
     /// `connect_inproc` id) after flushing for at most `linger`. A later send to a service node
     /// opens a new connection.
+    ///
+    /// Requests pending on it fail with [`RequestError::Disconnected`](super::RequestError::Disconnected);
+    /// if it was up, [`Event::PeerDisconnected`] says so with
+    /// [`DisconnectReason::Closed`](super::DisconnectReason::Closed); a `connect_remote` still
+    /// waiting for `HELLO` gets [`Job::ConnectFailed`](super::Job::ConnectFailed) with
+    /// [`ConnectError::Closed`](super::ConnectError::Closed), so that its callbacks always
+    /// resolve.
     pub fn disconnect(
         &mut self,
         now: Instant,

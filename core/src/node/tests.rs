@@ -4,7 +4,7 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 use std::println;
@@ -28,7 +28,11 @@ struct TestNode {
     sn_addresses: BTreeMap<PublicKey, Address>,
     replies: Vec<(RequestId, Result<Vec<Bytes>, RequestError>)>,
     connected: Vec<ConnectionId>,
-    failed: Vec<(ConnectionId, String)>,
+    failed: Vec<(ConnectionId, ConnectError)>,
+    /// `Event::PeerDisconnected`: (peer, cause, reconnecting).
+    disconnects: Vec<(ConnectionId, DisconnectReason, bool)>,
+    /// `Event::LinkFailed`.
+    link_failures: Vec<(ConnectionId, ConnectError)>,
     events: Vec<String>,
 }
 
@@ -38,8 +42,9 @@ struct Net {
     nodes: Vec<TestNode>,
     /// (node, conn) → (peer node, peer conn), once the simulated TCP connection exists.
     pipes: BTreeMap<(usize, ConnId), (usize, ConnId)>,
-    /// Bytes in flight, delivered in order on the next step.
-    wire: VecDeque<(usize, ConnId, Bytes)>,
+    /// Bytes in flight, delivered in order on the next step (`None`: the sender closed, so
+    /// the receiver sees end of stream after everything sent before).
+    wire: VecDeque<(usize, ConnId, Option<Bytes>)>,
     /// Connects that must be accepted.
     dials: VecDeque<(usize, ConnId, Address)>,
     /// Split every transmit into chunks of this size (1 = byte at a time).
@@ -124,6 +129,8 @@ impl Net {
             replies: Vec::new(),
             connected: Vec::new(),
             failed: Vec::new(),
+            disconnects: Vec::new(),
+            link_failures: Vec::new(),
             events: Vec::new(),
         });
         self.nodes.len() - 1
@@ -164,16 +171,19 @@ impl Net {
         *self.nodes[n].node.pubkey()
     }
 
-    /// Drains node `n`'s outputs, acting on each.
-    fn drain(&mut self, n: usize) {
+    /// Drains node `n`'s outputs, acting on each; true if there were any.
+    fn drain(&mut self, n: usize) -> bool {
+        let mut moved = false;
         while let Some(out) = self.nodes[n].node.poll_output() {
+            moved = true;
             match out {
                 Output::Transmit { conn, data } => {
                     if let Some(&(peer, peer_conn)) = self.pipes.get(&(n, conn)) {
                         let mut rest = data;
                         while !rest.is_empty() {
                             let take = rest.len().min(self.chunk);
-                            self.wire.push_back((peer, peer_conn, rest.split_to(take)));
+                            self.wire
+                                .push_back((peer, peer_conn, Some(rest.split_to(take))));
                         }
                     }
                 }
@@ -181,17 +191,7 @@ impl Net {
                 Output::Close { conn, .. } => {
                     if let Some((peer, peer_conn)) = self.pipes.remove(&(n, conn)) {
                         self.pipes.remove(&(peer, peer_conn));
-                        let now = self.now;
-                        self.nodes[peer]
-                            .node
-                            .handle(
-                                now,
-                                Input::Disconnected {
-                                    conn: peer_conn,
-                                    cause: DisconnectCause::Eof,
-                                },
-                            )
-                            .expect("input accepted");
+                        self.wire.push_back((peer, peer_conn, None));
                     }
                 }
                 Output::Unlisten { listener } => {
@@ -212,8 +212,8 @@ impl Net {
                             self.nodes[n].replies.push((request, result));
                         }
                         Job::Connected { conn } => self.nodes[n].connected.push(conn),
-                        Job::ConnectFailed { conn, reason } => {
-                            self.nodes[n].failed.push((conn, reason));
+                        Job::ConnectFailed { conn, error } => {
+                            self.nodes[n].failed.push((conn, error));
                         }
                         other => self.nodes[n].events.push(alloc::format!("{other:?}")),
                     }
@@ -239,16 +239,27 @@ impl Net {
                         .handle(now, Input::SnAddress { pubkey, address })
                         .expect("input accepted");
                 }
+                Output::Event(Event::PeerDisconnected {
+                    conn,
+                    cause,
+                    reconnecting,
+                    ..
+                }) => self.nodes[n].disconnects.push((conn, cause, reconnecting)),
+                Output::Event(Event::LinkFailed { conn, error }) => {
+                    self.nodes[n].link_failures.push((conn, error));
+                }
                 Output::Event(e) => self.nodes[n].events.push(alloc::format!("{e:?}")),
             }
         }
+        moved
     }
 
     /// Runs until nothing moves, then returns. Bounded.
     fn settle(&mut self) {
         for _ in 0..100_000 {
+            let mut moved = false;
             for n in 0..self.nodes.len() {
-                self.drain(n);
+                moved |= self.drain(n);
             }
             if let Some((n, conn, addr)) = self.dials.pop_front() {
                 let target = self.nodes.iter().enumerate().find_map(|(i, t)| {
@@ -277,7 +288,7 @@ impl Net {
                             now,
                             Input::Disconnected {
                                 conn,
-                                cause: DisconnectCause::ConnectFailed("refused".into()),
+                                cause: DisconnectCause::Refused,
                             },
                         )
                         .expect("input accepted"),
@@ -286,13 +297,22 @@ impl Net {
             }
             if let Some((n, conn, data)) = self.wire.pop_front() {
                 let now = self.now;
+                let input = match data {
+                    Some(data) => Input::Received { conn, data },
+                    None => Input::Disconnected {
+                        conn,
+                        cause: DisconnectCause::Eof,
+                    },
+                };
                 self.nodes[n]
                     .node
-                    .handle(now, Input::Received { conn, data })
+                    .handle(now, input)
                     .expect("input accepted");
                 continue;
             }
-            return;
+            if !moved {
+                return;
+            }
         }
         panic!("network did not settle");
     }
@@ -333,6 +353,40 @@ impl Net {
     fn advance(&mut self, d: Duration) {
         let t = self.now + d;
         self.advance_to(t);
+    }
+
+    /// Node `n` vanishes from the network: its listeners stop accepting (later dials are
+    /// refused) and every peer of its connections sees end of stream. The node itself is left
+    /// alone (it is not told anything).
+    fn vanish(&mut self, n: usize) {
+        self.nodes[n].listeners.clear();
+        let ours: Vec<(ConnId, (usize, ConnId))> = self
+            .pipes
+            .iter()
+            .filter(|((m, _), _)| *m == n)
+            .map(|(&(_, c), &peer)| (c, peer))
+            .collect();
+        for (c, (peer, peer_conn)) in ours {
+            self.pipes.remove(&(n, c));
+            self.pipes.remove(&(peer, peer_conn));
+            let now = self.now;
+            self.nodes[peer]
+                .node
+                .handle(
+                    now,
+                    Input::Disconnected {
+                        conn: peer_conn,
+                        cause: DisconnectCause::Eof,
+                    },
+                )
+                .expect("input accepted");
+        }
+        self.wire.retain(|(m, _, _)| *m != n);
+    }
+
+    /// Node `n` comes back: its listeners accept again.
+    fn reappear(&mut self, n: usize, listeners: BTreeMap<ListenerId, Address>) {
+        self.nodes[n].listeners = listeners;
     }
 }
 
@@ -429,20 +483,27 @@ fn requests_time_out() {
     let mut net = Net::new();
     let client = net.add(2, quiet_config());
     let now = net.now;
-    // Nobody listens: the connect is refused and retried; the request times out at 15 s.
-    let conn = net.nodes[client]
-        .node
-        .connect_remote(now, tcp(4999), &ConnectOptions::default());
+    // Nobody listens: with OxenMQ's policy the connect is refused and retried until the
+    // connect timeout (10 s); the request fails when the link is given up.
+    let opts = ConnectOptions {
+        retry_refused: true,
+        ..ConnectOptions::default()
+    };
+    let conn = net.nodes[client].node.connect_remote(now, tcp(4999), &opts);
     let req = net.request(client, now, &conn, "public.echo", vec![]);
     net.advance(Duration::from_secs(11));
     assert_eq!(
         net.nodes[client].failed,
-        vec![(conn.clone(), String::from("connection attempt timed out"))]
+        vec![(conn.clone(), ConnectError::TimedOut)]
+    );
+    assert_eq!(
+        net.nodes[client].failed[0].1.to_string(),
+        "connection attempt timed out"
     );
     // Closing the link failed the request at once, without waiting for its own timeout.
     assert_eq!(
         net.nodes[client].replies,
-        vec![(req, Err(RequestError::Timeout))]
+        vec![(req, Err(RequestError::Disconnected))]
     );
     println!("{:?}", net.nodes[client].events);
 }
@@ -689,4 +750,300 @@ fn embedder_chosen_connection_and_timer_ids() {
         );
     }
     net.assert_echo(client, &chosen, "public.echo", &[b"q"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// extreme configurations
+
+/// Every duration of the configuration at `Duration::MAX` (meant as "never"): no call
+/// sequence may panic (the crate promises that none does), nothing overflows, and time can run
+/// to the end of the representable range without a timer firing in a loop there.
+#[test]
+fn extreme_durations_never_panic() {
+    let mut config = Config::new(1);
+    for d in [
+        &mut config.handshake_timeout,
+        &mut config.heartbeat_interval,
+        &mut config.heartbeat_timeout,
+        &mut config.reconnect_interval,
+        &mut config.reconnect_interval_max,
+        &mut config.close_linger,
+        &mut config.send_keep_alive,
+        &mut config.connect_sn_keep_alive,
+        &mut config.remote_connect_timeout,
+        &mut config.inproc_connect_timeout,
+        &mut config.request_timeout,
+    ] {
+        *d = Duration::MAX;
+    }
+    let mut net = Net::new();
+    let server = net.add(1, config.clone());
+    let client = net.add(2, config.clone());
+    let now = net.now;
+    net.nodes[server].node.listen_curve(now, tcp(4000)).unwrap();
+    net.settle();
+    let spk = net.pubkey(server);
+    // A connection that comes up, a request on it, and a service-node connection by hint.
+    let conn = net.nodes[client].node.connect_remote(
+        now,
+        curve_addr(4000, &spk),
+        &ConnectOptions::default(),
+    );
+    net.settle();
+    assert_eq!(net.nodes[client].connected, vec![conn.clone()]);
+    net.assert_echo(client, &conn, "public.echo", &[b"x"]);
+    let opts = SendOptions {
+        hint: Some(tcp(4000)),
+        keep_alive: Some(Duration::MAX),
+        ..SendOptions::default()
+    };
+    let now = net.now;
+    net.nodes[client]
+        .node
+        .send(now, &ConnectionId::Sn(spk), "public.hello", vec![], &opts)
+        .unwrap();
+    // Refused attempts retried with a `Duration::MAX` back-off (never again), and ones that
+    // fail at once; a request with a `Duration::MAX` timeout on each.
+    let retrying = ConnectOptions {
+        retry_refused: true,
+        timeout: Some(Duration::MAX),
+        ..ConnectOptions::default()
+    };
+    let dead = net.nodes[client]
+        .node
+        .connect_remote(now, tcp(4999), &retrying);
+    let failing = net.nodes[client]
+        .node
+        .connect_remote(now, tcp(4998), &ConnectOptions::default());
+    let slow = RequestOptions {
+        timeout: Some(Duration::MAX),
+        ..RequestOptions::default()
+    };
+    for to in [&dead, &failing] {
+        let _ = net.nodes[client]
+            .node
+            .request(now, to, "public.echo", vec![], &slow);
+    }
+    net.nodes[client]
+        .node
+        .add_timer(now, Duration::MAX, false, TimerTarget::Worker)
+        .unwrap();
+    let inproc = net.nodes[client].node.connect_inproc(now, None);
+    net.settle();
+    assert!(net.nodes[client].connected.contains(&inproc));
+    assert_eq!(
+        net.nodes[client].failed,
+        vec![(failing, ConnectError::Refused)]
+    );
+    // Thousands of years pass: nothing is due.
+    net.advance(Duration::from_secs(1 << 40));
+    assert!(net.nodes[client].node.is_connected(&conn));
+    // A lingering disconnect for ever, and the end of time itself.
+    let now = net.now;
+    net.nodes[client]
+        .node
+        .disconnect(now, &dead, Duration::MAX)
+        .unwrap();
+    net.advance_to(Instant::MAX);
+    net.advance_to(Instant::MAX);
+    for n in [client, server] {
+        net.nodes[n].node.shutdown(Instant::MAX);
+    }
+    net.settle();
+}
+
+// ---------------------------------------------------------------------------------------------
+// connection failures, typed
+
+#[test]
+fn a_refused_connect_fails_at_once_with_refused() {
+    let mut net = Net::new();
+    let client = net.add(2, quiet_config());
+    let now = net.now;
+    let conn = net.nodes[client]
+        .node
+        .connect_remote(now, tcp(4999), &ConnectOptions::default());
+    let req = net.request(client, now, &conn, "public.echo", vec![]);
+    net.settle();
+    assert_eq!(
+        net.nodes[client].failed,
+        vec![(conn.clone(), ConnectError::Refused)]
+    );
+    assert_eq!(
+        net.nodes[client].replies,
+        vec![(req, Err(RequestError::Disconnected))]
+    );
+    assert_eq!(net.nodes[client].node.stats().links, 0);
+    assert!(
+        net.nodes[client].disconnects.is_empty(),
+        "it never came up: no PeerDisconnected"
+    );
+}
+
+#[test]
+fn a_wrong_server_key_is_named() {
+    let mut net = Net::new();
+    let (server, client, _) = curve_nodes(&mut net, 4000);
+    let wrong = *keypair(99).public();
+    let now = net.now;
+    let conn = net.nodes[client].node.connect_remote(
+        now,
+        curve_addr(4000, &wrong),
+        &ConnectOptions::default(),
+    );
+    net.settle();
+    assert_eq!(
+        net.nodes[client].failed,
+        vec![(
+            conn,
+            ConnectError::Handshake(HandshakeError::WrongServerKey)
+        )]
+    );
+    assert!(net.nodes[server].disconnects.is_empty());
+    assert_eq!(net.nodes[server].node.stats().connections, 0);
+}
+
+#[test]
+fn a_mechanism_mismatch_is_named_both_ways() {
+    let mut net = Net::new();
+    let server = net.add(1, quiet_config());
+    let client = net.add(2, quiet_config());
+    let now = net.now;
+    net.nodes[server].node.listen_plain(now, tcp(4000)).unwrap();
+    net.nodes[server].node.listen_curve(now, tcp(4001)).unwrap();
+    net.settle();
+    let spk = net.pubkey(server);
+    let curve_to_plain = net.nodes[client].node.connect_remote(
+        now,
+        curve_addr(4000, &spk),
+        &ConnectOptions::default(),
+    );
+    let plain_to_curve =
+        net.nodes[client]
+            .node
+            .connect_remote(now, tcp(4001), &ConnectOptions::default());
+    net.settle();
+    let failed = &net.nodes[client].failed;
+    assert!(
+        failed.contains(&(
+            curve_to_plain,
+            HandshakeError::MechanismMismatch {
+                ours: crate::zmtp::Mechanism::Curve,
+                theirs: Some(crate::zmtp::Mechanism::Null),
+            }
+            .into()
+        )),
+        "{failed:?}"
+    );
+    assert!(
+        failed.contains(&(
+            plain_to_curve,
+            HandshakeError::MechanismMismatch {
+                ours: crate::zmtp::Mechanism::Null,
+                theirs: Some(crate::zmtp::Mechanism::Curve),
+            }
+            .into()
+        )),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn a_denial_by_the_listener_is_named_and_never_retried() {
+    let mut net = Net::new();
+    let (server, client, spk) = curve_nodes(&mut net, 4000);
+    net.nodes[server].allow = AuthLevel::Denied;
+    let now = net.now;
+    // Even with OxenMQ's retrying policy, a ZMTP ERROR ends the connection at once.
+    let opts = ConnectOptions {
+        retry_refused: true,
+        ..ConnectOptions::default()
+    };
+    let conn = net.nodes[client]
+        .node
+        .connect_remote(now, curve_addr(4000, &spk), &opts);
+    net.settle();
+    net.advance(Duration::from_secs(20));
+    assert_eq!(
+        net.nodes[client].failed,
+        vec![(
+            conn,
+            HandshakeError::Denied {
+                reason: crate::zmtp::WireText::from("400")
+            }
+            .into()
+        )]
+    );
+    assert!(net.nodes[server].disconnects.is_empty(), "never came up");
+}
+
+#[test]
+fn peer_disconnected_is_reported_once_on_each_side() {
+    let mut net = Net::new();
+    let (server, client, conn) = curve_pair(&mut net);
+    net.settle();
+    assert_eq!(net.nodes[client].connected, vec![conn.clone()]);
+    let now = net.now;
+    net.nodes[client]
+        .node
+        .disconnect(now, &conn, Duration::ZERO)
+        .unwrap();
+
+    net.settle();
+    assert_eq!(
+        net.nodes[client].disconnects,
+        vec![(conn, DisconnectReason::Closed, false)]
+    );
+    let cpk = net.pubkey(client);
+    let server_side = &net.nodes[server].disconnects;
+    assert_eq!(server_side.len(), 1, "{server_side:?}");
+    assert_eq!(server_side[0].0.pubkey(), Some(&cpk));
+    assert_eq!(server_side[0].1, DisconnectReason::PeerClosed);
+    assert!(net.nodes[client].link_failures.is_empty());
+}
+
+#[test]
+fn requests_survive_a_drop_and_fail_when_the_reconnect_is_refused() {
+    let mut net = Net::new();
+    let (server, client, conn) = curve_pair(&mut net);
+    net.settle();
+    // The server node vanishes and comes back: the client's link drops, reconnects, and a
+    // request made while it was down is answered over the new connection.
+    let listeners = net.nodes[server].listeners.clone();
+    net.vanish(server);
+    net.reappear(server, listeners);
+    let now = net.now;
+    let during = net.request(
+        client,
+        now,
+        &conn,
+        "public.echo",
+        vec![Bytes::from_static(b"d")],
+    );
+    net.advance(Duration::from_secs(1));
+    assert_eq!(
+        net.nodes[client].replies,
+        vec![(during, Ok(vec![Bytes::from_static(b"d")]))]
+    );
+    assert_eq!(
+        net.nodes[client].disconnects,
+        vec![(conn.clone(), DisconnectReason::PeerClosed, true)]
+    );
+    // Now it vanishes for good: the reconnect is refused, the link is given up, and the
+    // pending request fails at once with DISCONNECTED, long before its 15 s timeout.
+    let now = net.now;
+    let lost = net.request(client, now, &conn, "public.echo", vec![]);
+    net.vanish(server);
+    net.advance(Duration::from_secs(1));
+    assert_eq!(
+        net.nodes[client].replies[1],
+        (lost, Err(RequestError::Disconnected))
+    );
+    assert_eq!(
+        net.nodes[client].link_failures,
+        vec![(conn.clone(), ConnectError::Refused)]
+    );
+    assert_eq!(net.nodes[client].disconnects.len(), 2);
+    assert!(!net.nodes[client].node.is_connected(&conn));
+    assert_eq!(net.nodes[client].failed, vec![], "it did come up once");
 }

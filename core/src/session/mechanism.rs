@@ -125,6 +125,11 @@ impl Handshake {
         }
     }
 
+    /// True for a CURVE client that sent HELLO and has no WELCOME yet.
+    pub(crate) fn awaits_welcome(&self) -> bool {
+        matches!(self, Self::CurveClient(m) if m.inner.awaits_welcome())
+    }
+
     /// The embedder allowed the peer.
     pub(crate) fn on_auth_allowed<R: CryptoRngCore + ?Sized>(
         &mut self,

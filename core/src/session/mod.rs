@@ -411,6 +411,14 @@ impl Session {
         self.error.as_ref()
     }
 
+    /// True for a CURVE client whose HELLO went out and got no WELCOME yet. If the transport
+    /// ends now, the server could not open our HELLO: libzmq closes silently when HELLO is not
+    /// sealed to its key, so the key we were given is almost certainly wrong.
+    #[must_use]
+    pub fn awaits_curve_welcome(&self) -> bool {
+        self.error.is_none() && self.phase == Phase::Handshake && self.handshake.awaits_welcome()
+    }
+
     /// The peer, once the handshake has completed.
     #[must_use]
     pub fn peer(&self) -> Option<&PeerInfo> {

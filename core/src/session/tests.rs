@@ -513,6 +513,7 @@ fn mechanism_mismatch_closes_without_ready() {
         closed(&ev),
         vec![SessionError::Protocol(ZmtpError::MechanismMismatch {
             ours: Mechanism::Null,
+            theirs: Some(Mechanism::Curve),
             offset: 12
         })]
     );

@@ -206,10 +206,25 @@ impl GreetingDecoder {
             MECHANISM_OFFSET..AS_SERVER_OFFSET if b != self.ours_wire[at - MECHANISM_OFFSET] => {
                 Err(ZmtpError::MechanismMismatch {
                     ours: self.ours,
+                    theirs: self.theirs(at),
                     offset: at,
                 })
             }
             _ => Ok(()),
+        }
+    }
+
+    /// The known mechanism whose name the peer's mechanism bytes so far (up to and including
+    /// offset `at`) begin, if exactly one does: the three names differ in their first letter,
+    /// so a mismatch is named as soon as it is seen, without waiting for the rest.
+    fn theirs(&self, at: usize) -> Option<Mechanism> {
+        let seen = &self.buf[MECHANISM_OFFSET..=at];
+        let mut matching = [Mechanism::Null, Mechanism::Plain, Mechanism::Curve]
+            .into_iter()
+            .filter(|m| m.wire_name().starts_with(seen));
+        match (matching.next(), matching.next()) {
+            (Some(m), None) => Some(m),
+            _ => None,
         }
     }
 
@@ -372,6 +387,7 @@ mod tests {
             GreetingDecoder::new(Mechanism::Curve).decode(&mut input),
             Err(ZmtpError::MechanismMismatch {
                 ours: Mechanism::Curve,
+                theirs: Some(Mechanism::Null),
                 offset: 12
             })
         );
@@ -383,6 +399,7 @@ mod tests {
             GreetingDecoder::new(Mechanism::Null).decode(&mut &g[..]),
             Err(ZmtpError::MechanismMismatch {
                 ours: Mechanism::Null,
+                theirs: None,
                 offset: 16
             })
         );

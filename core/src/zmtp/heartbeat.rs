@@ -74,8 +74,12 @@ impl Heartbeat {
     }
 
     /// Starts PINGing (called when the handshake completes).
+    ///
+    /// Deadlines past the end of time ([`Instant::checked_add`] fails: a `Duration::MAX`
+    /// interval meant as "never") are no deadlines, so a timer never re-arms at
+    /// [`Instant::MAX`] and fires in a loop there.
     pub fn start(&mut self, now: Instant) {
-        self.next_ping = self.config.map(|c| now + c.interval);
+        self.next_ping = self.config.and_then(|c| now.checked_add(c.interval));
     }
 
     /// Stops every timer (the connection is closing).
@@ -94,7 +98,7 @@ impl Heartbeat {
     /// The peer sent a PING announcing `ttl` (zero = none).
     pub fn on_ping(&mut self, now: Instant, ttl: Duration) {
         if !ttl.is_zero() && self.ttl_at.is_none() {
-            self.ttl_at = Some(now + ttl);
+            self.ttl_at = now.checked_add(ttl);
         }
     }
 
@@ -117,9 +121,9 @@ impl Heartbeat {
         }
         match (self.config, self.next_ping) {
             (Some(c), Some(t)) if t.has_elapsed(now) => {
-                self.next_ping = Some(now + c.interval);
+                self.next_ping = now.checked_add(c.interval);
                 if !c.timeout.is_zero() && self.timeout_at.is_none() {
-                    self.timeout_at = Some(now + c.timeout);
+                    self.timeout_at = now.checked_add(c.timeout);
                 }
                 Ok(Some(c.ttl_deciseconds()))
             }
@@ -186,6 +190,31 @@ mod tests {
         assert_eq!(h.poll_timeout(), Some(MS(300)));
         h.on_activity();
         assert_eq!(h.handle_timeout(MS(300)), Ok(Some(0)));
+    }
+
+    #[test]
+    fn deadlines_past_the_end_of_time_are_never() {
+        let mut h = Heartbeat::new(Some(HeartbeatConfig {
+            interval: Duration::MAX,
+            timeout: Duration::MAX,
+            ttl: Duration::MAX,
+        }));
+        h.start(MS(0));
+        assert_eq!(
+            h.poll_timeout(),
+            None,
+            "a Duration::MAX interval never PINGs"
+        );
+        // Near the end of time a finite interval overflows too: no PING re-armed at MAX.
+        let mut h = Heartbeat::new(Some(config(100, 100, 0)));
+        h.start(Instant::MAX - Duration::from_millis(50));
+        assert_eq!(h.poll_timeout(), None);
+        let mut h = Heartbeat::new(Some(config(100, 100, 0)));
+        h.start(Instant::MAX - Duration::from_millis(150));
+        assert_eq!(h.handle_timeout(Instant::MAX), Ok(Some(0)));
+        assert_eq!(h.poll_timeout(), None);
+        h.on_ping(Instant::MAX, Duration::from_secs(1));
+        assert_eq!(h.handle_timeout(Instant::MAX), Ok(None));
     }
 
     #[test]

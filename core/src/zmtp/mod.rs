@@ -79,6 +79,9 @@ pub enum ZmtpError {
     MechanismMismatch {
         /// Our mechanism.
         ours: Mechanism,
+        /// The peer's mechanism, if the bytes received up to the mismatch name exactly one
+        /// known mechanism (the peer's name is not read past the first differing byte).
+        theirs: Option<Mechanism>,
         /// Offset in the greeting (12..32) of the first differing byte.
         offset: usize,
     },

@@ -101,7 +101,8 @@ impl JobTable {
                     run_guarded("connect callback", move || f(conn));
                 }
             }
-            Job::ConnectFailed { conn, reason } => {
+            Job::ConnectFailed { conn, error } => {
+                let reason = error.to_string();
                 match self.take_connect(&conn).and_then(|c| c.on_failure) {
                     Some(f) => run_guarded("connect failure callback", move || f(conn, reason)),
                     None => tracing::warn!("connection to {conn} failed: {reason}"),

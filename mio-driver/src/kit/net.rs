@@ -13,6 +13,7 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
 use lokimq_core::address::Address;
+use lokimq_core::node::DisconnectCause;
 
 /// Who may connect to a unix-socket listener: permission bits and owner applied to the socket
 /// file right after binding (OxenMQ's `STARTUP_UMASK`, `SOCKET_UID` and `SOCKET_GID`).
@@ -166,6 +167,18 @@ fn apply_unix_access(path: &Path, access: UnixSocketAccess) -> io::Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// How a failed dial is reported to the node: a refusal is told apart (the node fails a
+/// `connect_remote` at once with `ConnectError::Refused`); anything else keeps the system's
+/// text.
+#[must_use]
+pub fn connect_failure(e: &io::Error) -> DisconnectCause {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        DisconnectCause::Refused
+    } else {
+        DisconnectCause::ConnectFailed(e.to_string())
+    }
 }
 
 /// The peer's address as the node wants it in `accept`: an IP without port, "(unknown)" for a

@@ -28,7 +28,7 @@ use lokimq_core::time::{Instant, earliest};
 
 use crate::clock::Clock;
 use crate::handle::ThreadRole;
-use crate::kit::net::{BoundListener, DialTarget, UnixSocketAccess, dial_target};
+use crate::kit::net::{BoundListener, DialTarget, UnixSocketAccess, connect_failure, dial_target};
 use crate::kit::{Host, Io, POST_BUDGET, Stream};
 
 use net::{Entry, ListenerIo, ListenerSock, MioStream, StreamIo};
@@ -332,7 +332,7 @@ impl Proxy {
                 self.settle();
             }
             Err(e) => {
-                let cause = DisconnectCause::ConnectFailed(e.to_string());
+                let cause = connect_failure(&e);
                 if let Some(input) = self.net.stream_gone(key, cause) {
                     self.host.input(input);
                 }
@@ -437,7 +437,7 @@ impl MioIo {
             Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
                 Err(DisconnectCause::InvalidAddress(e.to_string()))
             }
-            Err(e) => Err(DisconnectCause::ConnectFailed(e.to_string())),
+            Err(e) => Err(connect_failure(&e)),
         }
     }
 

@@ -9,7 +9,7 @@ use lokimq_core::time::Duration;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use super::node::{AuthRecord, Busy, JobKind, JobRecord};
+use super::node::{AuthRecord, Busy, DisconnectRecord, JobKind, JobRecord};
 use super::script::{Action, Ctx};
 use super::tap::Tap;
 use super::{Ev, Sim, parts, show_bytes};
@@ -47,9 +47,11 @@ impl Sim {
                                     now,
                                     NetEv::DialFailed {
                                         pipe,
-                                        cause: DisconnectCause::ConnectFailed(format!(
-                                            "Connection refused ({e})"
-                                        )),
+                                        // The driver refuses what the node will not accept.
+                                        cause: {
+                                            let _ = e;
+                                            DisconnectCause::Refused
+                                        },
                                     },
                                 );
                                 return;
@@ -352,6 +354,21 @@ impl Sim {
             Event::BatchDone { batch } => self.nodes[n].batch_done.push((now, batch)),
             Event::TimerReleased { timer } => self.nodes[n].timer_released.push((now, timer)),
             Event::Dropped { category, .. } => self.nodes[n].dropped.push((now, category)),
+            Event::PeerDisconnected {
+                conn,
+                pubkey,
+                cause,
+                reconnecting,
+            } => self.nodes[n].disconnects.push(DisconnectRecord {
+                at: now,
+                conn,
+                pubkey,
+                cause,
+                reconnecting,
+            }),
+            Event::LinkFailed { conn, error } => {
+                self.nodes[n].link_failures.push((now, conn, error));
+            }
             Event::Stopped => {
                 if self.nodes[n].stopped.is_some() {
                     self.fail(&format!("core bug: node {n}: Event::Stopped twice"));
@@ -436,10 +453,13 @@ impl Sim {
                 }
                 (JobKind::Connected(conn), times.other)
             }
-            Job::ConnectFailed { conn, reason } => {
+            Job::ConnectFailed { conn, error } => {
                 self.nodes[n]
                     .connect_failed
-                    .push((now, conn.clone(), reason));
+                    .push((now, conn.clone(), error.to_string()));
+                self.nodes[n]
+                    .connect_errors
+                    .push((now, conn.clone(), error));
                 (JobKind::ConnectFailed(conn), times.other)
             }
             Job::BatchItem { batch, index } => (JobKind::BatchItem(batch, index), times.other),

@@ -52,7 +52,9 @@ use lokimq_core::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
-pub use self::node::{AllowFn, AuthRecord, JobKind, JobRecord, NodeSpec, RequestRecord, SimNode};
+pub use self::node::{
+    AllowFn, AuthRecord, DisconnectRecord, JobKind, JobRecord, NodeSpec, RequestRecord, SimNode,
+};
 pub use self::script::{Action, Ctx, Dur, Handler, JobTimes, ReplyFn};
 pub use self::tap::{Tap, TapListener};
 pub use crate::net::{Chunking, End, Host, LinkConfig, NetConfig, PartitionMode};

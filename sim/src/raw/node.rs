@@ -10,7 +10,8 @@ use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{BatchId, CategoryId, CommandId, ConnId, ListenerId, TimerId, WorkerId};
 use lokimq_core::keys::{Keypair, PublicKey};
 use lokimq_core::node::{
-    Config, ConnectionId, InDriver, Message, Node, RequestError, RequestId, SendError,
+    Config, ConnectError, ConnectionId, DisconnectReason, InDriver, Message, Node, RequestError,
+    RequestId, SendError,
 };
 use lokimq_core::registry::Registry;
 use lokimq_core::time::{Duration, Instant};
@@ -152,6 +153,21 @@ pub struct AuthRecord {
     pub level: AuthLevel,
 }
 
+/// An `Event::PeerDisconnected`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisconnectRecord {
+    /// When.
+    pub at: Instant,
+    /// The peer.
+    pub conn: ConnectionId,
+    /// Its key, if the connection was encrypted.
+    pub pubkey: Option<PublicKey>,
+    /// Why it ended.
+    pub cause: DisconnectReason,
+    /// Whether the (outgoing) connection reconnects.
+    pub reconnecting: bool,
+}
+
 pub(crate) struct Busy {
     pub(crate) record: usize,
     pub(crate) actions: Vec<Action>,
@@ -186,8 +202,14 @@ pub struct SimNode {
     pub send_errors: Vec<(Instant, ConnectionId, SendError)>,
     /// `Job::Connected`.
     pub connected: Vec<(Instant, ConnectionId)>,
-    /// `Job::ConnectFailed`.
+    /// `Job::ConnectFailed`, with the error's text.
     pub connect_failed: Vec<(Instant, ConnectionId, String)>,
+    /// `Job::ConnectFailed`, with the typed error.
+    pub connect_errors: Vec<(Instant, ConnectionId, ConnectError)>,
+    /// `Event::PeerDisconnected`.
+    pub disconnects: Vec<DisconnectRecord>,
+    /// `Event::LinkFailed`.
+    pub link_failures: Vec<(Instant, ConnectionId, ConnectError)>,
     /// Commands run, with their messages.
     pub commands: Vec<(Instant, String, Message)>,
     /// Auth requests answered.
@@ -236,6 +258,9 @@ impl SimNode {
             send_errors: Vec::new(),
             connected: Vec::new(),
             connect_failed: Vec::new(),
+            connect_errors: Vec::new(),
+            disconnects: Vec::new(),
+            link_failures: Vec::new(),
             commands: Vec::new(),
             auth_requests: Vec::new(),
             lookups: Vec::new(),
