@@ -202,7 +202,8 @@ fn service_node_sends_use_the_lookup() {
     assert_eq!(strings(&reply), ["by key"]);
     assert_eq!(*looked_up.lock().unwrap(), Some(server_key));
 
-    // An unknown key: the lookup answers `None`, so the request can never be delivered.
+    // An unknown key: the lookup answers `None`, so the request can never be delivered, and
+    // fails at once as its connection is gone for good.
     let stranger = *Keypair::generate(&mut rand_core::OsRng).public();
     let (tx, rx) = mpsc::channel();
     let opts = RequestOptions {
@@ -222,7 +223,7 @@ fn service_node_sends_use_the_lookup() {
         .unwrap();
     assert_eq!(
         turn_recv(&mut c, &rx, "undeliverable request"),
-        Err(RequestError::Timeout)
+        Err(RequestError::Disconnected)
     );
     assert_eq!(*looked_up.lock().unwrap(), Some(stranger));
     finish(c, server);

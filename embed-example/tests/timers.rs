@@ -241,10 +241,26 @@ fn dead_port() -> SocketAddr {
 }
 
 #[test]
-fn a_refused_connect_fails_at_its_deadline() {
+fn a_refused_connect_fails_at_once_or_at_its_deadline_when_retrying() {
     let mut c = embedded(Builder::new());
+    // By default a refusal is final, and said so at once.
+    let (tx, rx) = mpsc::channel();
+    let conn = connect_with(
+        &c,
+        &Address::from_socket_addr(dead_port()),
+        ConnectOptions::default(),
+        tx,
+    );
+    let outcome = turn_recv(&mut c, &rx, "connect failure");
+    assert_eq!(
+        outcome,
+        Err(String::from("connect() failed: Connection refused"))
+    );
+    assert!(!c.node().is_connected(&conn));
+    // OxenMQ's behaviour on request: retry until the connect deadline.
     let opts = ConnectOptions {
         timeout: Some(Duration::from_millis(300)),
+        retry_refused: true,
         ..ConnectOptions::default()
     };
     let (tx, rx) = mpsc::channel();

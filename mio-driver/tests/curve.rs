@@ -91,6 +91,7 @@ fn wrong_server_key_never_connects() {
     };
     let t = Stopwatch::start();
     client
+        .handle()
         .connect_remote(wrong.clone(), ok, fail, opts)
         .unwrap();
     // Our listener cannot open a HELLO sealed to another key and closes silently, as libzmq

@@ -1648,6 +1648,7 @@ fn curve_with_wrong_server_key_never_connects() {
     };
     let t = lokimq::Stopwatch::start();
     client
+        .handle()
         .connect_remote(addr.as_str(), ok, fail, opts)
         .unwrap();
     // libzmq cannot open our HELLO (sealed to another key) and closes without a word: the

@@ -164,6 +164,7 @@ fn connect_to_a_closed_port_fails_at_once() {
     let (ok, fail, connected) = connect_channel();
     let t = Stopwatch::start();
     let _conn = client
+        .handle()
         .connect_remote(
             format!("tcp://127.0.0.1:{port}"),
             ok,

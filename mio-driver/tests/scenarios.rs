@@ -664,7 +664,8 @@ fn reconnect_after_server_restart(net: Net, sec: Sec) {
     let (ok, fail, connected) = connect_channel();
     let conn = client
         .handle()
-        .connect_remote(&addr, ok, fail, retrying()).unwrap();
+        .connect_remote(&addr, ok, fail, retrying())
+        .unwrap();
     assert_eq!(wait(&connected, "connect").unwrap(), conn);
     assert_eq!(
         strings(&request_wait(client.handle(), &conn, "public.echo", ["before"], "echo").unwrap()),
@@ -1221,7 +1222,8 @@ fn shutdown_while_handlers_run(net: Net) {
     let (ok, fail, connected) = connect_channel();
     let conn = client
         .handle()
-        .connect_remote(&addr, ok, fail, retrying()).unwrap();
+        .connect_remote(&addr, ok, fail, retrying())
+        .unwrap();
     assert_eq!(wait(&connected, "connect").unwrap(), conn);
 
     let (tx, outcomes) = mpsc::channel();

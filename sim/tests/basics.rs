@@ -111,13 +111,14 @@ fn crash_restart_keeps_the_key_and_requests_in_flight_time_out() {
     sim.set_job_times(server, JobTimes::all(Dur::millis(500)));
     let client = sim.add_node(|_| Ok(()));
     let h = sim.handle(client);
+    // OxenMQ's reconnect behaviour: keep retrying a refused connect (the default gives the
+    // link up, and fails its requests with DISCONNECTED, once a reconnect is refused).
+    let retrying = ConnectOptions {
+        retry_refused: true,
+        ..ConnectOptions::default()
+    };
     let conn = h
-        .connect_remote(
-            sim.address(server),
-            |_| {},
-            |_, _| {},
-            ConnectOptions::default(),
-        )
+        .connect_remote(sim.address(server), |_| {}, |_, _| {}, retrying)
         .unwrap();
     let replies: Replies = Arc::default();
     let r = Arc::clone(&replies);

@@ -221,8 +221,11 @@ fn sim_app_connect_remote_to_nobody_fails_at_its_deadline() {
     let client = sim.add_node(app(&seen, false));
     let failed: Arc<Mutex<Vec<String>>> = Arc::default();
     let f = Arc::clone(&failed);
+    // OxenMQ's behaviour, asked for: a refused connect is retried until the deadline (by
+    // default it fails at once: `sim_app_connect_remote_to_nobody_fails_at_once`).
     let opts = ConnectOptions {
         timeout: Some(secs(3)),
+        retry_refused: true,
         ..ConnectOptions::default()
     };
     // Nobody listens at 10.0.0.9: refused, retried with back-off, failed at the deadline.
@@ -240,6 +243,31 @@ fn sim_app_connect_remote_to_nobody_fails_at_its_deadline() {
     // The callback is a job: it runs at the deadline's instant, one step later.
     sim.run_for(US);
     assert_eq!(*failed.lock().unwrap(), ["connection attempt timed out"]);
+    assert_eq!(sim.stats(client).links, 0);
+}
+
+#[test]
+fn sim_app_connect_remote_to_nobody_fails_at_once() {
+    let seen: Seen = Arc::default();
+    let mut sim = sim(3, SimConfig::default());
+    let client = sim.add_node(app(&seen, false));
+    let failed: Arc<Mutex<Vec<String>>> = Arc::default();
+    let f = Arc::clone(&failed);
+    let t0 = sim.now();
+    sim.handle(client)
+        .connect_remote(
+            "tcp://10.0.0.9:6999",
+            |_| panic!("connected to nobody"),
+            move |_, why| f.lock().unwrap().push(why),
+            ConnectOptions::default(),
+        )
+        .unwrap();
+    sim.run_until(|_| !failed.lock().unwrap().is_empty());
+    assert!(sim.now() - t0 < secs(1), "not after the deadline");
+    assert_eq!(
+        *failed.lock().unwrap(),
+        ["connect() failed: Connection refused"]
+    );
     assert_eq!(sim.stats(client).links, 0);
 }
 
@@ -323,7 +351,8 @@ fn sim_app_failed_sn_lookup_fails_requests_at_once_and_a_hint_skips_the_lookup()
     );
     sim.run_until(|_| !out.lock().unwrap().is_empty());
     assert_eq!(sim.now(), t0, "failed at once");
-    assert_eq!(outcome(&out, "u"), [Err(RequestError::Timeout)]);
+    // The connection it would have gone out on is gone for good.
+    assert_eq!(outcome(&out, "u"), [Err(RequestError::Disconnected)]);
     assert_eq!(*lookups.lock().unwrap(), 1);
     // A hint skips the lookup.
     let pk = sim.pubkey(sn);

@@ -498,7 +498,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
         let opts = ConnectOptions {
             auth_level: auth,
             timeout,
-            ephemeral_routing_id: None,
+            ..ConnectOptions::default()
         };
         Ok(self.node()?.connect_remote(now, addr, &opts))
     }
@@ -888,7 +888,10 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
                 result,
             }),
             Job::Connected { conn } => Some(HostOutput::Connected { conn }),
-            Job::ConnectFailed { conn, reason } => Some(HostOutput::ConnectFailed { conn, reason }),
+            Job::ConnectFailed { conn, error } => Some(HostOutput::ConnectFailed {
+                conn,
+                reason: error.to_string(),
+            }),
             other => {
                 log::warn!("ignoring a job this host never asked for: {other:?}");
                 None

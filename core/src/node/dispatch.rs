@@ -14,7 +14,7 @@ use super::io::{Message, ReplyTarget, RequestError};
 use super::links::LinkEnd;
 use super::logs::PeerText;
 use super::route::{LinkKind, Origin, Phase, Role};
-use super::{ConnectionId, INPROC_LISTENER, Job, Node, Pool, SchedulerCell};
+use super::{ConnectionId, Job, Node, Pool, SchedulerCell};
 
 /// The error words a node answers bad commands with; never answered themselves.
 const ERROR_WORDS: [&[u8]; 5] = [
