@@ -44,7 +44,8 @@ pub fn probe() -> usize {
     let Ok(mut node) = Node::new(Config::new(1), registry, keypair, rng, Instant::ZERO) else {
         return 0;
     };
-    node.handle(Instant::from_millis(5), lokimq_core::Input::Timeout);
+    node.handle(Instant::from_millis(5), lokimq_core::Input::Timeout)
+        .expect("a timeout is always accepted");
     let mut n = 0;
     while node.poll_output().is_some() {
         n += 1;
