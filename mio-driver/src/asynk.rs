@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use lokimq_core::node::{ConnectionId, RequestError, SendError};
+use lokimq_core::node::{ConnectError, ConnectionId, RequestError, SendError};
 
 /// What a one-shot cell holds.
 struct State<T> {
@@ -133,12 +133,13 @@ impl Future for Reply {
 }
 
 /// A connection coming up, from [`Handle::connect_remote_async`](crate::Handle::connect_remote_async):
-/// its id once the remote said `HELLO`, or why it failed (OxenMQ's failure text, e.g.
-/// "connection attempt timed out").
+/// its id once the remote said `HELLO`, or why it failed: refused, unreachable, the handshake
+/// failed (wrong server key, mechanism mismatch, denied), timed out, or closed (also when the
+/// node shuts down first). `error.to_string()` is OxenMQ's failure text.
 #[must_use = "a future does nothing unless awaited"]
 pub struct Connecting {
     conn: ConnectionId,
-    cell: Arc<Cell<Result<ConnectionId, String>>>,
+    cell: Arc<Cell<Result<ConnectionId, ConnectError>>>,
 }
 
 impl std::fmt::Debug for Connecting {
@@ -150,7 +151,7 @@ impl std::fmt::Debug for Connecting {
 }
 
 impl Connecting {
-    pub(crate) fn new(conn: ConnectionId) -> (Fill<Result<ConnectionId, String>>, Self) {
+    pub(crate) fn new(conn: ConnectionId) -> (Fill<Result<ConnectionId, ConnectError>>, Self) {
         let (fill, cell) = cell();
         (fill, Self { conn, cell })
     }
@@ -163,12 +164,12 @@ impl Connecting {
 }
 
 impl Future for Connecting {
-    type Output = Result<ConnectionId, String>;
+    type Output = Result<ConnectionId, ConnectError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.cell
             .poll(cx)
-            .map(|v| v.unwrap_or_else(|| Err(String::from("OxenMQ is shut down"))))
+            .map(|v| v.unwrap_or(Err(ConnectError::Closed)))
     }
 }
 

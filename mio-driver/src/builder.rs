@@ -18,6 +18,7 @@ use mio::Poll;
 use rand_core::{OsRng, SeedableRng};
 
 use crate::clock::Clock;
+use crate::disconnect::{DisconnectFn, Disconnected};
 use crate::handle::{AllowFn, CommandFn, Handle, OnBind, Shared, SnLookupFn, TimerFn, run_guarded};
 use crate::kit::jobs::{JobTable, Task};
 use crate::kit::net::UnixSocketAccess;
@@ -289,6 +290,7 @@ pub struct Builder {
     listens: Vec<Listen>,
     tagged_starts: Vec<Option<Task>>,
     sn_lookup: Option<SnLookupFn>,
+    on_disconnect: Option<DisconnectFn>,
     active_sns: Option<BTreeSet<PublicKey>>,
     timers: Vec<PendingTimer>,
 }
@@ -340,6 +342,7 @@ impl Builder {
             listens: Vec::new(),
             tagged_starts: Vec::new(),
             sn_lookup: None,
+            on_disconnect: None,
             active_sns: None,
             timers: Vec::new(),
         }
@@ -479,6 +482,40 @@ impl Builder {
         f: impl Fn(&PublicKey) -> Option<Address> + Send + Sync + 'static,
     ) -> &mut Self {
         self.sn_lookup = Some(Arc::new(f));
+        self
+    }
+
+    /// Called on a worker thread whenever a connection ends (see [`Disconnected`]): an
+    /// incoming or outgoing connection that was established, with its key and the reason
+    /// (also when we closed it, with [`Handle::disconnect`](crate::Handle::disconnect)), and
+    /// an outgoing connection given up for good after it went down. Use it to drop
+    /// per-connection application state (when [`Disconnected::is_final`]). Not called for
+    /// connections that never came up (their `connect_remote` failure callback is), nor once
+    /// shutdown has started.
+    ///
+    /// ```
+    /// # use lokimq::{AuthLevel, ConnectOptions, Disconnected, LokiMq};
+    /// # use std::sync::mpsc;
+    /// # use std::time::Duration;
+    /// let mut b = LokiMq::builder();
+    /// b.listen_plain(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// b.on_disconnect(move |d| { let _ = tx.send(d); });
+    /// let server = b.start()?;
+    ///
+    /// let client = LokiMq::builder().start()?;
+    /// let (up, connected) = mpsc::channel();
+    /// let addr = server.bound_addresses()[0].clone();
+    /// client.handle().connect_remote(addr, move |c| { let _ = up.send(c); }, |_, _| {},
+    ///     ConnectOptions::default())?;
+    /// connected.recv_timeout(Duration::from_secs(10))?;
+    /// drop(client); // closes the connection
+    /// let d: Disconnected = rx.recv_timeout(Duration::from_secs(10))?;
+    /// assert!(d.is_final());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn on_disconnect(&mut self, f: impl Fn(Disconnected) + Send + Sync + 'static) -> &mut Self {
+        self.on_disconnect = Some(Arc::new(f));
         self
     }
 
@@ -930,6 +967,7 @@ impl Builder {
         let handle = Handle::new(shared);
         let jobs = Arc::new(JobTable::new(commands, handle.clone()));
         let mut host = Host::new(node, now, jobs, self.sn_lookup, handle, rx);
+        host.set_on_disconnect(self.on_disconnect);
         if let Some(sns) = self.active_sns {
             host.node.set_active_sns(now, sns);
         }

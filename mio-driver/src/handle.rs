@@ -16,8 +16,8 @@ use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{TaggedThreadId, TimerId};
 use lokimq_core::keys::PublicKey;
 use lokimq_core::node::{
-    ConnectOptions, ConnectSnOptions, ConnectionId, NodeError, ReplyTarget, RequestError,
-    RequestOptions, SendError, SendOptions, Stats, Target,
+    ConnectError, ConnectOptions, ConnectSnOptions, ConnectionId, NodeError, ReplyTarget,
+    RequestError, RequestOptions, SendError, SendOptions, Stats, Target,
 };
 use lokimq_core::time::Instant;
 
@@ -44,7 +44,7 @@ pub(crate) type TimerFn = Arc<dyn Fn() + Send + Sync>;
 /// `send_with_queue_failure`'s callback.
 type QueueFailureFn = Box<dyn FnOnce(SendError) + Send>;
 type OnConnect = Box<dyn FnOnce(ConnectionId) + Send>;
-type OnFailure = Box<dyn FnOnce(ConnectionId, String) + Send>;
+type OnFailure = Box<dyn FnOnce(ConnectionId, ConnectError) + Send>;
 
 /// The callbacks of one `connect_remote`/`connect_inproc`; exactly one of them is called.
 pub(crate) struct ConnectCallbacks {
@@ -313,7 +313,7 @@ impl Handle {
         &self,
         pubkey: Option<PublicKey>,
         on_connect: impl FnOnce(ConnectionId) + Send + 'static,
-        on_failure: impl FnOnce(ConnectionId, String) + Send + 'static,
+        on_failure: impl FnOnce(ConnectionId, ConnectError) + Send + 'static,
         connect: impl FnOnce(&mut Host, Instant, u64) -> Result<ConnectionId, NodeError>
         + Send
         + 'static,
@@ -328,7 +328,7 @@ impl Handle {
         id: u64,
         pubkey: Option<PublicKey>,
         on_connect: impl FnOnce(ConnectionId) + Send + 'static,
-        on_failure: impl FnOnce(ConnectionId, String) + Send + 'static,
+        on_failure: impl FnOnce(ConnectionId, ConnectError) + Send + 'static,
         connect: impl FnOnce(&mut Host, Instant, u64) -> Result<ConnectionId, NodeError>
         + Send
         + 'static,
@@ -345,10 +345,13 @@ impl Handle {
             if let Err(e) = connect(p, now, id) {
                 // Only this counter hands out ids, so they are never in use; but if one were,
                 // the caller must still hear about it.
-                tracing::error!("connection {id} not opened: {e}");
+                if !matches!(e, NodeError::Stopped) {
+                    tracing::error!("connection {id} not opened: {e}");
+                }
                 let callbacks = p.jobs().closures().connects.remove(&id);
                 if let Some(on_failure) = callbacks.and_then(|c| c.on_failure) {
-                    let report = Box::new(move || on_failure(failed, e.to_string()));
+                    // The node refuses new connections once it is shutting down.
+                    let report = Box::new(move || on_failure(failed, ConnectError::Closed));
                     if let Err(e) = p.queue_task(report, Target::Worker) {
                         tracing::debug!("connect failure not reported: {e}");
                     }
@@ -739,7 +742,7 @@ impl Handle {
         let (fill, connecting) = Connecting::new(conn);
         let fill = Arc::new(Mutex::new(Some(fill)));
         let on_failure = Arc::clone(&fill);
-        let take = |f: &Mutex<Option<Fill<Result<ConnectionId, String>>>>| {
+        let take = |f: &Mutex<Option<Fill<Result<ConnectionId, ConnectError>>>>| {
             f.lock().unwrap_or_else(PoisonError::into_inner).take()
         };
         self.post_connect_as(
@@ -848,6 +851,7 @@ impl Handle {
     ) -> Result<ConnectionId, Error> {
         let addr = addr.to_address()?;
         let pubkey = addr.pubkey().copied();
+        let on_failure = move |c, e: ConnectError| on_failure(c, e.to_string());
         self.post_connect(pubkey, on_connect, on_failure, move |p, now, id| {
             p.node.connect_remote_as(now, id, addr, &opts)
         })
@@ -881,6 +885,7 @@ impl Handle {
         on_failure: impl FnOnce(ConnectionId, String) + Send + 'static,
         auth: Option<AuthLevel>,
     ) -> Result<ConnectionId, Error> {
+        let on_failure = move |c, e: ConnectError| on_failure(c, e.to_string());
         self.post_connect(None, on_connect, on_failure, move |p, now, id| {
             p.node.connect_inproc_as(now, id, auth)
         })

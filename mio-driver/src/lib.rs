@@ -121,6 +121,7 @@ mod asynk;
 mod batch;
 mod builder;
 mod clock;
+mod disconnect;
 mod error;
 mod handle;
 pub mod keyfile;
@@ -134,6 +135,7 @@ pub use asynk::{Connecting, Reply, Sending};
 pub use batch::{Batch, JobPanicked};
 pub use builder::{Builder, Listen, ToAddress};
 pub use clock::Stopwatch;
+pub use disconnect::Disconnected;
 pub use error::Error;
 pub use handle::{Handle, LokiMq};
 pub use message::{DeferredSend, Message};
@@ -147,8 +149,9 @@ pub use lokimq_core::auth::{Access, AuthLevel, PeerAccess};
 pub use lokimq_core::ids::{TaggedThreadId, TimerId};
 pub use lokimq_core::keys::{Keypair, PublicKey, SecretKey};
 pub use lokimq_core::node::{
-    BacklogLimit, Config, ConnectOptions, ConnectSnOptions, ConnectionId, RequestError,
-    RequestOptions, SendError, SendOptions, Stats, Target,
+    BacklogLimit, Config, ConnectError, ConnectOptions, ConnectSnOptions, ConnectionId,
+    DisconnectReason, HandshakeError, RequestError, RequestOptions, SendError, SendOptions, Stats,
+    Target,
 };
 
 /// No data parts, for sends and requests without any: `handle.send(&conn, "a.b", NO_DATA)`.

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use common::{builder, loopback, server_builder};
 use lokimq::{
-    AuthLevel, BacklogLimit, ConnectOptions, RequestError, Stopwatch, core::node::SendError,
+    AuthLevel, BacklogLimit, ConnectError, ConnectOptions, HandshakeError, Keypair, RequestError,
+    Stopwatch, core::node::SendError,
 };
 
 /// A complete executor: poll, park until woken, repeat (bounded by `limit`).
@@ -262,4 +263,115 @@ fn send_async_to_a_connection_that_never_existed_fails() {
         ),
         "{r:?}"
     );
+}
+
+/// `connect_remote_async` tells the causes apart, each without waiting out the connect
+/// timeout where the failure is known sooner.
+#[test]
+fn connect_remote_async_reports_a_typed_cause() {
+    let mut b = server_builder();
+    b.listen_curve(loopback(), |_, key, _| {
+        // Deny one key: the handshake completes, then the server refuses us.
+        if key.is_some_and(|k| k.as_bytes()[0] == 0xd0) {
+            AuthLevel::Denied
+        } else {
+            AuthLevel::None
+        }
+    })
+    .unwrap();
+    let server = b.start().unwrap();
+    let curve = server.bound_addresses()[0].clone();
+    let client = builder().start().unwrap();
+    let h = client.handle();
+    let opts = || ConnectOptions {
+        timeout: Some(Duration::from_secs(8)),
+        ..ConnectOptions::default()
+    };
+    let connect = |addr: lokimq::Address| {
+        let t = Stopwatch::start();
+        let r = block_on(h.connect_remote_async(addr, opts()).unwrap(), LIMIT);
+        (r, t.elapsed())
+    };
+
+    // Nothing listens: refused, at once.
+    let port = {
+        let l = std::net::TcpListener::bind(loopback()).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (r, took) = connect(format!("tcp://127.0.0.1:{port}").parse().unwrap());
+    assert_eq!(r, Err(ConnectError::Refused));
+    assert!(took < Duration::from_secs(4), "{took:?}");
+
+    // The right address with another key: the server cannot open our HELLO.
+    let wrong = curve
+        .clone()
+        .with_pubkey(Some(*Keypair::from_secret_bytes([9; 32]).public()));
+    let (r, took) = connect(wrong);
+    assert_eq!(
+        r,
+        Err(ConnectError::Handshake(HandshakeError::WrongServerKey))
+    );
+    assert!(took < Duration::from_secs(4), "{took:?}");
+
+    // A plain client on the CURVE port: a mechanism mismatch.
+    let (r, took) = connect(curve.clone().with_pubkey(None));
+    assert!(
+        matches!(
+            r,
+            Err(ConnectError::Handshake(
+                HandshakeError::MechanismMismatch { .. }
+            ))
+        ),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_secs(4), "{took:?}");
+
+    // The server's allow function denies this client's key.
+    let denied = {
+        let mut secret = [0u8; 32];
+        let mut n = 0u8;
+        loop {
+            secret[0] = n;
+            let kp = Keypair::from_secret_bytes(secret);
+            if kp.public().as_bytes()[0] == 0xd0 {
+                break kp;
+            }
+            n = n.wrapping_add(1);
+            secret[1] = secret[1].wrapping_add(u8::from(n == 0));
+        }
+    };
+    let mut db = builder();
+    db.keypair(denied);
+    let denied_client = db.start().unwrap();
+    let t = Stopwatch::start();
+    let r = block_on(
+        denied_client
+            .handle()
+            .connect_remote_async(curve.clone(), opts())
+            .unwrap(),
+        LIMIT,
+    );
+    assert!(
+        matches!(
+            r,
+            Err(ConnectError::Handshake(HandshakeError::Denied { .. }))
+        ),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+
+    // Something that accepts TCP but never speaks ZMTP: timed out, after the timeout.
+    let silent = std::net::TcpListener::bind(loopback()).unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let short = ConnectOptions {
+        timeout: Some(Duration::from_millis(400)),
+        ..ConnectOptions::default()
+    };
+    let r = block_on(
+        h.connect_remote_async(format!("tcp://127.0.0.1:{port}").as_str(), short)
+            .unwrap(),
+        LIMIT,
+    );
+    assert_eq!(r, Err(ConnectError::TimedOut));
+    drop(silent);
 }

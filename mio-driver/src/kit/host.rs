@@ -28,6 +28,7 @@ use lokimq_core::time::Instant;
 
 use crate::Listen;
 use crate::asynk::Fill;
+use crate::disconnect::{DisconnectFn, Disconnected};
 use crate::error::Error;
 use crate::handle::{AllowFn, Handle, OnBind, ProxyMsg, SnLookupFn, ThreadRole, run_guarded};
 use crate::kit::jobs::{JobTable, Task};
@@ -152,6 +153,7 @@ pub struct Host {
     jobs: Arc<JobTable>,
     listeners: BTreeMap<ListenerId, ListenerCallbacks>,
     sn_lookup: Option<SnLookupFn>,
+    on_disconnect: Option<DisconnectFn>,
     handle: Handle,
     posts: Receiver<ProxyMsg>,
     /// Jobs the embedder handed back to run here, in order.
@@ -185,6 +187,7 @@ impl Host {
             jobs,
             listeners: BTreeMap::new(),
             sn_lookup,
+            on_disconnect: None,
             handle,
             posts,
             inline: VecDeque::new(),
@@ -194,6 +197,21 @@ impl Host {
             warnings: Throttle::new(Duration::from_secs(1)),
             spans: BTreeMap::new(),
             blocked: VecDeque::new(),
+        }
+    }
+
+    /// Sets [`Builder::on_disconnect`](crate::Builder::on_disconnect)'s hook.
+    pub(crate) fn set_on_disconnect(&mut self, hook: Option<DisconnectFn>) {
+        self.on_disconnect = hook;
+    }
+
+    /// Runs the disconnect hook, if any, on a worker.
+    fn report_disconnect(&mut self, what: Disconnected) {
+        let Some(hook) = self.on_disconnect.clone() else {
+            return;
+        };
+        if let Err(e) = self.queue_task(Box::new(move || hook(what)), Target::Worker) {
+            tracing::debug!("disconnect hook not run: {e}");
         }
     }
 
@@ -569,6 +587,24 @@ impl Host {
                 {
                     run_guarded("on_bind callback", move || on_bind(Err(reason)));
                 }
+            }
+            Event::PeerDisconnected {
+                conn,
+                pubkey,
+                cause,
+                reconnecting,
+            } => {
+                tracing::debug!(%conn, %cause, reconnecting, "connection ended");
+                self.report_disconnect(Disconnected::Lost {
+                    conn,
+                    pubkey,
+                    reason: cause,
+                    reconnecting,
+                });
+            }
+            Event::LinkFailed { conn, error } => {
+                tracing::debug!(%conn, %error, "connection given up");
+                self.report_disconnect(Disconnected::GaveUp { conn, error });
             }
             Event::Stopped => self.stopped = true,
             other => tracing::debug!("{other:?}"),

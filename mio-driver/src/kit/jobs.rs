@@ -102,10 +102,9 @@ impl JobTable {
                 }
             }
             Job::ConnectFailed { conn, error } => {
-                let reason = error.to_string();
                 match self.take_connect(&conn).and_then(|c| c.on_failure) {
-                    Some(f) => run_guarded("connect failure callback", move || f(conn, reason)),
-                    None => tracing::warn!("connection to {conn} failed: {reason}"),
+                    Some(f) => run_guarded("connect failure callback", move || f(conn, error)),
+                    None => tracing::warn!("connection to {conn} failed: {error}"),
                 }
             }
             Job::BatchItem { batch, index } => {
