@@ -39,37 +39,42 @@
 //!
 //! A running node has:
 //!
-//! * **one proxy thread** (`lmq-proxy`), which owns the [`lokimq_core::node::Node`], the
-//!   `mio::Poll`, every socket and every callback table. It is the only thread that touches
-//!   the node, so the node needs no lock. It is OxenMQ's proxy thread with the ZeroMQ sockets
-//!   replaced by mio.
+//! * **one proxy thread** (`lmq-proxy`), which owns the [`lokimq_core::node::Node`] (inside a
+//!   [`kit::Host`]), the `mio::Poll` and every socket. It is the only thread that feeds the
+//!   node input, so the node needs no lock. It is OxenMQ's proxy thread with the ZeroMQ
+//!   sockets replaced by mio, and it is nothing but sockets and a loop: everything that is not
+//!   I/O is the [`kit`]'s, shared with every other embedder.
 //! * **worker threads** (`lmq-w<N>`), one per worker slot the core hands out, spawned on first
 //!   use and kept until shutdown, as in OxenMQ. Which job runs on which worker, and when, is
 //!   the core's decision (categories, reserved threads, queue limits, the batch and reply
-//!   pools); the driver only runs what it is told.
+//!   pools); the driver only runs what it is told. The workers share the core's scheduler
+//!   (behind a mutex no user code runs under): a worker that finishes a job takes its next
+//!   one itself, and a job dispatched to an idle worker goes to that worker's own mailbox, so
+//!   a busy node moves messages between threads without a wake-up per message.
 //! * **tagged threads**, named by the application, started at `start()`; they run only what is
 //!   addressed to them.
 //! * a short-lived helper thread per host-name lookup, so the proxy never blocks on DNS (IP
 //!   literals and unix sockets need none).
 //!
 //! Other threads reach the node through a [`Handle`] (cloneable, `Send + Sync`). Every handle
-//! call posts a closure on the proxy's one channel and rings a [`mio::Waker`]; workers report
-//! `JobFinished` on the same channel. Messages from one thread arrive in the order sent, so a
-//! reply a handler sends is processed before the `JobFinished` that follows it, exactly like
-//! OxenMQ's per-thread control sockets.
+//! call posts a closure on the proxy's one channel and, if the proxy may be asleep, rings a
+//! [`mio::Waker`]. Messages from one thread arrive in the order sent, so a reply a handler
+//! sends is processed before anything that handler does later, exactly like OxenMQ's
+//! per-thread control sockets.
 //!
 //! ## A proxy turn
 //!
-//! Each turn the proxy polls with the node's next deadline as timeout, then: accepts and reads
-//! every ready socket (until `WouldBlock`, feeding `Input::Received`), writes queued bytes
-//! (vectored, `WRITABLE` interest only while a queue is non-empty), finishes non-blocking
-//! connects with mio's `take_error`/`peer_addr` check, takes posted messages, and fires
-//! `Input::Timeout` when due. After every input it drains the node's outputs before giving it
-//! the next one (the core's drive contract). A per-turn budget (256 KiB read per socket, 128
-//! accepts per listener, 1024 posted messages) keeps one chatty socket from starving worker
-//! completions or other peers; a socket that hit its budget is served again next turn with a
-//! zero poll timeout. Socket slots closed during a turn are freed only after it, so a stale
-//! event can never reach a socket that reused the slot.
+//! Each turn the proxy reads the clock once, polls with the node's next deadline as timeout,
+//! then: accepts and reads every ready socket (until `WouldBlock`, feeding the node the bytes
+//! in place), finishes non-blocking connects with mio's `take_error`/`peer_addr` check, takes
+//! posted messages, and fires the node's timeout when due; after every input it drains the
+//! node's outputs before giving it the next one (the core's drive contract). Bytes for a
+//! socket are queued during the turn and written with one vectored write per socket at its
+//! end (`WRITABLE` interest only while a queue is non-empty). A per-turn budget (256 KiB read
+//! per socket, 128 accepts per listener, 1024 posted messages) keeps one chatty socket from
+//! starving worker completions or other peers; a socket that hit its budget is served again
+//! next turn with a zero poll timeout. Socket slots closed during a turn are freed only after
+//! it, so a stale event can never reach a socket that reused the slot.
 //!
 //! ## Backpressure
 //!
@@ -97,17 +102,36 @@
 //!   timers and queue jobs; only the calls that wait for the proxy's answer
 //!   ([`Handle::stats`], [`Handle::is_connected`]) return [`Error::OnProxyThread`] there
 //!   instead of deadlocking.
+//! * [`Builder::on_disconnect`] runs on a worker whenever a connection ends ([`Disconnected`]):
+//!   incoming or outgoing, with the peer's key and the reason, and once more, final, when an
+//!   outgoing connection that went down is given up. Per-connection application state is
+//!   cleaned up there.
 //! * A panicking callback is caught and logged, and the worker carries on (OxenMQ logs
 //!   exceptions and continues); a panicking batch job yields a [`JobPanicked`] result.
 //!
 //! ## Shutdown
 //!
 //! Dropping the [`LokiMq`] (or calling [`LokiMq::shutdown`]) is OxenMQ's destructor: the node
-//! stops dispatching, discards queued commands, jobs and timers, never calls pending request or
-//! connect callbacks, and waits for running handlers (a handler that never returns hangs
-//! shutdown, as in OxenMQ). Then every connection is closed — flushed, half-closed and given up
-//! to the `close_linger` tunable for the peer's EOF — and every thread is joined. Handles that
-//! outlive the node get [`Error::Stopped`].
+//! closes its listeners first (no connection is accepted while it stops), stops dispatching,
+//! discards queued commands, jobs and timers, never calls pending request or connect
+//! callbacks, and waits for running handlers (a handler that never returns hangs shutdown, as
+//! in OxenMQ). Then every connection is closed the way libzmq closes one: what is queued is
+//! written (for at most the `close_linger` tunable, if the peer does not read), the write side
+//! is shut down and the socket closed, without waiting for idle peers to close their end. Every
+//! thread is joined. Handles that outlive the node get [`Error::Stopped`]. A server that should
+//! stop on Ctrl-C or SIGTERM calls [`wait_for_shutdown_signal`] and then drops its node.
+//!
+//! ## Async
+//!
+//! The library depends on no async runtime, yet every operation that waits has a future that
+//! works under tokio, async-std/smol or a plain `block_on`: [`Handle::request_async`]
+//! ([`Reply`]), [`Handle::connect_remote_async`] ([`Connecting`], which resolves with the
+//! [`ConnectionId`] or a typed [`ConnectError`]) and [`Handle::send_async`] ([`Sending`],
+//! which waits for room under the peer's high-water mark instead of failing with
+//! `WouldBlock`). Their completions are filled in by the driver and wake the task; no worker
+//! thread waits for them. A handler can answer later from an async task through a
+//! [`DeferredSend`]; `examples/async_client.rs` shows both on tokio, and how a category's
+//! limits still bound work that leaves the handler.
 //!
 //! ## Time
 //!

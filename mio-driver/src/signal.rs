@@ -5,17 +5,6 @@
 //! a program needs no signal crate of its own. Install it before the node starts, so a signal
 //! that arrives right after start-up (say, while the addresses are being printed) is kept
 //! rather than killing the process with the default action.
-//!
-//! ```no_run
-//! use lokimq::{LokiMq, ShutdownSignals};
-//!
-//! let mut signals = ShutdownSignals::install()?;
-//! let node = LokiMq::builder().start()?;
-//! let signal = signals.wait();
-//! eprintln!("{signal}: shutting down");
-//! drop(node); // stops in order: listeners, running jobs, connections
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 use std::fmt;
 use std::io;
@@ -42,8 +31,22 @@ impl fmt::Display for ShutdownSignal {
     }
 }
 
-/// SIGINT and SIGTERM, caught from [`install`](Self::install) on: see the
-/// [module documentation](self). Dropping it restores nothing (a process that stops waiting
+/// SIGINT and SIGTERM, caught from [`install`](Self::install) on, so a server can wait for
+/// either and then drop its node. Install it before the node starts, so a signal that arrives
+/// during start-up is kept rather than killing the process.
+///
+/// ```no_run
+/// use lokimq::{LokiMq, ShutdownSignals};
+///
+/// let mut signals = ShutdownSignals::install()?;
+/// let node = LokiMq::builder().start()?;
+/// let signal = signals.wait();
+/// eprintln!("{signal}: shutting down");
+/// drop(node); // stops in order: listeners, running jobs, connections
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Dropping it restores nothing (a process that stops waiting
 /// for signals usually exits), but further signals are then only recorded, not acted on.
 pub struct ShutdownSignals {
     signals: Signals,

@@ -36,7 +36,7 @@
 //!   table of nodes.
 //! * [`abi`]: the exported symbols and the host imports (random bytes, logs, panic messages).
 //! * [`host`]: the host's random number generator as a `CryptoRng`, and the logger.
-//! * [`bench`]: an in-memory two-node loop (CURVE handshakes, 100 B round trips) that runs the
+//! * [`bench`](mod@bench): an in-memory two-node loop (CURVE handshakes, 100 B round trips) that runs the
 //!   same Rust natively (`examples/native_bench.rs`) and inside WebAssembly (feature `bench`).
 //!
 //! The JavaScript side is in `wasm/js/`: `lokimq.mjs` (the API), `wire.mjs` (the codec),

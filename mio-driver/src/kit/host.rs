@@ -146,7 +146,7 @@ struct BlockedSend {
 /// At most this many posted calls are run per [`Host::process_posts`] by default.
 pub const POST_BUDGET: usize = 1024;
 
-/// A node and everything around it that is not I/O: see the [module documentation](self).
+/// A node and everything around it that is not I/O: see the [kit documentation](crate::kit).
 pub struct Host {
     pub(crate) node: Node<NodeRng, SchedulerHome>,
     now: Instant,

@@ -76,7 +76,9 @@ pub struct Flushed {
     pub error: Option<io::Error>,
 }
 
-/// One connection's transport and its write queue: see the [module documentation](self).
+/// One connection's transport and its write queue: the node's `Transmit`s are queued here,
+/// written when the transport takes them (reporting the backlog as [`Flushed`]), and closed
+/// the way [`Output::Close`](lokimq_core::node::Output::Close) says.
 #[derive(Debug)]
 pub struct Stream<T> {
     conn: ConnId,

@@ -14,7 +14,9 @@ use lokimq_core::time::Instant;
 /// counts are lost, which only shortens a summary).
 const MAX_KEYS: usize = 4096;
 
-/// See the [module documentation](self).
+/// A rate limit for warnings a peer can cause: the first of a reason and key (a connection, a
+/// category) in each window is allowed, the rest are counted, and the next one allowed
+/// reports how many were left out, so a flood of bad input cannot become a flood of log lines.
 #[derive(Debug)]
 pub struct Throttle {
     window: Duration,
