@@ -741,6 +741,48 @@ impl RawPeer {
         self.inbuf.drain(..n).collect()
     }
 
+    /// Writes `bytes` in 16 KiB pieces, stepping `router` between them so a large write
+    /// cannot deadlock against our single-threaded side. Stops early once every connection of
+    /// `router` has ended (a refused oversized frame), since nobody reads the rest; a write
+    /// error from the closed connection is returned.
+    pub(crate) fn write_pumping(
+        &mut self,
+        bytes: &[u8],
+        router: &mut Router,
+    ) -> std::io::Result<()> {
+        for piece in bytes.chunks(16 * 1024) {
+            self.stream.write_all(piece)?;
+            router.step(Duration::from_millis(1));
+            if router.conns.iter().all(|c| c.end.is_some()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps `router` until our side ends the connection (end of stream or a reset); returns
+    /// every byte received before that (panics if the connection is still open after
+    /// [`BOUND`]).
+    pub(crate) fn read_until_closed(&mut self, router: &mut Router) -> Vec<u8> {
+        let mut buf = [0u8; 4096];
+        let ended = wait_until(BOUND, || {
+            router.step(STEP);
+            match self.stream.read(&mut buf) {
+                Ok(0) => Some(()),
+                Ok(k) => {
+                    self.inbuf.extend_from_slice(&buf[..k]);
+                    None
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => None,
+                Err(e) if e.kind() == ErrorKind::Interrupted => None,
+                // A reset (we closed with unread input) ends the stream too.
+                Err(_) => Some(()),
+            }
+        });
+        assert!(ended.is_some(), "our router kept the connection open");
+        std::mem::take(&mut self.inbuf)
+    }
+
     /// Reads one frame: `(flags, body)`.
     pub(crate) fn read_frame(&mut self, router: &mut Router) -> (u8, Vec<u8>) {
         let flags = self.read_exact(1, router)[0];
