@@ -145,6 +145,12 @@ struct BlockedSend {
 /// At most this many posted calls are run per [`Host::process_posts`] by default.
 pub const POST_BUDGET: usize = 1024;
 
+/// How many bytes an embedder should read from one socket per turn before it serves the
+/// others (the native driver does; a socket with more left is read again next turn). A turn
+/// that read a peer's whole backlog would hold every other peer up behind a stream of large
+/// frames; 64 KiB is one read call, and still hundreds of small messages.
+pub const READ_BUDGET: usize = 64 * 1024;
+
 /// [`Host::process_posts`] also stops once the calls it ran have queued this many bytes for
 /// the network: each of them (a reply of a mebibyte, say) is encrypted on the loop's thread,
 /// so without this bound a few large replies would hold up every other connection's turn.

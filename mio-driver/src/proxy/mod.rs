@@ -29,7 +29,7 @@ use lokimq_core::time::{Instant, earliest};
 use crate::clock::Clock;
 use crate::handle::ThreadRole;
 use crate::kit::net::{BoundListener, DialTarget, UnixSocketAccess, connect_failure, dial_target};
-use crate::kit::{Host, Io, POST_BUDGET, Stream};
+use crate::kit::{Host, Io, POST_BUDGET, READ_BUDGET, Stream};
 
 use net::{Entry, ListenerIo, ListenerSock, MioStream, StreamIo};
 pub(crate) use workers::Workers;
@@ -37,10 +37,6 @@ pub(crate) use workers::Workers;
 /// The waker's token; sockets use their slab key, which never reaches `usize::MAX`.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
-/// At most this many bytes are read from one socket per turn before the others get a go: a
-/// socket with more to read waits for the next turn (see `read_ready`), so one peer streaming
-/// large frames holds the proxy for one read per turn, not for its whole backlog.
-const READ_BUDGET: usize = 64 * 1024;
 /// At most this many connections are accepted on one listener per turn.
 const ACCEPT_BUDGET: usize = 128;
 /// Size of the read buffer (one read call at most).
