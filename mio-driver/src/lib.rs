@@ -65,10 +65,10 @@
 //! (vectored, `WRITABLE` interest only while a queue is non-empty), finishes non-blocking
 //! connects with mio's `take_error`/`peer_addr` check, takes posted messages, and fires
 //! `Input::Timeout` when due. After every input it drains the node's outputs before giving it
-//! the next one (the core's drive contract). A per-turn budget (256 KiB read per socket, 128
-//! accepts per listener, 1024 posted messages) keeps one chatty socket from starving worker
-//! completions or other peers; a socket that hit its budget is served again next turn with a
-//! zero poll timeout. Socket slots closed during a turn are freed only after it, so a stale
+//! the next one (the core's drive contract). A per-turn budget (one 64 KiB read per socket,
+//! 128 accepts per listener, 1024 posted messages or 256 KiB of bytes they queue) keeps one
+//! chatty socket from starving worker completions or other peers; a socket that hit its budget
+//! is read again next turn, after the sockets with new events, with a zero poll timeout. Socket slots closed during a turn are freed only after it, so a stale
 //! event can never reach a socket that reused the slot.
 //!
 //! ## Backpressure
