@@ -48,6 +48,8 @@ enum Op {
     Command {
         cat: u16,
         injected: bool,
+        /// The connection a network command came from (fair-drop rule), if any.
+        source: Option<u8>,
     },
     Reply,
     Job {
@@ -99,7 +101,8 @@ fn config_strategy() -> impl Strategy<Value = Config> {
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (any::<u16>(), any::<bool>()).prop_map(|(cat, injected)| Op::Command { cat, injected }),
+        6 => (any::<u16>(), any::<bool>(), prop::option::of(0u8..4))
+            .prop_map(|(cat, injected, source)| Op::Command { cat, injected, source }),
         2 => Just(Op::Reply),
         2 => any::<u8>().prop_map(|target| Op::Job { target }),
         2 => (prop::collection::vec(any::<u8>(), 0..5), any::<u8>())
@@ -203,6 +206,8 @@ struct Model {
     cat_active: Vec<u16>,
     running: BTreeMap<WorkerId, What>,
     cmd_queue: Vec<(u16, Payload, bool)>,
+    /// The source of each queued command offered with one, by payload.
+    sources: BTreeMap<Payload, u8>,
     batch_queue: VecDeque<Item>,
     reply_queue: VecDeque<Payload>,
     tagged_queues: Vec<VecDeque<Item>>,
@@ -238,6 +243,7 @@ impl Model {
             cat_active: vec![0; cfg.categories.len()],
             running: BTreeMap::new(),
             cmd_queue: Vec::new(),
+            sources: BTreeMap::new(),
             batch_queue: VecDeque::new(),
             reply_queue: VecDeque::new(),
             tagged_queues: vec![VecDeque::new(); usize::from(cfg.tagged)],
@@ -267,6 +273,26 @@ impl Model {
 
     fn cat_queued(&self, c: u16) -> usize {
         self.cmd_queue.iter().filter(|q| q.0 == c).count()
+    }
+
+    /// The fair-drop rule's victim for a command of `source` at `c`'s full queue: the index of
+    /// the newest queued command of the source holding the most of the queue (ties: the
+    /// highest source), if it holds at least two more than `source`.
+    fn fair_victim(&self, c: u16, source: u8) -> Option<usize> {
+        let mut counts = BTreeMap::<u8, usize>::new();
+        for q in self.cmd_queue.iter().filter(|q| q.0 == c) {
+            if let Some(&src) = self.sources.get(&q.1) {
+                *counts.entry(src).or_default() += 1;
+            }
+        }
+        let (&heavy, &load) = counts.iter().max_by_key(|&(src, n)| (*n, *src))?;
+        let mine = counts.get(&source).copied().unwrap_or(0);
+        if heavy == source || mine + 2 > load {
+            return None;
+        }
+        self.cmd_queue
+            .iter()
+            .rposition(|q| q.0 == c && self.sources.get(&q.1) == Some(&heavy))
     }
 
     fn pool_may_start(&self, pool_active: u16, reserved: u16) -> bool {
@@ -400,6 +426,7 @@ impl Model {
                 .position(|q| self.command_may_start(q.0))
                 .expect("a runnable queued command");
             let queued = self.cmd_queue.remove(first);
+            self.sources.remove(&queued.1);
             assert_eq!(queued, (c, job, injected), "oldest runnable command first");
         }
         self.cat_active[usize::from(c)] += 1;
@@ -647,15 +674,20 @@ fn apply(s: &mut Scheduler<Payload>, m: &mut Model, op: &Op) {
     let running = m.phase == Phase::Running;
     let n_tagged = m.cfg.tagged;
     match op {
-        Op::Command { cat, injected } => {
+        Op::Command {
+            cat,
+            injected,
+            source,
+        } => {
             let n = m.cfg.categories.len() as u16;
             // One in eight offers names a category that does not exist.
             let c = if cat % 8 == 7 { n + cat % 3 } else { cat % n };
             let p = m.payload();
-            let res = if *injected {
-                s.inject_task(CategoryId(c), p)
-            } else {
-                s.offer_command(CategoryId(c), p)
+            let source = source.filter(|_| !*injected);
+            let res = match (*injected, source) {
+                (true, _) => s.inject_task(CategoryId(c), p),
+                (false, Some(src)) => s.offer_command_from(CategoryId(c), u64::from(src), p),
+                (false, None) => s.offer_command(CategoryId(c), p),
             };
             if !running {
                 assert_eq!(res, Err(SchedError::ShuttingDown));
@@ -669,11 +701,27 @@ fn apply(s: &mut Scheduler<Payload>, m: &mut Model, op: &Op) {
             } else if m.cfg.categories[usize::from(c)].1 >= 0
                 && m.cat_queued(c) >= m.cfg.categories[usize::from(c)].1 as usize
             {
-                assert_eq!(res, Ok(Offer::Dropped));
-                m.expected_drop = Some((c, *injected));
+                match source.and_then(|src| m.fair_victim(c, src)) {
+                    Some(at) => {
+                        // The fair-drop rule: the heaviest source's newest command goes.
+                        let victim = m.cmd_queue.remove(at);
+                        m.sources.remove(&victim.1);
+                        assert_eq!(res, Ok(Offer::Queued));
+                        m.expected_drop = Some((c, victim.2));
+                        m.cmd_queue.push((c, p, false));
+                        m.sources.insert(p, source.unwrap_or_default());
+                    }
+                    None => {
+                        assert_eq!(res, Ok(Offer::Dropped));
+                        m.expected_drop = Some((c, *injected));
+                    }
+                }
             } else {
                 assert_eq!(res, Ok(Offer::Queued));
                 m.cmd_queue.push((c, p, *injected));
+                if let Some(src) = source {
+                    m.sources.insert(p, src);
+                }
             }
         }
         Op::Reply => {
@@ -942,10 +990,12 @@ fn sched_model_agrees_on_the_readme_scenario() {
     let b = |_| Op::Command {
         cat: 1,
         injected: false,
+        source: None,
     };
     let a = |_| Op::Command {
         cat: 0,
         injected: false,
+        source: None,
     };
     let mut ops: Vec<Op> = (0..6).map(b).collect();
     ops.extend((0..3).map(a));

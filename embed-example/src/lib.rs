@@ -63,7 +63,9 @@ use lokimq::core::ids::{ConnId, ListenerId, WorkerId};
 use lokimq::core::node::{DisconnectCause, Input, Job, Node};
 use lokimq::core::time::{Instant, earliest};
 use lokimq::kit::net::{self, BoundListener, DialTarget, UnixSocketAccess};
-use lokimq::kit::{Clock, Host, Io, NodeRng, POST_BUDGET, SchedulerHome, Stream, Transport};
+use lokimq::kit::{
+    Clock, Host, Io, NodeRng, POST_BUDGET, READ_BUDGET, SchedulerHome, Stream, Transport,
+};
 use lokimq::{Builder, Bytes, Error, Handle};
 use rand_core::{OsRng, SeedableRng};
 
@@ -71,8 +73,6 @@ use rand_core::{OsRng, SeedableRng};
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest [`Embedded::run_until`] sleeps in one turn: how often it looks at the sockets.
 pub const POLL: Duration = Duration::from_millis(2);
-/// Bytes read from one socket per turn before the others get a go.
-const READ_BUDGET: usize = 256 * 1024;
 /// Connections accepted on one listener per turn.
 const ACCEPT_BUDGET: usize = 64;
 

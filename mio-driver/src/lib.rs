@@ -65,16 +65,17 @@
 //! ## A proxy turn
 //!
 //! Each turn the proxy reads the clock once, polls with the node's next deadline as timeout,
-//! then: accepts and reads every ready socket (until `WouldBlock`, feeding the node the bytes
-//! in place), finishes non-blocking connects with mio's `take_error`/`peer_addr` check, takes
-//! posted messages, and fires the node's timeout when due; after every input it drains the
-//! node's outputs before giving it the next one (the core's drive contract). Bytes for a
-//! socket are queued during the turn and written with one vectored write per socket at its
-//! end (`WRITABLE` interest only while a queue is non-empty). A per-turn budget (256 KiB read
-//! per socket, 128 accepts per listener, 1024 posted messages) keeps one chatty socket from
-//! starving worker completions or other peers; a socket that hit its budget is served again
-//! next turn with a zero poll timeout. Socket slots closed during a turn are freed only after
-//! it, so a stale event can never reach a socket that reused the slot.
+//! then: accepts and reads every ready socket (feeding the node the bytes in place), finishes
+//! non-blocking connects with mio's `take_error`/`peer_addr` check, takes posted messages, and
+//! fires the node's timeout when due; after every input it drains the node's outputs before
+//! giving it the next one (the core's drive contract). Bytes for a socket are queued during
+//! the turn and written with one vectored write per socket at its end (`WRITABLE` interest
+//! only while a queue is non-empty). A per-turn budget (one 64 KiB read per socket,
+//! [`kit::READ_BUDGET`]; 128 accepts per listener; 1024 posted messages or 256 KiB of bytes
+//! they queue) keeps one chatty socket from starving worker completions or other peers; a
+//! socket that hit its budget is read again next turn, with a zero poll timeout. Socket slots
+//! closed during a turn are freed only after it, so a stale event can never reach a socket
+//! that reused the slot.
 //!
 //! ## Backpressure
 //!

@@ -178,7 +178,17 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             message,
         };
         let category = resolved.category;
-        if let Err(e) = self.sched.with(|s| s.offer_command(category, job)) {
+        // Commands from sockets count against their connection for the fair-drop rule (one
+        // peer cannot take a category's whole queue); in-process ones are the application's.
+        let source = match origin {
+            Origin::Conn(id) => Some(u64::from(id.index()) << 32 | u64::from(id.generation())),
+            _ => None,
+        };
+        let offered = self.sched.with(|s| match source {
+            Some(source) => s.offer_command_from(category, source, job),
+            None => s.offer_command(category, job),
+        });
+        if let Err(e) = offered {
             log::warn!("command not scheduled: {e}");
         }
     }

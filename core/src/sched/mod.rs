@@ -41,7 +41,11 @@
 //!   jobs;
 //! * a command or injected task is queued iff `cat.active >= cat.reserved && active >=
 //!   general`, else it starts at once, and a queued one is dropped instead iff `max_queue >= 0
-//!   && queued >= max_queue`.
+//!   && queued >= max_queue`. One divergence (the fair-drop rule): when a network command
+//!   offered with its source ([`offer_command_from`](Scheduler::offer_command_from)) meets a
+//!   full queue and another source holds at least two more of that queue than its own source,
+//!   the heaviest source's newest queued command is dropped instead and this one queued, so one
+//!   flooding connection cannot take a category's whole queue from the others.
 //!
 //! These keep `active <= general + Σ min(pool_active, pool_reserved) <= max_workers`, so a
 //! command admitted by its reservation always finds a free slot.
@@ -260,7 +264,27 @@ impl<J> Scheduler<J> {
     ///
     /// [`SchedError::UnknownCategory`], or [`SchedError::ShuttingDown`] after `shutdown`.
     pub fn offer_command(&mut self, category: CategoryId, job: J) -> Result<Offer, SchedError> {
-        self.offer(category, job, false)
+        self.offer(category, job, false, None)
+    }
+
+    /// [`offer_command`](Self::offer_command) for a command that came from `source` (the
+    /// embedder's key for the connection it arrived on). When the category's queue is full,
+    /// the fair-drop rule applies: if some other source holds at least two more of the queue
+    /// than `source` does, that source's newest queued command is dropped (with
+    /// [`SchedOutput::Dropped`]) and this one queued in its place; otherwise this one is
+    /// dropped. A single flooding peer so fills only its own share of a queue: a well-behaved
+    /// peer next to it always finds room.
+    ///
+    /// # Errors
+    ///
+    /// [`SchedError::UnknownCategory`], or [`SchedError::ShuttingDown`] after `shutdown`.
+    pub fn offer_command_from(
+        &mut self,
+        category: CategoryId,
+        source: u64,
+        job: J,
+    ) -> Result<Offer, SchedError> {
+        self.offer(category, job, false, Some(source))
     }
 
     /// OxenMQ's `inject_task`: `job` runs as if it were a command of `category`, under the same
@@ -270,7 +294,7 @@ impl<J> Scheduler<J> {
     ///
     /// [`SchedError::UnknownCategory`], or [`SchedError::ShuttingDown`] after `shutdown`.
     pub fn inject_task(&mut self, category: CategoryId, job: J) -> Result<Offer, SchedError> {
-        self.offer(category, job, true)
+        self.offer(category, job, true, None)
     }
 
     /// A reply callback, for the reply pool.
@@ -809,7 +833,13 @@ impl<J> Scheduler<J> {
         self.outputs.push_back(output);
     }
 
-    fn offer(&mut self, category: CategoryId, job: J, injected: bool) -> Result<Offer, SchedError> {
+    fn offer(
+        &mut self,
+        category: CategoryId,
+        job: J,
+        injected: bool,
+        source: Option<u64>,
+    ) -> Result<Offer, SchedError> {
         self.check_running()?;
         let c = category.get();
         let Some(cat) = self.categories.get(category.index()) else {
@@ -835,15 +865,42 @@ impl<J> Scheduler<J> {
             return Ok(Offer::Started(WorkerId(slot)));
         }
         if limits.queue_full(self.commands.len(c)) {
-            self.emit(SchedOutput::Dropped {
-                category,
-                injected,
-                job,
-            });
-            return Ok(Offer::Dropped);
+            match source.and_then(|s| self.fair_victim(c, s)) {
+                Some(victim) => self.emit(SchedOutput::Dropped {
+                    category,
+                    injected: victim.injected,
+                    job: victim.job,
+                }),
+                None => {
+                    self.emit(SchedOutput::Dropped {
+                        category,
+                        injected,
+                        job,
+                    });
+                    return Ok(Offer::Dropped);
+                }
+            }
         }
-        self.commands.push(c, Pending { injected, job });
+        self.commands.push(
+            c,
+            Pending {
+                injected,
+                source,
+                job,
+            },
+        );
         Ok(Offer::Queued)
+    }
+
+    /// The fair-drop rule (see [`offer_command_from`](Self::offer_command_from)): takes out
+    /// the newest command of the source holding the most of `c`'s full queue, if it holds at
+    /// least two more than `source` (one more would only swap the two sources' places).
+    fn fair_victim(&mut self, c: u16, source: u64) -> Option<Pending<J>> {
+        let (heaviest, load) = self.commands.heaviest(c)?;
+        if heaviest == source || self.commands.count(c, source) + 2 > load {
+            return None;
+        }
+        self.commands.evict_newest(c, heaviest)
     }
 
     /// OxenMQ's admission rule for a command or task of category `c`.

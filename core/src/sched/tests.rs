@@ -434,6 +434,93 @@ fn default_max_queue_holds_two_hundred() {
     assert_eq!(s.offer_command(B, "again").unwrap(), Offer::Queued);
 }
 
+// ----- the fair-drop rule -----
+
+/// One worker, category A with a queue of `limit`; the worker is busy with job 0.
+fn busy_one_worker(limit: i32) -> Scheduler<u32> {
+    let mut s: Scheduler<u32> =
+        Scheduler::new(SchedulerConfig::new(1).with_category(CategoryLimits::new(0, limit)))
+            .unwrap();
+    assert!(matches!(
+        s.offer_command_from(A, 1, 0).unwrap(),
+        Offer::Started(_)
+    ));
+    drain(&mut s);
+    s
+}
+
+fn dropped_jobs(outs: Vec<SchedOutput<u32>>) -> Vec<u32> {
+    outs.into_iter()
+        .filter_map(|o| match o {
+            SchedOutput::Dropped { job, .. } => Some(job),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_flooding_source_cannot_take_a_quiet_sources_place() {
+    let mut s = busy_one_worker(4);
+    // Source 1 floods: four queued, then its own further commands are dropped as before.
+    for job in 1..=4 {
+        assert_eq!(s.offer_command_from(A, 1, job).unwrap(), Offer::Queued);
+    }
+    assert_eq!(s.offer_command_from(A, 1, 5).unwrap(), Offer::Dropped);
+    assert_eq!(dropped_jobs(drain(&mut s)), vec![5]);
+    // Source 2 arrives at the full queue: source 1's newest queued command makes room.
+    assert_eq!(s.offer_command_from(A, 2, 100).unwrap(), Offer::Queued);
+    assert_eq!(dropped_jobs(drain(&mut s)), vec![4]);
+    assert_eq!(s.category_queued(A), Some(4));
+    check_invariants(&s);
+    // Source 2 (one queued) still finds room while source 1 holds three.
+    assert_eq!(s.offer_command_from(A, 2, 101).unwrap(), Offer::Queued);
+    assert_eq!(dropped_jobs(drain(&mut s)), vec![3]);
+    // Now 2 and 2: source 2's next is dropped like anyone's at a fairly shared full queue.
+    assert_eq!(s.offer_command_from(A, 2, 102).unwrap(), Offer::Dropped);
+    assert_eq!(dropped_jobs(drain(&mut s)), vec![102]);
+    // The queue keeps arrival order: 1, 2 (source 1), then 100, 101 (source 2).
+    let mut ran = Vec::new();
+    s.job_finished(WorkerId(0)).unwrap();
+    for _ in 0..4 {
+        let started = started_commands(drain(&mut s));
+        assert_eq!(started.len(), 1);
+        ran.push(started[0].1);
+        s.job_finished(started[0].0).unwrap();
+    }
+    assert_eq!(ran, vec![1, 2, 100, 101]);
+    assert_eq!(s.category_queued(A), Some(0));
+    check_invariants(&s);
+}
+
+#[test]
+fn fair_drop_leaves_commands_without_a_source_and_near_ties_alone() {
+    let mut s = busy_one_worker(2);
+    // Injected tasks and source-less commands never count for or against anyone.
+    assert_eq!(s.inject_task(A, 10).unwrap(), Offer::Queued);
+    assert_eq!(s.offer_command(A, 11).unwrap(), Offer::Queued);
+    assert_eq!(s.offer_command_from(A, 7, 12).unwrap(), Offer::Dropped);
+    assert_eq!(dropped_jobs(drain(&mut s)), vec![12]);
+    // One more than the newcomer's source is not enough to evict (it would only swap them).
+    let mut s = busy_one_worker(2);
+    assert_eq!(s.offer_command_from(A, 1, 1).unwrap(), Offer::Queued);
+    assert_eq!(s.offer_command_from(A, 2, 2).unwrap(), Offer::Queued);
+    assert_eq!(s.offer_command_from(A, 3, 3).unwrap(), Offer::Dropped);
+    assert_eq!(dropped_jobs(drain(&mut s)), vec![3]);
+    // A queue of zero never queues, whoever asks.
+    let mut s = busy_one_worker(0);
+    assert_eq!(s.offer_command_from(A, 2, 5).unwrap(), Offer::Dropped);
+    // After an eviction the queue keeps its order: the oldest command still starts first.
+    let mut s = busy_one_worker(2);
+    assert_eq!(s.offer_command_from(A, 1, 1).unwrap(), Offer::Queued);
+    assert_eq!(s.offer_command_from(A, 1, 2).unwrap(), Offer::Queued);
+    assert_eq!(s.offer_command_from(A, 2, 3).unwrap(), Offer::Queued);
+    assert_eq!(s.offer_command_from(A, 3, 4).unwrap(), Offer::Dropped);
+    assert_eq!(dropped_jobs(drain(&mut s)), vec![2, 4]);
+    check_invariants(&s);
+    s.job_finished(WorkerId(0)).unwrap();
+    assert_eq!(started_commands(drain(&mut s))[0].1, 1);
+}
+
 #[test]
 fn negative_max_queue_is_unlimited() {
     let mut s: Scheduler<u32> =

@@ -146,6 +146,17 @@ struct BlockedSend {
 /// At most this many posted calls are run per [`Host::process_posts`] by default.
 pub const POST_BUDGET: usize = 1024;
 
+/// How many bytes an embedder should read from one socket per turn before it serves the
+/// others (the native driver does; a socket with more left is read again next turn). A turn
+/// that read a peer's whole backlog would hold every other peer up behind a stream of large
+/// frames; 64 KiB is one read call, and still hundreds of small messages.
+pub const READ_BUDGET: usize = 64 * 1024;
+
+/// [`Host::process_posts`] also stops once the calls it ran have queued this many bytes for
+/// the network: each of them (a reply of a mebibyte, say) is encrypted on the loop's thread,
+/// so without this bound a few large replies would hold up every other connection's turn.
+const POST_BYTES_BUDGET: usize = 256 * 1024;
+
 /// A node and everything around it that is not I/O: see the [kit documentation](crate::kit).
 pub struct Host {
     pub(crate) node: Node<NodeRng, SchedulerHome>,
@@ -166,6 +177,8 @@ pub struct Host {
     /// Sends waiting for room under a peer's high-water mark (`Handle::send_async`), retried
     /// in order whenever a connection's backlog shrinks and once a turn.
     blocked: VecDeque<BlockedSend>,
+    /// Bytes handed to [`Io::transmit`] so far (wrapping), for the posts' byte budget.
+    transmitted: usize,
     /// One `tracing` span per open connection (its id, remote address, and once known its
     /// key and auth level), entered while its input is handled, so every log line the node
     /// writes about it can be tied to it.
@@ -197,6 +210,7 @@ impl Host {
             warnings: Throttle::new(Duration::from_secs(1)),
             spans: BTreeMap::new(),
             blocked: VecDeque::new(),
+            transmitted: 0,
         }
     }
 
@@ -405,8 +419,9 @@ impl Host {
         self.drain(io);
     }
 
-    /// Runs up to `budget` calls that [`Handle`]s posted, then drains. Returns true if more
-    /// are waiting.
+    /// Runs up to `budget` calls that [`Handle`]s posted (fewer once they have queued a
+    /// quarter of a mebibyte for the network, so a turn never encrypts more than about one
+    /// large message for them), then drains. Returns true if more are waiting.
     pub fn process_posts(&mut self, io: &mut impl Io, budget: usize) -> bool {
         let _role = ThreadRole::Proxy.scope();
         let more = self.posted(io, budget);
@@ -426,6 +441,7 @@ impl Host {
     /// Runs up to `budget` posted calls, acting on each one's outputs.
     fn posted(&mut self, io: &mut impl Io, budget: usize) -> bool {
         self.handle.clear_wake_flag();
+        let start = self.transmitted;
         for _ in 0..budget {
             match self.posts.try_recv() {
                 Ok(ProxyMsg::Call(call)) => call(self),
@@ -433,6 +449,9 @@ impl Host {
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => return false,
             }
             self.drain_outputs(io);
+            if self.transmitted.wrapping_sub(start) >= POST_BYTES_BUDGET {
+                break;
+            }
         }
         true
     }
@@ -452,7 +471,10 @@ impl Host {
 
     fn act(&mut self, io: &mut impl Io, out: Output) {
         match out {
-            Output::Transmit { conn, data } => io.transmit(conn, data),
+            Output::Transmit { conn, data } => {
+                self.transmitted = self.transmitted.wrapping_add(data.len());
+                io.transmit(conn, data);
+            }
             Output::Connect { conn, addr } => {
                 self.open_span(conn, &addr.to_string(), true);
                 if let Err(cause) = io.connect(conn, &addr) {

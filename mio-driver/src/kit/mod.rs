@@ -39,6 +39,6 @@ mod stream;
 mod throttle;
 
 pub use crate::clock::Clock;
-pub use host::{Host, Io, NodeRng, POST_BUDGET, SchedulerHome};
+pub use host::{Host, Io, NodeRng, POST_BUDGET, READ_BUDGET, SchedulerHome};
 pub use stream::{Flushed, Stream, Transport};
 pub use throttle::Throttle;

@@ -29,7 +29,7 @@ use lokimq_core::time::{Instant, earliest};
 use crate::clock::Clock;
 use crate::handle::ThreadRole;
 use crate::kit::net::{BoundListener, DialTarget, UnixSocketAccess, connect_failure, dial_target};
-use crate::kit::{Host, Io, POST_BUDGET, Stream};
+use crate::kit::{Host, Io, POST_BUDGET, READ_BUDGET, Stream};
 
 use net::{Entry, ListenerIo, ListenerSock, MioStream, StreamIo};
 pub(crate) use workers::Workers;
@@ -37,8 +37,6 @@ pub(crate) use workers::Workers;
 /// The waker's token; sockets use their slab key, which never reaches `usize::MAX`.
 pub(crate) const WAKER: Token = Token(usize::MAX);
 
-/// At most this many bytes are read from one socket per turn before the others get a go.
-const READ_BUDGET: usize = 256 * 1024;
 /// At most this many connections are accepted on one listener per turn.
 const ACCEPT_BUDGET: usize = 128;
 /// Size of the read buffer (one read call at most).
@@ -63,8 +61,12 @@ pub(crate) struct MioIo {
     by_conn: BTreeMap<ConnId, usize>,
     /// Slots killed during this turn, freed at its end.
     graveyard: Vec<usize>,
-    /// Sockets whose read or accept budget ran out with data left.
+    /// Sockets whose read or accept budget ran out with data left: read (or accepted from)
+    /// again next turn without waiting for a new readiness event, which an edge-triggered
+    /// poll would not give.
     again: Vec<usize>,
+    /// The current turn's number (see `MioStream::read_turn`).
+    turn: u64,
     /// Streams with bytes newly queued, written at the end of the turn.
     dirty: Vec<usize>,
     /// Closing streams and their linger deadlines.
@@ -101,6 +103,7 @@ impl Proxy {
                 by_conn: BTreeMap::new(),
                 graveyard: Vec::new(),
                 again: Vec::new(),
+                turn: 0,
                 dirty: Vec::new(),
                 closing: BTreeMap::new(),
                 resolving: BTreeSet::new(),
@@ -164,6 +167,7 @@ impl Proxy {
                 break;
             }
             self.tick();
+            self.net.turn += 1;
             for event in &events {
                 if event.token() != WAKER {
                     self.socket_event(event.token().0, event);
@@ -341,8 +345,18 @@ impl Proxy {
         }
     }
 
-    /// Reads until `WouldBlock`, end of stream, an error, or the turn's budget.
+    /// Reads until `WouldBlock`, end of stream, an error, or the turn's budget. A stream already
+    /// read this turn waits for the next one: every readable stream gets one budget per turn,
+    /// and the streams left over from the last turn come after those with new events.
     fn read_ready(&mut self, key: usize) {
+        let turn = self.net.turn;
+        if let Some(Entry::Stream(s)) = self.net.slab.get_mut(key) {
+            if s.read_turn == turn {
+                self.net.read_next_turn(key);
+                return;
+            }
+            s.read_turn = turn;
+        }
         let mut budget = READ_BUDGET;
         loop {
             let Some(Entry::Stream(s)) = self.net.slab.get_mut(key) else {
@@ -370,7 +384,7 @@ impl Proxy {
                     }
                     budget = budget.saturating_sub(n);
                     if budget == 0 {
-                        self.net.again.push(key);
+                        self.net.read_next_turn(key);
                         return;
                     }
                 }
@@ -390,6 +404,14 @@ impl Proxy {
 }
 
 impl MioIo {
+    /// Marks a stream with input left for reading next turn (once, however often it is
+    /// marked: the list only holds streams that used up a whole budget, so it stays short).
+    fn read_next_turn(&mut self, key: usize) {
+        if !self.again.contains(&key) {
+            self.again.push(key);
+        }
+    }
+
     fn has_streams(&self) -> bool {
         self.slab.iter().any(|(_, e)| matches!(e, Entry::Stream(_))) || !self.resolving.is_empty()
     }

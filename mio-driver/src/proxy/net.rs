@@ -169,6 +169,9 @@ pub(super) struct MioStream {
     pub(super) connecting: bool,
     /// The interest currently registered.
     pub(super) interest: Interest,
+    /// The proxy turn in which this stream was last read: a stream is read at most once
+    /// (one budget) per turn, so others get their go before it is read again.
+    pub(super) read_turn: u64,
 }
 
 impl MioStream {
@@ -181,6 +184,7 @@ impl MioStream {
             } else {
                 Interest::READABLE
             },
+            read_turn: 0,
         }
     }
 
