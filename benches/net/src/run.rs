@@ -37,14 +37,18 @@ impl StopSignal {
                 let _ = tx.send(());
             }
         };
-        let mut signals = lokimq::ShutdownSignals::install()
-            .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])
+        .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
         let on_signal = stop.clone();
         std::thread::Builder::new()
             .name(String::from("signal-watch"))
             .spawn(move || {
-                signals.wait();
-                on_signal();
+                if signals.forever().next().is_some() {
+                    on_signal();
+                }
             })
             .map_err(|e| format!("cannot start the signal watcher: {e}"))?;
         std::thread::Builder::new()
