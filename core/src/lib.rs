@@ -65,7 +65,14 @@ pub mod address;
 pub mod auth;
 pub mod bt;
 pub mod crypto;
+// The codec and session layers are implementation detail of `node`: public only under the
+// unstable `internals` feature (tests, benches, fuzzing). Their items stay `pub` so that feature
+// can reach them; without it they are crate-visible and `unreachable_pub` would flag every one.
+#[cfg(feature = "internals")]
 pub mod curve;
+#[cfg(not(feature = "internals"))]
+#[allow(unreachable_pub)]
+mod curve;
 pub mod encoding;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -75,9 +82,27 @@ pub mod node;
 pub mod registry;
 pub mod rng;
 pub mod sched;
+#[cfg(feature = "internals")]
 pub mod session;
+#[cfg(not(feature = "internals"))]
+#[allow(unreachable_pub)]
+mod session;
 pub mod time;
+#[cfg(feature = "internals")]
 pub mod zmtp;
+
+/// The protocol-level types that the node's typed failures carry
+/// ([`node::ConnectError`], [`node::HandshakeError`], [`node::DisconnectReason`]): what went
+/// wrong on the wire, in the ZMTP codec, the CURVE handshake or the connection's session.
+/// The codec and session layers themselves are internal; these types are their stable face.
+pub mod protocol {
+    pub use crate::curve::{Command as CurveCommand, CurveError, Stage as CurveStage};
+    pub use crate::session::{DenyStatus, SendError as SessionSendError, SessionError};
+    pub use crate::zmtp::{Dialect, Mechanism, SocketType, WireText, ZmtpError};
+}
+#[cfg(not(feature = "internals"))]
+#[allow(unreachable_pub)]
+mod zmtp;
 
 pub use address::Address;
 pub use auth::{Access, AuthLevel, PeerAccess};

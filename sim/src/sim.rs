@@ -942,7 +942,7 @@ impl Sim {
             NetEv::Deliver { pipe, dir, chunk } => {
                 match self.world.net.take(now, pipe, dir, chunk) {
                     Some(Delivery::Data(End::Node(n, conn), data)) if self.is_open(n, conn) => {
-                        let text = format!("< {conn:?} {}", crate::raw::show_bytes(&data));
+                        let text = format!("< {conn:?} {}", crate::show::show_bytes(&data));
                         self.world.record(&format!("n{n}"), &text);
                         self.with_host(n, |host, _| host.received(conn, &data));
                     }
@@ -1254,10 +1254,10 @@ fn describe(job: &Job, command: Option<&str>) -> String {
             "command {} from {:?} {}",
             command.unwrap_or("?"),
             message.conn,
-            crate::raw::parts(&message.data)
+            crate::show::parts(&message.data)
         ),
         Job::Reply { request, result } => match result {
-            Ok(parts) => format!("reply #{} {}", request.0, crate::raw::parts(parts)),
+            Ok(parts) => format!("reply #{} {}", request.0, crate::show::parts(parts)),
             Err(e) => format!("reply #{} error {e}", request.0),
         },
         other => format!("{other:?}"),
