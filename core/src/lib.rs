@@ -115,5 +115,6 @@ pub use node::{
     Message, Node, NodeError, Output, ReplyTarget, RequestError, RequestId, RequestOptions,
     SendError, SendOptions,
 };
-pub use registry::{Registry, RegistryBuilder};
+pub use registry::{CategoryOptions, Registry, RegistryBuilder};
+pub use sched::QueueLimit;
 pub use time::{Duration, Instant};

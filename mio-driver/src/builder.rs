@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use lokimq_core::address::{Address, AddressError};
-use lokimq_core::auth::{Access, AuthLevel};
+use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{CommandId, TaggedThreadId, TimerId};
 use lokimq_core::keys::{KeyError, Keypair, PublicKey};
 use lokimq_core::node::{BacklogLimit, Config, Job, Node, Target};
-use lokimq_core::registry::{DEFAULT_MAX_QUEUE, RegistryBuilder};
+use lokimq_core::registry::{CategoryOptions, RegistryBuilder};
 use lokimq_core::sched::Scheduler;
 use lokimq_core::time::Instant;
 use mio::Poll;
@@ -490,56 +490,43 @@ impl Builder {
         self
     }
 
-    /// Adds a category (OxenMQ's `add_category`) with the default queue limit (200) and no
-    /// reserved threads. `access` is what a caller needs for every command in it: an
-    /// [`AuthLevel`], or an [`Access`] that can also require the caller to be a service node
-    /// (`remote_sn`) or this node to be one (`local_sn`). Names are 1–50 bytes without a `.`,
-    /// and new; a refusal is an [`Error::Registry`] with OxenMQ's message.
+    /// Adds a category (OxenMQ's `add_category`). `opts` is what a caller needs for every
+    /// command in it — an [`AuthLevel`], or an [`Access`] that can also require the caller to
+    /// be a service node (`remote_sn`) or this node to be one (`local_sn`) — with OxenMQ's
+    /// defaults (no reserved threads, at most 200 commands waiting), or a [`CategoryOptions`]
+    /// that also sets the reserved threads (workers kept for this category on top of the
+    /// general pool, so it keeps running when the pool is busy) and the [`QueueLimit`] (how
+    /// many of its commands may wait for a worker; beyond that they are dropped with a log and
+    /// no reply, as in OxenMQ). Names are 1–50 bytes without a `.`, and new; a refusal is an
+    /// [`Error::Registry`] with OxenMQ's message.
     ///
     /// ```
-    /// use lokimq::{Access, AuthLevel, Error, LokiMq};
+    /// use lokimq::{Access, AuthLevel, CategoryOptions, Error, LokiMq, QueueLimit};
     ///
     /// let mut b = LokiMq::builder();
     /// b.add_category("public", AuthLevel::None)?
     ///     .add_category("admin", AuthLevel::Admin)?
-    ///     .add_category("quorum", Access::new(AuthLevel::None, true, true))?; // SN to SN only
+    ///     .add_category("quorum", Access::new(AuthLevel::None, true, true))? // SN to SN only
+    ///     // Never starved, 500 waiting at most:
+    ///     .add_category(
+    ///         "blocks",
+    ///         CategoryOptions::new(AuthLevel::Basic).reserved_threads(2).max_queue(QueueLimit::At(500)),
+    ///     )?
+    ///     // No reservation, no limit:
+    ///     .add_category("firehose", CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited))?;
     /// assert!(matches!(b.add_category("admin", AuthLevel::Basic), Err(Error::Registry(_))));
     /// assert!(b.add_category("a.b", AuthLevel::None).is_err());
-    /// # Ok::<(), lokimq::Error>(())
-    /// ```
-    pub fn add_category(
-        &mut self,
-        name: &str,
-        access: impl Into<Access>,
-    ) -> Result<&mut Self, Error> {
-        self.add_category_with(name, access, 0, DEFAULT_MAX_QUEUE)
-    }
-
-    /// [`add_category`](Self::add_category) with `reserved_threads` (workers kept for this
-    /// category on top of the general pool, so it keeps running when the pool is busy) and
-    /// `max_queue` (how many of its commands may wait for a worker; beyond that they are
-    /// dropped with a log and no reply, as in OxenMQ; negative: unlimited).
-    ///
-    /// ```
-    /// use lokimq::{AuthLevel, LokiMq};
-    ///
-    /// let mut b = LokiMq::builder();
-    /// b.add_category_with("blocks", AuthLevel::Basic, 2, 500)? // never starved, 500 waiting at most
-    ///     .add_category_with("firehose", AuthLevel::None, 0, -1)?; // no reservation, no limit
     /// let node = b.start()?;
     /// let s = node.handle().stats()?.sched; // the 2 reserved threads come on top of the pools
     /// assert_eq!(s.max_workers, s.general_workers + s.batch_reserved + s.reply_reserved + 2);
     /// # Ok::<(), lokimq::Error>(())
     /// ```
-    pub fn add_category_with(
+    pub fn add_category(
         &mut self,
         name: &str,
-        access: impl Into<Access>,
-        reserved_threads: u16,
-        max_queue: i32,
+        opts: impl Into<CategoryOptions>,
     ) -> Result<&mut Self, Error> {
-        self.registry
-            .add_category(name, access, reserved_threads, max_queue)?;
+        self.registry.add_category(name, opts)?;
         self.categories.insert(name.to_owned());
         Ok(self)
     }

@@ -1164,7 +1164,7 @@ impl Handle {
     /// use std::time::Duration;
     ///
     /// let mut b = LokiMq::builder();
-    /// b.add_category_with("rpc", AuthLevel::None, 1, 100)?; // 1 reserved thread, 100 queued
+    /// b.add_category("rpc", CategoryOptions::new(AuthLevel::None).reserved_threads(1).max_queue(QueueLimit::At(100)))?; // 1 reserved thread, 100 queued
     /// let node = b.start()?;
     ///
     /// let (tx, rx) = mpsc::channel();

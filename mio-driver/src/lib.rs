@@ -150,6 +150,7 @@ pub use lokimq_core::node::{
     BacklogLimit, Config, ConnectOptions, ConnectSnOptions, ConnectionId, RequestError,
     RequestOptions, SendError, SendOptions, Stats, Target,
 };
+pub use lokimq_core::registry::{CategoryOptions, QueueLimit};
 
 /// No data parts, for sends and requests without any: `handle.send(&conn, "a.b", NO_DATA)`.
 pub const NO_DATA: [&[u8]; 0] = [];

@@ -3,6 +3,7 @@
 
 mod common;
 
+use lokimq::{CategoryOptions, QueueLimit};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -298,7 +299,13 @@ fn in_proxy_timer_may_connect_and_add_timers_but_not_wait() {
 #[test]
 fn inject_task_runs_as_a_command_of_its_category() {
     let mut b = server_builder();
-    b.add_category_with("slow", AuthLevel::None, 1, 0).unwrap();
+    b.add_category(
+        "slow",
+        CategoryOptions::new(AuthLevel::None)
+            .reserved_threads(1)
+            .max_queue(QueueLimit::At(0)),
+    )
+    .unwrap();
     let node = b.start().unwrap();
     let (tx, rx) = mpsc::channel();
     node.handle()

@@ -16,6 +16,7 @@ mod common;
 #[path = "libzmq_app/peers.rs"]
 mod peers;
 
+use lokimq::{CategoryOptions, QueueLimit};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -121,7 +122,10 @@ fn app_builder(service_node: bool) -> Builder {
         .unwrap()
         .add_request_command("strict", "echo", echo)
         .unwrap()
-        .add_category_with("bulk", AuthLevel::None, 0, -1)
+        .add_category(
+            "bulk",
+            CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited),
+        )
         .unwrap()
         .add_request_command("bulk", "echo", echo)
         .unwrap()

@@ -3,6 +3,7 @@
 
 mod common;
 
+use lokimq::{CategoryOptions, QueueLimit};
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -384,10 +385,13 @@ fn incoming_connection_id_can_be_used_later() {
 fn many_pipelined_requests_and_large_messages() {
     // An unlimited queue: with the default limit (200) OxenMQ drops the excess, as it should.
     let mut b = server_builder();
-    b.add_category_with("bulk", AuthLevel::None, 0, -1)
-        .unwrap()
-        .add_request_command("bulk", "echo", |m| m.send_reply(m.data().to_vec()))
-        .unwrap();
+    b.add_category(
+        "bulk",
+        CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap()
+    .add_request_command("bulk", "echo", |m| m.send_reply(m.data().to_vec()))
+    .unwrap();
     b.listen(Listen::plain(loopback()).unwrap());
     let server = b.start().unwrap();
     let addr = server.bound_addresses()[0].clone();

@@ -4,6 +4,7 @@
 //! queued messages, ROUTER handover, the active service-node set, connection identity, auth,
 //! in-process admin access, `disconnect`, and where replies go.
 
+use lokimq_core::registry::{CategoryOptions, QueueLimit};
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
@@ -32,7 +33,11 @@ fn secs(s: u64) -> Duration {
 /// request `slow` (replies after 2 s).
 fn registry() -> Registry {
     let mut b = conformance_builder();
-    b.add_category("t", Access::default(), 0, -1).unwrap();
+    b.add_category(
+        "t",
+        CategoryOptions::new(Access::default()).max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap();
     b.add_command("t", "ping").unwrap();
     b.add_command("t", "pong").unwrap();
     b.add_request_command("t", "slow").unwrap();

@@ -12,6 +12,7 @@ use lokimq_core::node::{
     RequestError, SendError,
 };
 use lokimq_core::registry::Registry;
+use lokimq_core::registry::{CategoryOptions, QueueLimit};
 use lokimq_core::session::{MechanismConfig, SessionConfig, SessionError};
 use lokimq_core::time::Duration;
 use lokimq_core::zmtp::{Mechanism, SocketType};
@@ -28,7 +29,11 @@ fn secs(s: u64) -> Duration {
 /// with OxenMQ's `BYE`).
 fn registry() -> Registry {
     let mut b = conformance_builder();
-    b.add_category("t", Access::default(), 0, -1).unwrap();
+    b.add_category(
+        "t",
+        CategoryOptions::new(Access::default()).max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap();
     b.add_request_command("t", "slow").unwrap();
     b.add_command("t", "bye").unwrap();
     b.build()

@@ -391,7 +391,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
         }
         self.building()?
             .registry
-            .add_category_with_defaults(name, access)
+            .add_category(name, access)
             .map(|_| ())
             .map_err(|e| Error::new(ErrorCode::Registry, e.to_string()))
     }

@@ -40,8 +40,8 @@
 //!   pool_reserved` or `active < general`), where `pool_active` counts that pool's running
 //!   jobs;
 //! * a command or injected task is queued iff `cat.active >= cat.reserved && active >=
-//!   general`, else it starts at once, and a queued one is dropped instead iff `max_queue >= 0
-//!   && queued >= max_queue`.
+//!   general`, else it starts at once, and a queued one is dropped instead iff its
+//!   [`QueueLimit`] is reached.
 //!
 //! These keep `active <= general + Σ min(pool_active, pool_reserved) <= max_workers`, so a
 //! command admitted by its reservation always finds a free slot.
@@ -89,7 +89,7 @@ mod timers;
 mod tests;
 
 pub use batch::BatchBuilder;
-pub use config::{CategoryLimits, DEFAULT_MAX_QUEUE, SchedulerConfig};
+pub use config::{CategoryLimits, QueueLimit, SchedulerConfig};
 pub use error::SchedError;
 pub use output::{Completion, InDriver, Offer, SchedJob, SchedOutput, Target, TimerTarget};
 pub use stats::{CategoryStats, SchedStats, ShutdownReport};
