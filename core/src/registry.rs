@@ -794,6 +794,18 @@ impl Registry {
         self.find_category_bytes(name.as_bytes())
     }
 
+    /// The id of the category called `name`, or the node's error for an unknown one: the one
+    /// rule for `inject_task`'s category, shared by the node and drivers that check before
+    /// posting to it.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::UnknownCategory`](crate::node::NodeError::UnknownCategory).
+    pub fn require_category(&self, name: &str) -> Result<CategoryId, crate::node::NodeError> {
+        self.find_category(name)
+            .ok_or_else(|| crate::node::NodeError::UnknownCategory(name.to_string()))
+    }
+
     /// The id of the command with this exact `category.command` name (aliases are not applied).
     #[must_use]
     pub fn find_command(&self, full_name: &str) -> Option<CommandId> {

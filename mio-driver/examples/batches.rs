@@ -13,7 +13,7 @@
 //! 3. single jobs on a tagged thread, which runs them one at a time, in order;
 //! 4. a task injected into a command category, queued under that category's limits.
 
-use lokimq::{CategoryOptions, QueueLimit};
+use lokimq::{CategoryOptions, NodeError, QueueLimit};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -202,7 +202,9 @@ fn run(jobs: u64) -> Result<(), Box<dyn std::error::Error>> {
         })?;
     println!("injected task ran on {}", rx.recv_timeout(WAIT)?);
     match node.handle().inject_task("nosuch", "x", "example", || {}) {
-        Err(e @ Error::UnknownCategory(_)) => println!("unknown category refused: {e}"),
+        Err(e @ Error::Node(NodeError::UnknownCategory(_))) => {
+            println!("unknown category refused: {e}")
+        }
         other => return Err(format!("unknown category: unexpected {other:?}").into()),
     }
 

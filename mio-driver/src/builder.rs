@@ -12,7 +12,7 @@ use lokimq_core::ids::{CommandId, TaggedThreadId, TimerId};
 use lokimq_core::keys::{KeyError, Keypair, PublicKey};
 use lokimq_core::node::{BacklogLimit, Config, Job, Node, Target};
 use lokimq_core::registry::{CategoryOptions, RegistryBuilder};
-use lokimq_core::sched::Scheduler;
+use lokimq_core::sched::{self, SchedError, Scheduler};
 use lokimq_core::time::Instant;
 use mio::Poll;
 use rand_core::{OsRng, SeedableRng};
@@ -285,7 +285,6 @@ pub struct Builder {
     config: Config,
     registry: RegistryBuilder,
     commands: BTreeMap<CommandId, CommandFn>,
-    categories: BTreeSet<String>,
     listens: Vec<Listen>,
     tagged_starts: Vec<Option<Task>>,
     sn_lookup: Option<SnLookupFn>,
@@ -336,7 +335,6 @@ impl Builder {
             config,
             registry: RegistryBuilder::new(),
             commands: BTreeMap::new(),
-            categories: BTreeSet::new(),
             listens: Vec::new(),
             tagged_starts: Vec::new(),
             sn_lookup: None,
@@ -527,7 +525,6 @@ impl Builder {
         opts: impl Into<CategoryOptions>,
     ) -> Result<&mut Self, Error> {
         self.registry.add_category(name, opts)?;
-        self.categories.insert(name.to_owned());
         Ok(self)
     }
 
@@ -632,13 +629,13 @@ impl Builder {
     /// name, truncated to 15 bytes) must not be empty or `_proxy` or contain a NUL.
     ///
     /// ```
-    /// use lokimq::{Error, LokiMq, Target};
+    /// use lokimq::{Error, LokiMq, SchedError, Target};
     /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
     /// let mut b = LokiMq::builder();
     /// let db = b.add_tagged_thread("db")?;
-    /// assert!(matches!(b.add_tagged_thread("_proxy"), Err(Error::InvalidTaggedThreadName(_))));
+    /// assert!(matches!(b.add_tagged_thread("_proxy"), Err(Error::Sched(SchedError::InvalidTaggedThreadName(_)))));
     /// let (tx, rx) = mpsc::channel();
     /// b.add_timer(move || { let _ = tx.send(std::thread::current().name() == Some("db")); },
     ///             Duration::from_millis(10), true, Target::Tagged(db))?;
@@ -656,7 +653,7 @@ impl Builder {
     /// state. It runs concurrently with the rest of `start` (which does not wait for it).
     ///
     /// ```
-    /// use lokimq::LokiMq;
+    /// use lokimq::{LokiMq};
     /// use std::cell::RefCell;
     /// use std::sync::mpsc;
     /// use std::time::Duration;
@@ -682,11 +679,9 @@ impl Builder {
     }
 
     fn tagged(&mut self, name: &str, start: Option<Task>) -> Result<TaggedThreadId, Error> {
-        if name.is_empty() || name == "_proxy" || name.contains('\0') {
-            return Err(Error::InvalidTaggedThreadName(name.to_owned()));
-        }
+        sched::check_tagged_thread_name(name)?;
         let id = u16::try_from(self.config.tagged_threads.len())
-            .map_err(|_| Error::InvalidTaggedThreadName(name.to_owned()))?;
+            .map_err(|_| SchedError::InvalidTaggedThreadName(name.to_owned()))?;
         self.config.tagged_threads.push(name.to_owned());
         self.tagged_starts.push(start);
         Ok(TaggedThreadId(id))
@@ -710,8 +705,8 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownTaggedThread`] for a tagged thread this builder did not add, and
-    /// [`Error::ZeroTimerInterval`] for an interval under a microsecond.
+    /// [`Error::Sched`] ([`SchedError::UnknownTaggedThread`](crate::SchedError::UnknownTaggedThread)) for a tagged thread this builder did not add, and
+    /// [`Error::Sched`] ([`SchedError::ZeroTimerInterval`](crate::SchedError::ZeroTimerInterval)) for an interval under a microsecond.
     pub fn add_timer(
         &mut self,
         f: impl Fn() + Send + Sync + 'static,
@@ -720,13 +715,9 @@ impl Builder {
         target: Target,
     ) -> Result<TimerId, Error> {
         if let Target::Tagged(t) = target {
-            if t.index() >= self.config.tagged_threads.len() {
-                return Err(Error::UnknownTaggedThread(t.get()));
-            }
+            sched::check_tagged_thread(t, self.config.tagged_threads.len())?;
         }
-        if interval < Duration::from_micros(1) {
-            return Err(Error::ZeroTimerInterval);
-        }
+        sched::check_timer_interval(interval)?;
         // These take the first ids; the running node's handles continue after them.
         let id = TimerId(self.timers.len() as u64 + 1);
         self.timers.push(PendingTimer {
@@ -904,14 +895,14 @@ impl Builder {
                 *slot = Some(cb);
             }
         }
-        let node = Node::with_scheduler(config, registry, keypair, rng, now, home)?;
+        let node = Node::with_scheduler(config, registry.clone(), keypair, rng, now, home)?;
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared::new(
             tx,
             wake,
             pubkey,
             tagged_count,
-            self.categories,
+            registry,
             self.timers.len() as u64 + 1,
         ));
         let handle = Handle::new(shared);

@@ -4,6 +4,7 @@ use lokimq_core::address::AddressError;
 use lokimq_core::keys::KeyError;
 use lokimq_core::node::{ConfigError, NodeError};
 use lokimq_core::registry::RegistryError;
+use lokimq_core::sched::SchedError;
 
 /// Why a driver call failed. Texts follow OxenMQ's exception messages where OxenMQ has one.
 #[derive(Debug, thiserror::Error)]
@@ -36,15 +37,12 @@ pub enum Error {
     /// Setting up the poller, the waker or a thread failed.
     #[error("I/O error while starting the node: {0}")]
     Io(#[from] std::io::Error),
-    /// A tagged thread name is empty, `_proxy`, or contains a NUL.
-    #[error("Invalid tagged thread name `{0}'")]
-    InvalidTaggedThreadName(String),
-    /// A job, batch or timer named a tagged thread this node does not have.
-    #[error("Invalid tagged thread: no tagged thread with id {0}")]
-    UnknownTaggedThread(u16),
-    /// `inject_task` named a category that does not exist.
-    #[error("Invalid category `{0}': category does not exist")]
-    UnknownCategory(String),
+    /// A tagged thread name, a tagged-thread target or a timer interval broke the core's rule
+    /// ([`SchedError::InvalidTaggedThreadName`], [`SchedError::UnknownTaggedThread`],
+    /// [`SchedError::ZeroTimerInterval`]): the builder and the handle check with the core's own
+    /// validators (`lokimq_core::sched::check_*`) before anything is posted.
+    #[error(transparent)]
+    Sched(#[from] SchedError),
     /// A batch with no jobs.
     #[error("Cannot batch a a job batch with 0 jobs")]
     EmptyBatch,
@@ -65,7 +63,4 @@ pub enum Error {
     /// lookup or bind callback; it would wait for itself forever.
     #[error("this call waits for the proxy thread and cannot be made from it")]
     OnProxyThread,
-    /// A timer interval under one microsecond.
-    #[error("timer interval must be at least 1 µs")]
-    ZeroTimerInterval,
 }

@@ -19,6 +19,8 @@ use lokimq_core::node::{
     ConnectOptions, ConnectSnOptions, ConnectionId, NodeError, ReplyTarget, RequestError,
     RequestOptions, SendError, SendOptions, Stats, Target,
 };
+use lokimq_core::registry::Registry;
+use lokimq_core::sched;
 use lokimq_core::time::Instant;
 
 use crate::asynk::{Connecting, Fill, Reply, Sending};
@@ -128,7 +130,9 @@ pub(crate) struct Shared {
     proxy_awake: AtomicBool,
     pubkey: PublicKey,
     tagged_threads: u16,
-    categories: BTreeSet<String>,
+    /// The node's registry (a copy), so calls naming a category are checked by the core's rule
+    /// before they are posted.
+    registry: Registry,
     /// Ids for `connect_remote`/`connect_inproc` and for timers are handed out here, as
     /// OxenMQ hands them out from a shared counter, so those calls return at once (and work on
     /// the proxy thread) instead of waiting for the proxy to pick one.
@@ -144,7 +148,7 @@ impl Shared {
         waker: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
         pubkey: PublicKey,
         tagged_threads: u16,
-        categories: BTreeSet<String>,
+        registry: Registry,
         first_timer_id: u64,
     ) -> Self {
         Self {
@@ -154,7 +158,7 @@ impl Shared {
             proxy_awake: AtomicBool::new(true),
             pubkey,
             tagged_threads,
-            categories,
+            registry,
             next_conn_id: AtomicU64::new(1),
             next_timer_id: AtomicU64::new(first_timer_id),
             bound: Mutex::new(Vec::new()),
@@ -358,12 +362,12 @@ impl Handle {
         Ok(conn)
     }
 
+    /// The core's rule, checked here because a posted closure never returns the core's answer.
     fn check_thread(&self, thread: TaggedThreadId) -> Result<(), Error> {
-        if thread.get() < self.shared.tagged_threads {
-            Ok(())
-        } else {
-            Err(Error::UnknownTaggedThread(thread.get()))
-        }
+        Ok(sched::check_tagged_thread(
+            thread,
+            usize::from(self.shared.tagged_threads),
+        )?)
     }
 
     fn check_target(&self, target: Target) -> Result<(), Error> {
@@ -809,7 +813,7 @@ impl Handle {
     /// # let mut b = LokiMq::builder();
     /// # b.listen_curve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
     /// # let server = b.start()?;
-    /// use lokimq::ConnectOptions;
+    /// use lokimq::{ConnectOptions};
     /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
@@ -972,7 +976,7 @@ impl Handle {
     /// [`stats`](Self::stats)) from the same thread sees it applied.
     ///
     /// ```
-    /// use lokimq::{Access, AuthLevel, ConnectOptions, LokiMq, RequestError, NO_DATA};
+    /// use lokimq::{Access, AuthLevel, ConnectOptions, LokiMq, NO_DATA, RequestError};
     /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
@@ -1010,7 +1014,7 @@ impl Handle {
     ///
     /// ```
     /// # use lokimq::LokiMq;
-    /// use lokimq::Keypair;
+    /// use lokimq::{Keypair};
     ///
     /// let node = LokiMq::builder().start()?;
     /// // Keys as they come from the chain (here made up from fixed secrets).
@@ -1066,10 +1070,10 @@ impl Handle {
 
     /// Runs `f` once on the batch pool, or on a tagged thread (OxenMQ's `job`). A panic is
     /// logged and swallowed. An id of a tagged thread this node does not have is refused with
-    /// [`Error::UnknownTaggedThread`].
+    /// [`Error::Sched`] ([`SchedError::UnknownTaggedThread`](crate::SchedError::UnknownTaggedThread)).
     ///
     /// ```
-    /// use lokimq::{Error, LokiMq, TaggedThreadId};
+    /// use lokimq::{Error, LokiMq, SchedError, TaggedThreadId};
     /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
@@ -1085,7 +1089,7 @@ impl Handle {
     /// node.handle().job(move || { let _ = tx2.send(thread_name()); }, None)?; // the batch pool
     /// assert!(rx.recv_timeout(Duration::from_secs(10))?.is_some_and(|n| n.starts_with("lmq-w")));
     ///
-    /// assert!(matches!(node.handle().job(|| {}, Some(TaggedThreadId(7))), Err(Error::UnknownTaggedThread(7))));
+    /// assert!(matches!(node.handle().job(|| {}, Some(TaggedThreadId(7))), Err(Error::Sched(SchedError::UnknownTaggedThread(TaggedThreadId(7))))));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn job(
@@ -1106,7 +1110,7 @@ impl Handle {
 
     /// Runs a [`Batch`] (OxenMQ's `batch`): its jobs in parallel, then its completion with
     /// every result. An empty batch is refused with [`Error::EmptyBatch`], and a tagged thread
-    /// this node does not have with [`Error::UnknownTaggedThread`].
+    /// this node does not have with [`Error::Sched`] ([`SchedError::UnknownTaggedThread`](crate::SchedError::UnknownTaggedThread)).
     ///
     /// ```
     /// use lokimq::{Batch, Error, LokiMq};
@@ -1156,10 +1160,10 @@ impl Handle {
     /// reserved threads and queue limit (OxenMQ's `inject_task`): the way to feed work that
     /// arrives by another channel (HTTP, say) through the same scheduling. `command_name` and
     /// `remote` are for logs. A task over the category's queue limit is dropped and logged;
-    /// a category this node does not have is refused with [`Error::UnknownCategory`].
+    /// a category this node does not have is refused with [`Error::Node`] ([`NodeError::UnknownCategory`](lokimq_core::node::NodeError::UnknownCategory)).
     ///
     /// ```
-    /// use lokimq::{AuthLevel, Error, LokiMq};
+    /// use lokimq::{AuthLevel, CategoryOptions, Error, LokiMq, NodeError, QueueLimit};
     /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
@@ -1172,7 +1176,7 @@ impl Handle {
     ///     let _ = tx.send("answered over HTTP");
     /// })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "answered over HTTP");
-    /// assert!(matches!(node.handle().inject_task("nope", "x", "y", || {}), Err(Error::UnknownCategory(_))));
+    /// assert!(matches!(node.handle().inject_task("nope", "x", "y", || {}), Err(Error::Node(NodeError::UnknownCategory(_)))));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn inject_task(
@@ -1182,9 +1186,7 @@ impl Handle {
         remote: &str,
         f: impl FnOnce() + Send + 'static,
     ) -> Result<(), Error> {
-        if !self.shared.categories.contains(category) {
-            return Err(Error::UnknownCategory(category.to_owned()));
-        }
+        self.shared.registry.require_category(category)?;
         let category = category.to_owned();
         let what = format!("{category}.{command_name} from {remote}");
         let task: Task = Box::new(f);
@@ -1211,8 +1213,8 @@ impl Handle {
     /// ([`Target::InDriver`]). With `squelch`, a firing is skipped while the previous one is
     /// still queued or running, so a slow `f` never piles up. Keep it with
     /// [`cancel_timer`](Self::cancel_timer). An unknown tagged thread is refused with
-    /// [`Error::UnknownTaggedThread`], and an interval under a microsecond with
-    /// [`Error::ZeroTimerInterval`] (as [`Builder::add_timer`] does).
+    /// [`Error::Sched`] ([`SchedError::UnknownTaggedThread`](crate::SchedError::UnknownTaggedThread)), and an interval under a microsecond with
+    /// [`Error::Sched`] ([`SchedError::ZeroTimerInterval`](crate::SchedError::ZeroTimerInterval)) (as [`Builder::add_timer`] does).
     ///
     /// ```
     /// use lokimq::{LokiMq, Target};
@@ -1256,9 +1258,7 @@ impl Handle {
         target: Target,
     ) -> Result<TimerId, Error> {
         self.check_target(target)?;
-        if interval < Duration::from_micros(1) {
-            return Err(Error::ZeroTimerInterval);
-        }
+        sched::check_timer_interval(interval)?;
         let f: TimerFn = Arc::new(f);
         let id = TimerId(self.shared.next_timer_id.fetch_add(1, Ordering::Relaxed));
         self.post(move |p| {
@@ -1337,7 +1337,7 @@ impl Handle {
     /// dropped commands, and the scheduler's worker and queue counts.
     ///
     /// ```
-    /// use lokimq::LokiMq;
+    /// use lokimq::{LokiMq};
     ///
     /// let mut b = LokiMq::builder();
     /// b.config_mut().general_workers = 4;

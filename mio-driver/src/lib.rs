@@ -147,10 +147,11 @@ pub use lokimq_core::auth::{Access, AuthLevel, PeerAccess};
 pub use lokimq_core::ids::{TaggedThreadId, TimerId};
 pub use lokimq_core::keys::{Keypair, PublicKey, SecretKey};
 pub use lokimq_core::node::{
-    BacklogLimit, Config, ConnectOptions, ConnectSnOptions, ConnectionId, RequestError,
+    BacklogLimit, Config, ConnectOptions, ConnectSnOptions, ConnectionId, NodeError, RequestError,
     RequestOptions, SendError, SendOptions, Stats, Target,
 };
 pub use lokimq_core::registry::{CategoryOptions, QueueLimit};
+pub use lokimq_core::sched::SchedError;
 
 /// No data parts, for sends and requests without any: `handle.send(&conn, "a.b", NO_DATA)`.
 pub const NO_DATA: [&[u8]; 0] = [];

@@ -1161,10 +1161,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         task: u64,
     ) -> Result<bool, NodeError> {
         self.advance(now);
-        let cat = self
-            .registry
-            .find_category(category)
-            .ok_or_else(|| NodeError::UnknownCategory(String::from(category)))?;
+        let cat = self.registry.require_category(category)?;
         let offer = self.sched.with(|s| {
             s.inject_task(
                 cat,

@@ -4,6 +4,50 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::SchedError;
+use crate::ids::TaggedThreadId;
+use crate::time::Duration;
+
+/// The rule for a tagged thread's name (OxenMQ's): not empty, not `_proxy` (the driver's own
+/// thread), no NUL. Drivers check names with this as they are added, before the scheduler
+/// exists.
+///
+/// # Errors
+///
+/// [`SchedError::InvalidTaggedThreadName`].
+pub fn check_tagged_thread_name(name: &str) -> Result<(), SchedError> {
+    if name.is_empty() || name == "_proxy" || name.contains('\0') {
+        return Err(SchedError::InvalidTaggedThreadName(String::from(name)));
+    }
+    Ok(())
+}
+
+/// The rule for a job's, batch's or timer's tagged-thread target: `thread` must name one of the
+/// `count` tagged threads the node has (ids are positions, from 0).
+///
+/// # Errors
+///
+/// [`SchedError::UnknownTaggedThread`].
+pub fn check_tagged_thread(thread: TaggedThreadId, count: usize) -> Result<(), SchedError> {
+    if thread.index() < count {
+        Ok(())
+    } else {
+        Err(SchedError::UnknownTaggedThread(thread))
+    }
+}
+
+/// The rule for a timer's interval: at least the core's 1 µs resolution (a zero interval would
+/// fire forever). Returns the interval in whole microseconds (saturating).
+///
+/// # Errors
+///
+/// [`SchedError::ZeroTimerInterval`].
+pub fn check_timer_interval(interval: Duration) -> Result<u64, SchedError> {
+    let micros = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+    if micros == 0 {
+        return Err(SchedError::ZeroTimerInterval);
+    }
+    Ok(micros)
+}
 
 /// How many commands of a category may wait for a worker; past it they are dropped (with a log
 /// and no reply, as in OxenMQ). OxenMQ spells this as a signed `max_queue` where any negative
@@ -207,9 +251,7 @@ impl SchedulerConfig {
             });
         }
         for name in &self.tagged_threads {
-            if name.is_empty() || name == "_proxy" || name.contains('\0') {
-                return Err(SchedError::InvalidTaggedThreadName(name.clone()));
-            }
+            check_tagged_thread_name(name)?;
         }
         if self.categories.len() > usize::from(u16::MAX) + 1 {
             return Err(SchedError::TooManyCategories(self.categories.len()));

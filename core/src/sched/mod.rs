@@ -89,7 +89,10 @@ mod timers;
 mod tests;
 
 pub use batch::BatchBuilder;
-pub use config::{CategoryLimits, QueueLimit, SchedulerConfig};
+pub use config::{
+    CategoryLimits, QueueLimit, SchedulerConfig, check_tagged_thread, check_tagged_thread_name,
+    check_timer_interval,
+};
 pub use error::SchedError;
 pub use output::{Completion, InDriver, Offer, SchedJob, SchedOutput, Target, TimerTarget};
 pub use stats::{CategoryStats, SchedStats, ShutdownReport};
@@ -424,10 +427,7 @@ impl<J> Scheduler<J> {
     /// Validates a new timer; returns its interval in microseconds.
     fn check_timer(&self, interval: Duration, target: TimerTarget) -> Result<u64, SchedError> {
         self.check_running()?;
-        let micros = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
-        if micros == 0 {
-            return Err(SchedError::ZeroTimerInterval);
-        }
+        let micros = check_timer_interval(interval)?;
         self.check_target(target)?;
         Ok(micros)
     }
@@ -793,9 +793,7 @@ impl<J> Scheduler<J> {
 
     fn check_target(&self, target: Target) -> Result<(), SchedError> {
         match target {
-            Target::Tagged(thread) if thread.index() >= self.tagged.len() => {
-                Err(SchedError::UnknownTaggedThread(thread))
-            }
+            Target::Tagged(thread) => check_tagged_thread(thread, self.tagged.len()),
             _ => Ok(()),
         }
     }
