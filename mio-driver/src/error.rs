@@ -1,6 +1,6 @@
 //! [`Error`]: everything the driver's API can refuse, in one enum.
 
-use lokimq_core::address::AddressError;
+use lokimq_core::address::{Address, AddressError};
 use lokimq_core::keys::KeyError;
 use lokimq_core::node::{ConfigError, NodeError};
 use lokimq_core::registry::RegistryError;
@@ -22,17 +22,14 @@ pub enum Error {
     /// An address could not be parsed.
     #[error(transparent)]
     Address(#[from] AddressError),
-    /// An address is valid but cannot be used where it was given.
-    #[error("{0}")]
-    UnusableAddress(String),
     /// A listener given before `start()` could not be bound, so the node did not start
     /// (OxenMQ PR #68: `start()` throws).
-    #[error("OxenMQ failed to listen on {address}: {reason}")]
+    #[error("OxenMQ failed to listen on {address}: {source}")]
     Bind {
         /// The address that could not be bound.
-        address: String,
-        /// The operating system's reason.
-        reason: String,
+        address: Address,
+        /// The operating system's error.
+        source: std::io::Error,
     },
     /// Setting up the poller, the waker or a thread failed.
     #[error("I/O error while starting the node: {0}")]
