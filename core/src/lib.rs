@@ -41,12 +41,23 @@
 //!
 //! ## Layers
 //!
-//! [`zmtp`] (greeting, framing, commands, metadata, ROUTER tables) and [`curve`] (CurveZMQ) are
-//! pure codecs; [`session`] combines them into one connection's machine with the auth decision
-//! point and heartbeats; [`node`] owns the sessions, the [`registry`], the [`auth`] checks and
-//! the [`sched`] scheduler. [`bt`], [`encoding`] and [`address`] are OxenMQ's encoding library
-//! and address type. See `docs/architecture.md` for the design and `docs/protocol.md` for the
-//! wire layer.
+//! `zmtp` (greeting, framing, commands, metadata, ROUTER tables) and `curve` (CurveZMQ) are
+//! pure codecs; `session` combines them into one connection's machine with the auth decision
+//! point and heartbeats. Those three are internal (public only under the unstable `internals`
+//! feature, for this project's tests, benches and fuzz targets); [`protocol`] re-exports the
+//! error types of theirs that the node's failures carry. [`node`] owns the sessions, the
+//! [`registry`], the [`auth`] checks and the [`sched`] scheduler (public: a driver may share it
+//! with its worker threads, see [`node::SchedulerCell`]). [`crypto`] is the cryptography seam.
+//! [`bt`], [`encoding`] and [`address`] are OxenMQ's encoding library and address type. See
+//! `docs/architecture.md` for the design and `docs/protocol.md` for the wire layer.
+//!
+//! ## Cargo features
+//!
+//! * `fast-crypto`: `crypto::FastCrypto`, our SIMD XSalsa20-Poly1305, as the default provider.
+//! * `serde`: serde support for bt values.
+//! * `internals`: **unstable, not covered by semver**: makes `zmtp`, `curve` and `session`
+//!   public for tests, benches and fuzzing. Embedders never need it.
+//! * `fuzzing`: the cargo-fuzz entry points (implies `internals`).
 //!
 //! ## Panics and errors
 //!
