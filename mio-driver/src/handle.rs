@@ -447,16 +447,12 @@ impl Handle {
     /// // `sn` is a node with a CURVE listener and an `sn.ping` command.
     /// let to = ConnectionId::Sn(*sn.pubkey());
     /// let client = LokiMq::builder().start()?;
-    /// let optional = || SendOptions { optional: true, ..SendOptions::default() };
+    /// let optional = || SendOptions::default().optional(true);
     ///
     /// // No connection yet: an optional send is dropped (and logged), nothing is opened.
     /// client.handle().send_with(&to, "sn.ping", ["first"], optional())?;
     /// // A strong send opens one, to the hinted address, idle-closed after a minute.
-    /// let opts = SendOptions {
-    ///     hint: Some(sn.bound_addresses()[0].clone()),
-    ///     keep_alive: Some(Duration::from_secs(60)),
-    ///     ..SendOptions::default()
-    /// };
+    /// let opts = SendOptions::default().hint(sn.bound_addresses()[0].clone()).keep_alive(Duration::from_secs(60));
     /// client.handle().send_with(&to, "sn.ping", ["second"], opts)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["second"]);
     /// // Now there is a connection, so optional sends go out.
@@ -608,7 +604,7 @@ impl Handle {
     /// use std::time::Duration;
     ///
     /// // `demo.slow` never replies; give up after 200 ms instead of 15 s.
-    /// let opts = RequestOptions { timeout: Some(Duration::from_millis(200)), ..Default::default() };
+    /// let opts = RequestOptions::default().timeout(Duration::from_millis(200));
     /// let (tx, rx) = mpsc::channel();
     /// client.handle().request_with(&conn, "demo.slow", ["x"], opts, move |r| { let _ = tx.send(r); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, Err(RequestError::Timeout));
@@ -818,12 +814,7 @@ impl Handle {
     /// use std::time::Duration;
     ///
     /// let client = LokiMq::builder().start()?;
-    /// let opts = ConnectOptions {
-    ///     auth_level: Some(AuthLevel::Basic),
-    ///     timeout: Some(Duration::from_secs(2)),
-    ///     ephemeral_routing_id: Some(true),
-    ///     ..Default::default()
-    /// };
+    /// let opts = ConnectOptions::default().auth_level(AuthLevel::Basic).timeout(Duration::from_secs(2)).ephemeral_routing_id(true);
     /// let (tx, rx) = mpsc::channel();
     /// let tx2 = tx.clone();
     /// let conn = client.handle().connect_remote(
@@ -837,7 +828,7 @@ impl Handle {
     ///
     /// // Something that accepts TCP but never speaks ZMTP: no HELLO, so `on_failure` runs.
     /// let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let opts = ConnectOptions { timeout: Some(Duration::from_millis(200)), ..Default::default() };
+    /// let opts = ConnectOptions::default().timeout(Duration::from_millis(200));
     /// let (tx, rx) = mpsc::channel();
     /// client.handle().connect_remote(silent.local_addr()?, |_| {}, move |_, why| { let _ = tx.send(why); }, opts)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "connection attempt timed out");
@@ -910,11 +901,7 @@ impl Handle {
     ///
     /// // `sn` listens with CURVE and has an `sn.version` request command.
     /// let client = LokiMq::builder().start()?;
-    /// let opts = ConnectSnOptions {
-    ///     hint: Some(sn.bound_addresses()[0].clone()),
-    ///     keep_alive: Some(Duration::from_secs(600)),
-    ///     ..Default::default()
-    /// };
+    /// let opts = ConnectSnOptions::default().hint(sn.bound_addresses()[0].clone()).keep_alive(Duration::from_secs(600));
     /// let conn = client.handle().connect_sn(*sn.pubkey(), opts)?;
     /// assert_eq!(conn, ConnectionId::Sn(*sn.pubkey()));
     /// let (tx, rx) = mpsc::channel();

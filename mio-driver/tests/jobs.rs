@@ -353,10 +353,7 @@ fn panicking_handler_does_not_kill_the_worker() {
     let client = builder().start().unwrap();
     let conn = connect(client.handle(), &addr);
     for i in 0..3 {
-        let opts = lokimq::RequestOptions {
-            timeout: Some(Duration::from_millis(300)),
-            ..lokimq::RequestOptions::default()
-        };
+        let opts = lokimq::RequestOptions::default().timeout(Duration::from_millis(300));
         let (cb, rx) = reply_channel();
         client
             .handle()

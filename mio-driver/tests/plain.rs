@@ -135,10 +135,7 @@ fn denied_connection_fails() {
     let (_server, addr) = start_plain(b, AuthLevel::Denied);
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_secs(2)),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(Duration::from_secs(2));
     let conn = client
         .handle()
         .connect_remote(&addr, ok, fail, opts)
@@ -183,11 +180,9 @@ fn connect_to_a_closed_port_times_out() {
     let port = closed_port();
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_millis(600)),
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default()
+        .timeout(Duration::from_millis(600))
+        .retry_refused(true);
     let t = Stopwatch::start();
     let _conn = client
         .handle()
@@ -205,10 +200,7 @@ fn connect_retries_until_the_server_appears() {
     let port = closed_port();
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().retry_refused(true);
     let conn = client
         .handle()
         .connect_remote(format!("tcp://127.0.0.1:{port}"), ok, fail, opts)

@@ -124,10 +124,7 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Request options with a reply timeout.
 fn within(timeout: Duration) -> RequestOptions {
-    RequestOptions {
-        timeout: Some(timeout),
-        ..RequestOptions::default()
-    }
+    RequestOptions::default().timeout(timeout)
 }
 
 /// Shuts `node` down on another thread and waits (bounded) for it: a hang fails the test
@@ -541,10 +538,7 @@ fn sn_connection_reused_both_ways_ipc() {
 fn sn_idle_expiry_then_reopen(net: Net) {
     let (_site, a, b) = sn_pair(net);
     let to_b = ConnectionId::Sn(b.pk);
-    let short = SendOptions {
-        keep_alive: Some(Duration::from_millis(300)),
-        ..SendOptions::default()
-    };
+    let short = SendOptions::default().keep_alive(Duration::from_millis(300));
     a.node
         .handle()
         .send_with(&to_b, "sn.note", ["1"], short)
@@ -639,10 +633,7 @@ fn active_sn_set_judged_per_message_ipc() {
 /// OxenMQ's connect policy: refused (re)connects are retried with back-off instead of failing
 /// the connection.
 fn retrying() -> ConnectOptions {
-    ConnectOptions {
-        retry_refused: true,
-        ..ConnectOptions::default()
-    }
+    ConnectOptions::default().retry_refused(true)
 }
 
 /// The server goes away and comes back on the same address (same key): the client's

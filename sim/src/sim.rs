@@ -1113,7 +1113,7 @@ impl Sim {
     /// let conn = h.connect_remote(sim.address(server), |_| {}, |_, _| {}, ConnectOptions::default())?;
     /// let got = Arc::new(Mutex::new(None));
     /// let slot = Arc::clone(&got);
-    /// let opts = RequestOptions { timeout: Some(Duration::from_millis(500)), ..Default::default() };
+    /// let opts = RequestOptions::default().timeout(Duration::from_millis(500));
     /// h.request_with(&conn, "db.query", lokimq::NO_DATA, opts, move |r| *slot.lock().unwrap() = Some(r))?;
     /// sim.run_until(|_| got.lock().unwrap().is_some());
     /// // The handler took 800 ms of virtual time: the client gave up at 500 ms.

@@ -667,10 +667,7 @@ fn sim_sched_shutdown_never_calls_pending_connect_callbacks() {
     sim.connect_remote(
         n,
         Address::tcp("127.0.0.1", 6101),
-        &ConnectOptions {
-            retry_refused: true,
-            ..ConnectOptions::default()
-        },
+        &ConnectOptions::default().retry_refused(true),
     );
     let inproc = sim.connect_inproc(n, None);
     sim.run_for(Duration::from_millis(20));

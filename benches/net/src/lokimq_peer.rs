@@ -258,10 +258,7 @@ impl Requester {
 fn connect(node: &LokiMq, addr: &Address) -> Res<ConnectionId> {
     let (tx, rx) = mpsc::channel();
     let fail_tx = tx.clone();
-    let opts = ConnectOptions {
-        timeout: Some(CONNECT_TIMEOUT),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(CONNECT_TIMEOUT);
     node.handle().connect_remote(
         addr,
         move |c| {
