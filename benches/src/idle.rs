@@ -112,10 +112,7 @@ impl IdleMesh {
         for i in 0..n {
             let at = now + step * u32::try_from(i).unwrap_or(u32::MAX);
             mesh.advance_to(at)?;
-            let opts = ConnectOptions {
-                ephemeral_routing_id: Some(true),
-                ..ConnectOptions::default()
-            };
+            let opts = ConnectOptions::default().ephemeral_routing_id(true);
             let t = mesh.now;
             mesh.client.connect_remote(t, mesh.addr.clone(), &opts);
             mesh.settle()?;

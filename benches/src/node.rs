@@ -15,6 +15,7 @@ use lokimq_core::node::{
     Config, ConnectOptions, ConnectionId, Event, Input, Job, Node, Output, RequestOptions,
     SendOptions,
 };
+use lokimq_core::registry::{CategoryOptions, QueueLimit};
 use lokimq_core::registry::{Registry, RegistryBuilder};
 use lokimq_core::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
@@ -58,8 +59,11 @@ enum Side {
 pub fn registry() -> Result<Registry, HarnessError> {
     let mut b = RegistryBuilder::new();
     // No reserved threads and an unlimited queue: nothing is ever dropped by the benchmark.
-    b.add_category("bench", Access::default(), 0, -1)
-        .map_err(core_err)?;
+    b.add_category(
+        "bench",
+        CategoryOptions::new(Access::default()).max_queue(QueueLimit::Unlimited),
+    )
+    .map_err(core_err)?;
     b.add_request_command("bench", "echo").map_err(core_err)?;
     b.add_command("bench", "ping").map_err(core_err)?;
     Ok(b.build())

@@ -9,7 +9,9 @@
 use std::collections::VecDeque;
 
 use lokimq_core::ids::{CategoryId, WorkerId};
-use lokimq_core::sched::{CategoryLimits, SchedJob, SchedOutput, Scheduler, SchedulerConfig};
+use lokimq_core::sched::{
+    CategoryLimits, QueueLimit, SchedJob, SchedOutput, Scheduler, SchedulerConfig,
+};
 
 use crate::{HarnessError, core_err};
 
@@ -48,7 +50,8 @@ impl SchedLoop {
         }
         let mut config = SchedulerConfig::new(shape.general);
         for _ in 0..shape.categories {
-            config = config.with_category(CategoryLimits::new(shape.reserved, -1));
+            config =
+                config.with_category(CategoryLimits::new(shape.reserved, QueueLimit::Unlimited));
         }
         let mut l = Self {
             sched: Scheduler::new(config).map_err(core_err)?,

@@ -62,10 +62,7 @@ pub(crate) fn connect(
 ) -> Result<ConnectionId, String> {
     let (tx, rx) = mpsc::channel();
     let tx2 = tx.clone();
-    let opts = ConnectOptions {
-        timeout: Some(budget),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(budget);
     node.handle()
         .connect_remote(
             addr,
@@ -142,10 +139,7 @@ pub(crate) fn call(o: &Options) -> Result<(), Failure> {
         return Err(timed_out());
     }
     let (tx, rx) = mpsc::channel();
-    let opts = RequestOptions {
-        timeout: Some(left),
-        ..RequestOptions::default()
-    };
+    let opts = RequestOptions::default().timeout(left);
     node.handle()
         .request_with(&conn, o.command.clone(), data, opts, move |r| {
             let _ = tx.send(r);

@@ -1,6 +1,7 @@
 //! `lokimq demo`: two nodes in one process, node B talking to node A over loopback, every step
 //! printed and checked; any failed check is an error (exit 1).
 
+use lokimq::{CategoryOptions, QueueLimit};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -42,22 +43,25 @@ struct Seen {
 fn register_demo(b: &mut Builder, seen: &Arc<Mutex<Seen>>) -> Result<(), lokimq::Error> {
     let up = Stopwatch::start();
     let seen = Arc::clone(seen);
-    b.add_category_with("demo", AuthLevel::Basic, 0, -1)?
-        .add_request_command("demo", "echo", |m| m.send_reply(m.data().to_vec()))?
-        .add_request_command("demo", "time", move |m| {
-            let ms = up.elapsed().as_secs_f64() * 1000.0;
-            m.send_reply([format!("node up for {ms:.3} ms")]);
-        })?
-        .add_request_command("demo", "whoami", move |m| {
-            let auth = m.access().auth.to_string();
-            let key = m.conn().pubkey().map(|k| k.to_hex()).unwrap_or_default();
-            if let Ok(mut s) = seen.lock() {
-                s.whoami.push((auth.clone(), key.clone()));
-            }
-            m.send_reply([auth, key, m.remote().to_owned()]);
-        })?
-        .add_category("admin", AuthLevel::Admin)?
-        .add_request_command("admin", "secret", |m| m.send_reply(["42"]))?;
+    b.add_category(
+        "demo",
+        CategoryOptions::new(AuthLevel::Basic).max_queue(QueueLimit::Unlimited),
+    )?
+    .add_request_command("demo", "echo", |m| m.send_reply(m.data().to_vec()))?
+    .add_request_command("demo", "time", move |m| {
+        let ms = up.elapsed().as_secs_f64() * 1000.0;
+        m.send_reply([format!("node up for {ms:.3} ms")]);
+    })?
+    .add_request_command("demo", "whoami", move |m| {
+        let auth = m.access().auth.to_string();
+        let key = m.conn().pubkey().map(|k| k.to_hex()).unwrap_or_default();
+        if let Ok(mut s) = seen.lock() {
+            s.whoami.push((auth.clone(), key.clone()));
+        }
+        m.send_reply([auth, key, m.remote().to_owned()]);
+    })?
+    .add_category("admin", AuthLevel::Admin)?
+    .add_request_command("admin", "secret", |m| m.send_reply(["42"]))?;
     Ok(())
 }
 

@@ -27,6 +27,7 @@
 //! Everything here is test tooling. In particular [`DeterministicRng`] is **not** a cryptographic
 //! generator: it exists so that a fuzz input reproduces every byte, and must never make real keys.
 
+use crate::registry::{CategoryOptions, QueueLimit};
 use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -1189,20 +1190,27 @@ pub fn fuzz_curve_client_handshake(data: &[u8]) {
 fn fuzz_registry() -> Registry {
     let mut b = RegistryBuilder::new();
     let steps = [
-        b.add_category("public", Access::default(), 0, 2).map(drop),
+        b.add_category(
+            "public",
+            CategoryOptions::new(Access::default()).max_queue(QueueLimit::At(2)),
+        )
+        .map(drop),
         b.add_command("public", "hello").map(drop),
         b.add_request_command("public", "echo").map(drop),
-        b.add_category("admin", AuthLevel::Admin, 0, 2).map(drop),
+        b.add_category(
+            "admin",
+            CategoryOptions::new(AuthLevel::Admin).max_queue(QueueLimit::At(2)),
+        )
+        .map(drop),
         b.add_request_command("admin", "echo").map(drop),
         b.add_category(
             "sn",
-            Access {
+            CategoryOptions::new(Access {
                 auth: AuthLevel::None,
                 remote_sn: true,
                 local_sn: false,
-            },
-            0,
-            2,
+            })
+            .max_queue(QueueLimit::At(2)),
         )
         .map(drop),
         b.add_request_command("sn", "echo").map(drop),

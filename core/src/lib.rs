@@ -41,12 +41,23 @@
 //!
 //! ## Layers
 //!
-//! [`zmtp`] (greeting, framing, commands, metadata, ROUTER tables) and [`curve`] (CurveZMQ) are
-//! pure codecs; [`session`] combines them into one connection's machine with the auth decision
-//! point and heartbeats; [`node`] owns the sessions, the [`registry`], the [`auth`] checks and
-//! the [`sched`] scheduler. [`bt`], [`encoding`] and [`address`] are OxenMQ's encoding library
-//! and address type. See `docs/architecture.md` for the design and `docs/protocol.md` for the
-//! wire layer.
+//! `zmtp` (greeting, framing, commands, metadata, ROUTER tables) and `curve` (CurveZMQ) are
+//! pure codecs; `session` combines them into one connection's machine with the auth decision
+//! point and heartbeats. Those three are internal (public only under the unstable `internals`
+//! feature, for this project's tests, benches and fuzz targets); [`protocol`] re-exports the
+//! error types of theirs that the node's failures carry. [`node`] owns the sessions, the
+//! [`registry`], the [`auth`] checks and the [`sched`] scheduler (public: a driver may share it
+//! with its worker threads, see [`node::SchedulerCell`]). [`crypto`] is the cryptography seam.
+//! [`bt`], [`encoding`] and [`address`] are OxenMQ's encoding library and address type. See
+//! `docs/architecture.md` for the design and `docs/protocol.md` for the wire layer.
+//!
+//! ## Cargo features
+//!
+//! * `fast-crypto`: `crypto::FastCrypto`, our SIMD XSalsa20-Poly1305, as the default provider.
+//! * `serde`: serde support for bt values.
+//! * `internals`: **unstable, not covered by semver**: makes `zmtp`, `curve` and `session`
+//!   public for tests, benches and fuzzing. Embedders never need it.
+//! * `fuzzing`: the cargo-fuzz entry points (implies `internals`).
 //!
 //! ## Panics and errors
 //!
@@ -65,7 +76,14 @@ pub mod address;
 pub mod auth;
 pub mod bt;
 pub mod crypto;
+// The codec and session layers are implementation detail of `node`: public only under the
+// unstable `internals` feature (tests, benches, fuzzing). Their items stay `pub` so that feature
+// can reach them; without it they are crate-visible and `unreachable_pub` would flag every one.
+#[cfg(feature = "internals")]
 pub mod curve;
+#[cfg(not(feature = "internals"))]
+#[allow(unreachable_pub)]
+mod curve;
 pub mod encoding;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -75,9 +93,27 @@ pub mod node;
 pub mod registry;
 pub mod rng;
 pub mod sched;
+#[cfg(feature = "internals")]
 pub mod session;
+#[cfg(not(feature = "internals"))]
+#[allow(unreachable_pub)]
+mod session;
 pub mod time;
+#[cfg(feature = "internals")]
 pub mod zmtp;
+
+/// The protocol-level types that the node's typed failures carry
+/// ([`node::ConnectError`], [`node::HandshakeError`], [`node::DisconnectReason`]): what went
+/// wrong on the wire, in the ZMTP codec, the CURVE handshake or the connection's session.
+/// The codec and session layers themselves are internal; these types are their stable face.
+pub mod protocol {
+    pub use crate::curve::{Command as CurveCommand, CurveError, Stage as CurveStage};
+    pub use crate::session::{DenyStatus, SendError as SessionSendError, SessionError};
+    pub use crate::zmtp::{Dialect, Mechanism, SocketType, WireText, ZmtpError};
+}
+#[cfg(not(feature = "internals"))]
+#[allow(unreachable_pub)]
+mod zmtp;
 
 pub use address::Address;
 pub use auth::{Access, AuthLevel, PeerAccess};
@@ -90,5 +126,6 @@ pub use node::{
     Message, Node, NodeError, Output, ReplyTarget, RequestError, RequestId, RequestOptions,
     SendError, SendOptions,
 };
-pub use registry::{Registry, RegistryBuilder};
+pub use registry::{CategoryOptions, Registry, RegistryBuilder};
+pub use sched::QueueLimit;
 pub use time::{Duration, Instant};

@@ -33,6 +33,7 @@ use alloc::vec::Vec;
 
 use crate::auth::Access;
 use crate::ids::{CategoryId, CommandId};
+pub use crate::sched::QueueLimit;
 
 /// Longest category name, in bytes.
 pub const MAX_CATEGORY_LENGTH: usize = 50;
@@ -40,8 +41,6 @@ pub const MAX_CATEGORY_LENGTH: usize = 50;
 pub const MAX_COMMAND_LENGTH: usize = 200;
 /// Longest `category.command` accepted from the wire (50 + 1 + 200 bytes).
 pub const MAX_FULL_COMMAND_LENGTH: usize = MAX_CATEGORY_LENGTH + 1 + MAX_COMMAND_LENGTH;
-/// Queue limit of a category added without one (OxenMQ's default).
-pub const DEFAULT_MAX_QUEUE: i32 = 200;
 /// Most categories, and most commands, one registry can hold.
 pub const MAX_ENTRIES: usize = u16::MAX as usize;
 
@@ -194,7 +193,7 @@ pub struct Category {
     name: Box<str>,
     access: Access,
     reserved_threads: u16,
-    max_queue: i32,
+    max_queue: QueueLimit,
     /// The category's commands in registration (= id) order.
     command_ids: Box<[CommandId]>,
     /// Command name → id, sorted by name bytes for binary search.
@@ -226,17 +225,10 @@ impl Category {
         self.reserved_threads
     }
 
-    /// The queue limit as registered: negative means unlimited.
+    /// How many of this category's commands may wait for a worker.
     #[must_use]
-    pub fn max_queue(&self) -> i32 {
+    pub fn max_queue(&self) -> QueueLimit {
         self.max_queue
-    }
-
-    /// How many of this category's commands may wait for a worker, or `None` for no limit
-    /// (a negative `max_queue`). `Some(0)` means commands are dropped whenever no worker is free.
-    #[must_use]
-    pub fn queue_limit(&self) -> Option<u32> {
-        u32::try_from(self.max_queue).ok()
     }
 
     /// The category's commands, in id order.
@@ -302,8 +294,74 @@ struct CategoryDraft {
     name: String,
     access: Access,
     reserved_threads: u16,
-    max_queue: i32,
+    max_queue: QueueLimit,
     commands: BTreeMap<String, CommandId>,
+}
+
+/// How a category is added ([`RegistryBuilder::add_category`]): who may call its commands, the
+/// workers kept for it, and how many of its commands may wait. An [`AuthLevel`] or an
+/// [`Access`] converts into options with OxenMQ's defaults (no reserved threads, a queue of
+/// [`QueueLimit::OXENMQ_DEFAULT`]).
+///
+/// ```
+/// use lokimq_core::auth::AuthLevel;
+/// use lokimq_core::registry::{CategoryOptions, QueueLimit};
+///
+/// let opts = CategoryOptions::new(AuthLevel::Basic)
+///     .reserved_threads(2)
+///     .max_queue(QueueLimit::Unlimited);
+/// assert_eq!(opts.max_queue, QueueLimit::Unlimited);
+/// ```
+///
+/// [`AuthLevel`]: crate::auth::AuthLevel
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CategoryOptions {
+    /// What a caller needs for every command in the category.
+    pub access: Access,
+    /// Workers kept for this category on top of the general pool, so it keeps running when the
+    /// pool is busy.
+    pub reserved_threads: u16,
+    /// How many of its commands may wait for a worker; beyond that they are dropped.
+    pub max_queue: QueueLimit,
+}
+
+impl CategoryOptions {
+    /// `access` with OxenMQ's defaults: no reserved threads, a queue of 200.
+    #[must_use]
+    pub fn new(access: impl Into<Access>) -> Self {
+        Self {
+            access: access.into(),
+            reserved_threads: 0,
+            max_queue: QueueLimit::OXENMQ_DEFAULT,
+        }
+    }
+
+    /// Sets the reserved threads.
+    #[must_use]
+    pub const fn reserved_threads(mut self, n: u16) -> Self {
+        self.reserved_threads = n;
+        self
+    }
+
+    /// Sets the queue limit.
+    #[must_use]
+    pub const fn max_queue(mut self, limit: QueueLimit) -> Self {
+        self.max_queue = limit;
+        self
+    }
+}
+
+impl From<Access> for CategoryOptions {
+    fn from(access: Access) -> Self {
+        Self::new(access)
+    }
+}
+
+impl From<crate::auth::AuthLevel> for CategoryOptions {
+    fn from(level: crate::auth::AuthLevel) -> Self {
+        Self::new(level)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -318,14 +376,17 @@ struct CommandDraft {
 ///
 /// ```
 /// use lokimq_core::auth::{Access, AuthLevel};
-/// use lokimq_core::registry::RegistryBuilder;
+/// use lokimq_core::registry::{CategoryOptions, QueueLimit, RegistryBuilder};
 ///
 /// let mut builder = RegistryBuilder::new();
 /// builder
-///     .category("public", AuthLevel::None)?
+///     .add_category("public", AuthLevel::None)?
 ///     .command("hello")?
 ///     .request_command("client.pubkey")?;
-/// builder.add_category("sn", Access::new(AuthLevel::None, true, false), 2, -1)?;
+/// let sn = CategoryOptions::new(Access::new(AuthLevel::None, true, false))
+///     .reserved_threads(2)
+///     .max_queue(QueueLimit::Unlimited);
+/// builder.add_category("sn", sn)?;
 /// builder.add_request_command("sn", "ping")?;
 /// builder.add_command_alias("ping", "sn.ping")?;
 /// let registry = builder.build();
@@ -350,18 +411,17 @@ impl RegistryBuilder {
         Self::default()
     }
 
-    /// Adds a category.
+    /// Adds a category and returns a helper that adds commands to it, so registrations chain:
+    /// `builder.add_category("x", AuthLevel::Basic)?.command("a")?.request_command("b")?`.
     ///
-    /// `reserved_threads` workers are kept for this category on top of the general pool;
-    /// `max_queue` caps how many of its commands may wait for a worker (negative: unlimited).
-    /// The name must be 1–50 bytes without a `.`, and new.
+    /// `opts` is a [`CategoryOptions`], or an [`Access`]/[`AuthLevel`](crate::auth::AuthLevel)
+    /// for OxenMQ's defaults. The name must be 1–50 bytes without a `.`, and new.
     pub fn add_category(
         &mut self,
         name: &str,
-        access: impl Into<Access>,
-        reserved_threads: u16,
-        max_queue: i32,
-    ) -> Result<CategoryId, RegistryError> {
+        opts: impl Into<CategoryOptions>,
+    ) -> Result<CategoryHelper<'_>, RegistryError> {
+        let opts = opts.into();
         if name.len() > MAX_CATEGORY_LENGTH {
             return Err(RegistryError::CategoryNameTooLong {
                 name: name.to_string(),
@@ -385,43 +445,11 @@ impl RegistryBuilder {
         self.category_ids.insert(name.to_string(), id);
         self.categories.push(CategoryDraft {
             name: name.to_string(),
-            access: access.into(),
-            reserved_threads,
-            max_queue,
+            access: opts.access,
+            reserved_threads: opts.reserved_threads,
+            max_queue: opts.max_queue,
             commands: BTreeMap::new(),
         });
-        Ok(id)
-    }
-
-    /// [`add_category`](Self::add_category) with OxenMQ's defaults: no reserved threads and a
-    /// queue limit of [`DEFAULT_MAX_QUEUE`].
-    pub fn add_category_with_defaults(
-        &mut self,
-        name: &str,
-        access: impl Into<Access>,
-    ) -> Result<CategoryId, RegistryError> {
-        self.add_category(name, access, 0, DEFAULT_MAX_QUEUE)
-    }
-
-    /// Adds a category with OxenMQ's defaults and returns a helper that adds commands to it, so
-    /// registrations chain: `builder.category("x", access)?.command("a")?.request_command("b")?`.
-    pub fn category(
-        &mut self,
-        name: &str,
-        access: impl Into<Access>,
-    ) -> Result<CategoryHelper<'_>, RegistryError> {
-        self.category_with(name, access, 0, DEFAULT_MAX_QUEUE)
-    }
-
-    /// [`category`](Self::category) with explicit reserved threads and queue limit.
-    pub fn category_with(
-        &mut self,
-        name: &str,
-        access: impl Into<Access>,
-        reserved_threads: u16,
-        max_queue: i32,
-    ) -> Result<CategoryHelper<'_>, RegistryError> {
-        let id = self.add_category(name, access, reserved_threads, max_queue)?;
         Ok(CategoryHelper { builder: self, id })
     }
 
@@ -766,6 +794,18 @@ impl Registry {
         self.find_category_bytes(name.as_bytes())
     }
 
+    /// The id of the category called `name`, or the node's error for an unknown one: the one
+    /// rule for `inject_task`'s category, shared by the node and drivers that check before
+    /// posting to it.
+    ///
+    /// # Errors
+    ///
+    /// [`NodeError::UnknownCategory`](crate::node::NodeError::UnknownCategory).
+    pub fn require_category(&self, name: &str) -> Result<CategoryId, crate::node::NodeError> {
+        self.find_category(name)
+            .ok_or_else(|| crate::node::NodeError::UnknownCategory(name.to_string()))
+    }
+
     /// The id of the command with this exact `category.command` name (aliases are not applied).
     #[must_use]
     pub fn find_command(&self, full_name: &str) -> Option<CommandId> {
@@ -825,14 +865,19 @@ mod tests {
     /// A builder with category `x` (none) holding `a` and request `r`, and `sn` (remote_sn).
     fn sample() -> RegistryBuilder {
         let mut b = RegistryBuilder::new();
-        b.category("x", AuthLevel::None)
+        b.add_category("x", AuthLevel::None)
             .unwrap()
             .command("a")
             .unwrap()
             .request_command("r")
             .unwrap();
-        b.add_category("sn", Access::new(AuthLevel::Basic, true, false), 3, -1)
-            .unwrap();
+        b.add_category(
+            "sn",
+            CategoryOptions::new(Access::new(AuthLevel::Basic, true, false))
+                .reserved_threads(3)
+                .max_queue(QueueLimit::Unlimited),
+        )
+        .unwrap();
         b.add_command("sn", "ping").unwrap();
         b
     }
@@ -842,13 +887,10 @@ mod tests {
     #[test]
     fn category_name_length_limit() {
         let mut b = RegistryBuilder::new();
-        assert!(
-            b.add_category_with_defaults(&a(50), AuthLevel::None)
-                .is_ok()
-        );
+        assert!(b.add_category(&a(50), AuthLevel::None).is_ok());
         let long = a(51);
         assert_eq!(
-            err_text(b.add_category_with_defaults(&long, AuthLevel::None)),
+            err_text(b.add_category(&long, AuthLevel::None)),
             format!("Invalid category name `{long}': name too long (> 50)")
         );
     }
@@ -858,7 +900,7 @@ mod tests {
         let mut b = RegistryBuilder::new();
         let name = format!("{}.", a(50));
         assert_eq!(
-            b.add_category_with_defaults(&name, AuthLevel::None),
+            b.add_category(&name, AuthLevel::None).map(|c| c.id()),
             Err(RegistryError::CategoryNameTooLong { name })
         );
     }
@@ -869,7 +911,7 @@ mod tests {
         // 26 two-byte characters: 26 chars, 52 bytes.
         let name = "é".repeat(26);
         assert!(matches!(
-            b.add_category_with_defaults(&name, AuthLevel::None),
+            b.add_category(&name, AuthLevel::None),
             Err(RegistryError::CategoryNameTooLong { .. })
         ));
     }
@@ -878,7 +920,7 @@ mod tests {
     fn empty_category_name_is_invalid() {
         let mut b = RegistryBuilder::new();
         assert_eq!(
-            err_text(b.add_category_with_defaults("", AuthLevel::None)),
+            err_text(b.add_category("", AuthLevel::None)),
             "Invalid category name `'"
         );
     }
@@ -888,7 +930,7 @@ mod tests {
         let mut b = RegistryBuilder::new();
         for name in ["a.b", ".a", "a."] {
             assert_eq!(
-                err_text(b.add_category_with_defaults(name, AuthLevel::None)),
+                err_text(b.add_category(name, AuthLevel::None)),
                 format!("Invalid category name `{name}'")
             );
         }
@@ -898,26 +940,39 @@ mod tests {
     fn duplicate_category_is_refused() {
         let mut b = sample();
         assert_eq!(
-            err_text(b.add_category("x", AuthLevel::Admin, 1, 5)),
+            err_text(
+                b.add_category(
+                    "x",
+                    CategoryOptions::new(AuthLevel::Admin)
+                        .reserved_threads(1)
+                        .max_queue(QueueLimit::At(5))
+                )
+            ),
             "Unable to add category `x': that category already exists"
         );
         // Names are case-sensitive.
-        assert!(b.add_category_with_defaults("X", AuthLevel::None).is_ok());
+        assert!(b.add_category("X", AuthLevel::None).is_ok());
     }
 
     #[test]
     fn category_ids_are_dense_and_parameters_kept() {
         let mut b = RegistryBuilder::new();
         assert_eq!(
-            b.add_category_with_defaults("c0", AuthLevel::None),
+            b.add_category("c0", AuthLevel::None).map(|c| c.id()),
             Ok(CategoryId(0))
         );
         assert_eq!(
-            b.add_category("c1", Access::new(AuthLevel::Admin, true, true), 4, -1),
+            b.add_category(
+                "c1",
+                CategoryOptions::new(Access::new(AuthLevel::Admin, true, true))
+                    .reserved_threads(4)
+                    .max_queue(QueueLimit::Unlimited)
+            )
+            .map(|c| c.id()),
             Ok(CategoryId(1))
         );
         assert_eq!(
-            b.category("c2", AuthLevel::Basic).unwrap().id(),
+            b.add_category("c2", AuthLevel::Basic).unwrap().id(),
             CategoryId(2)
         );
         let r = b.build();
@@ -926,12 +981,12 @@ mod tests {
         assert_eq!(c0.name(), "c0");
         assert_eq!(c0.access(), Access::default());
         assert_eq!(c0.reserved_threads(), 0);
-        assert_eq!(c0.max_queue(), DEFAULT_MAX_QUEUE);
-        assert_eq!(c0.queue_limit(), Some(200));
+        assert_eq!(c0.max_queue(), QueueLimit::OXENMQ_DEFAULT);
+        assert_eq!(c0.max_queue().limit(), Some(200));
         let c1 = r.category(CategoryId(1));
         assert_eq!(c1.access(), Access::new(AuthLevel::Admin, true, true));
         assert_eq!(c1.reserved_threads(), 4);
-        assert_eq!(c1.queue_limit(), None);
+        assert_eq!(c1.max_queue(), QueueLimit::Unlimited);
         assert_eq!(r.category(CategoryId(2)).access().auth, AuthLevel::Basic);
         let names: Vec<&str> = r.categories().map(Category::name).collect();
         assert_eq!(names, ["c0", "c1", "c2"]);
@@ -942,11 +997,14 @@ mod tests {
     fn queue_limit_maps_negative_to_unlimited() {
         let mut b = RegistryBuilder::new();
         for (i, q) in [-1, i32::MIN, 0, 1, i32::MAX].into_iter().enumerate() {
-            b.add_category(&format!("q{i}"), AuthLevel::None, 0, q)
-                .unwrap();
+            b.add_category(
+                &format!("q{i}"),
+                CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::from_oxenmq(q)),
+            )
+            .unwrap();
         }
         let r = b.build();
-        let limits: Vec<Option<u32>> = r.categories().map(Category::queue_limit).collect();
+        let limits: Vec<Option<u32>> = r.categories().map(|c| c.max_queue().limit()).collect();
         assert_eq!(
             limits,
             [None, None, Some(0), Some(1), Some(i32::MAX as u32)]
@@ -956,7 +1014,13 @@ mod tests {
     #[test]
     fn total_reserved_threads_sums_categories() {
         let mut b = sample();
-        b.add_category("big", AuthLevel::None, u16::MAX, 0).unwrap();
+        b.add_category(
+            "big",
+            CategoryOptions::new(AuthLevel::None)
+                .reserved_threads(u16::MAX)
+                .max_queue(QueueLimit::At(0)),
+        )
+        .unwrap();
         let r = b.build();
         assert_eq!(r.total_reserved_threads(), 3 + u32::from(u16::MAX));
         assert_eq!(Registry::default().total_reserved_threads(), 0);
@@ -966,11 +1030,14 @@ mod tests {
     fn too_many_categories_is_an_error_not_a_wrap() {
         let mut b = RegistryBuilder::new();
         for i in 0..MAX_ENTRIES {
-            b.add_category(&format!("c{i}"), AuthLevel::None, 0, 0)
-                .unwrap();
+            b.add_category(
+                &format!("c{i}"),
+                CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::At(0)),
+            )
+            .unwrap();
         }
         assert_eq!(
-            err_text(b.add_category_with_defaults("last", AuthLevel::None)),
+            err_text(b.add_category("last", AuthLevel::None)),
             "Unable to add category `last': too many categories (limit 65535)"
         );
         let r = b.build();
@@ -1026,8 +1093,7 @@ mod tests {
         );
         // The alias can name a category that does not exist yet.
         b.add_command_alias("later.cmd", "x.a").unwrap();
-        b.add_category_with_defaults("later", AuthLevel::None)
-            .unwrap();
+        b.add_category("later", AuthLevel::None).unwrap();
         assert_eq!(
             b.add_request_command("later", "cmd"),
             Err(RegistryError::CommandShadowsAlias {
@@ -1054,7 +1120,7 @@ mod tests {
         );
         // Through the helper too.
         let helper = b
-            .category("y", AuthLevel::None)
+            .add_category("y", AuthLevel::None)
             .unwrap()
             .command("c")
             .unwrap();
@@ -1100,7 +1166,7 @@ mod tests {
     #[test]
     fn too_many_commands_is_an_error_not_a_wrap() {
         let mut b = RegistryBuilder::new();
-        b.add_category_with_defaults("c", AuthLevel::None).unwrap();
+        b.add_category("c", AuthLevel::None).unwrap();
         for i in 0..MAX_ENTRIES {
             b.add_command("c", &format!("{i}")).unwrap();
         }
@@ -1274,7 +1340,7 @@ mod tests {
     fn alias_target_may_be_registered_later() {
         let mut b = RegistryBuilder::new();
         b.add_command_alias("go", "later.cmd").unwrap();
-        b.category("later", AuthLevel::Admin)
+        b.add_category("later", AuthLevel::Admin)
             .unwrap()
             .request_command("cmd")
             .unwrap();
@@ -1291,7 +1357,7 @@ mod tests {
     fn lookup_length_boundary() {
         let (cat, cmd) = (a(50), a(200));
         let mut b = RegistryBuilder::new();
-        b.add_category_with_defaults(&cat, AuthLevel::None).unwrap();
+        b.add_category(&cat, AuthLevel::None).unwrap();
         let id = b.add_command(&cat, &cmd).unwrap();
         let r = b.build();
         let exact = format!("{cat}.{cmd}");
@@ -1312,7 +1378,7 @@ mod tests {
     #[test]
     fn lookup_splits_at_the_first_dot() {
         let mut b = RegistryBuilder::new();
-        b.category("public", AuthLevel::None)
+        b.add_category("public", AuthLevel::None)
             .unwrap()
             .request_command("client.pubkey")
             .unwrap();
@@ -1466,7 +1532,12 @@ mod tests {
     fn builder_via_registry_and_chained_helper() {
         let mut b = Registry::builder();
         let helper = b
-            .category_with("jobs", AuthLevel::Admin, 2, 10)
+            .add_category(
+                "jobs",
+                CategoryOptions::new(AuthLevel::Admin)
+                    .reserved_threads(2)
+                    .max_queue(QueueLimit::At(10)),
+            )
             .unwrap()
             .command("run")
             .unwrap()
@@ -1476,14 +1547,17 @@ mod tests {
         // Over-long names are refused by the helper with OxenMQ's text.
         let long = a(201);
         let err = b
-            .category("other", AuthLevel::None)
+            .add_category("other", AuthLevel::None)
             .unwrap()
             .command(&long)
             .unwrap_err();
         assert_eq!(err, RegistryError::CommandNameTooLong { name: long });
         let r = b.build();
         let cat = r.category(jobs);
-        assert_eq!((cat.reserved_threads(), cat.queue_limit()), (2, Some(10)));
+        assert_eq!(
+            (cat.reserved_threads(), cat.max_queue().limit()),
+            (2, Some(10))
+        );
         assert_eq!(cat.command_ids().len(), 2);
         assert!(r.lookup(b"jobs.status").unwrap().is_request);
         assert_eq!(r.category(CategoryId(1)).command_ids(), []);
@@ -1624,7 +1698,7 @@ mod tests {
         let mut model = Model::default();
         for op in ops {
             let got = match op {
-                Op::Category(n) => b.add_category_with_defaults(n, AuthLevel::None).map(drop),
+                Op::Category(n) => b.add_category(n, AuthLevel::None).map(drop),
                 Op::Command(c, n, false) => b.add_command(c, n).map(drop),
                 Op::Command(c, n, true) => b.add_request_command(c, n).map(drop),
                 Op::Alias(f, t) => b.add_command_alias(f, t),

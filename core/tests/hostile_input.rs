@@ -15,6 +15,7 @@
 mod common;
 
 use common::Script;
+use lokimq_core::registry::{CategoryOptions, QueueLimit};
 use std::cell::Cell;
 use std::sync::OnceLock;
 
@@ -1013,7 +1014,11 @@ struct NodeRun {
 impl NodeRun {
     fn new(level: AuthLevel) -> (Self, ListenerId, ListenerId) {
         let mut b = RegistryBuilder::new();
-        b.add_category("public", Access::default(), 0, 2).unwrap();
+        b.add_category(
+            "public",
+            CategoryOptions::new(Access::default()).max_queue(QueueLimit::At(2)),
+        )
+        .unwrap();
         b.add_command("public", "hello").unwrap();
         b.add_request_command("public", "echo").unwrap();
         let now = Instant::from_secs(1);

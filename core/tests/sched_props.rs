@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use lokimq_core::ids::{BatchId, CategoryId, TaggedThreadId, TimerId, WorkerId};
 use lokimq_core::sched::{
-    CategoryLimits, Completion, InDriver, Offer, SchedError, SchedJob, SchedOutput, Scheduler,
-    SchedulerConfig, ShutdownReport, Target,
+    CategoryLimits, Completion, InDriver, Offer, QueueLimit, SchedError, SchedJob, SchedOutput,
+    Scheduler, SchedulerConfig, ShutdownReport, Target,
 };
 use lokimq_core::time::{Duration, Instant};
 use proptest::prelude::*;
@@ -34,7 +34,10 @@ impl Config {
             .with_batch_threads(self.batch)
             .with_reply_threads(self.reply);
         for &(reserved, max_queue) in &self.categories {
-            c = c.with_category(CategoryLimits::new(reserved, max_queue));
+            c = c.with_category(CategoryLimits::new(
+                reserved,
+                QueueLimit::from_oxenmq(max_queue),
+            ));
         }
         for i in 0..self.tagged {
             c = c.with_tagged_thread(format!("tagged-{i}"));
@@ -630,8 +633,8 @@ fn check_invariants(s: &Scheduler<Payload>, m: &Model) {
         assert_eq!(c.active, m.cat_active[i]);
         assert_eq!(c.queued, m.cat_queued(i as u16));
         assert!(c.active <= c.reserved_threads + st.general_workers);
-        if c.max_queue >= 0 {
-            assert!(c.queued <= c.max_queue as usize, "queued over max_queue");
+        if let Some(max) = c.max_queue.limit() {
+            assert!(c.queued <= max as usize, "queued over max_queue");
         }
     }
     for &w in m.running.keys() {

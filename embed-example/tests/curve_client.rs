@@ -206,10 +206,7 @@ fn service_node_sends_use_the_lookup() {
     // fails at once as its connection is gone for good.
     let stranger = *Keypair::generate(&mut rand_core::OsRng).public();
     let (tx, rx) = mpsc::channel();
-    let opts = RequestOptions {
-        timeout: Some(Duration::from_millis(300)),
-        ..RequestOptions::default()
-    };
+    let opts = RequestOptions::default().timeout(Duration::from_millis(300));
     c.handle()
         .request_with(
             &ConnectionId::Sn(stranger),

@@ -144,10 +144,7 @@ fn a_denied_client_never_reaches_a_handler() {
 
     let (tx, rx) = mpsc::channel();
     let tx2 = tx.clone();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_millis(500)),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(Duration::from_millis(500));
     let conn = client
         .handle()
         .connect_remote(

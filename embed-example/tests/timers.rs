@@ -214,10 +214,7 @@ fn an_unanswered_request_times_out() {
     let mut c = embedded(Builder::new());
     let conn = connect(&mut c, &addr);
     let (tx, rx) = mpsc::channel();
-    let opts = RequestOptions {
-        timeout: Some(Duration::from_millis(200)),
-        ..RequestOptions::default()
-    };
+    let opts = RequestOptions::default().timeout(Duration::from_millis(200));
     c.handle()
         .request_with(&conn, "slow.never", ["?"], opts, move |r| {
             let _ = tx.send(r);
@@ -258,11 +255,9 @@ fn a_refused_connect_fails_at_once_or_at_its_deadline_when_retrying() {
     );
     assert!(!c.node().is_connected(&conn));
     // OxenMQ's behaviour on request: retry until the connect deadline.
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_millis(300)),
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default()
+        .timeout(Duration::from_millis(300))
+        .retry_refused(true);
     let (tx, rx) = mpsc::channel();
     let conn = connect_with(&c, &Address::from_socket_addr(dead_port()), opts, tx);
     let outcome = turn_recv(&mut c, &rx, "connect failure");
@@ -275,10 +270,7 @@ fn a_refused_connect_fails_at_once_or_at_its_deadline_when_retrying() {
 #[test]
 fn an_unresolvable_address_fails_without_retrying() {
     let mut c = embedded(Builder::new());
-    let opts = ConnectOptions {
-        timeout: Some(WAIT),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(WAIT);
     let (tx, rx) = mpsc::channel();
     let clock = Stopwatch::start();
     connect_with(&c, &Address::tcp("no-such-host.invalid", 1), opts, tx);

@@ -13,6 +13,7 @@
 //! 3. single jobs on a tagged thread, which runs them one at a time, in order;
 //! 4. a task injected into a command category, queued under that category's limits.
 
+use lokimq::{CategoryOptions, NodeError, QueueLimit};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -64,7 +65,12 @@ fn run(jobs: u64) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     // A category for injected tasks (demonstration 4): one reserved thread, at most 16
     // queued tasks.
-    b.add_category_with("work", AuthLevel::Admin, 1, 16)?;
+    b.add_category(
+        "work",
+        CategoryOptions::new(AuthLevel::Admin)
+            .reserved_threads(1)
+            .max_queue(QueueLimit::At(16)),
+    )?;
     let node = b.start()?;
 
     // 1. A batch: jobs run in parallel in no particular order; the completion runs once,
@@ -196,7 +202,9 @@ fn run(jobs: u64) -> Result<(), Box<dyn std::error::Error>> {
         })?;
     println!("injected task ran on {}", rx.recv_timeout(WAIT)?);
     match node.handle().inject_task("nosuch", "x", "example", || {}) {
-        Err(e @ Error::UnknownCategory(_)) => println!("unknown category refused: {e}"),
+        Err(e @ Error::Node(NodeError::UnknownCategory(_))) => {
+            println!("unknown category refused: {e}")
+        }
         other => return Err(format!("unknown category: unexpected {other:?}").into()),
     }
 

@@ -117,10 +117,7 @@ fn ask(
 ) -> Result<Vec<Bytes>, RequestError> {
     let (tx, rx) = mpsc::channel();
     // `None` keeps the node's default (15 s, `Config::request_timeout`).
-    let opts = RequestOptions {
-        timeout,
-        ..RequestOptions::default()
-    };
+    let opts = RequestOptions::default().timeout(timeout);
     let sent = client.request_with(conn, command, data.iter().copied(), opts, move |r| {
         let _ = tx.send(r);
     });
@@ -198,10 +195,7 @@ fn run(opts: &Options) -> Result<u32, Box<dyn std::error::Error>> {
     // runs later, on a worker thread. Requests sent before the connection is up are queued.
     let (up_tx, up_rx) = mpsc::channel::<Result<ConnectionId, String>>();
     let fail_tx = up_tx.clone();
-    let connect_opts = ConnectOptions {
-        timeout: Some(opts.timeout),
-        ..ConnectOptions::default()
-    };
+    let connect_opts = ConnectOptions::default().timeout(opts.timeout);
     let conn = client.handle().connect_remote(
         address.clone(),
         move |c| {

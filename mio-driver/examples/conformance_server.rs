@@ -55,6 +55,7 @@
 //!
 //! Logging goes to stderr at warn level; `RUST_LOG` overrides it.
 
+use lokimq::{CategoryOptions, QueueLimit};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -191,7 +192,7 @@ fn sleep_request(m: &mut Message, stop: &Stop) {
 fn register(b: &mut Builder, stop: &Arc<Stop>) -> Result<(), lokimq::Error> {
     let counter = Arc::new(AtomicU64::new(0));
     let (count, count_get) = (Arc::clone(&counter), counter);
-    b.add_category_with("public", AuthLevel::None, 0, 200)?
+    b.add_category("public", CategoryOptions::new(AuthLevel::None))?
         .add_request_command("public", "echo", echo)?
         .add_command("public", "hello", |m| {
             let data = m.take_data();
@@ -221,7 +222,10 @@ fn register(b: &mut Builder, stop: &Arc<Stop>) -> Result<(), lokimq::Error> {
         .add_request_command("sn", "echo", echo)?
         .add_category("local", Access::new(AuthLevel::None, false, true))?
         .add_request_command("local", "echo", echo)?
-        .add_category_with("slow", AuthLevel::None, 0, 2)?;
+        .add_category(
+            "slow",
+            CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::At(2)),
+        )?;
     let stop = Arc::clone(stop);
     b.add_request_command("slow", "sleep", move |m| sleep_request(m, &stop))?
         .add_command_alias("pub.e", "public.echo")?;

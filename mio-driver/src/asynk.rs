@@ -199,9 +199,9 @@ impl Future for Sending {
     type Output = Result<(), SendError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.cell.poll(cx).map(|v| {
-            v.unwrap_or_else(|| Err(SendError::NotConnected(String::from("OxenMQ is shut down"))))
-        })
+        self.cell
+            .poll(cx)
+            .map(|v| v.unwrap_or(Err(SendError::Stopped)))
     }
 }
 

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use lokimq_core::address::{Address, AddressError};
-use lokimq_core::auth::{Access, AuthLevel};
+use lokimq_core::auth::AuthLevel;
 use lokimq_core::ids::{CommandId, TaggedThreadId, TimerId};
 use lokimq_core::keys::{KeyError, Keypair, PublicKey};
 use lokimq_core::node::{BacklogLimit, Config, Job, Node, Target};
-use lokimq_core::registry::{DEFAULT_MAX_QUEUE, RegistryBuilder};
-use lokimq_core::sched::Scheduler;
+use lokimq_core::registry::{CategoryOptions, RegistryBuilder};
+use lokimq_core::sched::{self, SchedError, Scheduler};
 use lokimq_core::time::Instant;
 use mio::Poll;
 use rand_core::{OsRng, SeedableRng};
@@ -286,7 +286,6 @@ pub struct Builder {
     config: Config,
     registry: RegistryBuilder,
     commands: BTreeMap<CommandId, CommandFn>,
-    categories: BTreeSet<String>,
     listens: Vec<Listen>,
     tagged_starts: Vec<Option<Task>>,
     sn_lookup: Option<SnLookupFn>,
@@ -338,7 +337,6 @@ impl Builder {
             config,
             registry: RegistryBuilder::new(),
             commands: BTreeMap::new(),
-            categories: BTreeSet::new(),
             listens: Vec::new(),
             tagged_starts: Vec::new(),
             sn_lookup: None,
@@ -527,57 +525,43 @@ impl Builder {
         self
     }
 
-    /// Adds a category (OxenMQ's `add_category`) with the default queue limit (200) and no
-    /// reserved threads. `access` is what a caller needs for every command in it: an
-    /// [`AuthLevel`], or an [`Access`] that can also require the caller to be a service node
-    /// (`remote_sn`) or this node to be one (`local_sn`). Names are 1–50 bytes without a `.`,
-    /// and new; a refusal is an [`Error::Registry`] with OxenMQ's message.
+    /// Adds a category (OxenMQ's `add_category`). `opts` is what a caller needs for every
+    /// command in it — an [`AuthLevel`], or an [`Access`] that can also require the caller to
+    /// be a service node (`remote_sn`) or this node to be one (`local_sn`) — with OxenMQ's
+    /// defaults (no reserved threads, at most 200 commands waiting), or a [`CategoryOptions`]
+    /// that also sets the reserved threads (workers kept for this category on top of the
+    /// general pool, so it keeps running when the pool is busy) and the [`QueueLimit`] (how
+    /// many of its commands may wait for a worker; beyond that they are dropped with a log and
+    /// no reply, as in OxenMQ). Names are 1–50 bytes without a `.`, and new; a refusal is an
+    /// [`Error::Registry`] with OxenMQ's message.
     ///
     /// ```
-    /// use lokimq::{Access, AuthLevel, Error, LokiMq};
+    /// use lokimq::{Access, AuthLevel, CategoryOptions, Error, LokiMq, QueueLimit};
     ///
     /// let mut b = LokiMq::builder();
     /// b.add_category("public", AuthLevel::None)?
     ///     .add_category("admin", AuthLevel::Admin)?
-    ///     .add_category("quorum", Access::new(AuthLevel::None, true, true))?; // SN to SN only
+    ///     .add_category("quorum", Access::new(AuthLevel::None, true, true))? // SN to SN only
+    ///     // Never starved, 500 waiting at most:
+    ///     .add_category(
+    ///         "blocks",
+    ///         CategoryOptions::new(AuthLevel::Basic).reserved_threads(2).max_queue(QueueLimit::At(500)),
+    ///     )?
+    ///     // No reservation, no limit:
+    ///     .add_category("firehose", CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited))?;
     /// assert!(matches!(b.add_category("admin", AuthLevel::Basic), Err(Error::Registry(_))));
     /// assert!(b.add_category("a.b", AuthLevel::None).is_err());
-    /// # Ok::<(), lokimq::Error>(())
-    /// ```
-    pub fn add_category(
-        &mut self,
-        name: &str,
-        access: impl Into<Access>,
-    ) -> Result<&mut Self, Error> {
-        self.add_category_with(name, access, 0, DEFAULT_MAX_QUEUE)
-    }
-
-    /// [`add_category`](Self::add_category) with `reserved_threads` (workers kept for this
-    /// category on top of the general pool, so it keeps running when the pool is busy) and
-    /// `max_queue` (how many of its commands may wait for a worker; beyond that they are
-    /// dropped with a log and no reply, as in OxenMQ; negative: unlimited).
-    ///
-    /// ```
-    /// use lokimq::{AuthLevel, LokiMq};
-    ///
-    /// let mut b = LokiMq::builder();
-    /// b.add_category_with("blocks", AuthLevel::Basic, 2, 500)? // never starved, 500 waiting at most
-    ///     .add_category_with("firehose", AuthLevel::None, 0, -1)?; // no reservation, no limit
     /// let node = b.start()?;
     /// let s = node.handle().stats()?.sched; // the 2 reserved threads come on top of the pools
     /// assert_eq!(s.max_workers, s.general_workers + s.batch_reserved + s.reply_reserved + 2);
     /// # Ok::<(), lokimq::Error>(())
     /// ```
-    pub fn add_category_with(
+    pub fn add_category(
         &mut self,
         name: &str,
-        access: impl Into<Access>,
-        reserved_threads: u16,
-        max_queue: i32,
+        opts: impl Into<CategoryOptions>,
     ) -> Result<&mut Self, Error> {
-        self.registry
-            .add_category(name, access, reserved_threads, max_queue)?;
-        self.categories.insert(name.to_owned());
+        self.registry.add_category(name, opts)?;
         Ok(self)
     }
 
@@ -682,13 +666,13 @@ impl Builder {
     /// name, truncated to 15 bytes) must not be empty or `_proxy` or contain a NUL.
     ///
     /// ```
-    /// use lokimq::{Error, LokiMq, Target};
+    /// use lokimq::{Error, LokiMq, SchedError, Target};
     /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
     /// let mut b = LokiMq::builder();
     /// let db = b.add_tagged_thread("db")?;
-    /// assert!(matches!(b.add_tagged_thread("_proxy"), Err(Error::InvalidTaggedThreadName(_))));
+    /// assert!(matches!(b.add_tagged_thread("_proxy"), Err(Error::Sched(SchedError::InvalidTaggedThreadName(_)))));
     /// let (tx, rx) = mpsc::channel();
     /// b.add_timer(move || { let _ = tx.send(std::thread::current().name() == Some("db")); },
     ///             Duration::from_millis(10), true, Target::Tagged(db))?;
@@ -706,7 +690,7 @@ impl Builder {
     /// state. It runs concurrently with the rest of `start` (which does not wait for it).
     ///
     /// ```
-    /// use lokimq::LokiMq;
+    /// use lokimq::{LokiMq};
     /// use std::cell::RefCell;
     /// use std::sync::mpsc;
     /// use std::time::Duration;
@@ -732,11 +716,9 @@ impl Builder {
     }
 
     fn tagged(&mut self, name: &str, start: Option<Task>) -> Result<TaggedThreadId, Error> {
-        if name.is_empty() || name == "_proxy" || name.contains('\0') {
-            return Err(Error::InvalidTaggedThreadName(name.to_owned()));
-        }
+        sched::check_tagged_thread_name(name)?;
         let id = u16::try_from(self.config.tagged_threads.len())
-            .map_err(|_| Error::InvalidTaggedThreadName(name.to_owned()))?;
+            .map_err(|_| SchedError::InvalidTaggedThreadName(name.to_owned()))?;
         self.config.tagged_threads.push(name.to_owned());
         self.tagged_starts.push(start);
         Ok(TaggedThreadId(id))
@@ -760,8 +742,8 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownTaggedThread`] for a tagged thread this builder did not add, and
-    /// [`Error::ZeroTimerInterval`] for an interval under a microsecond.
+    /// [`Error::Sched`] ([`SchedError::UnknownTaggedThread`](crate::SchedError::UnknownTaggedThread)) for a tagged thread this builder did not add, and
+    /// [`Error::Sched`] ([`SchedError::ZeroTimerInterval`](crate::SchedError::ZeroTimerInterval)) for an interval under a microsecond.
     pub fn add_timer(
         &mut self,
         f: impl Fn() + Send + Sync + 'static,
@@ -770,13 +752,9 @@ impl Builder {
         target: Target,
     ) -> Result<TimerId, Error> {
         if let Target::Tagged(t) = target {
-            if t.index() >= self.config.tagged_threads.len() {
-                return Err(Error::UnknownTaggedThread(t.get()));
-            }
+            sched::check_tagged_thread(t, self.config.tagged_threads.len())?;
         }
-        if interval < Duration::from_micros(1) {
-            return Err(Error::ZeroTimerInterval);
-        }
+        sched::check_timer_interval(interval)?;
         // These take the first ids; the running node's handles continue after them.
         let id = TimerId(self.timers.len() as u64 + 1);
         self.timers.push(PendingTimer {
@@ -954,14 +932,14 @@ impl Builder {
                 *slot = Some(cb);
             }
         }
-        let node = Node::with_scheduler(config, registry, keypair, rng, now, home)?;
+        let node = Node::with_scheduler(config, registry.clone(), keypair, rng, now, home)?;
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared::new(
             tx,
             wake,
             pubkey,
             tagged_count,
-            self.categories,
+            registry,
             self.timers.len() as u64 + 1,
         ));
         let handle = Handle::new(shared);

@@ -1,9 +1,10 @@
 //! [`Error`]: everything the driver's API can refuse, in one enum.
 
-use lokimq_core::address::AddressError;
+use lokimq_core::address::{Address, AddressError};
 use lokimq_core::keys::KeyError;
 use lokimq_core::node::{ConfigError, NodeError};
 use lokimq_core::registry::RegistryError;
+use lokimq_core::sched::SchedError;
 
 /// Why a driver call failed. Texts follow OxenMQ's exception messages where OxenMQ has one.
 #[derive(Debug, thiserror::Error)]
@@ -21,30 +22,24 @@ pub enum Error {
     /// An address could not be parsed.
     #[error(transparent)]
     Address(#[from] AddressError),
-    /// An address is valid but cannot be used where it was given.
-    #[error("{0}")]
-    UnusableAddress(String),
     /// A listener given before `start()` could not be bound, so the node did not start
     /// (OxenMQ PR #68: `start()` throws).
-    #[error("OxenMQ failed to listen on {address}: {reason}")]
+    #[error("OxenMQ failed to listen on {address}: {source}")]
     Bind {
         /// The address that could not be bound.
-        address: String,
-        /// The operating system's reason.
-        reason: String,
+        address: Address,
+        /// The operating system's error.
+        source: std::io::Error,
     },
     /// Setting up the poller, the waker or a thread failed.
     #[error("I/O error while starting the node: {0}")]
     Io(#[from] std::io::Error),
-    /// A tagged thread name is empty, `_proxy`, or contains a NUL.
-    #[error("Invalid tagged thread name `{0}'")]
-    InvalidTaggedThreadName(String),
-    /// A job, batch or timer named a tagged thread this node does not have.
-    #[error("Invalid tagged thread: no tagged thread with id {0}")]
-    UnknownTaggedThread(u16),
-    /// `inject_task` named a category that does not exist.
-    #[error("Invalid category `{0}': category does not exist")]
-    UnknownCategory(String),
+    /// A tagged thread name, a tagged-thread target or a timer interval broke the core's rule
+    /// ([`SchedError::InvalidTaggedThreadName`], [`SchedError::UnknownTaggedThread`],
+    /// [`SchedError::ZeroTimerInterval`]): the builder and the handle check with the core's own
+    /// validators (`lokimq_core::sched::check_*`) before anything is posted.
+    #[error(transparent)]
+    Sched(#[from] SchedError),
     /// A batch with no jobs.
     #[error("Cannot batch a a job batch with 0 jobs")]
     EmptyBatch,
@@ -65,7 +60,4 @@ pub enum Error {
     /// lookup or bind callback; it would wait for itself forever.
     #[error("this call waits for the proxy thread and cannot be made from it")]
     OnProxyThread,
-    /// A timer interval under one microsecond.
-    #[error("timer interval must be at least 1 µs")]
-    ZeroTimerInterval,
 }

@@ -19,6 +19,8 @@ use lokimq_core::node::{
     ConnectError, ConnectOptions, ConnectSnOptions, ConnectionId, NodeError, ReplyTarget,
     RequestError, RequestOptions, SendError, SendOptions, Stats, Target,
 };
+use lokimq_core::registry::Registry;
+use lokimq_core::sched;
 use lokimq_core::time::Instant;
 
 use crate::asynk::{Connecting, Fill, Reply, Sending};
@@ -128,7 +130,9 @@ pub(crate) struct Shared {
     proxy_awake: AtomicBool,
     pubkey: PublicKey,
     tagged_threads: u16,
-    categories: BTreeSet<String>,
+    /// The node's registry (a copy), so calls naming a category are checked by the core's rule
+    /// before they are posted.
+    registry: Registry,
     /// Ids for `connect_remote`/`connect_inproc` and for timers are handed out here, as
     /// OxenMQ hands them out from a shared counter, so those calls return at once (and work on
     /// the proxy thread) instead of waiting for the proxy to pick one.
@@ -144,7 +148,7 @@ impl Shared {
         waker: Box<dyn Fn() -> std::io::Result<()> + Send + Sync>,
         pubkey: PublicKey,
         tagged_threads: u16,
-        categories: BTreeSet<String>,
+        registry: Registry,
         first_timer_id: u64,
     ) -> Self {
         Self {
@@ -154,7 +158,7 @@ impl Shared {
             proxy_awake: AtomicBool::new(true),
             pubkey,
             tagged_threads,
-            categories,
+            registry,
             next_conn_id: AtomicU64::new(1),
             next_timer_id: AtomicU64::new(first_timer_id),
             bound: Mutex::new(Vec::new()),
@@ -361,12 +365,12 @@ impl Handle {
         Ok(conn)
     }
 
+    /// The core's rule, checked here because a posted closure never returns the core's answer.
     fn check_thread(&self, thread: TaggedThreadId) -> Result<(), Error> {
-        if thread.get() < self.shared.tagged_threads {
-            Ok(())
-        } else {
-            Err(Error::UnknownTaggedThread(thread.get()))
-        }
+        Ok(sched::check_tagged_thread(
+            thread,
+            usize::from(self.shared.tagged_threads),
+        )?)
     }
 
     fn check_target(&self, target: Target) -> Result<(), Error> {
@@ -446,16 +450,12 @@ impl Handle {
     /// // `sn` is a node with a CURVE listener and an `sn.ping` command.
     /// let to = ConnectionId::Sn(*sn.pubkey());
     /// let client = LokiMq::builder().start()?;
-    /// let optional = || SendOptions { optional: true, ..SendOptions::default() };
+    /// let optional = || SendOptions::default().optional(true);
     ///
     /// // No connection yet: an optional send is dropped (and logged), nothing is opened.
     /// client.handle().send_with(&to, "sn.ping", ["first"], optional())?;
     /// // A strong send opens one, to the hinted address, idle-closed after a minute.
-    /// let opts = SendOptions {
-    ///     hint: Some(sn.bound_addresses()[0].clone()),
-    ///     keep_alive: Some(Duration::from_secs(60)),
-    ///     ..SendOptions::default()
-    /// };
+    /// let opts = SendOptions::default().hint(sn.bound_addresses()[0].clone()).keep_alive(Duration::from_secs(60));
     /// client.handle().send_with(&to, "sn.ping", ["second"], opts)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, ["second"]);
     /// // Now there is a connection, so optional sends go out.
@@ -607,7 +607,7 @@ impl Handle {
     /// use std::time::Duration;
     ///
     /// // `demo.slow` never replies; give up after 200 ms instead of 15 s.
-    /// let opts = RequestOptions { timeout: Some(Duration::from_millis(200)), ..Default::default() };
+    /// let opts = RequestOptions::default().timeout(Duration::from_millis(200));
     /// let (tx, rx) = mpsc::channel();
     /// client.handle().request_with(&conn, "demo.slow", ["x"], opts, move |r| { let _ = tx.send(r); })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, Err(RequestError::Timeout));
@@ -812,17 +812,12 @@ impl Handle {
     /// # let mut b = LokiMq::builder();
     /// # b.listen_curve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)), |_, _, _| AuthLevel::None)?;
     /// # let server = b.start()?;
-    /// use lokimq::ConnectOptions;
+    /// use lokimq::{ConnectOptions};
     /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
     /// let client = LokiMq::builder().start()?;
-    /// let opts = ConnectOptions {
-    ///     auth_level: Some(AuthLevel::Basic),
-    ///     timeout: Some(Duration::from_secs(2)),
-    ///     ephemeral_routing_id: Some(true),
-    ///     ..Default::default()
-    /// };
+    /// let opts = ConnectOptions::default().auth_level(AuthLevel::Basic).timeout(Duration::from_secs(2)).ephemeral_routing_id(true);
     /// let (tx, rx) = mpsc::channel();
     /// let tx2 = tx.clone();
     /// let conn = client.handle().connect_remote(
@@ -836,7 +831,7 @@ impl Handle {
     ///
     /// // Something that accepts TCP but never speaks ZMTP: no HELLO, so `on_failure` runs.
     /// let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let opts = ConnectOptions { timeout: Some(Duration::from_millis(200)), ..Default::default() };
+    /// let opts = ConnectOptions::default().timeout(Duration::from_millis(200));
     /// let (tx, rx) = mpsc::channel();
     /// client.handle().connect_remote(silent.local_addr()?, |_| {}, move |_, why| { let _ = tx.send(why); }, opts)?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "connection attempt timed out");
@@ -911,11 +906,7 @@ impl Handle {
     ///
     /// // `sn` listens with CURVE and has an `sn.version` request command.
     /// let client = LokiMq::builder().start()?;
-    /// let opts = ConnectSnOptions {
-    ///     hint: Some(sn.bound_addresses()[0].clone()),
-    ///     keep_alive: Some(Duration::from_secs(600)),
-    ///     ..Default::default()
-    /// };
+    /// let opts = ConnectSnOptions::default().hint(sn.bound_addresses()[0].clone()).keep_alive(Duration::from_secs(600));
     /// let conn = client.handle().connect_sn(*sn.pubkey(), opts)?;
     /// assert_eq!(conn, ConnectionId::Sn(*sn.pubkey()));
     /// let (tx, rx) = mpsc::channel();
@@ -977,7 +968,7 @@ impl Handle {
     /// [`stats`](Self::stats)) from the same thread sees it applied.
     ///
     /// ```
-    /// use lokimq::{Access, AuthLevel, ConnectOptions, LokiMq, RequestError, NO_DATA};
+    /// use lokimq::{Access, AuthLevel, ConnectOptions, LokiMq, NO_DATA, RequestError};
     /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
@@ -1015,7 +1006,7 @@ impl Handle {
     ///
     /// ```
     /// # use lokimq::LokiMq;
-    /// use lokimq::Keypair;
+    /// use lokimq::{Keypair};
     ///
     /// let node = LokiMq::builder().start()?;
     /// // Keys as they come from the chain (here made up from fixed secrets).
@@ -1071,10 +1062,10 @@ impl Handle {
 
     /// Runs `f` once on the batch pool, or on a tagged thread (OxenMQ's `job`). A panic is
     /// logged and swallowed. An id of a tagged thread this node does not have is refused with
-    /// [`Error::UnknownTaggedThread`].
+    /// [`Error::Sched`] ([`SchedError::UnknownTaggedThread`](crate::SchedError::UnknownTaggedThread)).
     ///
     /// ```
-    /// use lokimq::{Error, LokiMq, TaggedThreadId};
+    /// use lokimq::{Error, LokiMq, SchedError, TaggedThreadId};
     /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
@@ -1090,7 +1081,7 @@ impl Handle {
     /// node.handle().job(move || { let _ = tx2.send(thread_name()); }, None)?; // the batch pool
     /// assert!(rx.recv_timeout(Duration::from_secs(10))?.is_some_and(|n| n.starts_with("lmq-w")));
     ///
-    /// assert!(matches!(node.handle().job(|| {}, Some(TaggedThreadId(7))), Err(Error::UnknownTaggedThread(7))));
+    /// assert!(matches!(node.handle().job(|| {}, Some(TaggedThreadId(7))), Err(Error::Sched(SchedError::UnknownTaggedThread(TaggedThreadId(7))))));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn job(
@@ -1111,7 +1102,7 @@ impl Handle {
 
     /// Runs a [`Batch`] (OxenMQ's `batch`): its jobs in parallel, then its completion with
     /// every result. An empty batch is refused with [`Error::EmptyBatch`], and a tagged thread
-    /// this node does not have with [`Error::UnknownTaggedThread`].
+    /// this node does not have with [`Error::Sched`] ([`SchedError::UnknownTaggedThread`](crate::SchedError::UnknownTaggedThread)).
     ///
     /// ```
     /// use lokimq::{Batch, Error, LokiMq};
@@ -1161,15 +1152,15 @@ impl Handle {
     /// reserved threads and queue limit (OxenMQ's `inject_task`): the way to feed work that
     /// arrives by another channel (HTTP, say) through the same scheduling. `command_name` and
     /// `remote` are for logs. A task over the category's queue limit is dropped and logged;
-    /// a category this node does not have is refused with [`Error::UnknownCategory`].
+    /// a category this node does not have is refused with [`Error::Node`] ([`NodeError::UnknownCategory`](lokimq_core::node::NodeError::UnknownCategory)).
     ///
     /// ```
-    /// use lokimq::{AuthLevel, Error, LokiMq};
+    /// use lokimq::{AuthLevel, CategoryOptions, Error, LokiMq, NodeError, QueueLimit};
     /// use std::sync::mpsc;
     /// use std::time::Duration;
     ///
     /// let mut b = LokiMq::builder();
-    /// b.add_category_with("rpc", AuthLevel::None, 1, 100)?; // 1 reserved thread, 100 queued
+    /// b.add_category("rpc", CategoryOptions::new(AuthLevel::None).reserved_threads(1).max_queue(QueueLimit::At(100)))?; // 1 reserved thread, 100 queued
     /// let node = b.start()?;
     ///
     /// let (tx, rx) = mpsc::channel();
@@ -1177,7 +1168,7 @@ impl Handle {
     ///     let _ = tx.send("answered over HTTP");
     /// })?;
     /// assert_eq!(rx.recv_timeout(Duration::from_secs(10))?, "answered over HTTP");
-    /// assert!(matches!(node.handle().inject_task("nope", "x", "y", || {}), Err(Error::UnknownCategory(_))));
+    /// assert!(matches!(node.handle().inject_task("nope", "x", "y", || {}), Err(Error::Node(NodeError::UnknownCategory(_)))));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn inject_task(
@@ -1187,9 +1178,7 @@ impl Handle {
         remote: &str,
         f: impl FnOnce() + Send + 'static,
     ) -> Result<(), Error> {
-        if !self.shared.categories.contains(category) {
-            return Err(Error::UnknownCategory(category.to_owned()));
-        }
+        self.shared.registry.require_category(category)?;
         let category = category.to_owned();
         let what = format!("{category}.{command_name} from {remote}");
         let task: Task = Box::new(f);
@@ -1216,8 +1205,8 @@ impl Handle {
     /// ([`Target::InDriver`]). With `squelch`, a firing is skipped while the previous one is
     /// still queued or running, so a slow `f` never piles up. Keep it with
     /// [`cancel_timer`](Self::cancel_timer). An unknown tagged thread is refused with
-    /// [`Error::UnknownTaggedThread`], and an interval under a microsecond with
-    /// [`Error::ZeroTimerInterval`] (as [`Builder::add_timer`] does).
+    /// [`Error::Sched`] ([`SchedError::UnknownTaggedThread`](crate::SchedError::UnknownTaggedThread)), and an interval under a microsecond with
+    /// [`Error::Sched`] ([`SchedError::ZeroTimerInterval`](crate::SchedError::ZeroTimerInterval)) (as [`Builder::add_timer`] does).
     ///
     /// ```
     /// use lokimq::{LokiMq, Target};
@@ -1261,9 +1250,7 @@ impl Handle {
         target: Target,
     ) -> Result<TimerId, Error> {
         self.check_target(target)?;
-        if interval < Duration::from_micros(1) {
-            return Err(Error::ZeroTimerInterval);
-        }
+        sched::check_timer_interval(interval)?;
         let f: TimerFn = Arc::new(f);
         let id = TimerId(self.shared.next_timer_id.fetch_add(1, Ordering::Relaxed));
         self.post(move |p| {
@@ -1342,7 +1329,7 @@ impl Handle {
     /// dropped commands, and the scheduler's worker and queue counts.
     ///
     /// ```
-    /// use lokimq::LokiMq;
+    /// use lokimq::{LokiMq};
     ///
     /// let mut b = LokiMq::builder();
     /// b.config_mut().general_workers = 4;

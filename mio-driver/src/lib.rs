@@ -175,9 +175,11 @@ pub use lokimq_core::ids::{TaggedThreadId, TimerId};
 pub use lokimq_core::keys::{Keypair, PublicKey, SecretKey};
 pub use lokimq_core::node::{
     BacklogLimit, Config, ConnectError, ConnectOptions, ConnectSnOptions, ConnectionId,
-    DisconnectReason, HandshakeError, RequestError, RequestOptions, SendError, SendOptions, Stats,
-    Target,
+    DisconnectReason, HandshakeError, NodeError, RequestError, RequestOptions, SendError,
+    SendOptions, Stats, Target,
 };
+pub use lokimq_core::registry::{CategoryOptions, QueueLimit};
+pub use lokimq_core::sched::SchedError;
 
 /// No data parts, for sends and requests without any: `handle.send(&conn, "a.b", NO_DATA)`.
 pub const NO_DATA: [&[u8]; 0] = [];

@@ -283,10 +283,7 @@ fn connect_remote_async_reports_a_typed_cause() {
     let curve = server.bound_addresses()[0].clone();
     let client = builder().start().unwrap();
     let h = client.handle();
-    let opts = || ConnectOptions {
-        timeout: Some(Duration::from_secs(8)),
-        ..ConnectOptions::default()
-    };
+    let opts = || ConnectOptions::default().timeout(Duration::from_secs(8));
     let connect = |addr: lokimq::Address| {
         let t = Stopwatch::start();
         let r = block_on(h.connect_remote_async(addr, opts()).unwrap(), LIMIT);
@@ -363,10 +360,7 @@ fn connect_remote_async_reports_a_typed_cause() {
     // Something that accepts TCP but never speaks ZMTP: timed out, after the timeout.
     let silent = std::net::TcpListener::bind(loopback()).unwrap();
     let port = silent.local_addr().unwrap().port();
-    let short = ConnectOptions {
-        timeout: Some(Duration::from_millis(400)),
-        ..ConnectOptions::default()
-    };
+    let short = ConnectOptions::default().timeout(Duration::from_millis(400));
     let r = block_on(
         h.connect_remote_async(format!("tcp://127.0.0.1:{port}").as_str(), short)
             .unwrap(),

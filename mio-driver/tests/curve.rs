@@ -85,10 +85,7 @@ fn wrong_server_key_never_connects() {
     let wrong = addr.clone().with_pubkey(Some(*keypair(77).public()));
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_secs(8)),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(Duration::from_secs(8));
     let t = Stopwatch::start();
     client
         .handle()
@@ -100,11 +97,9 @@ fn wrong_server_key_never_connects() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     // OxenMQ's policy retries until the timeout instead.
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_millis(800)),
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default()
+        .timeout(Duration::from_millis(800))
+        .retry_refused(true);
     client
         .handle()
         .connect_remote(wrong, ok, fail, opts)
@@ -215,10 +210,7 @@ fn allow_function_can_deny_a_key() {
     b.keypair(banned);
     let bad = b.start().unwrap();
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_secs(2)),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(Duration::from_secs(2));
     bad.handle().connect_remote(&addr, ok, fail, opts).unwrap();
     assert!(wait(&connected, "denied").is_err());
     let good = builder().start().unwrap();

@@ -3,6 +3,7 @@
 
 mod common;
 
+use lokimq::{CategoryOptions, NodeError, QueueLimit, SchedError, TaggedThreadId};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -109,10 +110,12 @@ fn tagged_thread_runs_its_jobs_in_order() {
     assert_eq!(r, vec![Ok("my-tagged".to_owned())]);
     assert_eq!(t, "my-tagged");
     // An id that does not exist is refused at once.
-    let bogus = lokimq::TaggedThreadId(7);
+    let bogus = TaggedThreadId(7);
     assert!(matches!(
         node.handle().job(|| {}, Some(bogus)),
-        Err(Error::UnknownTaggedThread(7))
+        Err(Error::Sched(SchedError::UnknownTaggedThread(
+            TaggedThreadId(7)
+        )))
     ));
 }
 
@@ -122,7 +125,7 @@ fn bad_tagged_thread_names_are_refused() {
     for bad in ["", "_proxy", "a\0b"] {
         assert!(matches!(
             b.add_tagged_thread(bad),
-            Err(Error::InvalidTaggedThreadName(_))
+            Err(Error::Sched(SchedError::InvalidTaggedThreadName(_)))
         ));
     }
 }
@@ -215,21 +218,23 @@ fn timers_added_before_start_run_and_cancel_by_their_id() {
 #[test]
 fn builder_timer_misuse_is_a_typed_error() {
     let mut b = builder();
-    let bad = lokimq::TaggedThreadId(3);
+    let bad = TaggedThreadId(3);
     assert!(matches!(
         b.add_timer(|| {}, Duration::from_secs(1), true, Target::Tagged(bad)),
-        Err(Error::UnknownTaggedThread(3))
+        Err(Error::Sched(SchedError::UnknownTaggedThread(
+            TaggedThreadId(3)
+        )))
     ));
     assert!(matches!(
         b.add_timer(|| {}, Duration::ZERO, true, Target::Worker),
-        Err(Error::ZeroTimerInterval)
+        Err(Error::Sched(SchedError::ZeroTimerInterval))
     ));
     // The running node refuses the same way.
     let node = b.start().unwrap();
     assert!(matches!(
         node.handle()
             .add_timer(|| {}, Duration::from_nanos(999), true, Target::Worker),
-        Err(Error::ZeroTimerInterval)
+        Err(Error::Sched(SchedError::ZeroTimerInterval))
     ));
 }
 
@@ -298,7 +303,13 @@ fn in_proxy_timer_may_connect_and_add_timers_but_not_wait() {
 #[test]
 fn inject_task_runs_as_a_command_of_its_category() {
     let mut b = server_builder();
-    b.add_category_with("slow", AuthLevel::None, 1, 0).unwrap();
+    b.add_category(
+        "slow",
+        CategoryOptions::new(AuthLevel::None)
+            .reserved_threads(1)
+            .max_queue(QueueLimit::At(0)),
+    )
+    .unwrap();
     let node = b.start().unwrap();
     let (tx, rx) = mpsc::channel();
     node.handle()
@@ -309,7 +320,7 @@ fn inject_task_runs_as_a_command_of_its_category() {
     assert!(wait(&rx, "task").starts_with("lmq-w"));
     assert!(matches!(
         node.handle().inject_task("nope", "task", "test", || {}),
-        Err(Error::UnknownCategory(_))
+        Err(Error::Node(NodeError::UnknownCategory(_)))
     ));
 }
 
@@ -342,10 +353,7 @@ fn panicking_handler_does_not_kill_the_worker() {
     let client = builder().start().unwrap();
     let conn = connect(client.handle(), &addr);
     for i in 0..3 {
-        let opts = lokimq::RequestOptions {
-            timeout: Some(Duration::from_millis(300)),
-            ..lokimq::RequestOptions::default()
-        };
+        let opts = lokimq::RequestOptions::default().timeout(Duration::from_millis(300));
         let (cb, rx) = reply_channel();
         client
             .handle()

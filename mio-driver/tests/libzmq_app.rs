@@ -16,6 +16,7 @@ mod common;
 #[path = "libzmq_app/peers.rs"]
 mod peers;
 
+use lokimq::{CategoryOptions, QueueLimit};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -121,7 +122,10 @@ fn app_builder(service_node: bool) -> Builder {
         .unwrap()
         .add_request_command("strict", "echo", echo)
         .unwrap()
-        .add_category_with("bulk", AuthLevel::None, 0, -1)
+        .add_category(
+            "bulk",
+            CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited),
+        )
         .unwrap()
         .add_request_command("bulk", "echo", echo)
         .unwrap()
@@ -578,10 +582,7 @@ fn sends_to_an_sn_reuse_its_incoming_connection() {
     let sn = ConnectionId::Sn(*me.public());
     app.node.handle().send(&sn, "peer.note", ["n"]).unwrap();
     assert_eq!(d.recv(), msg(&[b"peer.note", b"n"]));
-    let incoming_only = lokimq::SendOptions {
-        incoming: true,
-        ..lokimq::SendOptions::default()
-    };
+    let incoming_only = lokimq::SendOptions::default().incoming(true);
     app.node
         .handle()
         .send_with(&sn, "peer.incoming", ["i"], incoming_only)
@@ -1174,10 +1175,7 @@ fn ask_within(
     data: Vec<Bytes>,
     timeout: Duration,
 ) -> mpsc::Receiver<Reply> {
-    let opts = RequestOptions {
-        timeout: Some(timeout),
-        ..RequestOptions::default()
-    };
+    let opts = RequestOptions::default().timeout(timeout);
     let (cb, rx) = reply_channel();
     client
         .handle()
@@ -1296,10 +1294,7 @@ fn connect_remote_without_hello_times_out_and_closes() {
         SocketEvent::DISCONNECTED as i32 | SocketEvent::ACCEPTED as i32,
     );
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_millis(800)),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(Duration::from_millis(800));
     let conn = client
         .handle()
         .connect_remote(router.address().as_str(), ok, fail, opts)
@@ -1347,11 +1342,9 @@ fn connect_sn_with_ephemeral_routing_id() {
     let sn = keypair(58);
     let router = Router::bind(Some(&sn), 0);
     let client = client_node(59);
-    let opts = ConnectSnOptions {
-        hint: Some(router.endpoint.parse().unwrap()),
-        ephemeral_routing_id: Some(true),
-        ..ConnectSnOptions::default()
-    };
+    let opts = ConnectSnOptions::default()
+        .hint(router.endpoint.parse::<lokimq::Address>().unwrap())
+        .ephemeral_routing_id(true);
     let conn = client.handle().connect_sn(*sn.public(), opts).unwrap();
     client.handle().send(&conn, "sn.hello", ["x"]).unwrap();
     let m = router.recv();
@@ -1368,10 +1361,7 @@ fn connect_sn_with_ephemeral_routing_id() {
 fn connect_remote_with_ephemeral_routing_id() {
     let client = client_node(42);
     let router = router_for(false, 0);
-    let opts = ConnectOptions {
-        ephemeral_routing_id: Some(true),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().ephemeral_routing_id(true);
     let (conn, route) = handshake(&client, &router, opts);
     // libzmq assigns `\0` + 4 bytes to a DEALER that presents no identity.
     assert_eq!(route.len(), 5, "assigned id {route:?}");
@@ -1389,10 +1379,7 @@ fn connect_sn_with_hint_sends_no_hi() {
     let zap = Zap::start(router.context(), "200");
     let client = client_node(44);
     let hint: lokimq::Address = router.endpoint.parse().unwrap();
-    let opts = ConnectSnOptions {
-        hint: Some(hint),
-        ..ConnectSnOptions::default()
-    };
+    let opts = ConnectSnOptions::default().hint(hint);
     let conn = client.handle().connect_sn(*sn.public(), opts).unwrap();
     assert_eq!(conn, ConnectionId::Sn(*sn.public()));
 
@@ -1529,10 +1516,7 @@ fn late_reply_after_timeout_is_ignored() {
 fn router_commands_on_our_outgoing_connection(curve: bool) {
     let client = client_node(47);
     let router = router_for(curve, 0);
-    let opts = ConnectOptions {
-        auth_level: Some(AuthLevel::Basic),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().auth_level(AuthLevel::Basic);
     let (_conn, route) = handshake(&client, &router, opts);
     let t = tag(110);
     let exchange = |sent: &[&[u8]], want: &[&[u8]]| {
@@ -1642,10 +1626,7 @@ fn curve_with_wrong_server_key_never_connects() {
         wrong.public().to_hex()
     );
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_secs(8)),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(Duration::from_secs(8));
     let t = lokimq::Stopwatch::start();
     client
         .handle()
@@ -1664,11 +1645,9 @@ fn curve_with_wrong_server_key_never_connects() {
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     // OxenMQ's policy retries until the timeout instead.
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_millis(1500)),
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default()
+        .timeout(Duration::from_millis(1500))
+        .retry_refused(true);
     client
         .handle()
         .connect_remote(addr.as_str(), ok, fail, opts)
@@ -1690,10 +1669,7 @@ fn libzmq_zap_denial_fails_our_connect() {
     let zap = Zap::start(router.context(), "400");
     let client = client_node(53);
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_millis(1500)),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(Duration::from_millis(1500));
     client
         .handle()
         .connect_remote(router.address().as_str(), ok, fail, opts)

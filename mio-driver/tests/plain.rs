@@ -3,6 +3,7 @@
 
 mod common;
 
+use lokimq::{CategoryOptions, QueueLimit};
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -134,10 +135,7 @@ fn denied_connection_fails() {
     let (_server, addr) = start_plain(b, AuthLevel::Denied);
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_secs(2)),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(Duration::from_secs(2));
     let conn = client
         .handle()
         .connect_remote(&addr, ok, fail, opts)
@@ -182,11 +180,9 @@ fn connect_to_a_closed_port_times_out() {
     let port = closed_port();
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        timeout: Some(Duration::from_millis(600)),
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default()
+        .timeout(Duration::from_millis(600))
+        .retry_refused(true);
     let t = Stopwatch::start();
     let _conn = client
         .handle()
@@ -204,10 +200,7 @@ fn connect_retries_until_the_server_appears() {
     let port = closed_port();
     let client = builder().start().unwrap();
     let (ok, fail, connected) = connect_channel();
-    let opts = ConnectOptions {
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().retry_refused(true);
     let conn = client
         .handle()
         .connect_remote(format!("tcp://127.0.0.1:{port}"), ok, fail, opts)
@@ -384,10 +377,13 @@ fn incoming_connection_id_can_be_used_later() {
 fn many_pipelined_requests_and_large_messages() {
     // An unlimited queue: with the default limit (200) OxenMQ drops the excess, as it should.
     let mut b = server_builder();
-    b.add_category_with("bulk", AuthLevel::None, 0, -1)
-        .unwrap()
-        .add_request_command("bulk", "echo", |m| m.send_reply(m.data().to_vec()))
-        .unwrap();
+    b.add_category(
+        "bulk",
+        CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap()
+    .add_request_command("bulk", "echo", |m| m.send_reply(m.data().to_vec()))
+    .unwrap();
     b.listen(Listen::plain(loopback()).unwrap());
     let server = b.start().unwrap();
     let addr = server.bound_addresses()[0].clone();

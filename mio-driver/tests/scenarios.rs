@@ -10,6 +10,7 @@
 
 mod common;
 
+use lokimq::{CategoryOptions, QueueLimit};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -123,10 +124,7 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
 
 /// Request options with a reply timeout.
 fn within(timeout: Duration) -> RequestOptions {
-    RequestOptions {
-        timeout: Some(timeout),
-        ..RequestOptions::default()
-    }
+    RequestOptions::default().timeout(timeout)
 }
 
 /// Shuts `node` down on another thread and waits (bounded) for it: a hang fails the test
@@ -540,10 +538,7 @@ fn sn_connection_reused_both_ways_ipc() {
 fn sn_idle_expiry_then_reopen(net: Net) {
     let (_site, a, b) = sn_pair(net);
     let to_b = ConnectionId::Sn(b.pk);
-    let short = SendOptions {
-        keep_alive: Some(Duration::from_millis(300)),
-        ..SendOptions::default()
-    };
+    let short = SendOptions::default().keep_alive(Duration::from_millis(300));
     a.node
         .handle()
         .send_with(&to_b, "sn.note", ["1"], short)
@@ -638,10 +633,7 @@ fn active_sn_set_judged_per_message_ipc() {
 /// OxenMQ's connect policy: refused (re)connects are retried with back-off instead of failing
 /// the connection.
 fn retrying() -> ConnectOptions {
-    ConnectOptions {
-        retry_refused: true,
-        ..ConnectOptions::default()
-    }
+    ConnectOptions::default().retry_refused(true)
 }
 
 /// The server goes away and comes back on the same address (same key): the client's
@@ -736,10 +728,13 @@ fn disconnect_with_linger(net: Net, sec: Sec) {
     let site = Site::new(net);
     let (tx, rx) = mpsc::channel();
     let mut sb = server_builder();
-    sb.add_category_with("sink", AuthLevel::None, 0, -1)
-        .unwrap()
-        .add_command("sink", "put", recorder(&tx))
-        .unwrap();
+    sb.add_category(
+        "sink",
+        CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap()
+    .add_command("sink", "put", recorder(&tx))
+    .unwrap();
     let (server, addr) = serve(sb, &site, sec, AuthLevel::None);
     let client = small().start().unwrap();
     let conn = connect(client.handle(), &addr);
@@ -831,21 +826,29 @@ fn saturated_category_does_not_starve_a_reserved_one(net: Net, sec: Sec) {
     let started_tx = Mutex::new(started_tx);
     let g = Arc::clone(&gate);
     let mut sb = small();
-    sb.add_category_with("slow", AuthLevel::None, 0, 2)
-        .unwrap()
-        .add_request_command("slow", "wait", move |m| {
-            let _ = started_tx
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .send(strings(m.data()));
-            g.wait();
-            m.send_reply(m.data().to_vec());
-        })
-        .unwrap()
-        .add_category_with("fast", AuthLevel::None, 1, -1)
-        .unwrap()
-        .add_request_command("fast", "echo", |m| m.send_reply(m.data().to_vec()))
-        .unwrap();
+    sb.add_category(
+        "slow",
+        CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::At(2)),
+    )
+    .unwrap()
+    .add_request_command("slow", "wait", move |m| {
+        let _ = started_tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .send(strings(m.data()));
+        g.wait();
+        m.send_reply(m.data().to_vec());
+    })
+    .unwrap()
+    .add_category(
+        "fast",
+        CategoryOptions::new(AuthLevel::None)
+            .reserved_threads(1)
+            .max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap()
+    .add_request_command("fast", "echo", |m| m.send_reply(m.data().to_vec()))
+    .unwrap();
     let (server, addr) = serve(sb, &site, sec, AuthLevel::None);
     let client = small().start().unwrap();
     let conn = connect(client.handle(), &addr);
@@ -955,50 +958,53 @@ fn squares_below(n: u64) -> u64 {
 fn batches_and_timers_from_handlers(net: Net, sec: Sec) {
     let site = Site::new(net);
     let mut sb = server_builder();
-    sb.add_category_with("work", AuthLevel::None, 0, -1)
-        .unwrap()
-        .add_request_command("work", "sum", |m| {
-            let n: u64 = strings(m.data())[0].parse().unwrap();
-            let later = m.send_later();
-            let mut batch = Batch::new();
-            for i in 0..n {
-                batch.add_job(move || i * i);
-            }
-            batch
-                .completion(move |results| {
-                    let sum: u64 = results.into_iter().map(Result::unwrap).sum();
-                    later.reply([sum.to_string()]).unwrap();
-                })
-                .unwrap();
-            m.handle().batch(batch).unwrap();
-        })
-        .unwrap()
-        .add_request_command("work", "ticks", |m| {
-            let want: usize = strings(m.data())[0].parse().unwrap();
-            let handle = m.handle().clone();
-            let (to, later) = (m.conn().clone(), m.send_later());
-            let id: Arc<OnceLock<lokimq::TimerId>> = Arc::default();
-            let fired = AtomicUsize::new(0);
-            let (h, i) = (handle.clone(), Arc::clone(&id));
-            let timer = handle
-                .add_timer(
-                    move || {
-                        let n = fired.fetch_add(1, Ordering::SeqCst) + 1;
-                        h.send(&to, "public.tick", [n.to_string()]).unwrap();
-                        // The id is set once add_timer returned; until then keep firing.
-                        if let (true, Some(t)) = (n >= want, i.get()) {
-                            h.cancel_timer(*t).unwrap();
-                            later.reply([n.to_string()]).unwrap();
-                        }
-                    },
-                    Duration::from_millis(20),
-                    true,
-                    Target::Worker,
-                )
-                .unwrap();
-            id.set(timer).unwrap();
-        })
-        .unwrap();
+    sb.add_category(
+        "work",
+        CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap()
+    .add_request_command("work", "sum", |m| {
+        let n: u64 = strings(m.data())[0].parse().unwrap();
+        let later = m.send_later();
+        let mut batch = Batch::new();
+        for i in 0..n {
+            batch.add_job(move || i * i);
+        }
+        batch
+            .completion(move |results| {
+                let sum: u64 = results.into_iter().map(Result::unwrap).sum();
+                later.reply([sum.to_string()]).unwrap();
+            })
+            .unwrap();
+        m.handle().batch(batch).unwrap();
+    })
+    .unwrap()
+    .add_request_command("work", "ticks", |m| {
+        let want: usize = strings(m.data())[0].parse().unwrap();
+        let handle = m.handle().clone();
+        let (to, later) = (m.conn().clone(), m.send_later());
+        let id: Arc<OnceLock<lokimq::TimerId>> = Arc::default();
+        let fired = AtomicUsize::new(0);
+        let (h, i) = (handle.clone(), Arc::clone(&id));
+        let timer = handle
+            .add_timer(
+                move || {
+                    let n = fired.fetch_add(1, Ordering::SeqCst) + 1;
+                    h.send(&to, "public.tick", [n.to_string()]).unwrap();
+                    // The id is set once add_timer returned; until then keep firing.
+                    if let (true, Some(t)) = (n >= want, i.get()) {
+                        h.cancel_timer(*t).unwrap();
+                        later.reply([n.to_string()]).unwrap();
+                    }
+                },
+                Duration::from_millis(20),
+                true,
+                Target::Worker,
+            )
+            .unwrap();
+        id.set(timer).unwrap();
+    })
+    .unwrap();
     let (_server, addr) = serve(sb, &site, sec, AuthLevel::None);
     let (tick_tx, ticks) = mpsc::channel();
     let mut cb = small();
@@ -1066,17 +1072,20 @@ fn two_hundred_connections(net: Net, sec: Sec) {
     const REQUESTS: usize = 4;
     let site = Site::new(net);
     let mut sb = server_builder();
-    sb.add_category_with("load", AuthLevel::None, 0, -1)
-        .unwrap()
-        .add_request_command("load", "echo", |m| {
-            let mut parts = m.data().to_vec();
-            // The id's hash covers the route, which tells connections of one client apart.
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            m.conn().hash(&mut h);
-            parts.push(Bytes::from(h.finish().to_string()));
-            m.send_reply(parts);
-        })
-        .unwrap();
+    sb.add_category(
+        "load",
+        CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap()
+    .add_request_command("load", "echo", |m| {
+        let mut parts = m.data().to_vec();
+        // The id's hash covers the route, which tells connections of one client apart.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        m.conn().hash(&mut h);
+        parts.push(Bytes::from(h.finish().to_string()));
+        m.send_reply(parts);
+    })
+    .unwrap();
     let (server, addr) = serve(sb, &site, sec, AuthLevel::None);
     let clients: Vec<LokiMq> = (0..NODES).map(|_| small().start().unwrap()).collect();
     let (up_tx, up) = mpsc::channel::<Connected>();
@@ -1192,29 +1201,32 @@ fn shutdown_while_handlers_run(net: Net) {
     let p = Arc::clone(&probe);
     let mut sb = server_builder();
     sb.config_mut().close_linger = Duration::from_millis(200);
-    sb.add_category_with("slow", AuthLevel::None, 0, -1)
-        .unwrap()
-        .add_request_command("slow", "work", move |m| {
-            p.started.fetch_add(1, Ordering::SeqCst);
-            let name = thread::current().name().unwrap_or("").to_owned();
-            p.threads.lock().unwrap().insert(name);
-            EXIT_GUARD.with(|g| {
-                g.borrow_mut()
-                    .get_or_insert_with(|| ExitGuard(Arc::clone(&p.exited)));
-            });
-            let t = Stopwatch::start();
-            while !p.shutdown_begun.load(Ordering::SeqCst) && t.elapsed() < WAIT {
-                thread::sleep(Duration::from_millis(5));
-            }
-            // Give the shutdown request time to reach the proxy before answering.
-            thread::sleep(Duration::from_millis(100));
-            m.send_reply(["late"]);
-            m.send_back("public.hi", ["late"]);
-            let _ = m.handle().stats();
-            let _ = m.send_later().reply(["later"]);
-            p.finished.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
+    sb.add_category(
+        "slow",
+        CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap()
+    .add_request_command("slow", "work", move |m| {
+        p.started.fetch_add(1, Ordering::SeqCst);
+        let name = thread::current().name().unwrap_or("").to_owned();
+        p.threads.lock().unwrap().insert(name);
+        EXIT_GUARD.with(|g| {
+            g.borrow_mut()
+                .get_or_insert_with(|| ExitGuard(Arc::clone(&p.exited)));
+        });
+        let t = Stopwatch::start();
+        while !p.shutdown_begun.load(Ordering::SeqCst) && t.elapsed() < WAIT {
+            thread::sleep(Duration::from_millis(5));
+        }
+        // Give the shutdown request time to reach the proxy before answering.
+        thread::sleep(Duration::from_millis(100));
+        m.send_reply(["late"]);
+        m.send_back("public.hi", ["late"]);
+        let _ = m.handle().stats();
+        let _ = m.send_later().reply(["later"]);
+        p.finished.fetch_add(1, Ordering::SeqCst);
+    })
+    .unwrap();
     let (server, addr) = serve(sb, &site, Plain, AuthLevel::None);
     let mut cb = small();
     cb.config_mut().reconnect_interval_max = Duration::from_millis(500);

@@ -98,7 +98,7 @@ impl<E: From<NetEv>> Io for SimIo<'_, E> {
         let n = self.n;
         w.record(
             &format!("n{n}"),
-            &format!("> {conn:?} {}", crate::raw::show_bytes(&data)),
+            &format!("> {conn:?} {}", crate::show::show_bytes(&data)),
         );
         let now = w.now;
         let sent = w

@@ -77,9 +77,9 @@
 //! `LOKIMQ_SIM_SEED`, so `LOKIMQ_SIM_SEED=1234 cargo test my_test` replays it exactly.
 //! [`explore`] runs many seeds and collects the failures instead of stopping at the first.
 //!
-//! `docs/simulation.md` in the repository is the guide; the [`raw`] module is the lower-level
-//! simulator of bare [`lokimq_core`] nodes with scripted handlers, which the project's own node
-//! tests use.
+//! `docs/simulation.md` in the repository is the guide; the `raw` module (feature `raw`, for
+//! lokimq's own tests: it needs lokimq-core's unstable internals) is the lower-level simulator of
+//! bare [`lokimq_core`] nodes with scripted handlers.
 //!
 //! [`Message::send_reply`]: lokimq::Message::send_reply
 
@@ -88,10 +88,17 @@
 mod check;
 mod io;
 mod jobs;
+// Parts of the network, the queue and the log helpers serve only the `raw` simulator (which
+// re-exports them), so without that feature they are unused or unreachable.
+#[cfg_attr(not(feature = "raw"), allow(dead_code, unreachable_pub))]
 mod net;
+#[cfg_attr(not(feature = "raw"), allow(dead_code))]
 mod queue;
+#[cfg(feature = "raw")]
 pub mod raw;
 mod seeds;
+#[cfg_attr(not(feature = "raw"), allow(unreachable_pub))]
+mod show;
 mod sim;
 mod trace;
 

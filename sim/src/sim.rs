@@ -942,7 +942,7 @@ impl Sim {
             NetEv::Deliver { pipe, dir, chunk } => {
                 match self.world.net.take(now, pipe, dir, chunk) {
                     Some(Delivery::Data(End::Node(n, conn), data)) if self.is_open(n, conn) => {
-                        let text = format!("< {conn:?} {}", crate::raw::show_bytes(&data));
+                        let text = format!("< {conn:?} {}", crate::show::show_bytes(&data));
                         self.world.record(&format!("n{n}"), &text);
                         self.with_host(n, |host, _| host.received(conn, &data));
                     }
@@ -1113,7 +1113,7 @@ impl Sim {
     /// let conn = h.connect_remote(sim.address(server), |_| {}, |_, _| {}, ConnectOptions::default())?;
     /// let got = Arc::new(Mutex::new(None));
     /// let slot = Arc::clone(&got);
-    /// let opts = RequestOptions { timeout: Some(Duration::from_millis(500)), ..Default::default() };
+    /// let opts = RequestOptions::default().timeout(Duration::from_millis(500));
     /// h.request_with(&conn, "db.query", lokimq::NO_DATA, opts, move |r| *slot.lock().unwrap() = Some(r))?;
     /// sim.run_until(|_| got.lock().unwrap().is_some());
     /// // The handler took 800 ms of virtual time: the client gave up at 500 ms.
@@ -1254,10 +1254,10 @@ fn describe(job: &Job, command: Option<&str>) -> String {
             "command {} from {:?} {}",
             command.unwrap_or("?"),
             message.conn,
-            crate::raw::parts(&message.data)
+            crate::show::parts(&message.data)
         ),
         Job::Reply { request, result } => match result {
-            Ok(parts) => format!("reply #{} {}", request.0, crate::raw::parts(parts)),
+            Ok(parts) => format!("reply #{} {}", request.0, crate::show::parts(parts)),
             Err(e) => format!("reply #{} error {e}", request.0),
         },
         other => format!("{other:?}"),

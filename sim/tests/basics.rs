@@ -113,19 +113,13 @@ fn crash_restart_keeps_the_key_and_requests_in_flight_time_out() {
     let h = sim.handle(client);
     // OxenMQ's reconnect behaviour: keep retrying a refused connect (the default gives the
     // link up, and fails its requests with DISCONNECTED, once a reconnect is refused).
-    let retrying = ConnectOptions {
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let retrying = ConnectOptions::default().retry_refused(true);
     let conn = h
         .connect_remote(sim.address(server), |_| {}, |_, _| {}, retrying)
         .unwrap();
     let replies: Replies = Arc::default();
     let r = Arc::clone(&replies);
-    let opts = lokimq::RequestOptions {
-        timeout: Some(Duration::from_secs(2)),
-        ..Default::default()
-    };
+    let opts = lokimq::RequestOptions::default().timeout(Duration::from_secs(2));
     h.request_with(&conn, "demo.echo", ["x"], opts, move |x| {
         r.lock().unwrap().push(x)
     })

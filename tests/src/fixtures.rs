@@ -16,6 +16,7 @@
 use bytes::Bytes;
 use lokimq_core::auth::{Access, AuthLevel};
 use lokimq_core::node::{Config, Message};
+use lokimq_core::registry::CategoryOptions;
 use lokimq_core::registry::{Registry, RegistryBuilder};
 use lokimq_core::time::Duration;
 
@@ -31,41 +32,37 @@ pub fn conformance_registry() -> Registry {
 #[must_use]
 pub fn conformance_builder() -> RegistryBuilder {
     let mut b = RegistryBuilder::new();
-    b.add_category("public", Access::default(), 0, 200)
+    b.add_category("public", CategoryOptions::new(Access::default()))
         .expect("valid category");
     b.add_request_command("public", "echo")
         .expect("new command");
     b.add_command("public", "hello").expect("new command");
     b.add_request_command("public", "whoami")
         .expect("new command");
-    b.add_category("basic", AuthLevel::Basic, 0, 200)
+    b.add_category("basic", CategoryOptions::new(AuthLevel::Basic))
         .expect("valid category");
     b.add_request_command("basic", "echo").expect("new command");
-    b.add_category("admin", AuthLevel::Admin, 0, 200)
+    b.add_category("admin", CategoryOptions::new(AuthLevel::Admin))
         .expect("valid category");
     b.add_request_command("admin", "echo").expect("new command");
     b.add_category(
         "sn",
-        Access {
+        CategoryOptions::new(Access {
             auth: AuthLevel::None,
             remote_sn: true,
             local_sn: false,
-        },
-        0,
-        200,
+        }),
     )
     .expect("valid category");
     b.add_request_command("sn", "echo").expect("new command");
     b.add_command("sn", "hello").expect("new command");
     b.add_category(
         "local",
-        Access {
+        CategoryOptions::new(Access {
             auth: AuthLevel::None,
             remote_sn: false,
             local_sn: true,
-        },
-        0,
-        200,
+        }),
     )
     .expect("valid category");
     b.add_request_command("local", "echo").expect("new command");

@@ -8,6 +8,7 @@
 //! other acceptable outcome is `TIMEOUT` (or a refusal at send time); [`Mesh::check_outcomes`]
 //! checks that every request has exactly one outcome and that it is one of those.
 
+use lokimq_core::registry::{CategoryOptions, QueueLimit};
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
@@ -97,8 +98,11 @@ pub struct Mesh {
 /// queue so nothing is dropped): request `echo` and command `note`.
 fn registry() -> lokimq_core::registry::Registry {
     let mut b = conformance_builder();
-    b.add_category("t", Access::default(), 0, -1)
-        .expect("valid category");
+    b.add_category(
+        "t",
+        CategoryOptions::new(Access::default()).max_queue(QueueLimit::Unlimited),
+    )
+    .expect("valid category");
     b.add_request_command("t", "echo").expect("new command");
     b.add_command("t", "note").expect("new command");
     b.build()

@@ -348,10 +348,7 @@ fn replay_oxenmq_client_plain_run_b_ephemeral_routing_id() {
         );
         let addr = Address::tcp("127.0.0.1", 4999);
         let tl = sim.tap_listen(&addr, None);
-        let opts = ConnectOptions {
-            ephemeral_routing_id: Some(true),
-            ..ConnectOptions::default()
-        };
+        let opts = ConnectOptions::default().ephemeral_routing_id(true);
         sim.connect_remote(client, addr, &opts);
         let mut hook = |sim: &mut Sim, i: usize| {
             // The recording ends with OxenMQ being destroyed: a FIN, no BYE.

@@ -186,10 +186,7 @@ fn sim_app_plain_and_curve_requests_get_replies_under_any_chunking() {
 fn sim_app_request_times_out_exactly_at_its_deadline_and_late_reply_is_dropped() {
     let (mut sim, _server, client, conn, _) = pair(1, SimConfig::default());
     let out: Outcomes = Arc::default();
-    let short = RequestOptions {
-        timeout: Some(secs(1)),
-        ..RequestOptions::default()
-    };
+    let short = RequestOptions::default().timeout(secs(1));
     request(
         &sim,
         client,
@@ -223,11 +220,9 @@ fn sim_app_connect_remote_to_nobody_fails_at_its_deadline() {
     let f = Arc::clone(&failed);
     // OxenMQ's behaviour, asked for: a refused connect is retried until the deadline (by
     // default it fails at once: `sim_app_connect_remote_to_nobody_fails_at_once`).
-    let opts = ConnectOptions {
-        timeout: Some(secs(3)),
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default()
+        .timeout(secs(3))
+        .retry_refused(true);
     // Nobody listens at 10.0.0.9: refused, retried with back-off, failed at the deadline.
     sim.handle(client)
         .connect_remote(
@@ -356,10 +351,7 @@ fn sim_app_failed_sn_lookup_fails_requests_at_once_and_a_hint_skips_the_lookup()
     assert_eq!(*lookups.lock().unwrap(), 1);
     // A hint skips the lookup.
     let pk = sim.pubkey(sn);
-    let opts = ConnectSnOptions {
-        hint: Some(sim.address(sn)),
-        ..ConnectSnOptions::default()
-    };
+    let opts = ConnectSnOptions::default().hint(sim.address(sn));
     let to = sim.handle(lonely).connect_sn(pk, opts).unwrap();
     request(&sim, lonely, &to, "t.slow", &["h"], d, "h", &out);
     sim.run_until(|_| out.lock().unwrap().len() == 2);

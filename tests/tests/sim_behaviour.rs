@@ -4,6 +4,7 @@
 //! queued messages, ROUTER handover, the active service-node set, connection identity, auth,
 //! in-process admin access, `disconnect`, and where replies go.
 
+use lokimq_core::registry::{CategoryOptions, QueueLimit};
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
@@ -32,7 +33,11 @@ fn secs(s: u64) -> Duration {
 /// request `slow` (replies after 2 s).
 fn registry() -> Registry {
     let mut b = conformance_builder();
-    b.add_category("t", Access::default(), 0, -1).unwrap();
+    b.add_category(
+        "t",
+        CategoryOptions::new(Access::default()).max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap();
     b.add_command("t", "ping").unwrap();
     b.add_command("t", "pong").unwrap();
     b.add_request_command("t", "slow").unwrap();
@@ -111,10 +116,7 @@ fn sim_default_request_timeout_is_15_seconds() {
             MechanismConfig::Null,
         )),
     );
-    let opts = ConnectOptions {
-        timeout: Some(secs(60)),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(secs(60));
     let conn = sim.connect_remote(client, addr, &opts);
     let t0 = sim.now();
     let r = sim
@@ -172,11 +174,9 @@ fn sim_pending_connect_remote_times_out() {
     // 2. Nobody listens, with OxenMQ's policy (`retry_refused`): refused, retried with
     //    back-off, and the same failure at the deadline (here a custom 3 s).
     let t1 = sim.now();
-    let opts = ConnectOptions {
-        timeout: Some(secs(3)),
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default()
+        .timeout(secs(3))
+        .retry_refused(true);
     let dead = sim.connect_remote(client, Address::tcp("127.0.0.1", 6999), &opts);
     sim.run_until(t1 + secs(5));
     assert_eq!(
@@ -277,17 +277,11 @@ fn sim_keep_alive_is_raised_never_lowered() {
     let pkb = sim.pubkey(b);
     let sn = ConnectionId::Sn(pkb);
     let t0 = sim.now();
-    let opts = |ka: u64| ConnectSnOptions {
-        keep_alive: Some(secs(ka)),
-        ..ConnectSnOptions::default()
-    };
+    let opts = |ka: u64| ConnectSnOptions::default().keep_alive(secs(ka));
     assert_eq!(sim.connect_sn(a, pkb, &opts(60)), sn);
     sim.run_until(t0 + secs(10));
     // A shorter keep-alive refreshes activity but does not lower the expiry: t0 + 10 + 60.
-    let short = SendOptions {
-        keep_alive: Some(secs(10)),
-        ..SendOptions::default()
-    };
+    let short = SendOptions::default().keep_alive(secs(10));
     sim.send(a, &sn, "t.ping", vec![], &short).unwrap();
     sim.run_until(t0 + secs(70) - US);
     assert!(sim.node(a).node.has_outgoing_sn(&pkb));
@@ -324,10 +318,7 @@ fn sim_reconnect_back_off_doubles_from_250ms_to_5s() {
     let server = sim.add_node(spec(quiet_config(2)));
     let client = sim.add_node(spec(quiet_config(2)));
     let (_, addr) = sim.listen_plain(server);
-    let opts = ConnectOptions {
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().retry_refused(true);
     let conn = sim.connect_remote(client, addr, &opts);
     sim.run_until_idle();
     assert_eq!(sim.node(client).connected.len(), 1);
@@ -341,10 +332,7 @@ fn sim_reconnect_back_off_doubles_from_250ms_to_5s() {
         sim.send_default(client, &conn, "t.ping", strs(&[&i.to_string()]))
             .unwrap();
     }
-    let long = RequestOptions {
-        timeout: Some(secs(30)),
-        ..RequestOptions::default()
-    };
+    let long = RequestOptions::default().timeout(secs(30));
     let during = sim
         .request(client, &conn, "public.echo", strs(&["q"]), &long)
         .unwrap();
@@ -767,14 +755,8 @@ fn sim_optional_and_incoming_sends_never_open_connections() {
     let sns = sn_network(&mut sim, 2);
     let (a, b) = (sns[0], sns[1]);
     let pkb = sim.pubkey(b);
-    let optional = SendOptions {
-        optional: true,
-        ..SendOptions::default()
-    };
-    let incoming = SendOptions {
-        incoming: true,
-        ..SendOptions::default()
-    };
+    let optional = SendOptions::default().optional(true);
+    let incoming = SendOptions::default().incoming(true);
     for opts in [&optional, &incoming] {
         assert!(matches!(
             sim.send(a, &ConnectionId::Sn(pkb), "t.ping", vec![], opts),

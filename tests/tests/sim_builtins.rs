@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use lokimq_core::auth::{Access, AuthLevel};
 use lokimq_core::node::{ConnectOptions, RequestError};
+use lokimq_core::registry::CategoryOptions;
 use lokimq_core::time::Duration;
 use lokimq_tests::fixtures::{conformance_builder, conformance_node, echo, quiet_config, strs};
 use lokimq_tests::sim::{Chunking, NetConfig, NodeSpec, Sim};
@@ -155,13 +156,11 @@ fn sim_builtin_access_is_checked_in_oxenmq_order() {
         let mut r = conformance_builder();
         r.add_category(
             "strict",
-            Access {
+            CategoryOptions::new(Access {
                 auth: AuthLevel::Basic,
                 remote_sn: true,
                 local_sn: true,
-            },
-            0,
-            200,
+            }),
         )
         .unwrap();
         r.add_request_command("strict", "echo").unwrap();

@@ -12,6 +12,7 @@ use lokimq_core::node::{
     RequestError, SendError,
 };
 use lokimq_core::registry::Registry;
+use lokimq_core::registry::{CategoryOptions, QueueLimit};
 use lokimq_core::session::{MechanismConfig, SessionConfig, SessionError};
 use lokimq_core::time::Duration;
 use lokimq_core::zmtp::{Mechanism, SocketType};
@@ -28,7 +29,11 @@ fn secs(s: u64) -> Duration {
 /// with OxenMQ's `BYE`).
 fn registry() -> Registry {
     let mut b = conformance_builder();
-    b.add_category("t", Access::default(), 0, -1).unwrap();
+    b.add_category(
+        "t",
+        CategoryOptions::new(Access::default()).max_queue(QueueLimit::Unlimited),
+    )
+    .unwrap();
     b.add_request_command("t", "slow").unwrap();
     b.add_command("t", "bye").unwrap();
     b.build()
@@ -97,11 +102,9 @@ fn sim_retry_refused_retries_until_the_timeout() {
     let mut sim = Sim::new(31);
     let client = sim.add_node(spec(quiet_config(1)));
     let t0 = sim.now();
-    let opts = ConnectOptions {
-        timeout: Some(secs(3)),
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default()
+        .timeout(secs(3))
+        .retry_refused(true);
     let conn = sim.connect_remote(client, Address::tcp("127.0.0.1", 6998), &opts);
     let r = sim
         .request_default(client, &conn, "public.echo", vec![])
@@ -214,10 +217,7 @@ fn sim_zap_denial_is_named_and_never_retried() {
     let (l, addr) = sim.listen_curve(server);
     sim.allow_all(server, l, AuthLevel::Denied);
     // Even OxenMQ's retrying policy stops at a ZMTP ERROR (libzmq never reconnects after one).
-    let opts = ConnectOptions {
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().retry_refused(true);
     let conn = sim.connect_remote(client, addr, &opts);
     sim.run_for(secs(20));
     let c = sim.node(client);
@@ -299,10 +299,7 @@ fn sim_pending_requests_fail_with_disconnected_when_the_server_is_killed() {
     ));
 
     // With OxenMQ's policy the same connection keeps retrying, and the request times out.
-    let opts = ConnectOptions {
-        retry_refused: true,
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().retry_refused(true);
     let (mut sim, server, client, conn) = pair(37, quiet_config(2), &opts);
     let t0 = sim.now();
     let r = sim

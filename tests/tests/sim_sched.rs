@@ -3,6 +3,7 @@
 //! under general load; request chains with a single worker; shutdown with running jobs; batches
 //! and timers through the node API.
 
+use lokimq_core::registry::{CategoryOptions, QueueLimit};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -23,10 +24,15 @@ fn secs(s: u64) -> Duration {
 /// Category `a` reserves 2 threads, `b` none (the README's example); both have a long `job`.
 fn ab_registry() -> Registry {
     let mut r = RegistryBuilder::new();
-    r.add_category("a", Access::default(), 2, 200).unwrap();
+    r.add_category(
+        "a",
+        CategoryOptions::new(Access::default()).reserved_threads(2),
+    )
+    .unwrap();
     r.add_command("a", "job").unwrap();
     r.add_request_command("a", "req").unwrap();
-    r.add_category("b", Access::default(), 0, 200).unwrap();
+    r.add_category("b", CategoryOptions::new(Access::default()))
+        .unwrap();
     r.add_command("b", "job").unwrap();
     r.add_request_command("b", "req").unwrap();
     r.build()
@@ -37,7 +43,8 @@ fn ab_registry() -> Registry {
 fn chain_registry() -> Registry {
     let mut r = RegistryBuilder::new();
     for c in ["a", "b"] {
-        r.add_category(c, Access::default(), 0, 200).unwrap();
+        r.add_category(c, CategoryOptions::new(Access::default()))
+            .unwrap();
         r.add_request_command(c, "req").unwrap();
     }
     r.build()
@@ -522,7 +529,11 @@ fn sim_sched_timers_squelch_and_cancel() {
 #[test]
 fn sim_sched_full_queue_drops_commands_and_the_requester_times_out() {
     let mut r = RegistryBuilder::new();
-    r.add_category("q", Access::default(), 0, 2).unwrap();
+    r.add_category(
+        "q",
+        CategoryOptions::new(Access::default()).max_queue(QueueLimit::At(2)),
+    )
+    .unwrap();
     r.add_request_command("q", "req").unwrap();
     let mut sim = Sim::new(10);
     let server = sim.add_node(NodeSpec::new(quiet_config(1), r.build()).handler(
@@ -656,10 +667,7 @@ fn sim_sched_shutdown_never_calls_pending_connect_callbacks() {
     sim.connect_remote(
         n,
         Address::tcp("127.0.0.1", 6101),
-        &ConnectOptions {
-            retry_refused: true,
-            ..ConnectOptions::default()
-        },
+        &ConnectOptions::default().retry_refused(true),
     );
     let inproc = sim.connect_inproc(n, None);
     sim.run_for(Duration::from_millis(20));

@@ -391,7 +391,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
         }
         self.building()?
             .registry
-            .add_category_with_defaults(name, access)
+            .add_category(name, access)
             .map(|_| ())
             .map_err(|e| Error::new(ErrorCode::Registry, e.to_string()))
     }
@@ -495,11 +495,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
     ) -> Result<ConnectionId, Error> {
         let addr = parse_address(address)?;
         let now = self.tick(now);
-        let opts = ConnectOptions {
-            auth_level: auth,
-            timeout,
-            ..ConnectOptions::default()
-        };
+        let opts = ConnectOptions::default().auth_level(auth).timeout(timeout);
         Ok(self.node()?.connect_remote(now, addr, &opts))
     }
 
@@ -525,10 +521,7 @@ impl<R: RngCore + CryptoRng> WasmNode<R> {
         timeout: Option<Duration>,
     ) -> Result<u64, Error> {
         let now = self.tick(now);
-        let opts = RequestOptions {
-            timeout,
-            ..RequestOptions::default()
-        };
+        let opts = RequestOptions::default().timeout(timeout);
         let command = Bytes::copy_from_slice(command.as_bytes());
         Ok(self.node()?.request(now, conn, command, parts, &opts)?.0)
     }

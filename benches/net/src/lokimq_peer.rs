@@ -15,6 +15,7 @@
 //! On the wire this is exactly what `zmq_peer` sends (see there): lokimq adds nothing to the
 //! frames of a command, a request or a reply, so the two move the same bytes.
 
+use lokimq::{CategoryOptions, QueueLimit};
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::io::Write as _;
@@ -35,9 +36,6 @@ use crate::run::{CLIENT_GRACE, Mark, Phase, StopSignal, now, watchdog};
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
-/// `max_queue` of `add_category_with`: a negative value means no limit, so no command is ever
-/// dropped for a full queue (the client's window bounds what is queued anyway).
-const UNLIMITED_QUEUE: i32 = -1;
 /// How long closing a connection at shutdown waits for the peer (the run is over by then).
 const CLOSE_LINGER: Duration = Duration::from_millis(100);
 /// How long a client waits for its connection to come up.
@@ -90,13 +88,16 @@ pub(crate) fn server(args: &Args) -> Res<()> {
     b.config_mut().close_linger = CLOSE_LINGER;
     let sink_state = Arc::clone(&state);
     let echo_state = Arc::clone(&state);
-    b.add_category_with("bench", AuthLevel::None, 0, UNLIMITED_QUEUE)?
-        .add_command("bench", "sink", move |m| sink_state.sink(m))?
-        .add_request_command("bench", "echo", move |m| {
-            echo_state.messages.fetch_add(1, Ordering::Relaxed);
-            let data = m.take_data();
-            m.send_reply(data);
-        })?;
+    b.add_category(
+        "bench",
+        CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited),
+    )?
+    .add_command("bench", "sink", move |m| sink_state.sink(m))?
+    .add_request_command("bench", "echo", move |m| {
+        echo_state.messages.fetch_add(1, Ordering::Relaxed);
+        let data = m.take_data();
+        m.send_reply(data);
+    })?;
     let listen = if args.flag("plain") {
         Listen::plain(addr)?
     } else {
@@ -257,10 +258,7 @@ impl Requester {
 fn connect(node: &LokiMq, addr: &Address) -> Res<ConnectionId> {
     let (tx, rx) = mpsc::channel();
     let fail_tx = tx.clone();
-    let opts = ConnectOptions {
-        timeout: Some(CONNECT_TIMEOUT),
-        ..ConnectOptions::default()
-    };
+    let opts = ConnectOptions::default().timeout(CONNECT_TIMEOUT);
     node.handle().connect_remote(
         addr,
         move |c| {
@@ -317,8 +315,11 @@ pub(crate) fn client(args: &Args) -> Res<()> {
     let mut b = LokiMq::builder();
     b.config_mut().close_linger = CLOSE_LINGER;
     let ack_shared = Arc::clone(&shared);
-    b.add_category_with("bench", AuthLevel::None, 0, UNLIMITED_QUEUE)?
-        .add_command("bench", "ack", move |m| ack_shared.on_ack(m))?;
+    b.add_category(
+        "bench",
+        CategoryOptions::new(AuthLevel::None).max_queue(QueueLimit::Unlimited),
+    )?
+    .add_command("bench", "ack", move |m| ack_shared.on_ack(m))?;
     let node = b.start()?;
     let conn = connect(&node, &addr)?;
 

@@ -3,9 +3,8 @@
 //!
 //! Like rustls' `CryptoProvider`, a provider is a `&'static` value (usually a unit struct)
 //! handed to the node in [`Config::crypto_provider`](crate::node::Config::crypto_provider) (or
-//! to a session in [`SessionConfig`](crate::session::SessionConfig), or to a handshake with
-//! [`CurveClient::with_provider`](crate::curve::CurveClient::with_provider) /
-//! [`CurveServer::with_provider`](crate::curve::CurveServer::with_provider)); every box the
+//! to the internal session and handshake layers: `SessionConfig`, `CurveClient::with_provider`,
+//! `CurveServer::with_provider`); every box the
 //! CURVE code seals or opens, every key agreement and every key derivation goes through it.
 //!
 //! | provider | XSalsa20 + Poly1305 | x25519 | available |
@@ -49,7 +48,7 @@ use crate::keys::SecretKey;
 
 #[cfg(feature = "fast-crypto")]
 pub use fast::FastCrypto;
-#[cfg(all(feature = "fast-crypto", feature = "fuzzing"))]
+#[cfg(all(feature = "fast-crypto", feature = "internals"))]
 #[doc(hidden)]
 pub use fast::{FAST_POLY1305_SIMD_FROM, fast_poly1305};
 pub use rustcrypto::RustCrypto;

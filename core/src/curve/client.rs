@@ -4,7 +4,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::crypto::{self as provider, CryptoProvider};
+use crate::crypto::CryptoProvider;
+#[cfg(any(test, feature = "internals"))]
+use crate::crypto::{self as provider};
 use crate::keys::{Keypair, PublicKey, SecretKey};
 use crate::rng::{self, CryptoRngCore};
 
@@ -101,6 +103,7 @@ impl CurveClient {
     ///
     /// The cryptography is [`crypto::default_provider`](provider::default_provider)'s; see
     /// [`with_provider`](Self::with_provider).
+    #[cfg(any(test, feature = "internals"))]
     pub fn new<R: CryptoRngCore + ?Sized>(
         our: &Keypair,
         server: PublicKey,
@@ -131,12 +134,14 @@ impl CurveClient {
 
     /// Our short-term public key C' (sent in HELLO).
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn short_term_public(&self) -> &PublicKey {
         &self.short_public
     }
 
     /// The server's long-term public key S we are authenticating.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn server_key(&self) -> &PublicKey {
         &self.server
     }
@@ -160,6 +165,7 @@ impl CurveClient {
 
     /// Whether READY has been accepted.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
     }

@@ -1,5 +1,6 @@
 //! Command body sizes, and the ERROR command (the one CURVE command with no box).
 
+#[cfg(any(test, feature = "internals"))]
 use alloc::vec::Vec;
 
 use super::error::{Command, CurveError};
@@ -16,12 +17,14 @@ pub const READY_MIN_LEN: usize = 30;
 /// Smallest ERROR body (empty reason): name (6), reason length (1).
 pub const ERROR_MIN_LEN: usize = 7;
 /// Longest ERROR reason: its length is one byte.
+#[cfg(any(test, feature = "internals"))]
 pub const ERROR_REASON_MAX: usize = 255;
 
 /// Builds an ERROR command body: `05 'ERROR'`, the reason's length (1 byte), the reason.
 /// libzmq's server sends ERROR only after refusing authentication, with reason `400` or `500`.
 ///
 /// Fails with [`CurveError::ReasonTooLong`] for a reason over 255 bytes.
+#[cfg(any(test, feature = "internals"))]
 pub fn error_body(reason: &[u8]) -> Result<Vec<u8>, CurveError> {
     let len =
         u8::try_from(reason.len()).map_err(|_| CurveError::ReasonTooLong { len: reason.len() })?;

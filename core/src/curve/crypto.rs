@@ -71,6 +71,7 @@ pub(crate) fn seal_short_from(
 }
 
 /// [`seal`] for a MESSAGE: the nonce is `cipher`'s prefix then the 8 `counter` bytes.
+#[cfg(any(test, feature = "internals"))]
 pub(crate) fn seal_short(
     cipher: &DirectionCipher,
     counter: &[u8; SHORT_NONCE_LEN],

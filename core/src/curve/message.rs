@@ -18,8 +18,10 @@
 //! subkey (HSalsa20 of the session key and the prefix) once, when the handshake makes it, and
 //! every MESSAGE box runs Salsa20 and Poly1305 only ([`crate::crypto::Subkey`]).
 
+#[cfg(any(test, feature = "internals"))]
 use alloc::vec::Vec;
 use core::fmt;
+#[cfg(any(test, feature = "internals"))]
 use core::ops::Range;
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -113,18 +115,21 @@ impl CurveCodec {
 
     /// Which side this codec seals for.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn side(&self) -> Side {
         self.side
     }
 
     /// The nonce the next sealed MESSAGE will carry, or `None` once the counter is exhausted.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn next_send_nonce(&self) -> Option<u64> {
         self.send.peek()
     }
 
     /// The last nonce accepted from the peer (its last handshake nonce before any MESSAGE).
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn last_received_nonce(&self) -> u64 {
         self.recv_last
     }
@@ -138,6 +143,7 @@ impl CurveCodec {
 
     /// Appends the MESSAGE body for `payload` to `out`. Only `flags & 0x03` is sent, as libzmq
     /// does. On error `out` is unchanged.
+    #[cfg(any(test, feature = "internals"))]
     pub fn seal(&mut self, flags: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), CurveError> {
         let n = self.send.take()?;
         let start = out.len();
@@ -179,6 +185,7 @@ impl CurveCodec {
     /// Seals a body the caller laid out: `body` is the whole MESSAGE body
     /// ([`sealed_len`](Self::sealed_len) of the payload) with the payload already at offset 33;
     /// bytes 0..33 are overwritten. For callers that build the payload in the output buffer.
+    #[cfg(any(test, feature = "internals"))]
     pub fn seal_in_place(&mut self, flags: u8, body: &mut [u8]) -> Result<(), CurveError> {
         if body.len() < MESSAGE_OVERHEAD {
             return Err(CurveError::BufferTooShort { len: body.len() });
@@ -191,6 +198,7 @@ impl CurveCodec {
     }
 
     /// Encrypts `body[16..]` (tag slot, flags, payload) under nonce `n`.
+    #[cfg(any(test, feature = "internals"))]
     fn seal_box(&self, n: u64, body: &mut [u8]) -> Result<(), CurveError> {
         crypto::seal_short(
             &self.sealer,
@@ -244,6 +252,7 @@ impl CurveCodec {
     /// Opens a MESSAGE body: returns the payload flags (`& 0x03`: [`FLAG_MORE`],
     /// [`FLAG_COMMAND`]) and a copy of the payload. Checks, in libzmq's order, the name, the
     /// size (≥ 33), the nonce (strictly above the last accepted) and the box.
+    #[cfg(any(test, feature = "internals"))]
     pub fn open(&mut self, body: &[u8]) -> Result<(u8, Vec<u8>), CurveError> {
         let n = self.check(body)?;
         // Copy only flags and payload; the tag is checked where it lies.
@@ -272,6 +281,7 @@ impl CurveCodec {
 
     /// Opens a MESSAGE body in place in a caller slice. Returns the payload flags and the
     /// payload's range within `body` (always `33..body.len()`). On error `body` is unchanged.
+    #[cfg(any(test, feature = "internals"))]
     pub fn open_in_place(&mut self, body: &mut [u8]) -> Result<(u8, Range<usize>), CurveError> {
         let flags = self.open_box(body)?;
         Ok((flags, MESSAGE_OVERHEAD..body.len()))

@@ -99,13 +99,20 @@ mod server;
 mod tests;
 
 pub use client::CurveClient;
+pub use error::{Command, CurveError, Stage};
+pub use message::{CurveCodec, FLAG_COMMAND, FLAG_MORE};
+pub use server::CurveServer;
+// Reached only by the tests, benches and fuzz targets (the `internals` feature).
+#[cfg(any(test, feature = "internals"))]
 pub use command::{
     ERROR_MIN_LEN, ERROR_REASON_MAX, HELLO_LEN, INITIATE_MIN_LEN, READY_MIN_LEN, WELCOME_LEN,
     error_body, parse_error,
 };
-pub use error::{Command, CurveError, Stage};
-pub use message::{CurveCodec, FLAG_COMMAND, FLAG_MASK, FLAG_MORE, MESSAGE_OVERHEAD, Side};
-pub use server::{CurveServer, Initiate};
+#[cfg(any(test, feature = "internals"))]
+pub use message::{FLAG_MASK, MESSAGE_OVERHEAD, Side};
+#[cfg(any(test, feature = "internals"))]
+pub use server::Initiate;
 
 /// Length of the server's cookie inside WELCOME and INITIATE.
+#[cfg(any(test, feature = "internals"))]
 pub const COOKIE_LEN: usize = cookie::COOKIE_LEN;

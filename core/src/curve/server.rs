@@ -4,7 +4,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::crypto::{self as provider, CryptoProvider};
+use crate::crypto::CryptoProvider;
+#[cfg(any(test, feature = "internals"))]
+use crate::crypto::{self as provider};
 use crate::keys::{Keypair, PublicKey, SecretKey};
 use crate::rng::{self, CryptoRngCore};
 
@@ -119,6 +121,7 @@ impl CurveServer {
     ///
     /// The cryptography is [`crypto::default_provider`](provider::default_provider)'s; see
     /// [`with_provider`](Self::with_provider).
+    #[cfg(any(test, feature = "internals"))]
     pub fn new<R: CryptoRngCore + ?Sized>(our: &Keypair, rng: &mut R) -> Self {
         Self::with_provider(provider::default_provider(), our, rng)
     }
@@ -143,24 +146,28 @@ impl CurveServer {
 
     /// Our short-term public key S' (sent inside WELCOME).
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn short_term_public(&self) -> &PublicKey {
         &self.short_public
     }
 
     /// The client's long-term key, once INITIATE has been verified.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn client_key(&self) -> Option<&PublicKey> {
         self.client_key.as_ref()
     }
 
     /// Whether INITIATE has been verified and READY (or a refusal) is due.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn is_awaiting_ready(&self) -> bool {
         matches!(self.state, State::AwaitReady { .. })
     }
 
     /// Whether READY has been produced.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn is_done(&self) -> bool {
         matches!(self.state, State::Done)
     }

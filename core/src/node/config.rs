@@ -20,8 +20,21 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// "Forever" for connections that never expire (OxenMQ uses ten years).
 pub const FOREVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
-/// The node's configuration. `Config::new(general_workers)` gives OxenMQ's defaults.
+/// The node's configuration. `Config::new(general_workers)` gives OxenMQ's defaults; change
+/// the fields on that value. The struct is `#[non_exhaustive]` so that new tunables can be
+/// added without breaking embedders: it cannot be built with a struct literal outside the core.
+///
+/// ```
+/// use lokimq_core::node::Config;
+/// use lokimq_core::time::Duration;
+///
+/// let mut config = Config::new(4);
+/// config.handshake_timeout = Duration::from_secs(5);
+/// config.max_message_size = Some(1 << 20);
+/// assert_eq!(config.general_workers, 4);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// General worker threads (OxenMQ: the machine's core count; must be ≥ 1).
     pub general_workers: u16,

@@ -426,7 +426,10 @@ impl ReplyTarget {
 }
 
 /// Options of a [`Node::send`](super::Node::send) (OxenMQ's `send_option::*`).
+/// `#[non_exhaustive]`: start from `SendOptions::default()` and chain the setters
+/// (`SendOptions::default().optional(true)`), or set the fields.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct SendOptions {
     /// Address to use if a new connection to a service node must be made (instead of asking
     /// with [`Event::LookupSn`]).
@@ -443,8 +446,47 @@ pub struct SendOptions {
     pub keep_alive: Option<Duration>,
 }
 
-/// Options of a [`Node::request`](super::Node::request).
+impl SendOptions {
+    /// Sets `hint`: the address for a new service-node connection.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<Option<Address>>) -> Self {
+        self.hint = hint.into();
+        self
+    }
+
+    /// Sets `optional`: send only over an existing connection.
+    #[must_use]
+    pub fn optional(mut self, optional: bool) -> Self {
+        self.optional = optional;
+        self
+    }
+
+    /// Sets `incoming`: send only over an existing incoming connection.
+    #[must_use]
+    pub fn incoming(mut self, incoming: bool) -> Self {
+        self.incoming = incoming;
+        self
+    }
+
+    /// Sets `outgoing`: send only over an outgoing connection.
+    #[must_use]
+    pub fn outgoing(mut self, outgoing: bool) -> Self {
+        self.outgoing = outgoing;
+        self
+    }
+
+    /// Sets `keep_alive`: idle expiry of a new (or raise of an existing) service-node connection.
+    #[must_use]
+    pub fn keep_alive(mut self, keep_alive: impl Into<Option<Duration>>) -> Self {
+        self.keep_alive = keep_alive.into();
+        self
+    }
+}
+
+/// Options of a [`Node::request`](super::Node::request). `#[non_exhaustive]`: start from
+/// `RequestOptions::default()` and chain the setters, or set the fields.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RequestOptions {
     /// How the request is sent.
     pub send: SendOptions,
@@ -452,8 +494,26 @@ pub struct RequestOptions {
     pub timeout: Option<Duration>,
 }
 
-/// Options of a [`Node::connect_remote`](super::Node::connect_remote).
+impl RequestOptions {
+    /// Sets `send`: how the request is sent.
+    #[must_use]
+    pub fn send(mut self, send: SendOptions) -> Self {
+        self.send = send;
+        self
+    }
+
+    /// Sets `timeout`: how long to wait for the reply.
+    #[must_use]
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+}
+
+/// Options of a [`Node::connect_remote`](super::Node::connect_remote). `#[non_exhaustive]`:
+/// start from `ConnectOptions::default()` and chain the setters, or set the fields.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ConnectOptions {
     /// The auth level granted to commands the remote invokes on this connection.
     pub auth_level: Option<AuthLevel>,
@@ -473,8 +533,40 @@ pub struct ConnectOptions {
     pub retry_refused: bool,
 }
 
-/// Options of a [`Node::connect_sn`](super::Node::connect_sn).
+impl ConnectOptions {
+    /// Sets `auth_level`: the auth level granted to the remote's commands.
+    #[must_use]
+    pub fn auth_level(mut self, auth_level: impl Into<Option<AuthLevel>>) -> Self {
+        self.auth_level = auth_level.into();
+        self
+    }
+
+    /// Sets `timeout`: how long to wait for `HELLO`.
+    #[must_use]
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+
+    /// Sets `ephemeral_routing_id`: let the ROUTER pick our routing id.
+    #[must_use]
+    pub fn ephemeral_routing_id(mut self, ephemeral_routing_id: impl Into<Option<bool>>) -> Self {
+        self.ephemeral_routing_id = ephemeral_routing_id.into();
+        self
+    }
+
+    /// Sets `retry_refused`: OxenMQ's retrying connect policy.
+    #[must_use]
+    pub fn retry_refused(mut self, retry_refused: bool) -> Self {
+        self.retry_refused = retry_refused;
+        self
+    }
+}
+
+/// Options of a [`Node::connect_sn`](super::Node::connect_sn). `#[non_exhaustive]`: start
+/// from `ConnectSnOptions::default()` and chain the setters, or set the fields.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ConnectSnOptions {
     /// Idle expiry (default: the config's `connect_sn_keep_alive`, 5 minutes).
     pub keep_alive: Option<Duration>,
@@ -482,4 +574,27 @@ pub struct ConnectSnOptions {
     pub hint: Option<Address>,
     /// Let the ROUTER pick our routing id instead of `L` + our pubkey.
     pub ephemeral_routing_id: Option<bool>,
+}
+
+impl ConnectSnOptions {
+    /// Sets `keep_alive`: idle expiry.
+    #[must_use]
+    pub fn keep_alive(mut self, keep_alive: impl Into<Option<Duration>>) -> Self {
+        self.keep_alive = keep_alive.into();
+        self
+    }
+
+    /// Sets `hint`: the address to use instead of a lookup.
+    #[must_use]
+    pub fn hint(mut self, hint: impl Into<Option<Address>>) -> Self {
+        self.hint = hint.into();
+        self
+    }
+
+    /// Sets `ephemeral_routing_id`: let the ROUTER pick our routing id.
+    #[must_use]
+    pub fn ephemeral_routing_id(mut self, ephemeral_routing_id: impl Into<Option<bool>>) -> Self {
+        self.ephemeral_routing_id = ephemeral_routing_id.into();
+        self
+    }
 }

@@ -66,6 +66,7 @@ pub use send::SendError;
 use links::{ConnEnd, LinkEnd};
 use requests::Requests;
 use route::{Conn, ConnState, ConnTable, Dial, Link, Origin, Phase, Role, Transport};
+use send::SendFail;
 use timers::Deadlines;
 
 /// The listener id that names the node's built-in in-process listener (`connect_inproc`).
@@ -95,7 +96,7 @@ pub enum NodeError {
     UnknownCategory(String),
     /// `disconnect` named something that is not an outgoing connection.
     #[error("Failed to disconnect {0}: no such outgoing connection")]
-    NoSuchOutgoingConnection(String),
+    NoSuchOutgoingConnection(ConnectionId),
     /// The scheduler refused the job or batch.
     #[error(transparent)]
     Sched(#[from] sched::SchedError),
@@ -963,26 +964,20 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     /// Sends frames on a ready transport connection. Refused while the driver's unsent
     /// backlog for it is at [`Config::send_backlog_limit`] (libzmq's HWM: the message is not
     /// queued and the sender hears "would block").
-    fn conn_send(&mut self, id: ConnId, frames: Vec<Bytes>) -> Result<(), SendError> {
+    fn conn_send(&mut self, id: ConnId, frames: Vec<Bytes>) -> Result<(), SendFail> {
         let limit = self.config.send_backlog_limit;
         let Some(conn) = self.conns.get_mut(id) else {
-            return Err(SendError::NotConnected(alloc::format!("{id:?}")));
+            return Err(SendFail::NotConnected);
         };
         if let Some(limit) = limit {
             if conn.unsent_ends.len() >= limit.messages || conn.unsent > limit.bytes {
-                return Err(SendError::WouldBlock(alloc::format!(
-                    "{id:?} ({} messages, {} bytes unsent)",
-                    conn.unsent_ends.len(),
-                    conn.unsent
-                )));
+                return Err(SendFail::WouldBlock);
             }
         }
         let Some(session) = conn.state.session_mut() else {
-            return Err(SendError::NotConnected(alloc::format!("{id:?}")));
+            return Err(SendFail::NotConnected);
         };
-        session
-            .send(self.now, frames)
-            .map_err(|e| SendError::Session(alloc::format!("{id:?}: {e}")))?;
+        session.send(self.now, frames).map_err(SendFail::Session)?;
         // Only what the send framed: the connection's received messages are dispatched by the
         // `pump_conn` loop that may have called us (a reply to each of thousands of bad
         // commands must not dispatch the next one from inside this call: that recursion once
@@ -1166,10 +1161,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         task: u64,
     ) -> Result<bool, NodeError> {
         self.advance(now);
-        let cat = self
-            .registry
-            .find_category(category)
-            .ok_or_else(|| NodeError::UnknownCategory(String::from(category)))?;
+        let cat = self.registry.require_category(category)?;
         let offer = self.sched.with(|s| {
             s.inject_task(
                 cat,

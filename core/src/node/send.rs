@@ -1,6 +1,5 @@
 //! Outgoing traffic: target selection for `send`/`request`/`reply`, and the connect calls.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use bytes::Bytes;
@@ -18,30 +17,33 @@ use super::io::{
 use super::requests::{TAG_LEN, Tag};
 use super::route::{Dial, Link, LinkKind, Origin, Phase, Transport};
 use super::{ConnectionId, Node, NodeError, SchedulerCell};
+use crate::session::SendError as SessionSendError;
+use core::fmt;
 
-/// Why a message could not be queued. Display texts follow OxenMQ's log lines.
+/// Why a message could not be queued. Display texts follow OxenMQ's log lines; each variant
+/// names the connection the send was addressed to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
     /// An `optional`/`incoming` send found no suitable connection.
     #[error("Not sending: send is optional and no connection to {0} is currently established")]
-    NoConnection(String),
+    NoConnection(ConnectionId),
     /// The id names no (longer) existing outgoing connection.
     #[error(
         "Unable to send: connection id {0} is not (or is no longer) a valid outgoing connection"
     )]
-    NotConnected(String),
+    NotConnected(ConnectionId),
     /// The id names an incoming connection that is gone (the remote has probably disconnected).
     #[error("Unable to send message to incoming connection {0}: remote has probably disconnected")]
-    IncomingGone(String),
+    IncomingGone(ConnectionId),
     /// Too many messages are queued for a connection that is not up yet, or a connected peer's
     /// unsent backlog is over [`Config::send_backlog_limit`](super::Config::send_backlog_limit)
     /// (libzmq's high-water mark).
     #[error("Unable to send message to {0}: sending would block")]
-    WouldBlock(String),
+    WouldBlock(ConnectionId),
     /// The connection's session refused the message (it is closing, or failed).
-    #[error("Unable to send message on {0}")]
-    Session(String),
+    #[error("Unable to send message on {0}: {1}")]
+    Session(ConnectionId, SessionSendError),
     /// A message needs at least a command frame.
     #[error("cannot send an empty command")]
     EmptyCommand,
@@ -51,6 +53,39 @@ pub enum SendError {
     /// The node has stopped.
     #[error("OxenMQ is shut down")]
     Stopped,
+}
+
+/// A send's failure before the public entry point names its target ([`SendFail::at`]): the
+/// internal paths (links, connections, origins) do not know which [`ConnectionId`] the
+/// application addressed.
+#[derive(Debug)]
+pub(super) enum SendFail {
+    NotConnected,
+    WouldBlock,
+    Session(SessionSendError),
+}
+
+impl SendFail {
+    /// The public error for a send addressed to `to`.
+    pub(super) fn at(self, to: &ConnectionId) -> SendError {
+        let to = to.clone();
+        match self {
+            Self::NotConnected => SendError::NotConnected(to),
+            Self::WouldBlock => SendError::WouldBlock(to),
+            Self::Session(e) => SendError::Session(to, e),
+        }
+    }
+}
+
+impl fmt::Display for SendFail {
+    /// For the node's own best-effort sends, whose failures are only logged.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotConnected => f.write_str("not connected"),
+            Self::WouldBlock => f.write_str("sending would block"),
+            Self::Session(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// How a send went out, for request bookkeeping.
@@ -157,7 +192,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     fn send_back_frames(&mut self, to: &ReplyTarget, frames: Vec<Bytes>) -> Result<(), SendError> {
         if let Some(via) = to.via {
             if self.origin_alive(via) {
-                return self.send_raw(via, frames);
+                return self.send_raw(via, frames).map_err(|e| e.at(&to.conn));
             }
         }
         let opts = SendOptions {
@@ -203,17 +238,17 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             // OxenMQ documents (but never implemented) that `incoming`/`outgoing` restrict
             // non-SN sends too; we do what it documents.
             ConnectionId::Outgoing { .. } if opts.incoming => {
-                Err(SendError::NoConnection(to.to_string_lossy()))
+                Err(SendError::NoConnection(to.clone()))
             }
             ConnectionId::Incoming { .. } if opts.outgoing => {
-                Err(SendError::NoConnection(to.to_string_lossy()))
+                Err(SendError::NoConnection(to.clone()))
             }
             ConnectionId::Outgoing { id, .. } => {
                 let link_id = *self
                     .remote_ids
                     .get(id)
-                    .ok_or_else(|| SendError::NotConnected(to.to_string_lossy()))?;
-                self.link_send(link_id, frames)?;
+                    .ok_or_else(|| SendError::NotConnected(to.clone()))?;
+                self.link_send(link_id, frames).map_err(|e| e.at(to))?;
                 Ok(Sent {
                     via: self.link_origin(link_id),
                 })
@@ -223,8 +258,8 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             } => {
                 let origin = self
                     .incoming_conn(*listener, route)
-                    .ok_or_else(|| SendError::IncomingGone(to.to_string_lossy()))?;
-                self.send_raw(origin, frames)?;
+                    .ok_or_else(|| SendError::IncomingGone(to.clone()))?;
+                self.send_raw(origin, frames).map_err(|e| e.at(to))?;
                 Ok(Sent { via: origin })
             }
         }
@@ -249,7 +284,8 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         if !opts.incoming {
             if let Some(&link_id) = self.sn_out.get(&pk) {
                 self.touch_link(link_id, keep_alive);
-                self.link_send(link_id, frames)?;
+                self.link_send(link_id, frames)
+                    .map_err(|e| e.at(&ConnectionId::Sn(pk)))?;
                 return Ok(Sent {
                     via: Origin::Link(link_id),
                 });
@@ -262,7 +298,8 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
                     .find(|c| self.conns.get(*c).is_some_and(|c| c.state.is_ready()))
             });
             if let Some(c) = incoming {
-                self.send_raw(Origin::Conn(c), frames)?;
+                self.send_raw(Origin::Conn(c), frames)
+                    .map_err(|e| e.at(&ConnectionId::Sn(pk)))?;
                 return Ok(Sent {
                     via: Origin::Conn(c),
                 });
@@ -272,10 +309,11 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
             log::debug!(
                 "Not sending: send is optional and no connection to {pk} is currently established"
             );
-            return Err(SendError::NoConnection(alloc::format!("SN {pk}")));
+            return Err(SendError::NoConnection(ConnectionId::Sn(pk)));
         }
         let link_id = self.open_sn_link(pk, opts.hint.clone(), keep_alive, None);
-        self.link_send(link_id, frames)?;
+        self.link_send(link_id, frames)
+            .map_err(|e| e.at(&ConnectionId::Sn(pk)))?;
         Ok(Sent {
             via: Origin::Link(link_id),
         })
@@ -329,10 +367,10 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
 
     /// Queues frames on a link: straight into the session when it is up, else in the link's
     /// bounded queue; in-process links deliver directly.
-    fn link_send(&mut self, link_id: u64, frames: Vec<Bytes>) -> Result<(), SendError> {
+    fn link_send(&mut self, link_id: u64, frames: Vec<Bytes>) -> Result<(), SendFail> {
         let max = self.config.max_queued_messages;
         let Some(link) = self.links.get_mut(&link_id) else {
-            return Err(SendError::NotConnected(alloc::format!("link {link_id}")));
+            return Err(SendFail::NotConnected);
         };
         if matches!(link.kind, LinkKind::Inproc { .. }) {
             self.inproc
@@ -341,9 +379,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         }
         match link.dial() {
             Some(Dial::Up { conn }) => self.conn_send(conn, frames),
-            _ if link.queue.len() >= max => Err(SendError::WouldBlock(alloc::format!(
-                "outgoing connection {link_id}"
-            ))),
+            _ if link.queue.len() >= max => Err(SendFail::WouldBlock),
             _ => {
                 link.queue.push_back(frames);
                 Ok(())
@@ -352,7 +388,7 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
     }
 
     /// Sends frames to the peer behind `origin`.
-    pub(super) fn send_raw(&mut self, origin: Origin, frames: Vec<Bytes>) -> Result<(), SendError> {
+    pub(super) fn send_raw(&mut self, origin: Origin, frames: Vec<Bytes>) -> Result<(), SendFail> {
         match origin {
             Origin::Conn(c) => self.conn_send(c, frames),
             Origin::Link(l) => self.link_send(l, frames),
@@ -564,17 +600,10 @@ impl<R: CryptoRngCore, S: SchedulerCell> Node<R, S> {
         };
         let Some(link_id) = link_id else {
             log::warn!("Failed to disconnect {conn}: no such outgoing connection");
-            return Err(NodeError::NoSuchOutgoingConnection(conn.to_string_lossy()));
+            return Err(NodeError::NoSuchOutgoingConnection(conn.clone()));
         };
         self.disconnect_link(link_id, linger);
         self.pump();
         Ok(())
-    }
-}
-
-impl ConnectionId {
-    /// `to_string` without pulling `ToString` into every caller.
-    pub(crate) fn to_string_lossy(&self) -> String {
-        alloc::format!("{self}")
     }
 }

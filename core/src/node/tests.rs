@@ -2,6 +2,7 @@
 //! virtual clock, jobs run inline by scripted handlers. (The full simulator, with faults and
 //! many nodes, lives in the `lokimq-tests` crate.)
 
+use crate::registry::CategoryOptions;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::string::{String, ToString};
@@ -57,20 +58,20 @@ fn keypair(seed: u8) -> Keypair {
 
 fn registry() -> Registry {
     let mut b = RegistryBuilder::new();
-    b.add_category("public", Access::default(), 0, 200).unwrap();
+    b.add_category("public", CategoryOptions::new(Access::default()))
+        .unwrap();
     b.add_command("public", "hello").unwrap();
     b.add_request_command("public", "echo").unwrap();
-    b.add_category("admin", AuthLevel::Admin, 0, 200).unwrap();
+    b.add_category("admin", CategoryOptions::new(AuthLevel::Admin))
+        .unwrap();
     b.add_request_command("admin", "echo").unwrap();
     b.add_category(
         "sn",
-        Access {
+        CategoryOptions::new(Access {
             auth: AuthLevel::None,
             remote_sn: true,
             local_sn: false,
-        },
-        0,
-        200,
+        }),
     )
     .unwrap();
     b.add_request_command("sn", "echo").unwrap();

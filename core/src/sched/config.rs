@@ -4,9 +4,123 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::SchedError;
+use crate::ids::TaggedThreadId;
+use crate::time::Duration;
 
-/// OxenMQ's default `max_queue` for a category: at most 200 commands wait for a worker.
-pub const DEFAULT_MAX_QUEUE: i32 = 200;
+/// The rule for a tagged thread's name (OxenMQ's): not empty, not `_proxy` (the driver's own
+/// thread), no NUL. Drivers check names with this as they are added, before the scheduler
+/// exists.
+///
+/// # Errors
+///
+/// [`SchedError::InvalidTaggedThreadName`].
+pub fn check_tagged_thread_name(name: &str) -> Result<(), SchedError> {
+    if name.is_empty() || name == "_proxy" || name.contains('\0') {
+        return Err(SchedError::InvalidTaggedThreadName(String::from(name)));
+    }
+    Ok(())
+}
+
+/// The rule for a job's, batch's or timer's tagged-thread target: `thread` must name one of the
+/// `count` tagged threads the node has (ids are positions, from 0).
+///
+/// # Errors
+///
+/// [`SchedError::UnknownTaggedThread`].
+pub fn check_tagged_thread(thread: TaggedThreadId, count: usize) -> Result<(), SchedError> {
+    if thread.index() < count {
+        Ok(())
+    } else {
+        Err(SchedError::UnknownTaggedThread(thread))
+    }
+}
+
+/// The rule for a timer's interval: at least the core's 1 µs resolution (a zero interval would
+/// fire forever). Returns the interval in whole microseconds (saturating).
+///
+/// # Errors
+///
+/// [`SchedError::ZeroTimerInterval`].
+pub fn check_timer_interval(interval: Duration) -> Result<u64, SchedError> {
+    let micros = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+    if micros == 0 {
+        return Err(SchedError::ZeroTimerInterval);
+    }
+    Ok(micros)
+}
+
+/// How many commands of a category may wait for a worker; past it they are dropped (with a log
+/// and no reply, as in OxenMQ). OxenMQ spells this as a signed `max_queue` where any negative
+/// value means no limit: [`QueueLimit::from_oxenmq`] and [`QueueLimit::to_oxenmq`] convert.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum QueueLimit {
+    /// Commands queue without bound (OxenMQ's `max_queue = -1`).
+    Unlimited,
+    /// At most this many commands wait; `At(0)` drops a command whenever no worker is free.
+    At(u32),
+}
+
+impl QueueLimit {
+    /// OxenMQ's default: at most 200 commands wait for a worker.
+    pub const OXENMQ_DEFAULT: Self = Self::At(200);
+
+    /// OxenMQ's signed form: any negative value is [`QueueLimit::Unlimited`].
+    #[must_use]
+    pub const fn from_oxenmq(max_queue: i32) -> Self {
+        if max_queue < 0 {
+            Self::Unlimited
+        } else {
+            // Non-negative, so the cast is exact.
+            Self::At(max_queue as u32)
+        }
+    }
+
+    /// OxenMQ's signed form: `-1` for no limit; a limit above `i32::MAX` saturates.
+    #[must_use]
+    pub const fn to_oxenmq(self) -> i32 {
+        match self {
+            Self::Unlimited => -1,
+            Self::At(n) if n > i32::MAX as u32 => i32::MAX,
+            Self::At(n) => n as i32,
+        }
+    }
+
+    /// The limit, or `None` for no limit.
+    #[must_use]
+    pub const fn limit(self) -> Option<u32> {
+        match self {
+            Self::Unlimited => None,
+            Self::At(n) => Some(n),
+        }
+    }
+
+    /// True if a category already holding `queued` waiting commands must drop the next one.
+    #[must_use]
+    pub const fn is_full(self, queued: usize) -> bool {
+        match self {
+            Self::Unlimited => false,
+            // u32 → usize is lossless on every target the core supports (32 and 64 bits).
+            Self::At(n) => queued >= n as usize,
+        }
+    }
+}
+
+impl Default for QueueLimit {
+    /// [`QueueLimit::OXENMQ_DEFAULT`].
+    fn default() -> Self {
+        Self::OXENMQ_DEFAULT
+    }
+}
+
+impl core::fmt::Display for QueueLimit {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unlimited => f.write_str("unlimited"),
+            Self::At(n) => write!(f, "{n}"),
+        }
+    }
+}
 
 /// The thread limits of one command category (OxenMQ's `add_category(name, access,
 /// reserved_threads, max_queue)`).
@@ -15,15 +129,14 @@ pub struct CategoryLimits {
     /// Worker slots only this category may use once the general slots are all busy. Each one
     /// adds to `max_workers`.
     pub reserved_threads: u16,
-    /// How many commands of this category may wait for a worker: any negative value means no
-    /// limit, 0 means never queue (a command that cannot start at once is dropped).
-    pub max_queue: i32,
+    /// How many commands of this category may wait for a worker.
+    pub max_queue: QueueLimit,
 }
 
 impl CategoryLimits {
     /// Limits with `reserved_threads` reserved slots and a queue of at most `max_queue`.
     #[must_use]
-    pub const fn new(reserved_threads: u16, max_queue: i32) -> Self {
+    pub const fn new(reserved_threads: u16, max_queue: QueueLimit) -> Self {
         Self {
             reserved_threads,
             max_queue,
@@ -33,15 +146,14 @@ impl CategoryLimits {
     /// True if a category already holding `queued` waiting commands must drop the next one.
     #[must_use]
     pub const fn queue_full(&self, queued: usize) -> bool {
-        // A negative limit is "unlimited"; a non-negative i32 always fits in usize.
-        self.max_queue >= 0 && queued >= self.max_queue as usize
+        self.max_queue.is_full(queued)
     }
 }
 
 impl Default for CategoryLimits {
     /// No reserved threads and OxenMQ's default queue of 200.
     fn default() -> Self {
-        Self::new(0, DEFAULT_MAX_QUEUE)
+        Self::new(0, QueueLimit::OXENMQ_DEFAULT)
     }
 }
 
@@ -139,9 +251,7 @@ impl SchedulerConfig {
             });
         }
         for name in &self.tagged_threads {
-            if name.is_empty() || name == "_proxy" || name.contains('\0') {
-                return Err(SchedError::InvalidTaggedThreadName(name.clone()));
-            }
+            check_tagged_thread_name(name)?;
         }
         if self.categories.len() > usize::from(u16::MAX) + 1 {
             return Err(SchedError::TooManyCategories(self.categories.len()));

@@ -40,8 +40,8 @@
 //!   pool_reserved` or `active < general`), where `pool_active` counts that pool's running
 //!   jobs;
 //! * a command or injected task is queued iff `cat.active >= cat.reserved && active >=
-//!   general`, else it starts at once, and a queued one is dropped instead iff `max_queue >= 0
-//!   && queued >= max_queue`. One divergence (the fair-drop rule): when a network command
+//!   general`, else it starts at once, and a queued one is dropped instead iff its
+//!   [`QueueLimit`] is reached. One divergence (the fair-drop rule): when a network command
 //!   offered with its source ([`offer_command_from`](Scheduler::offer_command_from)) meets a
 //!   full queue and another source holds at least two more of that queue than its own source,
 //!   the heaviest source's newest queued command is dropped instead and this one queued, so one
@@ -93,7 +93,10 @@ mod timers;
 mod tests;
 
 pub use batch::BatchBuilder;
-pub use config::{CategoryLimits, DEFAULT_MAX_QUEUE, SchedulerConfig};
+pub use config::{
+    CategoryLimits, QueueLimit, SchedulerConfig, check_tagged_thread, check_tagged_thread_name,
+    check_timer_interval,
+};
 pub use error::SchedError;
 pub use output::{Completion, InDriver, Offer, SchedJob, SchedOutput, Target, TimerTarget};
 pub use stats::{CategoryStats, SchedStats, ShutdownReport};
@@ -448,10 +451,7 @@ impl<J> Scheduler<J> {
     /// Validates a new timer; returns its interval in microseconds.
     fn check_timer(&self, interval: Duration, target: TimerTarget) -> Result<u64, SchedError> {
         self.check_running()?;
-        let micros = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
-        if micros == 0 {
-            return Err(SchedError::ZeroTimerInterval);
-        }
+        let micros = check_timer_interval(interval)?;
         self.check_target(target)?;
         Ok(micros)
     }
@@ -817,9 +817,7 @@ impl<J> Scheduler<J> {
 
     fn check_target(&self, target: Target) -> Result<(), SchedError> {
         match target {
-            Target::Tagged(thread) if thread.index() >= self.tagged.len() => {
-                Err(SchedError::UnknownTaggedThread(thread))
-            }
+            Target::Tagged(thread) => check_tagged_thread(thread, self.tagged.len()),
             _ => Ok(()),
         }
     }

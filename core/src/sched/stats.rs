@@ -7,8 +7,8 @@ use alloc::vec::Vec;
 pub struct CategoryStats {
     /// Configured reserved threads.
     pub reserved_threads: u16,
-    /// Configured queue limit (negative: unlimited).
-    pub max_queue: i32,
+    /// Configured queue limit.
+    pub max_queue: super::QueueLimit,
     /// Commands and tasks of this category running now.
     pub active: u16,
     /// Commands and tasks of this category waiting.

@@ -54,8 +54,8 @@ fn started(o: Offer) -> WorkerId {
 fn readme() -> Scheduler<&'static str> {
     Scheduler::new(
         SchedulerConfig::new(4)
-            .with_category(CategoryLimits::new(2, DEFAULT_MAX_QUEUE))
-            .with_category(CategoryLimits::new(0, DEFAULT_MAX_QUEUE)),
+            .with_category(CategoryLimits::new(2, QueueLimit::OXENMQ_DEFAULT))
+            .with_category(CategoryLimits::new(0, QueueLimit::OXENMQ_DEFAULT)),
     )
     .unwrap()
 }
@@ -93,8 +93,8 @@ fn check_invariants<J>(s: &Scheduler<J>) {
     assert!(st.spawned <= st.max_workers);
     for c in &st.categories {
         assert!(c.active <= c.reserved_threads + st.general_workers);
-        if c.max_queue >= 0 {
-            assert!(c.queued <= c.max_queue as usize, "{c:?}");
+        if let Some(max) = c.max_queue.limit() {
+            assert!(c.queued <= max as usize, "{c:?}");
         }
     }
     if !s.is_shutting_down() {
@@ -153,16 +153,16 @@ fn max_workers_sums_every_reservation() {
         SchedulerConfig::new(3)
             .with_batch_threads(Some(0))
             .with_reply_threads(Some(5))
-            .with_category(CategoryLimits::new(2, 10))
+            .with_category(CategoryLimits::new(2, QueueLimit::At(10)))
             .with_category(CategoryLimits::default())
-            .with_category(CategoryLimits::new(7, -1)),
+            .with_category(CategoryLimits::new(7, QueueLimit::Unlimited)),
     )
     .unwrap();
     assert_eq!(s.max_workers(), 3 + 5 + 2 + 7);
     assert_eq!(s.category_count(), 3);
     assert_eq!(
         s.category_limits(CategoryId(1)),
-        Some(CategoryLimits::new(0, 200))
+        Some(CategoryLimits::new(0, QueueLimit::At(200)))
     );
     assert_eq!(s.category_limits(CategoryId(3)), None);
 }
@@ -329,8 +329,8 @@ fn readme_bbbbbbaaa_runs_six_and_queued_jobs_resume_in_order() {
 fn reserved_threads_are_never_starved_by_general_traffic() {
     let mut s: Scheduler<u32> = Scheduler::new(
         SchedulerConfig::new(4)
-            .with_category(CategoryLimits::new(2, -1))
-            .with_category(CategoryLimits::new(0, -1)),
+            .with_category(CategoryLimits::new(2, QueueLimit::Unlimited))
+            .with_category(CategoryLimits::new(0, QueueLimit::Unlimited)),
     )
     .unwrap();
     for i in 0..1000 {
@@ -371,8 +371,10 @@ fn reserved_threads_are_never_starved_by_general_traffic() {
 
 #[test]
 fn queued_commands_of_one_category_run_in_arrival_order() {
-    let mut s: Scheduler<u32> =
-        Scheduler::new(SchedulerConfig::new(1).with_category(CategoryLimits::new(0, -1))).unwrap();
+    let mut s: Scheduler<u32> = Scheduler::new(
+        SchedulerConfig::new(1).with_category(CategoryLimits::new(0, QueueLimit::Unlimited)),
+    )
+    .unwrap();
     for i in 0..20 {
         let _ = s.offer_command(CategoryId(0), i).unwrap();
     }
@@ -390,8 +392,10 @@ fn queued_commands_of_one_category_run_in_arrival_order() {
 
 #[test]
 fn max_queue_zero_never_queues() {
-    let mut s: Scheduler<u32> =
-        Scheduler::new(SchedulerConfig::new(1).with_category(CategoryLimits::new(0, 0))).unwrap();
+    let mut s: Scheduler<u32> = Scheduler::new(
+        SchedulerConfig::new(1).with_category(CategoryLimits::new(0, QueueLimit::At(0))),
+    )
+    .unwrap();
     assert!(matches!(s.offer_command(A, 1).unwrap(), Offer::Started(_)));
     assert_eq!(s.offer_command(A, 2).unwrap(), Offer::Dropped);
     assert_eq!(s.category_queued(A), Some(0));
@@ -437,10 +441,11 @@ fn default_max_queue_holds_two_hundred() {
 // ----- the fair-drop rule -----
 
 /// One worker, category A with a queue of `limit`; the worker is busy with job 0.
-fn busy_one_worker(limit: i32) -> Scheduler<u32> {
-    let mut s: Scheduler<u32> =
-        Scheduler::new(SchedulerConfig::new(1).with_category(CategoryLimits::new(0, limit)))
-            .unwrap();
+fn busy_one_worker(limit: u32) -> Scheduler<u32> {
+    let mut s: Scheduler<u32> = Scheduler::new(
+        SchedulerConfig::new(1).with_category(CategoryLimits::new(0, QueueLimit::At(limit))),
+    )
+    .unwrap();
     assert!(matches!(
         s.offer_command_from(A, 1, 0).unwrap(),
         Offer::Started(_)
@@ -523,8 +528,10 @@ fn fair_drop_leaves_commands_without_a_source_and_near_ties_alone() {
 
 #[test]
 fn negative_max_queue_is_unlimited() {
-    let mut s: Scheduler<u32> =
-        Scheduler::new(SchedulerConfig::new(1).with_category(CategoryLimits::new(0, -7))).unwrap();
+    let mut s: Scheduler<u32> = Scheduler::new(
+        SchedulerConfig::new(1).with_category(CategoryLimits::new(0, QueueLimit::Unlimited)),
+    )
+    .unwrap();
     for i in 0..5000 {
         assert_ne!(s.offer_command(A, i).unwrap(), Offer::Dropped);
     }
@@ -535,8 +542,8 @@ fn negative_max_queue_is_unlimited() {
 fn queue_limit_holds_after_every_step() {
     let mut s: Scheduler<u32> = Scheduler::new(
         SchedulerConfig::new(2)
-            .with_category(CategoryLimits::new(1, 3))
-            .with_category(CategoryLimits::new(0, 5)),
+            .with_category(CategoryLimits::new(1, QueueLimit::At(3)))
+            .with_category(CategoryLimits::new(0, QueueLimit::At(5))),
     )
     .unwrap();
     let mut running: Vec<WorkerId> = Vec::new();
@@ -561,8 +568,8 @@ fn queue_limit_holds_after_every_step() {
 fn injected_tasks_obey_category_limits() {
     let mut s: Scheduler<&str> = Scheduler::new(
         SchedulerConfig::new(1)
-            .with_category(CategoryLimits::new(1, 1))
-            .with_category(CategoryLimits::new(0, 1)),
+            .with_category(CategoryLimits::new(1, QueueLimit::At(1)))
+            .with_category(CategoryLimits::new(0, QueueLimit::At(1))),
     )
     .unwrap();
     let w = started(s.inject_task(B, "t1").unwrap());
@@ -595,8 +602,10 @@ fn injected_tasks_obey_category_limits() {
 
 #[test]
 fn commands_and_tasks_share_one_queue_order() {
-    let mut s: Scheduler<u32> =
-        Scheduler::new(SchedulerConfig::new(1).with_category(CategoryLimits::new(0, -1))).unwrap();
+    let mut s: Scheduler<u32> = Scheduler::new(
+        SchedulerConfig::new(1).with_category(CategoryLimits::new(0, QueueLimit::Unlimited)),
+    )
+    .unwrap();
     let w = started(s.offer_command(A, 0).unwrap());
     assert_eq!(s.inject_task(A, 1).unwrap(), Offer::Queued);
     assert_eq!(s.offer_command(A, 2).unwrap(), Offer::Queued);
@@ -681,7 +690,7 @@ fn zero_batch_reservation_waits_for_general_capacity() {
         SchedulerConfig::new(1)
             .with_batch_threads(Some(0))
             .with_reply_threads(Some(0))
-            .with_category(CategoryLimits::new(1, -1)),
+            .with_category(CategoryLimits::new(1, QueueLimit::Unlimited)),
     )
     .unwrap();
     let w = started(s.offer_command(A, 0).unwrap());
@@ -722,7 +731,7 @@ fn freed_slot_goes_to_batch_then_reply_then_commands() {
         SchedulerConfig::new(1)
             .with_batch_threads(Some(0))
             .with_reply_threads(Some(0))
-            .with_category(CategoryLimits::new(0, -1)),
+            .with_category(CategoryLimits::new(0, QueueLimit::Unlimited)),
     )
     .unwrap();
     assert_eq!(s.max_workers(), 1);
@@ -1118,7 +1127,7 @@ fn tagged_threads_are_outside_the_worker_limits() {
         SchedulerConfig::new(1)
             .with_batch_threads(Some(0))
             .with_reply_threads(Some(0))
-            .with_category(CategoryLimits::new(0, 10))
+            .with_category(CategoryLimits::new(0, QueueLimit::At(10)))
             .with_tagged_thread("t"),
     )
     .unwrap();
@@ -1140,7 +1149,7 @@ fn timer_sched() -> Scheduler<u32> {
         SchedulerConfig::new(1)
             .with_batch_threads(Some(0))
             .with_reply_threads(Some(0))
-            .with_category(CategoryLimits::new(0, -1))
+            .with_category(CategoryLimits::new(0, QueueLimit::Unlimited))
             .with_tagged_thread("t"),
     )
     .unwrap()
@@ -1514,7 +1523,7 @@ fn stats_reflect_every_counter() {
 fn shutdown_stops_idle_workers_at_once_and_busy_ones_as_they_finish() {
     let mut s: Scheduler<u32> = Scheduler::new(
         SchedulerConfig::new(3)
-            .with_category(CategoryLimits::new(0, -1))
+            .with_category(CategoryLimits::new(0, QueueLimit::Unlimited))
             .with_tagged_thread("t"),
     )
     .unwrap();
@@ -1684,4 +1693,20 @@ fn shutdown_abandons_unfinished_batches_without_completion() {
     );
     assert_eq!(outs.last(), Some(&SchedOutput::Stopped));
     assert_eq!(s.batch_remaining(batch), None);
+}
+
+#[test]
+fn queue_limit_converts_oxenmq_signed_form() {
+    assert_eq!(QueueLimit::from_oxenmq(-1), QueueLimit::Unlimited);
+    assert_eq!(QueueLimit::from_oxenmq(i32::MIN), QueueLimit::Unlimited);
+    assert_eq!(QueueLimit::from_oxenmq(0), QueueLimit::At(0));
+    assert_eq!(QueueLimit::from_oxenmq(200), QueueLimit::OXENMQ_DEFAULT);
+    assert_eq!(QueueLimit::default(), QueueLimit::OXENMQ_DEFAULT);
+    assert_eq!(QueueLimit::Unlimited.to_oxenmq(), -1);
+    assert_eq!(QueueLimit::At(7).to_oxenmq(), 7);
+    assert_eq!(QueueLimit::At(u32::MAX).to_oxenmq(), i32::MAX);
+    assert!(!QueueLimit::Unlimited.is_full(usize::MAX));
+    assert!(QueueLimit::At(0).is_full(0));
+    assert!(!QueueLimit::At(2).is_full(1));
+    assert!(QueueLimit::At(2).is_full(2));
 }

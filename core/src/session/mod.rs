@@ -74,6 +74,7 @@ use crate::zmtp::{
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
+#[cfg(any(test, feature = "internals"))]
 pub enum SessionState {
     /// Waiting for (the rest of) the peer's greeting. Ours is already queued.
     Greeting,
@@ -143,6 +144,7 @@ enum Phase {
 #[derive(Debug)]
 pub struct Session {
     socket_type: SocketType,
+    #[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
     mechanism: Mechanism,
     auth_required: bool,
     max_message_size: Option<u64>,
@@ -389,6 +391,7 @@ impl Session {
 
     /// The current state.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn state(&self) -> SessionState {
         if self.error.is_some() {
             return if self.out.is_empty() {
@@ -407,6 +410,7 @@ impl Session {
 
     /// The error that closed the session, if it is closed.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn error(&self) -> Option<&SessionError> {
         self.error.as_ref()
     }
@@ -427,24 +431,28 @@ impl Session {
 
     /// The peer's greeting, once received.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn peer_greeting(&self) -> Option<&PeerGreeting> {
         self.peer_greeting.as_ref()
     }
 
     /// Our socket type.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn socket_type(&self) -> SocketType {
         self.socket_type
     }
 
     /// Our mechanism.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn mechanism(&self) -> Mechanism {
         self.mechanism
     }
 
     /// Debug counters.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn stats(&self) -> SessionStats {
         self.stats
     }

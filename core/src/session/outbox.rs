@@ -59,6 +59,7 @@ impl Outbox {
         }
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub(crate) fn is_empty(&self) -> bool {
         self.chunks.is_empty() && self.staging.is_empty()
     }

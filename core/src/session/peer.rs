@@ -96,6 +96,7 @@ impl AuthDecision {
 
     /// An [`AuthDecision::Deny`].
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn deny(status: DenyStatus) -> Self {
         Self::Deny { status }
     }
@@ -142,6 +143,7 @@ impl PeerInfo {
 
     /// The peer's `Socket-Type` (`None` if it sent none, which libzmq accepts).
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn socket_type(&self) -> Option<SocketType> {
         self.socket_type
     }
@@ -154,24 +156,28 @@ impl PeerInfo {
 
     /// The ZMTP dialect spoken with the peer.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
 
     /// The peer's handshake metadata, minus the names the local side owns.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn properties(&self) -> &Metadata {
         &self.properties
     }
 
     /// The user id from the authentication decision (`None` if no decision was made).
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn user_id(&self) -> Option<&Bytes> {
         self.user_id.as_ref()
     }
 
     /// The properties from the authentication decision.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn auth_properties(&self) -> &[(String, Bytes)] {
         &self.auth_properties
     }
@@ -180,6 +186,7 @@ impl PeerInfo {
     /// and the decision's properties first, then the peer's (which can never supply a reserved
     /// name). Case-sensitive.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn property(&self, name: impl AsRef<[u8]>) -> Option<&[u8]> {
         let name = name.as_ref();
         if name == USER_ID.as_bytes() {

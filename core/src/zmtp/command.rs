@@ -27,6 +27,7 @@ pub const CANCEL: &[u8] = b"CANCEL";
 /// The longest PING context we send, and the most of a received context a PONG echoes.
 pub const MAX_PING_CONTEXT: usize = 16;
 /// Every PING is at least this long: name length, `PING`, 2-byte TTL.
+#[cfg(any(test, feature = "internals"))]
 pub const MIN_PING_BODY: usize = 7;
 
 /// A command split into name and data, both O(1) slices of the body.
@@ -146,6 +147,7 @@ impl ErrorCommand {
     /// The authentication status if the reason is exactly `300`, `400` or `500`: how libzmq
     /// recognises a ZAP failure (its `HANDSHAKE_FAILED_AUTH` event).
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn status_code(&self) -> Option<u16> {
         status_code(&self.reason)
     }
@@ -174,6 +176,7 @@ pub struct Ping {
 
 impl Ping {
     /// A PING to send. The context is at most 16 bytes.
+    #[cfg(any(test, feature = "internals"))]
     pub fn new(ttl: u16, context: impl Into<Bytes>) -> Result<Self, ZmtpError> {
         let context = context.into();
         if context.len() > MAX_PING_CONTEXT {

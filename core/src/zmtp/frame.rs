@@ -14,7 +14,9 @@
 //! bodies of 1 KiB or more are uniquely owned, so a consumer can turn them back into `BytesMut`
 //! and decrypt in place.
 
-use bytes::{BufMut, Bytes, BytesMut};
+#[cfg(any(test, feature = "internals"))]
+use bytes::BufMut;
+use bytes::{Bytes, BytesMut};
 
 /// Bodies at least this large leave the decoder uniquely owned (see `FrameDecoder::take_body`).
 const UNIQUE_BODY_THRESHOLD: usize = 1024;
@@ -55,6 +57,7 @@ pub struct FrameHeader {
 impl FrameHeader {
     /// The header of a data frame.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn data(size: u64, more: bool) -> Self {
         Self {
             more,
@@ -65,6 +68,7 @@ impl FrameHeader {
 
     /// The header of a command frame.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn command(size: u64) -> Self {
         Self {
             more: false,
@@ -91,13 +95,14 @@ impl FrameHeader {
 
     /// Encoded length of this header: 2 or 9 bytes.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn encoded_len(&self) -> usize {
         if self.size > MAX_SHORT_SIZE { 9 } else { 2 }
     }
 
     /// The header bytes (the first [`FrameHeader::encoded_len`] bytes of the array are valid).
     #[must_use]
-    pub fn to_bytes(&self) -> ([u8; MAX_HEADER_LEN], usize) {
+    pub fn to_bytes(self) -> ([u8; MAX_HEADER_LEN], usize) {
         let mut out = [0u8; MAX_HEADER_LEN];
         out[0] = self.flags();
         if self.size > MAX_SHORT_SIZE {
@@ -131,6 +136,7 @@ pub struct Frame {
 impl Frame {
     /// A data frame.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn data(body: impl Into<Bytes>, more: bool) -> Self {
         Self {
             more,
@@ -141,6 +147,7 @@ impl Frame {
 
     /// A command frame with a complete command body (name length, name, data).
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn command(body: impl Into<Bytes>) -> Self {
         Self {
             more: false,
@@ -151,6 +158,7 @@ impl Frame {
 
     /// This frame's header.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn header(&self) -> FrameHeader {
         FrameHeader {
             more: self.more,
@@ -160,12 +168,14 @@ impl Frame {
     }
 
     /// Appends the encoded frame (header and body) to `out`.
+    #[cfg(any(test, feature = "internals"))]
     pub fn write(&self, out: &mut BytesMut) {
         write_frame(out, self.more, self.command, &self.body);
     }
 }
 
 /// Appends one frame to `out`.
+#[cfg(any(test, feature = "internals"))]
 pub fn write_frame(out: &mut BytesMut, more: bool, command: bool, body: &[u8]) {
     let header = FrameHeader {
         more,
@@ -178,6 +188,7 @@ pub fn write_frame(out: &mut BytesMut, more: bool, command: bool, body: &[u8]) {
 }
 
 /// Checks a command name for encoding (1..=255 bytes) and returns its length byte.
+#[cfg(any(test, feature = "internals"))]
 pub fn command_name_len(name: &[u8]) -> Result<u8, ZmtpError> {
     match u8::try_from(name.len()) {
         Ok(len) if len > 0 => Ok(len),
@@ -186,6 +197,7 @@ pub fn command_name_len(name: &[u8]) -> Result<u8, ZmtpError> {
 }
 
 /// Builds a command body: name length, name, data.
+#[cfg(any(test, feature = "internals"))]
 pub fn command_body(name: &[u8], data: &[u8]) -> Result<BytesMut, ZmtpError> {
     let len = command_name_len(name)?;
     let mut body = BytesMut::with_capacity(1 + name.len() + data.len());
@@ -196,6 +208,7 @@ pub fn command_body(name: &[u8], data: &[u8]) -> Result<BytesMut, ZmtpError> {
 }
 
 /// Appends a command frame (`name` + `data`) to `out`.
+#[cfg(any(test, feature = "internals"))]
 pub fn write_command(out: &mut BytesMut, name: &[u8], data: &[u8]) -> Result<(), ZmtpError> {
     let len = command_name_len(name)?;
     let header = FrameHeader::command((1 + name.len() + data.len()) as u64);
@@ -209,6 +222,7 @@ pub fn write_command(out: &mut BytesMut, name: &[u8], data: &[u8]) -> Result<(),
 
 /// Appends a multipart message: MORE on every frame but the last. An empty slice writes nothing
 /// (a ZMTP message has at least one frame; callers refuse empty messages before this).
+#[cfg(any(test, feature = "internals"))]
 pub fn write_message(out: &mut BytesMut, parts: &[Bytes]) {
     let n = parts.len();
     for (i, part) in parts.iter().enumerate() {
@@ -250,6 +264,7 @@ impl FrameDecoder {
 
     /// The body-size limit in force.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn max_size(&self) -> Option<u64> {
         self.max_size
     }
@@ -262,12 +277,14 @@ impl FrameDecoder {
 
     /// True between frames (no partial header or body buffered).
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_at_boundary(&self) -> bool {
         matches!(self.state, State::Flags)
     }
 
     /// Body bytes buffered for the frame in progress.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }

@@ -13,6 +13,7 @@ use super::ZmtpError;
 /// Length of a ZMTP 3 greeting.
 pub const GREETING_LEN: usize = 64;
 /// Length of the signature (`FF` + padding + `7F`), the part libzmq sends first.
+#[cfg(any(test, feature = "internals"))]
 pub const SIGNATURE_LEN: usize = 10;
 /// Length of the mechanism field.
 pub const MECHANISM_LEN: usize = 20;
@@ -164,12 +165,14 @@ impl GreetingDecoder {
 
     /// How many greeting bytes have been accepted so far.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn received(&self) -> usize {
         self.len
     }
 
     /// True once the whole greeting has been accepted.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_done(&self) -> bool {
         self.done
     }

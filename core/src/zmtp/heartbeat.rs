@@ -27,6 +27,7 @@ pub struct HeartbeatConfig {
 impl HeartbeatConfig {
     /// PINGs every `interval`, timeout equal to the interval (libzmq's default), no TTL.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub const fn new(interval: Duration) -> Self {
         Self {
             interval,

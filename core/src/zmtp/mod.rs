@@ -40,11 +40,15 @@ use core::fmt;
 
 use bytes::Bytes;
 
+// Re-exports for the tests, benches and fuzz targets (the `internals` feature): the crate
+// itself names these through their modules.
+#[cfg(any(test, feature = "internals"))]
 pub use command::{ErrorCommand, Ping, Pong, RawCommand, TrafficCommand};
 pub use frame::{Frame, FrameDecoder, FrameHeader};
 pub use greeting::{Dialect, GreetingDecoder, Mechanism, PeerGreeting};
 pub use heartbeat::{Heartbeat, HeartbeatConfig, HeartbeatExpiry};
 pub use metadata::Metadata;
+#[cfg(any(test, feature = "internals"))]
 pub use router::{Attached, RouterTable};
 pub use socket::SocketType;
 

@@ -101,6 +101,7 @@ impl<K: Copy + Ord> RouterTable<K> {
 
     /// The routing id of a connection.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn routing_id(&self, key: K) -> Option<&Bytes> {
         self.by_key.get(&key)
     }
@@ -114,17 +115,20 @@ impl<K: Copy + Ord> RouterTable<K> {
 
     /// Number of attached connections.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn len(&self) -> usize {
         self.by_key.len()
     }
 
     /// True if no connection is attached.
     #[must_use]
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
     }
 
     /// (routing id, key) pairs in routing-id order.
+    #[cfg(any(test, feature = "internals"))]
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, K)> {
         self.by_id.iter().map(|(id, k)| (id, *k))
     }

@@ -110,7 +110,7 @@ impl SocketType {
     ///
     /// Returns the peer's type (`None` if it sent none: libzmq accepts a missing Socket-Type), or
     /// the error to close with. Every occurrence is checked, as libzmq does.
-    pub fn check_peer(self, peer_metadata: &Metadata) -> Result<Option<Self>, ZmtpError> {
+    pub(crate) fn check_peer(self, peer_metadata: &Metadata) -> Result<Option<Self>, ZmtpError> {
         let mut found = None;
         for value in peer_metadata.get_all(SOCKET_TYPE.as_bytes()) {
             let peer = Self::from_name(value)

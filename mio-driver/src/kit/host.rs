@@ -520,8 +520,8 @@ impl Host {
                 tracing::error!("OxenMQ failed to listen on {addr}: {reason}");
                 if self.startup_error.is_none() {
                     self.startup_error = Some(Error::Bind {
-                        address: addr.to_string(),
-                        reason: reason.clone(),
+                        address: addr.clone(),
+                        source: e,
                     });
                 }
                 self.input(Input::ListenFailed { listener, reason });

@@ -157,10 +157,7 @@ impl Replica {
         if primary != me {
             // Forward to the key's primary, answer our caller when it answers us.
             let later = m.send_later();
-            let opts = RequestOptions {
-                timeout: Some(Duration::from_secs(3)),
-                ..RequestOptions::default()
-            };
+            let opts = RequestOptions::default().timeout(Duration::from_secs(3));
             let sent = m.handle().request_with(
                 &ConnectionId::Sn(primary),
                 "kv.put",
@@ -265,10 +262,7 @@ impl Replica {
                 Arc::clone(&self.live),
                 key.to_owned(),
             );
-            let opts = RequestOptions {
-                timeout: Some(REPLICATE_TIMEOUT),
-                ..RequestOptions::default()
-            };
+            let opts = RequestOptions::default().timeout(REPLICATE_TIMEOUT);
             let data: [Bytes; 3] = [
                 key.clone().into(),
                 version.to_string().into(),
@@ -321,10 +315,7 @@ pub(crate) fn put(
     value: &str,
     done: impl FnOnce(Result<u64, String>) + Send + 'static,
 ) -> Result<(), Error> {
-    let opts = RequestOptions {
-        timeout: Some(Duration::from_secs(5)),
-        ..RequestOptions::default()
-    };
+    let opts = RequestOptions::default().timeout(Duration::from_secs(5));
     client.request_with(
         &ConnectionId::Sn(to),
         "kv.put",

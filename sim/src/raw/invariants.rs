@@ -42,7 +42,10 @@ impl Sim {
                 ));
             }
             for (i, c) in s.categories.iter().enumerate() {
-                if c.max_queue >= 0 && c.queued > c.max_queue as usize {
+                if c.max_queue
+                    .limit()
+                    .is_some_and(|max| c.queued > max as usize)
+                {
                     problems.push(format!(
                         "category {i}: queued {} > max_queue {}",
                         c.queued, c.max_queue
