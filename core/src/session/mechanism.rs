@@ -64,13 +64,20 @@ pub(crate) enum Step {
     },
 }
 
-/// One handshake machine per mechanism and role.
+/// One handshake machine per mechanism and role. The CURVE machines are boxed and the whole
+/// machine is replaced by `Done` once the handshake completes: an established connection then
+/// keeps none of the handshake's keys, cookie or buffers (a few hundred bytes per idle
+/// connection, which is what a server with thousands of them pays for).
 #[derive(Debug)]
 pub(crate) enum Handshake {
     Null(NullHandshake),
-    CurveClient(CurveClientHandshake),
-    CurveServer(CurveServerHandshake),
+    CurveClient(Box<CurveClientHandshake>),
+    CurveServer(Box<CurveServerHandshake>),
+    Done,
 }
+
+/// A handshake step asked of a finished handshake: the session never does this.
+const HANDSHAKE_DONE: SessionError = SessionError::InvalidConfig("the handshake is already complete");
 
 impl Handshake {
     /// The machine for `config` (CURVE doing its cryptography with `provider`), or a typed
@@ -85,14 +92,14 @@ impl Handshake {
             MechanismConfig::CurveClient {
                 keypair,
                 server_key,
-            } => Ok(Self::CurveClient(CurveClientHandshake {
+            } => Ok(Self::CurveClient(Box::new(CurveClientHandshake {
                 inner: CurveClient::with_provider(provider, keypair, *server_key, rng)?,
-            })),
+            }))),
             MechanismConfig::CurveServer { keypair } => {
-                Ok(Self::CurveServer(CurveServerHandshake {
+                Ok(Self::CurveServer(Box::new(CurveServerHandshake {
                     inner: CurveServer::with_provider(provider, keypair, rng),
                     peer_metadata: None,
-                }))
+                })))
             }
         }
     }
@@ -108,6 +115,7 @@ impl Handshake {
             Self::CurveClient(m) => m.start(ctx),
             // The server speaks second: it waits for HELLO.
             Self::CurveServer(_) => Ok(Step::Continue),
+            Self::Done => Err(HANDSHAKE_DONE),
         }
     }
 
@@ -122,6 +130,7 @@ impl Handshake {
             Self::Null(m) => m.on_command(body),
             Self::CurveClient(m) => m.on_command(ctx, body, rng),
             Self::CurveServer(m) => m.on_command(ctx, body, rng),
+            Self::Done => Err(HANDSHAKE_DONE),
         }
     }
 
@@ -143,6 +152,7 @@ impl Handshake {
             Self::CurveClient(_) => Err(SessionError::InvalidConfig(
                 "a CURVE client cannot take an auth decision",
             )),
+            Self::Done => Err(HANDSHAKE_DONE),
         }
     }
 }

@@ -563,6 +563,7 @@ impl Session {
             self.decision.take(),
         ));
         self.transform = Some(transform);
+        self.handshake = Handshake::Done;
         self.phase = Phase::Ready;
         self.decoder.set_max_size(self.max_message_size);
         self.handshake_deadline = None;
