@@ -67,8 +67,6 @@ pub mod bt;
 pub mod crypto;
 pub mod curve;
 pub mod encoding;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod ids;
 pub mod keys;
 pub mod node;

@@ -49,7 +49,7 @@ use crate::keys::SecretKey;
 
 #[cfg(feature = "fast-crypto")]
 pub use fast::FastCrypto;
-#[cfg(all(feature = "fast-crypto", feature = "fuzzing"))]
+#[cfg(all(feature = "fast-crypto", feature = "internals"))]
 #[doc(hidden)]
 pub use fast::{FAST_POLY1305_SIMD_FROM, fast_poly1305};
 pub use rustcrypto::RustCrypto;

@@ -35,16 +35,16 @@ use self::salsa::{Keystream, Source};
 use super::{CryptoError, CryptoProvider, Key, NONCE_LEN, SHORT_NONCE_LEN, Subkey, TAG_LEN, ct_eq};
 use crate::keys::SecretKey;
 
-/// From this many bytes on FastCrypto's Poly1305 uses its vectorised code (feature `fuzzing`,
+/// From this many bytes on FastCrypto's Poly1305 uses its vectorised code (feature `internals`,
 /// for the benchmarks).
-#[cfg(feature = "fuzzing")]
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub const FAST_POLY1305_SIMD_FROM: usize = poly1305::SIMD_FROM;
 
 /// FastCrypto's Poly1305 of `msg` under the one-time `key`, its vectorised code taking inputs
 /// from `simd_from` bytes on (`usize::MAX`: donna-64 alone). For the crossover benchmark
-/// (`benches/examples/icount.rs`, `poly-*`); feature `fuzzing`.
-#[cfg(feature = "fuzzing")]
+/// (`benches/examples/icount.rs`, `poly-*`); feature `internals`.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 #[must_use]
 pub fn fast_poly1305(key: &[u8; 32], msg: &[u8], simd_from: usize) -> [u8; 16] {

@@ -282,7 +282,7 @@ pub(super) fn poly1305(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
 
 /// Poly1305 of `msg` under the one-time `key`, the vectorised code taking inputs from
 /// `simd_from` bytes on (`usize::MAX`: donna-64 alone).
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(any(test, feature = "internals"))]
 pub(super) fn poly1305_with(key: &[u8; 32], msg: &[u8], simd_from: usize) -> [u8; 16] {
     let mut p = Poly1305::new(key);
     let whole = msg.len() - msg.len() % 16;
