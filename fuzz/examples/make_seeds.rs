@@ -363,12 +363,15 @@ fn bt_seeds(dir: &Path) {
     }
 }
 
+/// The peer's messages of an application seed: (wait first, parts).
+type Conversation<'a> = &'a [(bool, &'a [AppPart<'a>])];
+
 /// application: one conversation per setup (header bits: outgoing, CURVE, level, local SN, peer
 /// SN, HI/HELLO, 7-byte pieces).
 fn application_seeds(dir: &Path) {
     let t = "application";
     let b = AppPart::Bytes;
-    let commands: &[(bool, &[AppPart<'_>])] = &[
+    let commands: Conversation<'_> = &[
         (false, &[b(b"pub.cmd"), b(b"x")]),
         (false, &[b(b"pub.req"), b(b"t1"), b(b"data")]),
         (false, &[b(b"basic.cmd")]),
@@ -390,7 +393,7 @@ fn application_seeds(dir: &Path) {
         (false, &[b(b"UNKNOWNCOMMAND"), b(b"x.y")]),
         (true, &[b(b"BYE")]),
     ];
-    let replies: &[(bool, &[AppPart<'_>])] = &[
+    let replies: Conversation<'_> = &[
         (false, &[b(b"REPLY"), AppPart::Tag(0), b(b"a"), b(b"b")]),
         (false, &[b(b"FORBIDDEN"), b(b"REPLY"), AppPart::Tag(1)]),
         (false, &[b(b"pub.call"), b(b"t1")]),
@@ -405,7 +408,7 @@ fn application_seeds(dir: &Path) {
         (false, &[b(b"BYE")]),
         (false, &[b(b"pub.cmd")]),
     ];
-    let seeds: &[(&str, u8, &[(bool, &[AppPart<'_>])])] = &[
+    let seeds: &[(&str, u8, Conversation<'_>)] = &[
         ("in-null-basic", 0x48, commands),
         ("in-null-none-chunked", 0xc4, commands),
         ("in-curve-admin-sn", 0x7e, commands),

@@ -696,7 +696,7 @@ impl App {
 /// let 4 s pass first), then per part a selector: a word of [`WORDS`], a request tag the peer
 /// received (`0x40 + i`), a literal (`0x80 + len`, then `len` bytes) or, otherwise, the selector
 /// byte itself as a one-byte part.
-fn next_message<'a>(data: &mut &'a [u8], tags: &[Bytes]) -> Option<(bool, Vec<Bytes>)> {
+fn next_message(data: &mut &[u8], tags: &[Bytes]) -> Option<(bool, Vec<Bytes>)> {
     let (&ctl, rest) = data.split_first()?;
     *data = rest;
     let mut parts = Vec::new();

@@ -760,15 +760,15 @@ fn sealed_records(codec: &mut CurveCodec, mut data: &[u8]) -> Vec<Record> {
         let n = usize::from(*len).min(rest.len());
         let (body, tail) = rest.split_at(n);
         data = tail;
-        if ctl & 0x10 != 0 {
-            if let Some(prev) = out.last() {
-                let wire = prev.wire.clone();
-                out.push(Record {
-                    wire,
-                    expect: Expect::CurveFailure,
-                });
-                continue;
-            }
+        if ctl & 0x10 != 0
+            && let Some(prev) = out.last()
+        {
+            let wire = prev.wire.clone();
+            out.push(Record {
+                wire,
+                expect: Expect::CurveFailure,
+            });
+            continue;
         }
         let mut sealed = Vec::new();
         if codec.seal(*ctl, body, &mut sealed).is_err() {

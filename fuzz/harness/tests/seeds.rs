@@ -13,8 +13,11 @@ fn greeting_framing(data: &[u8]) {
     fuzzing::fuzz_greeting_and_frames(rest, &cuts);
 }
 
-/// Every target (named as in `fuzz/Cargo.toml`) and the entry point its `fuzz_target!` calls.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target's name (as in `fuzz/Cargo.toml`) and the entry point its `fuzz_target!` calls.
+type Target = (&'static str, fn(&[u8]));
+
+/// Every target.
+const TARGETS: &[Target] = &[
     ("greeting_framing", greeting_framing),
     (
         "curve_server_handshake",
