@@ -85,8 +85,6 @@ pub mod curve;
 #[allow(unreachable_pub)]
 mod curve;
 pub mod encoding;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod ids;
 pub mod keys;
 pub mod node;

@@ -4,8 +4,8 @@
 //!
 //! The recorded exchange is `vectors/curve-kat.txt`: sessions whose generator is scripted with
 //! the file's random values reproduce it exactly, so each test feeds real, byte-exact CurveZMQ
-//! traffic and then corrupts it. The `fuzzing` feature adds a module that runs the cargo-fuzz
-//! entry points over the committed seeds (`fuzz/seeds/`).
+//! traffic and then corrupts it. The cargo-fuzz entry points run over the committed seeds
+//! (`fuzz/seeds/`) in the fuzz harness's own tests (`fuzz/harness/tests/seeds.rs`).
 //!
 //! x25519 is slow in unoptimised builds (tens of milliseconds per scalar multiplication), so the
 //! tampering tests cover every region of every frame deterministically and sample the rest with
@@ -1173,73 +1173,5 @@ proptest! {
         // [UNKNOWNCOMMAND, command] for an empty frame is the largest reply per input byte (9x).
         prop_assert!(sent <= 2048 + 9 * stream.len(), "{} bytes out for {}", sent, stream.len());
         run.still_serves(plain);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The fuzz targets' entry points, over the committed seeds
-
-#[cfg(feature = "fuzzing")]
-mod entry_points {
-    use std::path::PathBuf;
-
-    use lokimq_core::fuzzing;
-    use proptest::prelude::*;
-
-    fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../fuzz/seeds")
-            .join(target);
-        let mut out: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|e| {
-                let p = e.expect("seed entry").path();
-                let data = std::fs::read(&p).expect("seed file");
-                (p, data)
-            })
-            .collect();
-        out.sort();
-        assert!(!out.is_empty(), "no seeds for {target}");
-        out
-    }
-
-    #[test]
-    fn hostile_fuzz_seeds_pass_every_target() {
-        for (p, data) in seeds("greeting_framing") {
-            let (cuts, rest) = fuzzing::take_split(&data);
-            eprintln!("{}", p.display());
-            fuzzing::fuzz_greeting_and_frames(rest, &cuts);
-        }
-        for (target, run) in [
-            (
-                "curve_server_handshake",
-                fuzzing::fuzz_curve_server_handshake as fn(&[u8]),
-            ),
-            (
-                "curve_client_handshake",
-                fuzzing::fuzz_curve_client_handshake,
-            ),
-            ("node_listener", fuzzing::fuzz_node_listener),
-        ] {
-            for (p, data) in seeds(target) {
-                eprintln!("{}", p.display());
-                run(&data);
-            }
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(8))]
-
-        #[test]
-        fn hostile_fuzz_entry_points_take_random_input(
-            data in proptest::collection::vec(any::<u8>(), 0..300),
-        ) {
-            let (cuts, rest) = fuzzing::take_split(&data);
-            fuzzing::fuzz_greeting_and_frames(rest, &cuts);
-            fuzzing::fuzz_curve_server_handshake(&data);
-            fuzzing::fuzz_curve_client_handshake(&data);
-            fuzzing::fuzz_node_listener(&data);
-        }
     }
 }

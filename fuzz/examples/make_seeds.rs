@@ -1,5 +1,6 @@
 //! Writes the seed corpora under `fuzz/seeds/<target>/` from the recorded vectors in
-//! `vectors/` and the sample MESSAGE records of `lokimq_core::fuzzing`.
+//! `vectors/`, the sample MESSAGE records of `lokimq_fuzz_harness`, hand-written bt values and
+//! OxenMQ conversations for the application target.
 //!
 //! Run from anywhere: `cargo run --manifest-path fuzz/Cargo.toml --example make_seeds`.
 //! The output is deterministic; the seeds are small and committed.
@@ -7,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use lokimq_core::fuzzing::{sample_records, seed_input};
+use lokimq_fuzz_harness::{AppPart, application_input, sample_records, seed_input};
 
 const KAT: &str = include_str!("../../vectors/curve-kat.txt");
 const OXENMQ_CLIENT: &str = include_str!("../../vectors/oxenmq-client-plain.txt");
@@ -315,5 +316,111 @@ fn main() {
         "curve-sealed-admin",
         &seed_input(0x0f, &sealed),
     );
+    bt_seeds(dir.as_path());
+    application_seeds(dir.as_path());
     println!("seeds written to {}", dir.display());
+}
+
+/// bt_decode: canonical values of every kind and shape the typed decoders know, and one input
+/// for each way of being invalid.
+fn bt_seeds(dir: &Path) {
+    let t = "bt_decode";
+    let deep_ok = ["l".repeat(64), "e".repeat(64)].concat();
+    let deep_bad = ["l".repeat(65), "e".repeat(65)].concat();
+    let seeds: &[(&str, &[u8])] = &[
+        ("string", b"5:hello"),
+        ("empty-string", b"0:"),
+        (
+            "integers",
+            b"li0ei-1ei9223372036854775807ei-9223372036854775808ei18446744073709551615ee",
+        ),
+        ("nested", b"d1:ai1e1:bl1:xe1:c3:abce"),
+        (
+            "typed",
+            b"d1:ai7e1:bli-1ei2ee1:c2:hi1:dd1:xi1e1:yi0ee1:ed3:Newi5ee1:fli3eli1ei2eee1:gi-4ee",
+        ),
+        ("enum-unit", b"4:Unit"),
+        ("enum-pair", b"d4:Pairli1e2:abee"),
+        ("enum-named", b"d5:Namedd1:xi9e1:y3:\x00\x01\x02ee"),
+        ("pairs", b"ll1:ai1eel1:bi-2eee"),
+        (
+            "oxenmq-control",
+            b"d4:pubk32:abcdefghijklmnopqrstuvwxyz0123454:sent1:ye",
+        ),
+        ("deep-64", deep_ok.as_bytes()),
+        ("bad-deep-65", deep_bad.as_bytes()),
+        ("bad-leading-zero", b"i03e"),
+        ("bad-negative-zero", b"i-0e"),
+        ("bad-unsorted", b"d1:bi1e1:ai2ee"),
+        ("bad-duplicate", b"d1:ai1e1:ai2ee"),
+        ("bad-u64-overflow", b"i18446744073709551616e"),
+        ("bad-trailing", b"i1ei2e"),
+        ("bad-truncated", b"d1:al3:ab"),
+        ("bad-length", b"99999999999999999999:x"),
+    ];
+    for (name, bytes) in seeds {
+        write(dir, t, name, bytes);
+    }
+}
+
+/// The peer's messages of an application seed: (wait first, parts).
+type Conversation<'a> = &'a [(bool, &'a [AppPart<'a>])];
+
+/// application: one conversation per setup (header bits: outgoing, CURVE, level, local SN, peer
+/// SN, HI/HELLO, 7-byte pieces).
+fn application_seeds(dir: &Path) {
+    let t = "application";
+    let b = AppPart::Bytes;
+    let commands: Conversation<'_> = &[
+        (false, &[b(b"pub.cmd"), b(b"x")]),
+        (false, &[b(b"pub.req"), b(b"t1"), b(b"data")]),
+        (false, &[b(b"basic.cmd")]),
+        (false, &[b(b"basic.req"), b(b"t2")]),
+        (false, &[b(b"admin.req"), b(b"t3")]),
+        (false, &[b(b"sn.cmd")]),
+        (false, &[b(b"sn.req"), b(b"t4")]),
+        (false, &[b(b"lsn.req"), b(b"t5")]),
+        (false, &[b(b"all.req"), b(b"t6")]),
+        (false, &[b(b"old.req"), b(b"t7")]),
+        (false, &[b(b"old.admin"), b(b"t8")]),
+        (false, &[b(b"pub.req")]),
+        (false, &[b(b"nope.cmd"), b(b"t9")]),
+        (false, &[b(b"pub.call"), b(b"t10")]),
+        (false, &[b(b"REPLY"), AppPart::Tag(0), b(b"answer")]),
+        (false, &[b(b"REPLY"), AppPart::Tag(0), b(b"again")]),
+        (false, &[b(b"REPLY")]),
+        (false, &[b(b"HELLO")]),
+        (false, &[b(b"UNKNOWNCOMMAND"), b(b"x.y")]),
+        (true, &[b(b"BYE")]),
+    ];
+    let replies: Conversation<'_> = &[
+        (false, &[b(b"REPLY"), AppPart::Tag(0), b(b"a"), b(b"b")]),
+        (false, &[b(b"FORBIDDEN"), b(b"REPLY"), AppPart::Tag(1)]),
+        (false, &[b(b"pub.call"), b(b"t1")]),
+        (
+            false,
+            &[b(b"NOT_A_SERVICE_NODE"), b(b"REPLY"), AppPart::Tag(2)],
+        ),
+        (false, &[b(b"pub.cmd")]),
+        (false, &[b(b"admin.req"), b(b"t2")]),
+        (false, &[b(b"HI")]),
+        (true, &[b(b"UNKNOWNCOMMAND"), b(b"peer.ask")]),
+        (false, &[b(b"BYE")]),
+        (false, &[b(b"pub.cmd")]),
+    ];
+    let seeds: &[(&str, u8, Conversation<'_>)] = &[
+        ("in-null-basic", 0x48, commands),
+        ("in-null-none-chunked", 0xc4, commands),
+        ("in-curve-admin-sn", 0x7e, commands),
+        ("in-curve-basic", 0x4a, commands),
+        ("in-null-denied", 0x40, commands),
+        ("in-null-no-hi", 0x0c, commands),
+        ("out-null-none", 0x45, replies),
+        ("out-curve-admin", 0x4f, replies),
+        ("out-curve-none-sn-chunked", 0xf7, replies),
+        ("out-null-no-hello", 0x05, replies),
+    ];
+    for (name, header, messages) in seeds {
+        write(dir, t, name, &application_input(*header, messages));
+    }
 }

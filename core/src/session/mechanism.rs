@@ -77,7 +77,8 @@ pub(crate) enum Handshake {
 }
 
 /// A handshake step asked of a finished handshake: the session never does this.
-const HANDSHAKE_DONE: SessionError = SessionError::InvalidConfig("the handshake is already complete");
+const HANDSHAKE_DONE: SessionError =
+    SessionError::InvalidConfig("the handshake is already complete");
 
 impl Handshake {
     /// The machine for `config` (CURVE doing its cryptography with `provider`), or a typed
