@@ -646,7 +646,7 @@ fn next_id(len: usize) -> Option<u16> {
     u16::try_from(len).ok()
 }
 
-/// Chains command registrations onto one category; made by [`RegistryBuilder::category`].
+/// Chains command registrations onto one category; made by [`RegistryBuilder::add_category`].
 #[derive(Debug)]
 pub struct CategoryHelper<'a> {
     builder: &'a mut RegistryBuilder,

@@ -526,11 +526,11 @@ impl Builder {
     }
 
     /// Adds a category (OxenMQ's `add_category`). `opts` is what a caller needs for every
-    /// command in it — an [`AuthLevel`], or an [`Access`] that can also require the caller to
+    /// command in it — an [`AuthLevel`], or an [`Access`](crate::Access) that can also require the caller to
     /// be a service node (`remote_sn`) or this node to be one (`local_sn`) — with OxenMQ's
     /// defaults (no reserved threads, at most 200 commands waiting), or a [`CategoryOptions`]
     /// that also sets the reserved threads (workers kept for this category on top of the
-    /// general pool, so it keeps running when the pool is busy) and the [`QueueLimit`] (how
+    /// general pool, so it keeps running when the pool is busy) and the [`QueueLimit`](crate::QueueLimit) (how
     /// many of its commands may wait for a worker; beyond that they are dropped with a log and
     /// no reply, as in OxenMQ). Names are 1–50 bytes without a `.`, and new; a refusal is an
     /// [`Error::Registry`] with OxenMQ's message.
