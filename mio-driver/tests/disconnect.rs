@@ -7,11 +7,8 @@ mod common;
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-use common::{builder, connect_channel, loopback, server_builder, wait};
-use lokimq::{
-    AuthLevel, Builder, ConnectError, ConnectOptions, DisconnectReason, Disconnected, Keypair,
-    Listen,
-};
+use common::{builder, connect, loopback, server_builder, wait};
+use lokimq::{AuthLevel, Builder, ConnectError, DisconnectReason, Disconnected, Keypair, Listen};
 
 /// Installs a hook that forwards every report to a channel.
 fn hook(b: &mut Builder) -> Receiver<Disconnected> {
@@ -50,12 +47,7 @@ fn both_ends_hear_of_a_connection_ending_and_a_dead_server_is_given_up() {
     let client = cb.start().unwrap();
 
     // 1. The client closes its connection: the server hears of it, final, with the key.
-    let (ok, fail, connected) = connect_channel();
-    let first = client
-        .handle()
-        .connect_remote(addr.clone(), ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    let first = connect(client.handle(), &addr);
     client
         .handle()
         .disconnect(&first, Duration::from_secs(1))
@@ -87,12 +79,7 @@ fn both_ends_hear_of_a_connection_ending_and_a_dead_server_is_given_up() {
 
     // 2. The server goes away: the client's connection drops (and would reconnect), then is
     //    given up because nothing listens any more.
-    let (ok, fail, connected) = connect_channel();
-    let second = client
-        .handle()
-        .connect_remote(addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    let second = connect(client.handle(), &addr);
     drop(server);
     let lost = wait(&client_reports, "the drop");
     assert_eq!(lost.conn(), &second);
@@ -125,12 +112,7 @@ fn a_plain_connection_reports_no_key_and_shutdown_reports_nothing() {
     let mut cb = builder();
     let client_reports = hook(&mut cb);
     let client = cb.start().unwrap();
-    let (ok, fail, connected) = connect_channel();
-    client
-        .handle()
-        .connect_remote(addr, ok, fail, ConnectOptions::default())
-        .unwrap();
-    wait(&connected, "connect").unwrap();
+    connect(client.handle(), &addr);
 
     // The client shuts down: the server hears of it; the client, shutting down, does not.
     drop(client);

@@ -157,7 +157,7 @@ pub enum DisconnectReason {
     /// The remote asked us to disconnect with OxenMQ's `BYE`.
     #[error("the remote sent BYE")]
     Bye,
-    /// The peer closed the stream (end of file).
+    /// The peer closed the stream (it read end of stream).
     #[error("closed by the peer")]
     PeerClosed,
     /// The transport failed (reset, broken pipe, …); `reason` is the driver's text.
