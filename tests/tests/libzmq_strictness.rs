@@ -422,15 +422,21 @@ fn libzmq_strict_ping_without_ttl_inside_a_curve_message_is_closed() {
     }
 }
 
+/// A raw NULL DEALER's greeting and READY, the READY sent with frame `flags` (0x04: as the
+/// command it is; 0x00: as a data frame).
+fn null_dealer_greeting_and_ready(raw: &mut RawPeer, flags: u8) {
+    raw.write(&greeting(b"NULL"));
+    raw.write_frame(
+        flags,
+        &[b"\x05READY", &metadata(b"DEALER", Some(b""), &[])[..]].concat(),
+    );
+}
+
 #[test]
 fn libzmq_strict_ping_without_ttl_in_a_null_command_frame_is_closed() {
     let mut router = Router::bind(config(SocketType::Router, MechanismConfig::Null), 52);
     let mut raw = RawPeer::connect(&router);
-    raw.write(&greeting(b"NULL"));
-    raw.write_frame(
-        0x04,
-        &[b"\x05READY", &metadata(b"DEALER", Some(b""), &[])[..]].concat(),
-    );
+    null_dealer_greeting_and_ready(&mut raw, 0x04);
     raw.write_frame(0x04, b"\x04PING");
     let after = raw.read_until_closed(&mut router);
     // Our greeting and READY, and no PONG.
@@ -623,11 +629,7 @@ fn libzmq_strict_hello_as_a_data_frame_is_closed() {
 fn libzmq_strict_null_ready_as_a_data_frame_is_closed() {
     let mut router = Router::bind(config(SocketType::Router, MechanismConfig::Null), 72);
     let mut raw = RawPeer::connect(&router);
-    raw.write(&greeting(b"NULL"));
-    raw.write_frame(
-        0x00,
-        &[b"\x05READY", &metadata(b"DEALER", Some(b""), &[])[..]].concat(),
-    );
+    null_dealer_greeting_and_ready(&mut raw, 0x00);
     let after = raw.read_until_closed(&mut router);
     assert_eq!(after.len(), 64 + 2 + 0x29, "our greeting and READY only");
     assert_eq!(
