@@ -157,10 +157,9 @@ fn a_flooding_peer_cannot_take_a_queue_from_a_well_behaved_one() {
 /// trip is the time the server takes for eight mebibyte echoes, and the small echoes' 99th
 /// percentile must stay under half of it. Before the fix (`8af35ee`'s proxy: 256 KiB reads,
 /// re-read in the same turn, every posted reply sealed in one turn) the small echoes waited
-/// behind the whole backlog, and longer the more the streamer had in flight: p99 523 ms and
-/// 1,094 ms against a streamer median of 649 ms (0.81x, 1.69x). After: 128 ms and 89 ms
-/// (0.20x, 0.14x), whatever the window (debug build, two fuzzers running on the 2-core
-/// machine; docs/reliability.md).
+/// behind the whole backlog, and longer the more the streamer had in flight: p99 0.81-1.75x
+/// the streamer's median (four runs, loaded and idle machine, debug build). After: 0.12-0.20x
+/// (eight runs), whatever the window. Figures in docs/reliability.md, "Tests".
 ///
 /// The streamer is a lokimq node (libzmq's vendored CURVE, TweetNaCl, needs most of a second
 /// to seal a mebibyte in a debug build, which would measure the client); the small echoes come
