@@ -487,6 +487,19 @@ fn libzmq_answers_a_ping_without_ttl_with_16_bytes_it_was_never_sent() {
     assert_eq!(&pong[..5], b"\x04PONG");
 }
 
+/// One step of `router`, which echoes every message it received back to its sender; then what
+/// reached `dealer` is added to `echoed`.
+fn echo_round(router: &mut Router, dealer: &zmq::Socket, echoed: &mut Vec<Vec<Vec<u8>>>) {
+    router.step(STEP);
+    while !router.received.is_empty() {
+        let m = router.received.remove(0);
+        assert!(router.send(&m[0], m[1..].to_vec()));
+    }
+    while let Some(m) = try_recv(dealer) {
+        echoed.push(m);
+    }
+}
+
 /// Real heartbeats, with traffic: a libzmq CURVE DEALER with `ZMQ_HEARTBEAT_IVL`, `_TTL` and
 /// `_TIMEOUT` PINGs our ROUTER (which PINGs back) inside CURVE MESSAGEs while both exchange
 /// messages; nothing is refused and every message arrives in order.
@@ -517,25 +530,11 @@ fn libzmq_curve_dealer_with_heartbeats_and_traffic_is_never_refused() {
     run_for(Duration::from_millis(600), || {
         zsend(&dealer, &[b"n", &sent.to_be_bytes()]);
         sent += 1;
-        router.step(STEP);
-        while !router.received.is_empty() {
-            let m = router.received.remove(0);
-            assert!(router.send(&m[0], m[1..].to_vec()));
-        }
-        while let Some(m) = try_recv(&dealer) {
-            echoed.push(m);
-        }
+        echo_round(&mut router, &dealer, &mut echoed);
         mon.poll();
     });
     let rest = wait_until(BOUND, || {
-        router.step(STEP);
-        while !router.received.is_empty() {
-            let m = router.received.remove(0);
-            assert!(router.send(&m[0], m[1..].to_vec()));
-        }
-        while let Some(m) = try_recv(&dealer) {
-            echoed.push(m);
-        }
+        echo_round(&mut router, &dealer, &mut echoed);
         (echoed.len() == sent as usize).then_some(())
     });
     assert!(rest.is_some(), "{} of {sent} echoed", echoed.len());
